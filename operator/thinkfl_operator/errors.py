@@ -1,0 +1,46 @@
+"""Every error the package raises on purpose, in one tree.
+
+    ThinkFLError                    base; never raised itself
+    ├── UserInputError              the input is wrong; retrying will not help
+    │   ├── DatasetError            a dataset file or folder is missing or malformed
+    │   └── InvalidIncident         an incident (time, trace ID, window, engine) is invalid
+    ├── NoEvidence                  the data holds nothing to diagnose (no spans in the window)
+    └── BackendError                a telemetry backend or the LLM failed; retryable
+
+``retryable`` on each class tells callers (the operator, the CLI) whether to try again.
+"""
+
+from __future__ import annotations
+
+
+class ThinkFLError(Exception):
+    """Base of every error raised on purpose by thinkfl_operator."""
+
+    retryable = False
+
+
+class UserInputError(ThinkFLError):
+    """The input is wrong; the message names the file, field or value and what is wrong."""
+
+
+class DatasetError(UserInputError):
+    """A dataset file or folder is missing or malformed."""
+
+    def __init__(self, path: object, problem: str) -> None:
+        super().__init__(f"{path}: {problem}")
+        self.path = str(path)
+        self.problem = problem
+
+
+class InvalidIncident(UserInputError):
+    """An incident's fields cannot be used (bad time, unknown trace, bad window)."""
+
+
+class NoEvidence(ThinkFLError):
+    """Nothing to diagnose: no spans around the incident time, or the trace is empty."""
+
+
+class BackendError(ThinkFLError):
+    """A telemetry backend or the LLM endpoint failed; worth retrying later."""
+
+    retryable = True

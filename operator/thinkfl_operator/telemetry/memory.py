@@ -1,0 +1,76 @@
+"""A store over frames already in memory: the base of the file stores and the synthetic demo."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pandas as pd
+
+from thinkfl_operator.telemetry.naming import service_of_pod
+from thinkfl_operator.telemetry.quality import DataQuality
+from thinkfl_operator.telemetry.spans import SpanTable, clean_spans, empty_frame
+from thinkfl_operator.telemetry.store import MetricFrames
+
+
+class MemoryStore:
+    """Spans and KPI frames held in memory, selected by their own timestamps."""
+
+    name = "memory"
+
+    def __init__(
+        self,
+        spans: pd.DataFrame | None = None,
+        metrics: MetricFrames | None = None,
+        nodes: dict[str, str] | None = None,
+        service_of: Callable[[str], str] = service_of_pod,
+    ) -> None:
+        self.quality = DataQuality()
+        self._spans = clean_spans(spans, self.quality) if spans is not None else empty_frame()
+        self._metrics: MetricFrames = dict(metrics or {})
+        self._nodes = dict(nodes or {})
+        self._service_of = service_of
+        self._trace_cache: dict[str, SpanTable] = {}
+
+    # spans -------------------------------------------------------------------------------
+    def _frame_between(self, start_us: int, end_us: int) -> pd.DataFrame:
+        frame = self._spans
+        starts = frame["start_us"]
+        return frame[(starts >= start_us) & (starts < end_us)]
+
+    def spans_between(self, start_us: int, end_us: int) -> SpanTable:
+        return SpanTable(self._frame_between(start_us, end_us))
+
+    def find_trace(self, trace_id: str) -> SpanTable:
+        if trace_id not in self._trace_cache:
+            frame = self._all_spans()
+            self._trace_cache[trace_id] = SpanTable(frame[frame["trace_id"] == trace_id])
+        return self._trace_cache[trace_id]
+
+    def _all_spans(self) -> pd.DataFrame:
+        return self._spans
+
+    # metrics -----------------------------------------------------------------------------
+    def _pod_frame(self, pod: str) -> pd.DataFrame | None:
+        return self._metrics.get(pod)
+
+    def metrics(self, pods: list[str], start_s: float, end_s: float) -> MetricFrames:
+        out: MetricFrames = {}
+        for pod in pods:
+            frame = self._pod_frame(pod)
+            if frame is None or frame.empty:
+                continue
+            index = frame.index
+            lo, hi = index.searchsorted(start_s, "left"), index.searchsorted(end_s, "right")
+            if hi > lo:
+                out[pod] = frame.iloc[lo:hi]
+        return out
+
+    def metric_pods(self) -> list[str]:
+        return sorted(self._metrics)
+
+    # topology ----------------------------------------------------------------------------
+    def node_of(self, pod: str) -> str:
+        return self._nodes.get(pod, "")
+
+    def service_of(self, pod: str) -> str:
+        return self._service_of(pod)

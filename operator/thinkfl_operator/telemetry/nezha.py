@@ -1,0 +1,217 @@
+"""The Nezha layout (``rca_data/<day>``): per-minute trace CSVs and per-pod metric CSVs.
+
+Files are read lazily and cached. File names (``HH_MM_trace.csv``) are only a hint for which
+files may hold a time range: spans and samples are always selected by their own timestamps,
+because on some days files are cut at odd seconds, overlap, or cover several minutes.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from thinkfl_operator.errors import DatasetError
+from thinkfl_operator.telemetry.csvio import read_csv
+from thinkfl_operator.telemetry.memory import MemoryStore
+from thinkfl_operator.telemetry.naming import service_of_pod
+from thinkfl_operator.telemetry.quality import DataQuality
+from thinkfl_operator.telemetry.spans import SpanTable, clean_spans, empty_frame
+
+TRACE_COLUMNS = ("TraceID", "SpanID", "ParentID", "PodName", "OperationName", "StartTimeUnixNano")
+_TRACE_TEXT = ("TraceID", "SpanID", "ParentID", "PodName", "OperationName")
+_FILE_MINUTE = re.compile(r"^(\d{1,2})_(\d{2})_trace\.csv$")
+_METRIC_SUFFIX = "_metric.csv"
+#: Files whose name-minute lies this far outside a requested range are still read.
+_HINT_SLACK = timedelta(minutes=20)
+_MAX_US = 253_000_000_000 * 1_000_000  # year ~9987: the largest time datetime can hold
+#: Metric columns that are not KPIs.
+_NON_KPI = {"Time", "TimeStamp", "PodName", "ServiceName"}
+#: A text time and an epoch further apart than this mean the epoch is corrupt (seconds).
+_EPOCH_TOLERANCE_S = 300.0
+
+
+def is_nezha_day(path: Path) -> bool:
+    return (path / "trace").is_dir() or (path / "metric").is_dir()
+
+
+class NezhaStore(MemoryStore):
+    """One Nezha day folder."""
+
+    name = "nezha"
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(service_of=service_of_pod)
+        self.root = root
+        if not root.is_dir():
+            raise DatasetError(root, "no such folder")
+        if not is_nezha_day(root):
+            raise DatasetError(root, "not a Nezha day folder (expected trace/ and metric/ inside)")
+        self._day = _folder_day(root)
+        self._trace_files = sorted((root / "trace").glob("*.csv")) if (root / "trace").is_dir() else []
+        metric_dir = root / "metric"
+        self._metric_files = {
+            p.name[: -len(_METRIC_SUFFIX)]: p
+            for p in (sorted(metric_dir.glob(f"*{_METRIC_SUFFIX}")) if metric_dir.is_dir() else [])
+        }
+        self._file_cache: dict[Path, pd.DataFrame] = {}
+        self._metric_cache: dict[str, pd.DataFrame] = {}
+
+    # spans -------------------------------------------------------------------------------
+    def _files_for(self, start_us: int, end_us: int) -> list[Path]:
+        if self._day is None:
+            return self._trace_files
+        lo = datetime.fromtimestamp(max(start_us, 0) / 1e6, UTC) - _HINT_SLACK
+        hi = datetime.fromtimestamp(min(end_us, _MAX_US) / 1e6, UTC) + _HINT_SLACK
+        chosen = []
+        for path in self._trace_files:
+            match = _FILE_MINUTE.match(path.name)
+            if match is None:
+                chosen.append(path)
+                continue
+            minute = self._day + timedelta(hours=int(match.group(1)), minutes=int(match.group(2)))
+            if lo <= minute <= hi:
+                chosen.append(path)
+        return chosen
+
+    def _load_trace_file(self, path: Path) -> pd.DataFrame:
+        cached = self._file_cache.get(path)
+        if cached is not None:
+            return cached
+        raw = read_csv(path, TRACE_COLUMNS, _TRACE_TEXT)
+        frame = self._normalize(raw)
+        self._file_cache[path] = frame
+        return frame
+
+    def _normalize(self, raw: pd.DataFrame) -> pd.DataFrame:
+        start_ns = pd.to_numeric(raw["StartTimeUnixNano"], errors="coerce")
+        end_ns = pd.to_numeric(raw.get("EndTimeUnixNano"), errors="coerce") if "EndTimeUnixNano" in raw else None
+        duration = pd.to_numeric(raw["Duration"], errors="coerce") if "Duration" in raw else None
+        if duration is None and end_ns is not None:
+            duration = (end_ns - start_ns) / 1000
+        elif duration is not None and end_ns is not None:
+            duration = duration.fillna((end_ns - start_ns) / 1000)
+        if end_ns is not None and duration is not None:
+            # A corrupt start next to a sane end: rebuild the start from end − duration.
+            rebuilt = end_ns - duration * 1000
+            median = float(np.nanmedian(end_ns.to_numpy(dtype="float64"))) if len(end_ns) else 0.0
+            corrupt = (start_ns - median).abs() > 86_400e9
+            fixable = corrupt & ((rebuilt - median).abs() <= 86_400e9)
+            if fixable.any():
+                self.quality.add("span start times rebuilt from end − duration", int(fixable.sum()))
+                start_ns = start_ns.where(~fixable, rebuilt)
+        pods = raw["PodName"].fillna("").astype(str)
+        parent = raw["ParentID"].fillna("").astype(str)
+        frame = pd.DataFrame(
+            {
+                "trace_id": raw["TraceID"],
+                "span_id": raw["SpanID"],
+                "parent_id": parent.where(parent.str.lower() != "root", ""),
+                "pod": pods,
+                "service": pods.map(_cached_service),
+                "node": "",
+                "operation": raw["OperationName"],
+                "start_us": start_ns // 1000,
+                "duration_us": duration if duration is not None else np.nan,
+                "status": "0",
+                "kind": "",
+            }
+        )
+        nan_duration = frame["duration_us"].isna() & frame["start_us"].notna()
+        return clean_spans(frame, self.quality) if not nan_duration.all() else empty_frame()
+
+    def _frame_between(self, start_us: int, end_us: int) -> pd.DataFrame:
+        parts = []
+        for path in self._files_for(start_us, end_us):
+            frame = self._load_trace_file(path)
+            starts = frame["start_us"]
+            parts.append(frame[(starts >= start_us) & (starts < end_us)])
+        return self._merge(parts)
+
+    def _merge(self, parts: list[pd.DataFrame]) -> pd.DataFrame:
+        parts = [p for p in parts if not p.empty]
+        if not parts:
+            return empty_frame()
+        frame = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+        if len(parts) > 1:
+            # Overlapping minute files repeat spans.
+            dup = frame.duplicated(subset=["trace_id", "span_id"], keep="first")
+            if dup.any():
+                frame = frame[~dup]
+        return frame
+
+    def _all_spans(self) -> pd.DataFrame:
+        return self._merge([self._load_trace_file(p) for p in self._trace_files])
+
+    def find_trace(self, trace_id: str) -> SpanTable:
+        if trace_id not in self._trace_cache:
+            parts = []
+            for path in self._trace_files:
+                frame = self._load_trace_file(path)
+                parts.append(frame[frame["trace_id"] == trace_id])
+            self._trace_cache[trace_id] = SpanTable(self._merge(parts))
+        return self._trace_cache[trace_id]
+
+    # metrics -----------------------------------------------------------------------------
+    def metric_pods(self) -> list[str]:
+        return sorted(self._metric_files)
+
+    def _pod_frame(self, pod: str) -> pd.DataFrame | None:
+        if pod in self._metric_cache:
+            return self._metric_cache[pod]
+        path = self._metric_files.get(pod)
+        if path is None:
+            return None
+        raw = read_csv(path, ("TimeStamp",), ("Time", "PodName"))
+        frame = self._metric_frame(raw)
+        self._metric_cache[pod] = frame
+        return frame
+
+    def _metric_frame(self, raw: pd.DataFrame) -> pd.DataFrame:
+        times = _sample_times(raw, self.quality)
+        kpis = [c for c in raw.columns if c not in _NON_KPI]
+        values = raw[kpis].apply(pd.to_numeric, errors="coerce").astype("float64")
+        values.index = pd.Index(times, name="ts")
+        values = values[values.index.notna()]
+        values = values[~values.index.duplicated(keep="first")].sort_index()
+        return values
+
+
+def _sample_times(raw: pd.DataFrame, quality: DataQuality) -> np.ndarray:
+    """Sample time in epoch seconds: the text ``Time`` when it parses, else ``TimeStamp``."""
+    epoch = pd.to_numeric(raw["TimeStamp"], errors="coerce").to_numpy(dtype="float64")
+    if "Time" not in raw:
+        return epoch
+    text = raw["Time"].fillna("").astype(str)
+    parsed = pd.to_datetime(text.str.slice(0, 19), format="%Y-%m-%d %H:%M:%S", errors="coerce", utc=True)
+    offset = text.str.extract(r"^\S+ \S+ ([+-]\d{4})", expand=False)
+    sign = np.where(offset.str.startswith("-").fillna(False), -1.0, 1.0)
+    hours = pd.to_numeric(offset.str.slice(1, 3), errors="coerce").fillna(0).to_numpy()
+    minutes = pd.to_numeric(offset.str.slice(3, 5), errors="coerce").fillna(0).to_numpy()
+    seconds = (parsed - pd.Timestamp(0, tz="UTC")).dt.total_seconds().to_numpy(dtype="float64")
+    text_s = seconds - sign * (hours * 3600 + minutes * 60)
+    text_s = np.where(parsed.isna().to_numpy(), np.nan, text_s)
+    disagree = ~np.isnan(text_s) & (np.isnan(epoch) | (np.abs(text_s - epoch) > _EPOCH_TOLERANCE_S))
+    if disagree.any():
+        quality.add("metric rows whose epoch disagreed with their text time (text used)", int(disagree.sum()))
+    return np.where(np.isnan(text_s), epoch, text_s)
+
+
+def _folder_day(root: Path) -> datetime | None:
+    try:
+        return datetime.strptime(root.name[:10], "%Y-%m-%d").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+_SERVICE_CACHE: dict[str, str] = {}
+
+
+def _cached_service(pod: str) -> str:
+    svc = _SERVICE_CACHE.get(pod)
+    if svc is None:
+        svc = _SERVICE_CACHE[pod] = service_of_pod(pod)
+    return svc

@@ -57,6 +57,19 @@ class Span:
 
 
 @dataclass(frozen=True, slots=True)
+class Incident:
+    """What to diagnose: a trace, or a service and a time (epoch seconds, UTC)."""
+
+    time_s: float | None = None
+    trace_id: str = ""
+    root_span_id: str = ""
+    service: str = ""
+    window_s: float | None = None  # seconds after time_s searched for anomalous traces
+    max_traces: int | None = None
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Fluctuation:
     """A KPI series that left mean ± 3·std of its baseline around the queried time."""
 
@@ -83,6 +96,21 @@ class Candidate:
     pod: str = ""
     reason: str = ""
     score: float = 0.0
+
+
+@dataclass(slots=True)
+class Topology:
+    """What was observed: pod → service and pod → node. Names outside it are never reported."""
+
+    pods: dict[str, str] = field(default_factory=dict)
+    nodes: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def services(self) -> set[str]:
+        return set(self.pods.values())
+
+    def pods_of(self, service: str) -> list[str]:
+        return sorted(p for p, s in self.pods.items() if s == service)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,1 @@
+"""The ``thinkfl`` command line."""

@@ -1,0 +1,169 @@
+"""``thinkfl``: demo, diagnose, evaluate and bench from the command line.
+
+A user error (missing folder, malformed file, bad time) is one line on stderr naming the file or
+value, and exit code 2; never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, NoReturn
+
+from thinkfl_operator.cli import render
+from thinkfl_operator.cli.timeparse import iso, parse_time
+from thinkfl_operator.diagnosis import ENGINES, diagnose, make_engine
+from thinkfl_operator.errors import NoEvidence, UserInputError
+from thinkfl_operator.evaluation import runner
+from thinkfl_operator.evaluation.labels import read_faults
+from thinkfl_operator.logs import configure_logging
+from thinkfl_operator.models import Incident
+from thinkfl_operator.settings import Settings, get_settings
+from thinkfl_operator.telemetry.open import open_dataset
+
+EXIT_USER_ERROR = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        raise SystemExit(EXIT_USER_ERROR)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="thinkfl", description="Localize the root cause of microservice incidents.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    demo = sub.add_parser("demo", help="diagnose a bundled synthetic incident (no data, no cluster)")
+    demo.add_argument("--fault", default="network_delay", help="network_delay | cpu_contention | return")
+    demo.add_argument("--service", default="recommendationservice", help="service to break")
+    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--json", type=Path, metavar="FILE", help="also write the result as JSON")
+
+    diag = sub.add_parser("diagnose", help="diagnose one incident from an offline dataset folder")
+    diag.add_argument("data_dir", type=Path, metavar="DATA_DIR")
+    diag.add_argument("--time", help='incident time, e.g. "2023-01-30 11:51:46" (UTC) or RFC 3339')
+    diag.add_argument("--trace-id", default="", help="diagnose this trace")
+    diag.add_argument("--service", default="", help="the service that alerted (optional)")
+    diag.add_argument("--window", type=float, default=None, metavar="SECONDS",
+                      help="seconds after --time searched for anomalous spans")
+    diag.add_argument("--engine", default=None, choices=ENGINES)
+    diag.add_argument("--json", type=Path, metavar="FILE", help="write the full result as JSON")
+
+    ev = sub.add_parser("evaluate", help="diagnose every labeled fault of a dataset and score it")
+    ev.add_argument("data_dir", type=Path, metavar="DATA_DIR")
+    ev.add_argument("--engine", default=None, choices=ENGINES)
+    ev.add_argument("--json", type=Path, metavar="FILE", help="write one entry per fault as JSON")
+
+    bench = sub.add_parser("bench", help="time and memory of evaluating a dataset folder")
+    bench.add_argument("data_dir", type=Path, metavar="DATA_DIR")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    try:
+        return int(_COMMANDS[args.command](args, settings))
+    except UserInputError as exc:
+        sys.stderr.write(f"thinkfl: error: {exc}\n")
+        return EXIT_USER_ERROR
+    except NoEvidence as exc:
+        sys.stderr.write(f"thinkfl: nothing to diagnose: {exc}\n")
+        return 1
+
+
+def _write_json(path: Path, payload: Any) -> None:
+    try:
+        path.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise UserInputError(f"{path}: cannot write: {exc.strerror or exc}") from None
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from thinkfl_operator.synthetic import generate
+
+    try:
+        incident_data = generate(seed=args.seed, fault=args.fault, service=args.service)
+    except ValueError as exc:
+        raise UserInputError(str(exc)) from None
+    store = incident_data.store()
+    incident = Incident(time_s=incident_data.time_s, description="synthetic demo incident")
+    started = time.perf_counter()
+    result = diagnose(store, incident, "heuristic", settings)
+    elapsed = time.perf_counter() - started
+    print(f"Synthetic OnlineBoutique-like incident: {incident_data.fault} injected into "
+          f"{incident_data.faulty_pod} at {iso(incident_data.time_s)}\n")
+    print(render.describe(incident, result, "synthetic generator (seed %d)" % args.seed))
+    print(f"\nDiagnosed in {elapsed * 1000:.0f} ms. Injected: {incident_data.faulty_service}; "
+          f"top-1: {result.top.service if result.top else '-'}")
+    if args.json:
+        _write_json(args.json, result.as_dict())
+    return 0
+
+
+def cmd_diagnose(args: argparse.Namespace, settings: Settings) -> int:
+    if not args.time and not args.trace_id:
+        raise UserInputError("give --time or --trace-id")
+    incident = Incident(
+        time_s=parse_time(args.time) if args.time else None,
+        trace_id=args.trace_id.strip(),
+        service=args.service.strip(),
+        window_s=args.window,
+    )
+    store = open_dataset(args.data_dir)
+    engine = args.engine or settings.engine
+    started = time.perf_counter()
+    result = diagnose(store, incident, engine, settings)
+    elapsed = time.perf_counter() - started
+    print(render.describe(incident, result, str(args.data_dir)))
+    print(f"\nDiagnosed in {elapsed * 1000:.0f} ms.")
+    if args.json:
+        payload = result.as_dict()
+        payload["incident"] = {"time": iso(incident.time_s) if incident.time_s else None,
+                               "traceID": incident.trace_id, "service": incident.service}
+        payload["seconds"] = round(elapsed, 4)
+        payload["steps"] = [s.as_dict(with_output=True) for s in result.steps]
+        _write_json(args.json, payload)
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
+    faults = read_faults(args.data_dir)
+    store = open_dataset(args.data_dir)
+    engine = make_engine(args.engine or settings.engine, settings)
+    results = runner.run(store, faults, engine)
+    summary = runner.summarize(results)
+    print(render.evaluation(results, summary))
+    if args.json:
+        _write_json(args.json, [_entry(r) for r in results])
+    return 0
+
+
+def _entry(result: runner.FaultResult) -> dict[str, Any]:
+    entry: dict[str, Any] = {"inject_time": result.fault.time_text, "inject_pod": result.fault.pod or
+                             result.fault.service, "ranked": []}
+    if result.diagnosis is None:
+        entry["skipped"] = result.skipped
+        return entry
+    entry["ranked"] = [{"service": c.service, "pod": c.pod, "node": c.node, "score": c.score}
+                       for c in result.diagnosis.root_causes]
+    return entry
+
+
+def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
+    from thinkfl_operator.evaluation.bench import bench_dataset
+
+    print(bench_dataset(args.data_dir, settings))
+    return 0
+
+
+_COMMANDS = {"demo": cmd_demo, "diagnose": cmd_diagnose, "evaluate": cmd_evaluate, "bench": cmd_bench}
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Diagnosis engines: one interface, incident context in, ranked diagnosis out."""

@@ -1,0 +1,73 @@
+"""Training-format rendering: the root-span table, span lists and metric maps, each capped."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+
+from thinkfl_operator.models import Span
+
+#: Column order of the first user message's root-span table.
+ROOT_COLUMNS = ("timestamp", "cmdb_id", "span_id", "trace_id", "duration", "type", "status_code",
+                "operation_name", "parent_span")
+
+
+def root_span_table(span: Span, index: int = 0) -> str:
+    """The root span as pandas prints a one-row frame (header line, then index and values)."""
+    row: dict[str, Any] = {
+        "timestamp": span.timestamp,
+        "cmdb_id": span.cmdb_id,
+        "span_id": span.span_id,
+        "trace_id": span.trace_id,
+        "duration": span.duration,
+        "type": span.type,
+        "status_code": span.status_code,
+        "operation_name": span.operation_name,
+        "parent_span": span.parent_span or float("nan"),
+    }
+    return pd.DataFrame([row], index=[index], columns=list(ROOT_COLUMNS)).to_string()
+
+
+def spans_json(spans: Sequence[Span], max_chars: int) -> str:
+    """Child spans as the training JSON list (sorted keys, compact), whole items up to the cap."""
+    items = [json.dumps(s.training_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+             for s in spans]
+    return _capped_list(items, max_chars, "spans")
+
+
+def _capped_list(items: list[str], max_chars: int, noun: str) -> str:
+    body, used = [], 2
+    for item in items:
+        if used + len(item) + 2 > max_chars and body:
+            break
+        body.append(item)
+        used += len(item) + 2
+    text = "[" + ", ".join(body) + "]"
+    if len(body) < len(items):
+        text += f"\n({len(items) - len(body)} more {noun} not shown)"
+    return text
+
+
+def metrics_json(entries: dict[str, dict[str, float]], max_chars: int) -> str:
+    """The fluctuating-metrics map (keys ``node.pod.kpi``), whole entries up to the cap."""
+    parts, used = [], 2
+    for key, stats in entries.items():
+        item = json.dumps({key: stats}, ensure_ascii=False)[1:-1]
+        if used + len(item) + 2 > max_chars and parts:
+            break
+        parts.append(item)
+        used += len(item) + 2
+    text = "{" + ", ".join(parts) + "}"
+    if len(parts) < len(entries):
+        text += f"\n({len(entries) - len(parts)} more metrics not shown)"
+    return text
+
+
+def ms(duration_us: int) -> str:
+    """A duration in µs as a short human string."""
+    if duration_us >= 1_000_000:
+        return f"{duration_us / 1e6:.2f} s"
+    return f"{duration_us / 1e3:.1f} ms"

@@ -1,0 +1,93 @@
+"""search_fluctuating_metrics: the authors' 3-sigma rule over KPI series around a time.
+
+For every KPI series of the service's pods (and of their nodes): the baseline is the samples in
+[t − 20 min, t + 20 min]; the series fluctuates when any sample in [t − 10 min, t + 10 min] lies
+outside baseline mean ± 3·std. Series with a zero (or undefined) baseline std are skipped.
+Standard deviations are population ones (ddof = 0), as numpy computes them.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from thinkfl_operator.evidence.formatting import metrics_json
+from thinkfl_operator.models import Fluctuation
+from thinkfl_operator.telemetry.store import MetricFrames
+
+
+def normalize_timestamp(value: object) -> float:
+    """Epoch seconds from a timestamp in s or ms (the reference keeps the first 10 digits)."""
+    text = str(value).strip()
+    digits = text.split(".")[0].lstrip("+")
+    if not digits.isdigit():
+        raise ValueError(f"timestamp {text!r} is not an epoch number")
+    return float(digits[:10]) if len(digits) > 10 else float(text)
+
+
+def metric_key(node: str, pod: str, kpi: str) -> str:
+    return ".".join(part for part in (node, pod, kpi) if part)
+
+
+def fluctuations(
+    frames: MetricFrames,
+    t_s: float,
+    nodes: dict[str, str],
+    baseline_s: float = 1200.0,
+    current_s: float = 600.0,
+    sigma: float = 3.0,
+) -> list[Fluctuation]:
+    """Every KPI series that leaves mean ± sigma·std around ``t_s``, most deviant first."""
+    found: list[Fluctuation] = []
+    for pod, frame in frames.items():
+        ts = frame.index.to_numpy(dtype="float64")
+        base_mask = (ts >= t_s - baseline_s) & (ts <= t_s + baseline_s)
+        cur_mask = (ts >= t_s - current_s) & (ts <= t_s + current_s)
+        if not cur_mask.any():
+            continue
+        values = frame.to_numpy(dtype="float64")
+        base, cur = values[base_mask], values[cur_mask]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", category=RuntimeWarning)  # all-NaN columns
+            mean = np.nanmean(base, axis=0)
+            std = np.nanstd(base, axis=0)
+            outside = np.abs(cur - mean) > sigma * std
+            cur_mean = np.nanmean(cur, axis=0)
+            cur_std = np.nanstd(cur, axis=0)
+        for j, kpi in enumerate(frame.columns):
+            if not np.isfinite(std[j]) or std[j] <= 0 or not outside[:, j].any():
+                continue
+            found.append(
+                Fluctuation(
+                    key=metric_key(nodes.get(pod, ""), pod, str(kpi)),
+                    pod=pod,
+                    kpi=str(kpi),
+                    regular_mean=float(mean[j]),
+                    regular_std_dev=float(std[j]),
+                    current_mean=float(cur_mean[j]),
+                    current_std_dev=float(cur_std[j]),
+                )
+            )
+    found.sort(key=lambda f: f.deviation, reverse=True)
+    return found
+
+
+def render(found: list[Fluctuation], max_chars: int) -> str:
+    entries = {
+        f.key: {
+            "regular_mean": round(f.regular_mean, 2),
+            "regular_std_dev": round(f.regular_std_dev, 2),
+            "current_mean": round(f.current_mean, 2),
+            "current_std_dev": round(f.current_std_dev, 2),
+        }
+        for f in found
+    }
+    return metrics_json(entries, max_chars)
+
+
+def summarize(service: str, found: list[Fluctuation]) -> str:
+    if not found:
+        return f"no fluctuating metrics for {service}"
+    top = ", ".join(f"{f.kpi} {f.regular_mean:.2f}→{f.current_mean:.2f}" for f in found[:3])
+    return f"{len(found)} fluctuating metric(s) for {service}: {top}"

@@ -1,0 +1,91 @@
+"""The three ThinkFL tools bound to one incident's evidence; every call becomes a Step.
+
+Both engines call tools only through a Toolbox, so the diagnostic path they leave is the same
+kind of record whether a model or the deterministic engine chose the calls.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from thinkfl_operator.evidence import metrics as metric_tool
+from thinkfl_operator.evidence import traces as trace_tool
+from thinkfl_operator.models import Candidate, Fluctuation, Span, Step
+from thinkfl_operator.telemetry.spans import SpanTable
+from thinkfl_operator.telemetry.store import Store
+
+TOOL_NAMES = ("search_traces", "search_fluctuating_metrics", "print_results")
+
+
+class Toolbox:
+    """search_traces, search_fluctuating_metrics and print_results over one store."""
+
+    def __init__(
+        self,
+        store: Store,
+        spans: SpanTable,
+        max_chars: int = 6000,
+        baseline_s: float = 1200.0,
+        current_s: float = 600.0,
+        sigma: float = 3.0,
+    ) -> None:
+        self.store = store
+        self.spans = spans
+        self.max_chars = max_chars
+        self.baseline_s, self.current_s, self.sigma = baseline_s, current_s, sigma
+        self.steps: list[Step] = []
+
+    # the tools ---------------------------------------------------------------------------
+    def search_traces(self, parent_span_id: str) -> tuple[list[Span], str]:
+        children = trace_tool.search_traces(self.spans, parent_span_id)
+        text = trace_tool.render(children, self.max_chars)
+        self._record("search_traces", {"parent_span_id": parent_span_id},
+                     trace_tool.summarize(parent_span_id, children), text)
+        return children, text
+
+    def search_fluctuating_metrics(self, service_name: str, timestamp: object) -> tuple[list[Fluctuation], str]:
+        args = {"service_name": service_name, "timestamp": str(timestamp)}
+        try:
+            t_s = metric_tool.normalize_timestamp(timestamp)
+        except ValueError as exc:
+            text = f"Error: {exc}"
+            self._record("search_fluctuating_metrics", args, text, text)
+            return [], text
+        found = self.fluctuations(service_name, t_s)
+        text = metric_tool.render(found, self.max_chars)
+        self._record("search_fluctuating_metrics", args, metric_tool.summarize(service_name, found), text)
+        return found, text
+
+    def print_results(self, root_causes: list[Candidate]) -> str:
+        text = "Results printed."
+        summary = "final answer: " + ", ".join(
+            c.pod or c.service or c.node for c in root_causes[:5] if c.pod or c.service or c.node
+        )
+        self._record("print_results",
+                     {"root_causes": [{k: v for k, v in (("node", c.node), ("service", c.service),
+                                                         ("pod", c.pod)) if v} for c in root_causes]},
+                     summary, text)
+        return text
+
+    # helpers -----------------------------------------------------------------------------
+    def pods_of(self, service_or_pod: str) -> list[str]:
+        pods = self.store.metric_pods()
+        if service_or_pod in pods:
+            return [service_or_pod]
+        return [p for p in pods if self.store.service_of(p) == service_or_pod]
+
+    def fluctuations(self, service_or_pod: str, t_s: float) -> list[Fluctuation]:
+        """The metric tool's answer without recording a step (engines use it to score)."""
+        pods = self.pods_of(service_or_pod)
+        frames = self.store.metrics(pods, t_s - self.baseline_s, t_s + self.baseline_s)
+        nodes = {p: self.store.node_of(p) for p in pods}
+        return metric_tool.fluctuations(frames, t_s, nodes, self.baseline_s, self.current_s, self.sigma)
+
+    def _record(self, tool: str, arguments: dict[str, Any], summary: str, output: str) -> None:
+        self.steps.append(Step(tool=tool, arguments=arguments, summary=summary, output=output))
+
+
+def tool_call_text(name: str, arguments: dict[str, Any]) -> str:
+    """A call in the training reply format (used to replay deterministic steps as turns)."""
+    return "<tool_call>" + json.dumps({"name": name, "arguments": json.dumps(arguments)}) + "</tool_call>"

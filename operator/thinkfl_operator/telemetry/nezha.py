@@ -59,6 +59,7 @@ class NezhaStore(MemoryStore):
         }
         self._file_cache: dict[Path, pd.DataFrame] = {}
         self._metric_cache: dict[str, pd.DataFrame] = {}
+        self._seen_spans: set[tuple[str, str]] = set()
 
     # spans -------------------------------------------------------------------------------
     def _files_for(self, start_us: int, end_us: int) -> list[Path]:
@@ -83,6 +84,7 @@ class NezhaStore(MemoryStore):
             return cached
         raw = read_csv(path, TRACE_COLUMNS, _TRACE_TEXT)
         frame = self._normalize(raw)
+        self._tally_repeats(frame)
         self._file_cache[path] = frame
         return frame
 
@@ -98,7 +100,7 @@ class NezhaStore(MemoryStore):
             # A corrupt start next to a sane end: rebuild the start from end − duration.
             rebuilt = end_ns - duration * 1000
             median = float(np.nanmedian(end_ns.to_numpy(dtype="float64"))) if len(end_ns) else 0.0
-            corrupt = (start_ns - median).abs() > 86_400e9
+            corrupt = start_ns.isna() | ((start_ns - median).abs() > 86_400e9)
             fixable = corrupt & ((rebuilt - median).abs() <= 86_400e9)
             if fixable.any():
                 self.quality.add("span start times rebuilt from end − duration", int(fixable.sum()))
@@ -122,6 +124,13 @@ class NezhaStore(MemoryStore):
         )
         nan_duration = frame["duration_us"].isna() & frame["start_us"].notna()
         return clean_spans(frame, self.quality) if not nan_duration.all() else empty_frame()
+
+    def _tally_repeats(self, frame: pd.DataFrame) -> None:
+        """Count spans this file repeats from files already read (overlapping minute files)."""
+        keys = set(zip(frame["trace_id"], frame["span_id"], strict=True))
+        repeated = len(keys & self._seen_spans)
+        self.quality.add("spans repeated across overlapping trace files", repeated)
+        self._seen_spans |= keys
 
     def _frame_between(self, start_us: int, end_us: int) -> pd.DataFrame:
         parts = []

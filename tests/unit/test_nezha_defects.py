@@ -69,10 +69,6 @@ def test_overlapping_minute_files_return_each_span_once(tmp_path: Path) -> None:
     assert [c.span_id for c in trace.children("s1")] == ["s2"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="nezha.py NezhaStore._merge drops spans repeated across files without tallying them",
-)
 def test_overlapping_minute_files_are_tallied(tmp_path: Path) -> None:
     store = NezhaStore(_overlapping_day(tmp_path))
     store.spans_between(_us(T0), _us(T0 + 120))

@@ -22,13 +22,17 @@ from thinkfl_operator.settings import Settings
 from thinkfl_operator.telemetry.open import open_dataset
 
 
-def parse_seconds(root: Path) -> tuple[float, int]:
-    """Seconds to parse every CSV under ``root`` once with pyarrow, and how many files."""
+def parse_seconds(root: Path, repeats: int = 3) -> tuple[float, int]:
+    """Seconds to parse every CSV under ``root`` once with pyarrow (median of ``repeats``
+    passes, so the OS file cache is equally warm for both sides), and how many files."""
     files = sorted(root.rglob("*.csv"))
-    started = time.perf_counter()
-    for path in files:
-        pacsv.read_csv(path)
-    return time.perf_counter() - started, len(files)
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        for path in files:
+            pacsv.read_csv(path)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times), len(files)
 
 
 def bench_dataset(root: Path, settings: Settings) -> str:

@@ -51,6 +51,9 @@ class Summary:
 def run(store: Store, faults: list[Fault], engine: Engine,
         on_result: Callable[[FaultResult], None] | None = None) -> list[FaultResult]:
     """One incident per fault: its time only, no trace ID and no service, as an alert gives."""
+    preload = getattr(engine, "preload", None)
+    if preload is not None and faults:
+        preload(store, min(f.time_s for f in faults), max(f.time_s for f in faults))
     results = []
     for result in _each(store, faults, engine):
         results.append(result)

@@ -28,7 +28,8 @@ def root_span_table(span: Span, index: int = 0) -> str:
         "operation_name": span.operation_name,
         "parent_span": span.parent_span or float("nan"),
     }
-    return pd.DataFrame([row], index=[index], columns=list(ROOT_COLUMNS)).to_string()
+    frame = pd.DataFrame([row], index=[index], columns=list(ROOT_COLUMNS))
+    return frame.astype({"parent_span": object}).to_string()
 
 
 def spans_json(spans: Sequence[Span], max_chars: int) -> str:

@@ -35,6 +35,7 @@ class Toolbox:
         self.max_chars = max_chars
         self.baseline_s, self.current_s, self.sigma = baseline_s, current_s, sigma
         self.steps: list[Step] = []
+        self._memo: dict[tuple[str, float], list[Fluctuation]] = {}
 
     # the tools ---------------------------------------------------------------------------
     def search_traces(self, parent_span_id: str) -> tuple[list[Span], str]:
@@ -77,7 +78,19 @@ class Toolbox:
 
     def fluctuations(self, service_or_pod: str, t_s: float) -> list[Fluctuation]:
         """The metric tool's answer without recording a step (engines use it to score)."""
-        pods = self.pods_of(service_or_pod)
+        key = (service_or_pod, t_s)
+        if key not in self._memo:
+            self._memo[key] = self._compute(self.pods_of(service_or_pod), t_s)
+        return self._memo[key]
+
+    def fluctuations_by_service(self, t_s: float) -> dict[str, list[Fluctuation]]:
+        """Every pod's fluctuations at once, grouped by service (most deviant first)."""
+        grouped: dict[str, list[Fluctuation]] = {}
+        for found in self._compute(self.store.metric_pods(), t_s):
+            grouped.setdefault(self.store.service_of(found.pod), []).append(found)
+        return grouped
+
+    def _compute(self, pods: list[str], t_s: float) -> list[Fluctuation]:
         frames = self.store.metrics(pods, t_s - self.baseline_s, t_s + self.baseline_s)
         nodes = {p: self.store.node_of(p) for p in pods}
         return metric_tool.fluctuations(frames, t_s, nodes, self.baseline_s, self.current_s, self.sigma)

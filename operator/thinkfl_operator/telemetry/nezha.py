@@ -19,7 +19,7 @@ from thinkfl_operator.telemetry.csvio import read_csv
 from thinkfl_operator.telemetry.memory import MemoryStore
 from thinkfl_operator.telemetry.naming import service_of_pod
 from thinkfl_operator.telemetry.quality import DataQuality
-from thinkfl_operator.telemetry.spans import SpanTable, clean_spans, empty_frame
+from thinkfl_operator.telemetry.spans import SpanTable, clean_spans, empty_frame, span_keys
 
 TRACE_COLUMNS = ("TraceID", "SpanID", "ParentID", "PodName", "OperationName", "StartTimeUnixNano")
 _TRACE_TEXT = ("TraceID", "SpanID", "ParentID", "PodName", "OperationName")
@@ -59,7 +59,7 @@ class NezhaStore(MemoryStore):
         }
         self._file_cache: dict[Path, pd.DataFrame] = {}
         self._metric_cache: dict[str, pd.DataFrame] = {}
-        self._seen_spans: set[tuple[str, str]] = set()
+        self._seen_spans: list[np.ndarray] = []
 
     # spans -------------------------------------------------------------------------------
     def _files_for(self, start_us: int, end_us: int) -> list[Path]:
@@ -105,7 +105,8 @@ class NezhaStore(MemoryStore):
             if fixable.any():
                 self.quality.add("span start times rebuilt from end − duration", int(fixable.sum()))
                 start_ns = start_ns.where(~fixable, rebuilt)
-        pods = raw["PodName"].fillna("").astype(str)
+        pods = raw["PodName"].fillna("").astype(str).astype("category")
+        pods = pods.cat.rename_categories(pods.cat.categories.astype(str))
         parent = raw["ParentID"].fillna("").astype(str)
         frame = pd.DataFrame(
             {
@@ -113,7 +114,7 @@ class NezhaStore(MemoryStore):
                 "span_id": raw["SpanID"],
                 "parent_id": parent.where(parent.str.lower() != "root", ""),
                 "pod": pods,
-                "service": pods.map(_cached_service),
+                "service": pods.map(_cached_service).astype(str),
                 "node": "",
                 "operation": raw["OperationName"],
                 "start_us": start_ns // 1000,
@@ -127,10 +128,11 @@ class NezhaStore(MemoryStore):
 
     def _tally_repeats(self, frame: pd.DataFrame) -> None:
         """Count spans this file repeats from files already read (overlapping minute files)."""
-        keys = set(zip(frame["trace_id"], frame["span_id"], strict=True))
-        repeated = len(keys & self._seen_spans)
-        self.quality.add("spans repeated across overlapping trace files", repeated)
-        self._seen_spans |= keys
+        keys = span_keys(frame)
+        if self._seen_spans:
+            repeated = int(np.isin(keys, np.concatenate(self._seen_spans), kind="sort").sum())
+            self.quality.add("spans repeated across overlapping trace files", repeated)
+        self._seen_spans.append(keys)
 
     def _frame_between(self, start_us: int, end_us: int) -> pd.DataFrame:
         parts = []
@@ -147,7 +149,7 @@ class NezhaStore(MemoryStore):
         frame = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
         if len(parts) > 1:
             # Overlapping minute files repeat spans.
-            dup = frame.duplicated(subset=["trace_id", "span_id"], keep="first")
+            dup = pd.Series(span_keys(frame)).duplicated(keep="first").to_numpy()
             if dup.any():
                 frame = frame[~dup]
         return frame

@@ -38,6 +38,14 @@ _TEXT = ("trace_id", "span_id", "parent_id", "pod", "service", "node", "operatio
 _CORRUPT_EPOCH_US = 2 * 86_400 * 1_000_000
 
 
+def span_keys(frame: pd.DataFrame, id_column: str = "span_id") -> np.ndarray:
+    """64-bit hashes of (trace_id, <id_column>): fast keys for joins and de-duplication."""
+    trace = pd.util.hash_array(frame["trace_id"].to_numpy(dtype=object), categorize=False)
+    ident = pd.util.hash_array(frame[id_column].to_numpy(dtype=object), categorize=False)
+    with np.errstate(over="ignore"):
+        return trace * np.uint64(0x9E3779B97F4A7C15) + ident
+
+
 def empty_frame() -> pd.DataFrame:
     frame = pd.DataFrame({c: pd.Series(dtype=object) for c in _TEXT})
     frame["start_us"] = pd.Series(dtype="int64")
@@ -67,7 +75,7 @@ def clean_spans(frame: pd.DataFrame, quality: DataQuality) -> pd.DataFrame:
         frame, start, duration = frame[keep], start[keep], duration[keep]
     frame["start_us"] = start.astype("int64")
     frame["duration_us"] = duration.astype("int64")
-    dup = frame.duplicated(subset=["trace_id", "span_id"], keep="first")
+    dup = pd.Series(span_keys(frame)).duplicated(keep="first").to_numpy()
     quality.add("repeated spans", int(dup.sum()))
     frame = frame[~dup]
     return frame[list(COLUMNS)].reset_index(drop=True)
@@ -83,76 +91,67 @@ class SpanTable:
         return len(self.frame)
 
     @cached_property
-    def _children(self) -> dict[str, np.ndarray]:
-        groups = self.frame.groupby("parent_id", sort=False).indices
-        return {str(k): v for k, v in groups.items()}
+    def _columns(self) -> dict[str, np.ndarray]:
+        return {c: self.frame[c].to_numpy(dtype=object if c in _TEXT else "int64") for c in COLUMNS}
 
     @cached_property
-    def _by_trace(self) -> dict[str, np.ndarray]:
-        groups = self.frame.groupby("trace_id", sort=False).indices
-        return {str(k): v for k, v in groups.items()}
+    def _children(self) -> dict[str, list[int]]:
+        index: dict[str, list[int]] = {}
+        for row, parent in enumerate(self._columns["parent_id"]):
+            index.setdefault(parent, []).append(row)
+        return index
 
     @cached_property
     def _by_span(self) -> dict[str, int]:
-        return {sid: i for i, sid in enumerate(self.frame["span_id"].tolist())}
+        return {sid: i for i, sid in enumerate(self._columns["span_id"])}
 
     def children(self, parent_span_id: str) -> list[Span]:
         """Child spans of a span, ordered by start time (an index lookup, not a scan)."""
-        rows = self._children.get(parent_span_id)
-        if rows is None or not parent_span_id:
+        if not parent_span_id:
             return []
-        return self._spans(self.frame.iloc[rows].sort_values("start_us", kind="stable"))
+        rows = self._children.get(parent_span_id, [])
+        starts = self._columns["start_us"]
+        return [self._span(r) for r in sorted(rows, key=lambda r: (starts[r], r))]
 
     def span(self, span_id: str) -> Span | None:
         row = self._by_span.get(span_id)
-        return None if row is None else self._spans(self.frame.iloc[[row]])[0]
+        return None if row is None else self._span(row)
 
     def trace(self, trace_id: str) -> "SpanTable":
-        rows = self._by_trace.get(trace_id)
-        if rows is None:
-            return SpanTable(empty_frame())
-        return SpanTable(self.frame.iloc[rows])
+        return SpanTable(self.frame[self.frame["trace_id"] == trace_id])
 
     def trace_ids(self) -> list[str]:
-        return list(self._by_trace)
+        return list(dict.fromkeys(self._columns["trace_id"]))
 
     def root(self) -> Span | None:
         """The earliest span whose parent is absent from the table (the trace's root)."""
-        frame = self.frame
-        if frame.empty:
+        if self.frame.empty:
             return None
-        known = set(frame["span_id"])
-        orphans = frame[~frame["parent_id"].isin(known)]
-        pick = orphans if not orphans.empty else frame
-        first = pick.sort_values(["start_us", "duration_us"], ascending=[True, False]).iloc[[0]]
-        return self._spans(first)[0]
+        cols = self._columns
+        known = set(cols["span_id"])
+        rows = [r for r, p in enumerate(cols["parent_id"]) if p not in known] or list(range(len(self)))
+        first = min(rows, key=lambda r: (cols["start_us"][r], -cols["duration_us"][r]))
+        return self._span(first)
 
     def pods(self) -> dict[str, str]:
         """pod → service for every pod seen."""
-        pairs = self.frame[["pod", "service"]].drop_duplicates("pod")
-        return dict(zip(pairs["pod"], pairs["service"], strict=True))
+        return dict(zip(self._columns["pod"], self._columns["service"], strict=True))
 
     def nodes(self) -> dict[str, str]:
         """pod → node where the spans say it."""
-        pairs = self.frame.loc[self.frame["node"] != "", ["pod", "node"]].drop_duplicates("pod")
-        return dict(zip(pairs["pod"], pairs["node"], strict=True))
+        return {p: n for p, n in zip(self._columns["pod"], self._columns["node"], strict=True) if n}
 
-    @staticmethod
-    def _spans(rows: pd.DataFrame) -> list[Span]:
-        out = []
-        for r in rows.itertuples(index=False):
-            out.append(
-                Span(
-                    trace_id=r.trace_id,
-                    span_id=r.span_id,
-                    parent_span=r.parent_id,
-                    cmdb_id=r.pod,
-                    service=r.service,
-                    operation_name=r.operation,
-                    timestamp=int(r.start_us) // 1000,
-                    duration=int(r.duration_us),
-                    status_code=r.status or "0",
-                    type=r.kind,
-                )
-            )
-        return out
+    def _span(self, row: int) -> Span:
+        c = self._columns
+        return Span(
+            trace_id=c["trace_id"][row],
+            span_id=c["span_id"][row],
+            parent_span=c["parent_id"][row],
+            cmdb_id=c["pod"][row],
+            service=c["service"][row],
+            operation_name=c["operation"][row],
+            timestamp=int(c["start_us"][row]) // 1000,
+            duration=int(c["duration_us"][row]),
+            status_code=c["status"][row] or "0",
+            type=c["kind"][row],
+        )

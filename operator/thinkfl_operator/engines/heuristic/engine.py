@@ -15,6 +15,8 @@ from __future__ import annotations
 import time
 
 from thinkfl_operator.engines.heuristic import walk
+from thinkfl_operator.engines.heuristic.cache import MeasuredCache
+from thinkfl_operator.engines.heuristic.critical import trace_evidence
 from thinkfl_operator.engines.heuristic.scoring import PodEvidence, score_pods
 from thinkfl_operator.engines.heuristic.signals import compute_shifts, span_measurements
 from thinkfl_operator.engines.heuristic.window import Windows, split
@@ -38,19 +40,31 @@ class HeuristicEngine:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self._cache = MeasuredCache(span_measurements)
+
+    def preload(self, store: Store, start_s: float, end_s: float) -> None:
+        """Load and measure the spans of a whole period at once (evaluation of many incidents)."""
+        horizon = self.settings.heuristic.baseline_minutes * 60
+        self._cache.between(store, start_s - horizon, end_s + self.settings.heuristic.window_seconds + horizon)
+        self._cache.margin_s = 0.0
 
     def diagnose(self, store: Store, incident: Incident) -> Diagnosis:
         clock = _Clock()
-        win = split(store, incident, self.settings.heuristic, span_measurements)
+        win = split(store, incident, self.settings.heuristic, self._cache)
         clock.lap("load")
-        pods = score_pods(compute_shifts(win.baseline, win.window))
+        pods = score_pods(compute_shifts(win.baseline, win.window, win.measured))
+        if not pods and incident.trace_id:
+            pods = trace_evidence(win.window[win.window["trace_id"] == incident.trace_id])
         clock.lap("score")
-        tools = self._toolbox(store, win)
+        leader = max(pods.values(), key=lambda e: e.score, default=None)
+        traces = ([incident.trace_id] if incident.trace_id else
+                  walk.pick_traces(win.window, leader, self.settings.heuristic.max_traces))
+        tools = self._toolbox(store, win, traces)
         topology = _topology(store, win)
         self._corroborate(tools, pods, win.anchor_s)
         ordered = _order(pods, topology, win, tools)
         clock.lap("rank")
-        traces = self._walk(tools, win, ordered, pods)
+        self._walk(tools, win, ordered, pods, traces)
         result = rank(ordered, topology, minimum=self.settings.heuristic.min_candidates)[:MAX_CANDIDATES]
         tools.print_results([Candidate(r.node, r.service, r.pod) for r in result])
         clock.lap("walk")
@@ -58,10 +72,11 @@ class HeuristicEngine:
         return Diagnosis(root_causes=result, engine=self.name, steps=tools.steps, traces=traces,
                          usage=usage, notes=store.quality.notes())
 
-    def _toolbox(self, store: Store, win: Windows) -> Toolbox:
+    def _toolbox(self, store: Store, win: Windows, traces: list[str]) -> Toolbox:
+        """Tools over the traces to walk (the index is built for those spans only)."""
         ev = self.settings.evidence
-        window_table = SpanTable(win.window)
-        return Toolbox(store, window_table, ev.max_tool_chars, ev.baseline_minutes * 60,
+        walked = SpanTable(win.window[win.window["trace_id"].isin(traces)])
+        return Toolbox(store, walked, ev.max_tool_chars, ev.baseline_minutes * 60,
                        ev.current_minutes * 60, ev.sigma)
 
     def _corroborate(self, tools: Toolbox, pods: dict[str, PodEvidence], t_s: float) -> None:
@@ -73,18 +88,16 @@ class HeuristicEngine:
                 ev.metric_reason = _metric_reason(found)
 
     def _walk(self, tools: Toolbox, win: Windows, ordered: list[Candidate],
-              pods: dict[str, PodEvidence]) -> list[str]:
+              pods: dict[str, PodEvidence], traces: list[str]) -> None:
         suspect = pods.get(ordered[0].pod) if ordered else None
-        traces = walk.pick_traces(win.window, suspect, self.settings.heuristic.max_traces)
         for trace_id in traces:
             trace = win.window[win.window["trace_id"] == trace_id]
-            target = walk.culprit_span(trace, suspect) if suspect else ""
+            target = walk.culprit_span(trace, suspect) if suspect else walk.critical_leaf(trace)
             if target:
                 walk.walk_trace(tools, trace, target)
         ts_ms = str(int(win.anchor_s * 1000))
         for cand in ordered[:3]:
             tools.search_fluctuating_metrics(cand.service, ts_ms)
-        return traces
 
 
 def _order(pods: dict[str, PodEvidence], topology: Topology, win: Windows, tools: Toolbox) -> list[Candidate]:
@@ -94,12 +107,14 @@ def _order(pods: dict[str, PodEvidence], topology: Topology, win: Windows, tools
            for e in ranked]
     seen = {e.service for e in ranked}
     roots = win.window[win.window["parent_id"] == ""]
-    for service in roots["service"].value_counts().index:
+    counts = roots["service"].astype(str).value_counts()
+    for service in counts[counts > 0].index:
         if service not in seen:
             seen.add(service)
             out.append(Candidate(service=str(service), reason="entry service of the incident's traces"))
     rest = [s for s in sorted(topology.services) if s not in seen]
-    strength = {s: _fluctuation_strength(tools.fluctuations(s, win.anchor_s)) for s in rest}
+    by_service = tools.fluctuations_by_service(win.anchor_s)
+    strength = {s: _fluctuation_strength(by_service.get(s, [])) for s in rest}
     for service in sorted(rest, key=lambda s: strength[s], reverse=True):
         out.append(Candidate(service=service, reason="metrics fluctuate" if strength[service] else ""))
     return out
@@ -115,11 +130,12 @@ def _metric_reason(found: list[Fluctuation]) -> str:
 
 
 def _topology(store: Store, win: Windows) -> Topology:
-    pods = win.spans.pods()
+    seen = SpanTable(win.window)
+    pods = seen.pods()
     for pod in store.metric_pods():
         pods.setdefault(pod, store.service_of(pod))
     nodes = {p: n for p in pods if (n := store.node_of(p))}
-    nodes.update(win.spans.nodes())
+    nodes.update(seen.nodes())
     return Topology(pods=pods, nodes=nodes)
 
 

@@ -10,7 +10,7 @@ from thinkfl_operator.engines.heuristic.signals import Shift
 from thinkfl_operator.evidence.formatting import ms
 
 #: How much each kind of shift counts. Latency kinds are measured in robust z units already.
-KIND_WEIGHT = {"self": 1.0, "net": 1.0, "short": 0.6, "error": 1.0, "fanout": 0.6, "truncated": 1.0}
+KIND_WEIGHT = {"self": 1.0, "net": 1.0, "short": 0.6, "error": 1.0, "fanout": 0.6, "truncated": 1.0, "share": 1.0}
 #: Shifts below this z are noise and ignored.
 MIN_Z = 3.0
 
@@ -49,6 +49,8 @@ def _describe(s: Shift) -> str:
         return f"{s.operation} ends early: {ms(int(s.baseline))} → {ms(int(s.window))}"
     if s.kind == "error":
         return f"{s.operation} error share {s.baseline:.0%} → {s.window:.0%}"
+    if s.kind == "share":
+        return f"{s.operation}: {ms(int(s.window))} ({s.z:.0f}% of the trace)"
     if s.kind == "truncated":
         return f"{s.window:.0%} of the calls that ended early stopped right after calling it"
     return f"{s.operation} makes fewer calls: {s.baseline:.1f} → {s.window:.1f} per span"

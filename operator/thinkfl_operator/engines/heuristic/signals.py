@@ -21,9 +21,12 @@ For every key (kind, pod, operation context) the baseline median and a robust sc
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from thinkfl_operator.telemetry.spans import span_keys
 
 #: Status values that mean success in the sources we read.
 OK_STATUS = frozenset({"", "0", "200", "ok", "unset", "status_code_ok", "status_code_unset", "false"})
@@ -52,62 +55,88 @@ class Shift:
     n_window: int
 
 
-def span_measurements(frame: pd.DataFrame) -> pd.DataFrame:
-    """Add ``self_us``, ``gap_us`` (net, owned by the callee), ``parent_service`` and child counts."""
+@dataclass(frozen=True)
+class Measured:
+    """Measured spans plus the labels of their integer keys.
+
+    ``op_key`` numbers (pod, operation) pairs and ``edge_key`` numbers (callee pod, caller
+    service, operation) triples, so per-incident statistics group on one integer column.
+    The frame's index is the row position; ``parent_row`` points into it (−1: no parent).
+    """
+
+    frame: pd.DataFrame
+    ops: pd.DataFrame  # op_key → pod, service, operation
+    edges: pd.DataFrame  # edge_key → pod, service, parent_service, operation
+
+
+def span_measurements(frame: pd.DataFrame) -> Measured:
+    """Add own time, the network gap owned by the callee, child counts and integer keys."""
     frame = frame.reset_index(drop=True)
-    key = frame["trace_id"] + "\x1f" + frame["span_id"]
-    parent_key = frame["trace_id"] + "\x1f" + frame["parent_id"]
-    position = pd.Series(np.arange(len(frame)), index=key)
-    position = position[~position.index.duplicated()]
-    parent_row = parent_key.map(position)
-    has_parent = parent_row.notna().to_numpy()
-    prow = parent_row.fillna(-1).astype("int64").to_numpy()
+    prow = pd.Index(span_keys(frame)).get_indexer(span_keys(frame, "parent_id"))
+    has_parent = prow >= 0
+    safe = np.clip(prow, 0, None)
 
     duration = frame["duration_us"].to_numpy(dtype="float64")
     service = frame["service"].to_numpy(dtype=object)
-    parent_service = np.where(has_parent, service[np.clip(prow, 0, None)], "")
-    parent_duration = np.where(has_parent, duration[np.clip(prow, 0, None)], np.nan)
+    parent_service = np.where(has_parent, service[safe], "")
     cross = has_parent & (parent_service != service)
 
-    child_sum = np.zeros(len(frame))
-    child_count = np.zeros(len(frame))
-    cross_children = np.zeros(len(frame))
-    np.add.at(child_sum, prow[has_parent], duration[has_parent])
-    np.add.at(child_count, prow[has_parent], 1)
-    np.add.at(cross_children, prow[cross], 1)
-
-    out = frame.assign(
-        parent_service=parent_service,
-        self_us=np.clip(duration - child_sum, 0, None),
-        gap_us=np.where(cross, parent_duration - duration, np.nan),
-        parent_children=np.where(has_parent, child_count[np.clip(prow, 0, None)], 0),
-        child_count=child_count,
-        cross_children=cross_children,
-        is_error=~frame["status"].str.lower().isin(OK_STATUS).to_numpy(),
-    )
+    child_sum = np.bincount(prow[has_parent], weights=duration[has_parent], minlength=len(frame))
+    child_count = np.bincount(prow[has_parent], minlength=len(frame)).astype("float64")
+    cross_children = np.bincount(prow[cross], minlength=len(frame))
     # A client span whose only work is calling another service: its "self" is the network gap,
     # which belongs to the callee, so it is not counted as the caller's own time.
-    out.loc[out["cross_children"] > 0, "self_us"] = np.nan
+    self_us = np.where(cross_children > 0, np.nan, np.clip(duration - child_sum, 0, None))
     # A gap is only the network when the client span made exactly this one call.
-    out.loc[out["parent_children"] != 1, "gap_us"] = np.nan
-    return out
+    single_call = has_parent & (child_count[safe] == 1)
+    gap_us = np.where(cross & single_call, duration[safe] - duration, np.nan)
+
+    out = frame.assign(
+        parent_row=prow,
+        parent_service=parent_service,
+        self_us=self_us,
+        gap_us=gap_us,
+        child_count=child_count,
+        end_us=frame["start_us"].to_numpy() + frame["duration_us"].to_numpy(),
+        is_error=~frame["status"].str.lower().isin(OK_STATUS).to_numpy(),
+    )
+    op_codes = out.groupby(["pod", "operation"], sort=False).ngroup().to_numpy()
+    edge_codes = out.groupby(["pod", "parent_service", "operation"], sort=False).ngroup().to_numpy()
+    edge_codes = np.where(np.isnan(gap_us), -1, edge_codes)
+    out = out.assign(op_key=op_codes, edge_key=edge_codes)
+    ops = _labels(out, "op_key", ["pod", "service", "operation"])
+    edges = _labels(out[out["edge_key"] >= 0], "edge_key", ["pod", "service", "parent_service", "operation"])
+    return Measured(out, ops, edges)
 
 
-def _shifts(
-    base: pd.DataFrame, win: pd.DataFrame, value: str, keys: list[str], kind: str, larger_is_worse: bool = True
-) -> list[Shift]:
-    b = base[keys + [value]].dropna(subset=[value])
-    w = win[keys + [value]].dropna(subset=[value])
-    if b.empty or w.empty:
-        return []
-    bg = b.groupby(keys, sort=False)[value]
-    stats = pd.DataFrame({"b_med": bg.median(), "b_n": bg.size()})
-    b = b.join(stats["b_med"], on=keys)
-    b["dev"] = (b[value] - b["b_med"]).abs()
-    stats["b_mad"] = b.groupby(keys, sort=False)["dev"].median()
-    wg = w.groupby(keys, sort=False)[value]
-    stats = stats.join(pd.DataFrame({"w_med": wg.median(), "w_n": wg.size()}), how="inner")
-    stats = stats[(stats["w_n"] >= MIN_WINDOW) & (stats["b_n"] >= MIN_BASELINE)]
+def _labels(frame: pd.DataFrame, code: str, columns: list[str]) -> pd.DataFrame:
+    first = frame.drop_duplicates(code)
+    return first.set_index(code)[columns].astype(str)
+
+
+def _stats(base: pd.DataFrame, win: pd.DataFrame, value: str, code: str) -> pd.DataFrame:
+    """Per key seen in both: window median and count, baseline median, MAD and count."""
+    w = win[[code, value]].dropna()
+    wg = w.groupby(code)[value]
+    stats = pd.DataFrame({"w_med": wg.median(), "w_n": wg.size()})
+    stats = stats[(stats["w_n"] >= MIN_WINDOW) & (stats.index >= 0)]
+    b = base[[code, value]].dropna()
+    b = b[b[code].isin(stats.index)]
+    bg = b.groupby(code)[value]
+    stats = stats.join(pd.DataFrame({"b_med": bg.median(), "b_n": bg.size()}), how="inner")
+    stats = stats[stats["b_n"] >= MIN_BASELINE]
+    if stats.empty:
+        return stats
+    b = b[b[code].isin(stats.index)]
+    dev = (b[value] - stats["b_med"].reindex(b[code]).to_numpy()).abs()
+    stats["b_mad"] = dev.groupby(b[code].to_numpy()).median()
+    return stats
+
+
+def _shifts(base: pd.DataFrame, win: pd.DataFrame, value: str, code: str, labels: pd.DataFrame,
+            kind: str) -> list[Shift]:
+    """Robust z of the median shift per key: (window − baseline median) / scale."""
+    stats = _stats(base, win, value, code)
     if stats.empty:
         return []
     scale = np.maximum.reduce([
@@ -115,65 +144,55 @@ def _shifts(
         SCALE_FLOOR_REL * stats["b_med"].abs().to_numpy(),
         np.full(len(stats), SCALE_FLOOR_US),
     ])
-    delta = stats["w_med"].to_numpy() - stats["b_med"].to_numpy()
-    z = (delta if larger_is_worse else -delta) / scale
-    out = []
-    for (idx, row), zi in zip(stats.iterrows(), z, strict=True):
-        parts = dict(zip(keys, idx if isinstance(idx, tuple) else (idx,), strict=True))
-        out.append(
-            Shift(
-                kind=kind,
-                pod=str(parts.get("pod", "")),
-                service=str(parts.get("service", "")),
-                operation=str(parts.get("operation", "")),
-                caller=str(parts.get("parent_service", "")),
-                baseline=float(row["b_med"]),
-                window=float(row["w_med"]),
-                z=float(zi),
-                n_window=int(row["w_n"]),
-            )
-        )
-    return out
+    z = (stats["w_med"].to_numpy() - stats["b_med"].to_numpy()) / scale
+    return _make(kind, labels.loc[stats.index], stats["b_med"], stats["w_med"], z, stats["w_n"])
 
 
-def _ratio_shifts(
-    base: pd.DataFrame, win: pd.DataFrame, value: str, kind: str, rise: bool, median: bool = False
-) -> list[Shift]:
-    """Relative shifts of a per-span value per (pod, operation): a rise in a share (errors), or
-    a drop to a fraction of the usual (children per span, duration); z = 10 × the change."""
-    keys = ["pod", "service", "operation"]
-    how = "median" if median else "mean"
-    b = base.groupby(keys, sort=False)[value].agg([how, "size"]).rename(columns={how: "mean"})
-    w = win.groupby(keys, sort=False)[value].agg([how, "size"]).rename(columns={how: "mean"})
-    joined = b.join(w, lsuffix="_b", rsuffix="_w", how="inner")
-    joined = joined[(joined["size_w"] >= MIN_WINDOW) & (joined["size_b"] >= MIN_BASELINE)]
-    out = []
-    for idx, row in joined.iterrows():
-        mb, mw = float(row["mean_b"]), float(row["mean_w"])
-        change = (mw - mb) if rise else (mb - mw) / max(mb, 1e-9)
-        if change <= 0 or (not rise and change < MIN_DROP):
-            continue
-        pod, service, operation = idx
-        out.append(Shift(kind, str(pod), str(service), str(operation), "", mb, mw,
-                         float(change * 10.0), int(row["size_w"])))
-    return out
+def _make(kind: str, labels: pd.DataFrame, baseline: Any, window: Any, z: Any, n: Any) -> list[Shift]:
+    caller = labels["parent_service"] if "parent_service" in labels else [""] * len(labels)
+    return [
+        Shift(kind=kind, pod=p, service=s, operation=o, caller=c, baseline=float(b), window=float(w),
+              z=float(zz), n_window=int(nn))
+        for p, s, o, c, b, w, zz, nn in zip(labels["pod"], labels["service"], labels["operation"], caller,
+                                          baseline, window, z, n, strict=True)
+    ]
 
 
-def compute_shifts(base: pd.DataFrame, win: pd.DataFrame) -> list[Shift]:
+def _ratio_shifts(base: pd.DataFrame, win: pd.DataFrame, value: str, ops: pd.DataFrame, kind: str,
+                  rise: bool) -> list[Shift]:
+    """Relative shifts of a per-span value per (pod, operation), z = 10 × the change: a rise of
+    a share (errors: mean), or a fall to a fraction of the usual (calls, duration: median)."""
+    how = "mean" if rise else "median"
+    w = win.groupby("op_key")[value].agg([how, "size"])
+    w = w[w["size"] >= MIN_WINDOW]
+    b = base[base["op_key"].isin(w.index)].groupby("op_key")[value].agg([how, "size"])
+    both = w.add_suffix("_w").join(b.add_suffix("_b"), how="inner")
+    both = both[both["size_b"] >= MIN_BASELINE]
+    mb, mw = both[f"{how}_b"].to_numpy(), both[f"{how}_w"].to_numpy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        change = (mw - mb) if rise else (mb - mw) / np.maximum(mb, 1e-9)
+    ok = change > (0 if rise else MIN_DROP)
+    if not ok.any():
+        return []
+    return _make(kind, ops.loc[both.index[ok]], mb[ok], mw[ok], 10.0 * change[ok], both["size_w"].to_numpy()[ok])
+
+
+def compute_shifts(base: pd.DataFrame, win: pd.DataFrame, measured: Measured) -> list[Shift]:
     """Every key's shift between the measured baseline and window frames."""
+    ops, edges = measured.ops, measured.edges
     shifts: list[Shift] = []
-    shifts += _shifts(base, win, "self_us", ["pod", "service", "operation"], "self")
-    shifts += _shifts(base, win, "gap_us", ["pod", "service", "parent_service", "operation"], "net")
-    shifts += _ratio_shifts(base, win, "duration_us", "short", rise=False, median=True)
+    shifts += _shifts(base, win, "self_us", "op_key", ops, "self")
+    shifts += _shifts(base, win, "gap_us", "edge_key", edges, "net")
+    shifts += _ratio_shifts(base, win, "duration_us", ops, "short", rise=False)
     if win["is_error"].any():
-        shifts += _ratio_shifts(base, win, "is_error", "error", rise=True)
-    fanout = _ratio_shifts(base, win, "child_count", "fanout", rise=False)
+        shifts += _ratio_shifts(base, win, "is_error", ops, "error", rise=True)
+    fanout = _ratio_shifts(base, win, "child_count", ops, "fanout", rise=False)
     shifts += fanout
-    shifts += _truncations(base, win, fanout)
+    shifts += _truncations(win, fanout, ops)
     return shifts
 
 
-def _truncations(base: pd.DataFrame, win: pd.DataFrame, fanout: list[Shift]) -> list[Shift]:
+def _truncations(win: pd.DataFrame, fanout: list[Shift], ops: pd.DataFrame) -> list[Shift]:
     """Who was called last before a caller gave up early: votes for the callee of the last call.
 
     For every operation whose calls per span dropped, each of its window spans that made fewer
@@ -182,26 +201,20 @@ def _truncations(base: pd.DataFrame, win: pd.DataFrame, fanout: list[Shift]) -> 
     """
     if not fanout:
         return []
-    usual = {(f.pod, f.operation): f.baseline for f in fanout}
-    spans = win[["trace_id", "span_id", "parent_id", "pod", "service", "operation", "child_count",
-                 "start_us", "duration_us"]]
-    keyed = list(zip(spans["pod"], spans["operation"], strict=True))
-    short_mask = np.array([k in usual and c < usual[k] for k, c in zip(keyed, spans["child_count"], strict=True)])
-    cut = spans[short_mask]
-    if cut.empty:
+    code_of = {(p, o): int(c) for c, p, o in zip(ops.index, ops["pod"], ops["operation"], strict=True)}
+    usual = pd.Series({code_of[(f.pod, f.operation)]: f.baseline for f in fanout})
+    threshold = usual.reindex(win["op_key"].to_numpy()).to_numpy()
+    cut = win.index[win["child_count"].to_numpy() < threshold]
+    if len(cut) == 0:
         return []
-    ids = cut["trace_id"] + "\x1f" + cut["span_id"]
-    children = spans.assign(pkey=spans["trace_id"] + "\x1f" + spans["parent_id"],
-                            end_us=spans["start_us"] + spans["duration_us"])
-    last = children[children["pkey"].isin(set(ids))].sort_values("end_us").groupby("pkey").tail(1)
-    # Follow a client span to the server span it called, when that is in another pod.
-    sub = children.assign(ckey=children["trace_id"] + "\x1f" + children["parent_id"])
-    served = sub.drop_duplicates("ckey").set_index("ckey")[["pod", "service"]]
-    last_key = last["trace_id"] + "\x1f" + last["span_id"]
-    callee = served.reindex(last_key.to_numpy())
-    pods = np.where(callee["pod"].notna(), callee["pod"], last["pod"].to_numpy())
-    svcs = np.where(callee["service"].notna(), callee["service"], last["service"].to_numpy())
-    votes = pd.Series(list(zip(pods, svcs, strict=True))).value_counts()
+    children = win[win["parent_row"].isin(cut)]
+    last = children.sort_values("end_us").drop_duplicates("parent_row", keep="last")
+    first_child = win.drop_duplicates("parent_row").set_index("parent_row")
+    callee = first_child.reindex(last.index)
+    other_pod = callee["pod"].notna().to_numpy() & (callee["pod"].astype(str).to_numpy() != last["pod"].astype(str).to_numpy())
+    pods = np.where(other_pod, callee["pod"].astype(str), last["pod"].astype(str))
+    services = np.where(other_pod, callee["service"].astype(str), last["service"].astype(str))
+    votes = pd.Series(list(zip(pods, services, strict=True))).value_counts()
     total = float(len(cut))
     return [Shift("truncated", str(p), str(s), "last call before callers stopped", "", 0.0,
                   n / total, 10.0 * n / total, int(n)) for (p, s), n in votes.items()]

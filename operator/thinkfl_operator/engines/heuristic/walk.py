@@ -9,6 +9,8 @@ from thinkfl_operator.evidence.toolbox import Toolbox
 
 #: Deepest chain of search_traces calls per trace.
 MAX_DEPTH = 12
+#: Levels explored below the suspect's span.
+EXTRA_DEPTH = 2
 
 
 def pick_traces(window: pd.DataFrame, suspect: PodEvidence | None, limit: int) -> list[str]:
@@ -39,13 +41,36 @@ def culprit_span(trace: pd.DataFrame, suspect: PodEvidence) -> str:
     return str(spans.sort_values("duration_us", ascending=False)["span_id"].iloc[0])
 
 
+def critical_leaf(trace: pd.DataFrame) -> str:
+    """The deepest span reached from the root by always following the longest child."""
+    if trace.empty:
+        return ""
+    ids = set(trace["span_id"])
+    roots = trace[~trace["parent_id"].isin(ids)]
+    current = str(roots.sort_values("duration_us", ascending=False)["span_id"].iloc[0])
+    by_parent = trace.sort_values("duration_us", ascending=False).drop_duplicates("parent_id")
+    longest = dict(zip(by_parent["parent_id"], by_parent["span_id"], strict=True))
+    for _ in range(MAX_DEPTH):
+        if current not in longest:
+            break
+        current = str(longest[current])
+    return current
+
+
 def walk_trace(tools: Toolbox, trace: pd.DataFrame, target_span: str) -> None:
     """search_traces from the root down the ancestors of ``target_span`` (and the target itself)."""
     parents = dict(zip(trace["span_id"], trace["parent_id"], strict=False))
     chain = [target_span]
     while chain[-1] in parents and parents[chain[-1]] in parents and len(chain) < MAX_DEPTH:
         chain.append(parents[chain[-1]])
+    children = []
     for span_id in reversed(chain):
         children, _ = tools.search_traces(span_id)
         if not children:
-            break
+            return
+    # Look one or two levels under the suspect too: what it was waiting for, if anything.
+    for _ in range(EXTRA_DEPTH):
+        if not children:
+            return
+        longest = max(children, key=lambda s: s.duration)
+        children, _ = tools.search_traces(longest.span_id)

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import pandas as pd
 
+from thinkfl_operator.engines.heuristic.cache import MeasuredCache
+from thinkfl_operator.engines.heuristic.signals import Measured
 from thinkfl_operator.errors import InvalidIncident, NoEvidence
 from thinkfl_operator.models import Incident
 from thinkfl_operator.settings import HeuristicSettings
-from thinkfl_operator.telemetry.spans import SpanTable
 from thinkfl_operator.telemetry.store import Store
-
-MeasureFn = Callable[[pd.DataFrame], pd.DataFrame]
 
 
 @dataclass(frozen=True)
@@ -23,13 +21,14 @@ class Windows:
     start_s: float
     end_s: float
     anchor_s: float  # the incident time (for the metrics tool)
-    spans: SpanTable  # everything loaded (window and baseline)
     window: pd.DataFrame
     baseline: pd.DataFrame
+    measured: Measured
 
 
-def incident_window(store: Store, incident: Incident, cfg: HeuristicSettings) -> tuple[float, float]:
-    """[start, end) in epoch seconds: after the given time, or around the given trace."""
+def incident_window(store: Store, incident: Incident, cfg: HeuristicSettings) -> tuple[float, float, float]:
+    """[start, end) in epoch seconds and the anchor time: after the given time, or around the
+    given trace (anchored at its root span, the timestamp the model is shown)."""
     width = incident.window_s or cfg.window_seconds
     if incident.trace_id:
         trace = store.find_trace(incident.trace_id)
@@ -37,17 +36,16 @@ def incident_window(store: Store, incident: Incident, cfg: HeuristicSettings) ->
         if root is None:
             raise NoEvidence(f"trace {incident.trace_id} not found in the {store.name} data")
         start = root.timestamp / 1000.0
-        return start - width / 2, start + width / 2
+        return start - width / 2, start + width / 2, start
     if incident.time_s is None:
         raise InvalidIncident("an incident needs a time or a trace ID")
-    return incident.time_s - cfg.lead_seconds, incident.time_s + width
+    return incident.time_s - cfg.lead_seconds, incident.time_s + width, incident.time_s
 
 
-def split(store: Store, incident: Incident, cfg: HeuristicSettings, measured: MeasureFn) -> Windows:
-    start, end = incident_window(store, incident, cfg)
+def split(store: Store, incident: Incident, cfg: HeuristicSettings, cache: MeasuredCache) -> Windows:
+    start, end, anchor = incident_window(store, incident, cfg)
     horizon = cfg.baseline_minutes * 60
-    table = store.spans_between(int((start - horizon) * 1e6), int((end + horizon) * 1e6))
-    frame = measured(table.frame)
+    frame, measured = cache.between(store, start - horizon, end + horizon)
     t = frame["start_us"] / 1e6
     window = frame[(t >= start) & (t < end)]
     if window.empty:
@@ -56,8 +54,7 @@ def split(store: Store, incident: Incident, cfg: HeuristicSettings, measured: Me
         )
     guard = cfg.guard_seconds
     baseline = frame[(t < start - guard) | (t >= end + guard)]
-    anchor = incident.time_s if incident.time_s is not None and not incident.trace_id else start
-    return Windows(start, end, anchor, table, window, baseline)
+    return Windows(start, end, anchor, window, baseline, measured)
 
 
 def _iso(t: float) -> str:

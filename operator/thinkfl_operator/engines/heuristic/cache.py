@@ -1,0 +1,40 @@
+"""Measured spans kept between incidents of one store, so a day's evaluation measures once.
+
+The cache holds one store's measured spans over a time range; a request inside the range is a
+slice, a request outside it loads and measures a wider range (the request plus a margin). Only
+the last store is kept, so a long-running operator that opens a store per incident holds at
+most one incident's data.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable
+
+import pandas as pd
+
+from thinkfl_operator.engines.heuristic.signals import Measured
+from thinkfl_operator.telemetry.store import Store
+
+
+
+class MeasuredCache:
+    def __init__(self, measure: Callable[[pd.DataFrame], Measured]) -> None:
+        self._measure = measure
+        self.margin_s = 0.0  # extra seconds loaded on each side; preloading widens the range
+        self._store: weakref.ReferenceType[Store] | None = None
+        self._range = (0.0, 0.0)
+        self._measured: Measured | None = None
+
+    def between(self, store: Store, start_s: float, end_s: float) -> tuple[pd.DataFrame, Measured]:
+        """Measured spans of ``store`` starting in [start_s, end_s), and the whole measurement."""
+        lo, hi = self._range
+        if self._measured is None or self._store is None or self._store() is not store \
+                or start_s < lo or end_s > hi:
+            lo, hi = start_s - self.margin_s, end_s + self.margin_s
+            raw = store.spans_between(int(lo * 1e6), int(hi * 1e6)).frame
+            self._measured = self._measure(raw)
+            self._store, self._range = weakref.ref(store), (lo, hi)
+        frame = self._measured.frame
+        t = frame["start_us"].to_numpy()
+        return frame[(t >= int(start_s * 1e6)) & (t < int(end_s * 1e6))], self._measured

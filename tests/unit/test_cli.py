@@ -1,0 +1,242 @@
+"""The ``thinkfl`` command line: user errors are one stderr line and exit 2; demo works."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from thinkfl_operator.cli.main import main
+
+DAY = "2023-01-30"
+POD = "ts-basic-service-5dc8d4f9fd-llznp"
+TRACE_HEADER = (
+    "TraceID,SpanID,ParentID,PodName,OperationName,StartTimeUnixNano,EndTimeUnixNano,Duration\n"
+)
+T0_NS = 1_675_079_460 * 10**9  # 2023-01-30 11:51:00 UTC
+
+
+def _nezha_day(tmp_path: Path, trace_text: str | None = None,
+               label: str | None = None) -> Path:
+    """A tiny Nezha day folder: one trace CSV, an empty metric folder, optional label file."""
+    day = tmp_path / DAY
+    (day / "trace").mkdir(parents=True)
+    (day / "metric").mkdir()
+    if trace_text is None:
+        rows = [f"t{i},s{i},root,{POD},GET /x,{T0_NS + i * 10**9},{T0_NS + i * 10**9 + 10**6},1000"
+                for i in range(5)]
+        trace_text = TRACE_HEADER + "\n".join(rows) + "\n"
+    (day / "trace" / "11_51_trace.csv").write_text(trace_text, encoding="utf-8")
+    if label is not None:
+        (day / f"{DAY}-fault_list.json").write_text(label, encoding="utf-8")
+    return day
+
+
+def _user_error(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
+    """Run main in-process; assert exit 2, nothing on stdout's error path, ONE stderr line."""
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse errors leave through SystemExit
+        code = exc.code  # type: ignore[assignment]
+    out = capsys.readouterr()
+    assert code == 2, out
+    assert "Traceback" not in out.err and "Traceback" not in out.out
+    lines = out.err.splitlines()
+    assert len(lines) == 1, out.err
+    # subcommand parsers name themselves ("thinkfl demo: error: ...")
+    assert re.match(r"thinkfl( [a-z]+)?: error: ", lines[0]), lines[0]
+    return lines[0]
+
+
+# user errors ----------------------------------------------------------------------------------
+
+def test_missing_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "nope"
+    line = _user_error(capsys, ["diagnose", str(missing), "--time", "2023-01-30 11:51:46"])
+    assert str(missing) in line and "no such folder" in line
+    line = _user_error(capsys, ["evaluate", str(missing)])
+    assert str(missing) in line
+
+
+def test_folder_that_is_not_a_dataset(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "random").mkdir()
+    line = _user_error(capsys, ["diagnose", str(tmp_path / "random"), "--time", "1675079506"])
+    assert str(tmp_path / "random") in line and "not a dataset folder" in line
+
+
+def test_file_instead_of_a_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "file.csv"
+    path.write_text("x\n")
+    line = _user_error(capsys, ["diagnose", str(path), "--time", "1675079506"])
+    assert str(path) in line
+
+
+def test_evaluate_day_without_label_file(tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    day = _nezha_day(tmp_path)
+    line = _user_error(capsys, ["evaluate", str(day)])
+    assert str(day) in line and "label file" in line
+
+
+def test_malformed_fault_list(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    day = _nezha_day(tmp_path, label='{"11": [\n')
+    line = _user_error(capsys, ["evaluate", str(day)])
+    assert f"{DAY}-fault_list.json" in line and "malformed JSON" in line
+
+
+def test_fault_list_entry_without_pod(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    day = _nezha_day(tmp_path, label='{"11": [{"inject_time": "2023-01-30 11:51:46"}]}')
+    line = _user_error(capsys, ["evaluate", str(day)])
+    assert f"{DAY}-fault_list.json" in line and "inject_pod" in line
+
+
+def test_trace_csv_missing_a_column(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    text = "TraceID,SpanID,ParentID,PodName,OperationName\nt,s,root,p,GET\n"
+    day = _nezha_day(tmp_path, trace_text=text)
+    line = _user_error(capsys, ["diagnose", str(day), "--time", "2023-01-30 11:51:46"])
+    assert "11_51_trace.csv" in line and "StartTimeUnixNano" in line
+
+
+def test_bad_time_names_the_value(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    day = _nezha_day(tmp_path)
+    line = _user_error(capsys, ["diagnose", str(day), "--time", "2023-13-01 00:00:00"])
+    assert "2023-13-01 00:00:00" in line and "--time" in line
+
+
+def test_diagnose_needs_time_or_trace_id(tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    day = _nezha_day(tmp_path)
+    line = _user_error(capsys, ["diagnose", str(day)])
+    assert "--time" in line and "--trace-id" in line
+
+
+def test_engine_thinkfl_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    day = _nezha_day(tmp_path)
+    line = _user_error(capsys, ["diagnose", str(day), "--time", "2023-01-30 11:51:46",
+                                "--engine", "thinkfl"])
+    assert "thinkfl" in line and "heuristic" in line
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+        (["demo", "--bogus"], "unrecognized arguments: --bogus"),
+        ([], "required: command"),
+        (["diagnose"], "DATA_DIR"),
+        (["diagnose", "x", "--engine", "gpt"], "invalid choice: 'gpt'"),
+        (["demo", "--seed", "seven"], "invalid int value: 'seven'"),
+    ],
+)
+def test_argparse_errors_are_one_line(argv: list[str], words: str,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    line = _user_error(capsys, argv)
+    assert words in line
+
+
+def test_demo_unknown_fault_is_a_user_error(capsys: pytest.CaptureFixture[str]) -> None:
+    line = _user_error(capsys, ["demo", "--fault", "meteor"])
+    assert "meteor" in line
+
+
+# subprocess: the real console script ----------------------------------------------------------
+
+def _console_script() -> str:
+    beside = Path(sys.executable).parent / "thinkfl"
+    found = str(beside) if beside.exists() else shutil.which("thinkfl")
+    assert found, "the thinkfl console script is not installed"
+    return found
+
+
+def test_console_script_user_error_has_no_traceback(tmp_path: Path) -> None:
+    day = _nezha_day(tmp_path)
+    proc = subprocess.run(
+        [_console_script(), "diagnose", str(day), "--time", "2023-13-01 00:00:00"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    expected = ('thinkfl: error: --time "2023-13-01 00:00:00" is not a time like '
+                "2023-01-30 11:51:46 (UTC) or an RFC 3339 time")
+    assert proc.stderr.splitlines() == [expected]
+    assert proc.stdout == ""
+
+
+def test_console_script_unknown_command(tmp_path: Path) -> None:
+    proc = subprocess.run([_console_script(), "frobnicate"], capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert proc.returncode == 2
+    assert len(proc.stderr.splitlines()) == 1 and "Traceback" not in proc.stderr
+
+
+# demo ----------------------------------------------------------------------------------------
+
+def _table_rows(out: str) -> list[list[str]]:
+    """The Root Causes table rows (columns split on runs of two or more spaces)."""
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.split()[:2] == ["RANK", "SERVICE"])
+    rows = []
+    for line in lines[start + 1:]:
+        cells = re.split(r"\s{2,}", line.strip())
+        if not cells[0].isdigit():
+            break
+        rows.append(cells)
+    return rows
+
+
+def _run_demo(capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[str, str]:
+    code = main(["demo", *extra])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    assert "Traceback" not in out.err
+    match = re.search(r"Injected: (\S+);", out.out)
+    assert match, out.out
+    return out.out, match.group(1)
+
+
+def test_demo_prints_root_causes_and_steps(tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "demo.json"
+    out, injected = _run_demo(capsys, "--json", str(target))
+    assert "Root Causes" in out and "Steps" in out
+    rows = _table_rows(out)
+    assert len(rows) >= 3
+    assert [int(r[0]) for r in rows] == list(range(1, len(rows) + 1))
+    assert rows[0][1] == injected == "recommendationservice"
+
+    payload = json.loads(target.read_text(encoding="utf-8"))
+    assert {"root_causes", "engine", "steps", "traces", "usage"} <= set(payload)
+    causes = payload["root_causes"]
+    assert causes and causes[0]["service"] == injected
+    for item in causes:
+        assert {"rank", "service", "pod", "node", "reason", "score"} <= set(item)
+        assert type(item["score"]) is int
+    assert [c["rank"] for c in causes] == list(range(1, len(causes) + 1))
+    assert payload["engine"] == "heuristic"
+    assert payload["steps"] and payload["steps"][-1]["tool"] == "print_results"
+
+
+@pytest.mark.parametrize("fault", ["cpu_contention", "return"])
+def test_demo_other_faults_rank_the_injected_service_first(
+        fault: str, capsys: pytest.CaptureFixture[str]) -> None:
+    out, injected = _run_demo(capsys, "--fault", fault)
+    assert f"{fault} injected into" in out
+    assert _table_rows(out)[0][1] == injected
+
+
+def test_demo_json_to_an_unwritable_path_is_a_user_error(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "no-such-dir" / "out.json"
+    try:
+        code = main(["demo", "--json", str(target)])
+    except SystemExit as exc:  # pragma: no cover - would be a bug
+        code = exc.code  # type: ignore[assignment]
+    err = capsys.readouterr().err
+    assert code == 2
+    expected = f"thinkfl: error: {target}: cannot write: No such file or directory"
+    assert err.splitlines() == [expected]

@@ -70,7 +70,7 @@ def _scored(ordered: list[Candidate]) -> list[RootCause]:
     previous = 100
     for i, cand in enumerate(ordered):
         if top > 0:
-            score = int(round(100 * max(cand.score, 0.0) / top))
+            score = round(100 * max(cand.score, 0.0) / top)
         else:
             score = max(100 - 10 * i, 1)  # ranked by position only (e.g. a model's answer)
         score = min(score, previous)

@@ -31,7 +31,7 @@ class HeuristicSettings(BaseModel):
     lead_seconds: float = Field(0.0, ge=0, description="Seconds before the incident time also counted as incident window.")
     baseline_minutes: float = Field(30.0, gt=0, description="Minutes of spans on each side of the window used as the normal baseline.")
     guard_seconds: float = Field(30.0, ge=0, description="Seconds between the window and the baseline left out of both.")
-    max_traces: int = Field(3, ge=1, le=50, description="Anomalous traces walked with the tools for the diagnostic path.")
+    max_traces: int = Field(2, ge=1, le=50, description="Anomalous traces walked with the tools for the diagnostic path.")
     min_candidates: int = Field(3, ge=3, description="Fewest ranked candidates returned (padded with the next best).")
 
 

@@ -98,7 +98,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     elapsed = time.perf_counter() - started
     print(f"Synthetic OnlineBoutique-like incident: {incident_data.fault} injected into "
           f"{incident_data.faulty_pod} at {iso(incident_data.time_s)}\n")
-    print(render.describe(incident, result, "synthetic generator (seed %d)" % args.seed))
+    print(render.describe(incident, result, f"synthetic generator (seed {args.seed})"))
     print(f"\nDiagnosed in {elapsed * 1000:.0f} ms. Injected: {incident_data.faulty_service}; "
           f"top-1: {result.top.service if result.top else '-'}")
     if args.json:

@@ -14,7 +14,7 @@ def parse_time(text: str, field: str = "--time") -> float:
         value = float(raw)
         return value / 1000.0 if value > 1e11 else value
     try:
-        parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        parsed = datetime.fromisoformat(raw)
     except ValueError:
         raise InvalidIncident(
             f'{field} "{text}" is not a time like 2023-01-30 11:51:46 (UTC) or an RFC 3339 time'

@@ -29,7 +29,7 @@ def root_span_table(span: Span, index: int = 0) -> str:
         "parent_span": span.parent_span or float("nan"),
     }
     frame = pd.DataFrame([row], index=[index], columns=list(ROOT_COLUMNS))
-    return frame.astype({"parent_span": object}).to_string()
+    return str(frame.astype({"parent_span": object}).to_string())
 
 
 def spans_json(spans: Sequence[Span], max_chars: int) -> str:
@@ -40,7 +40,8 @@ def spans_json(spans: Sequence[Span], max_chars: int) -> str:
 
 
 def _capped_list(items: list[str], max_chars: int, noun: str) -> str:
-    body, used = [], 2
+    body: list[str] = []
+    used = 2
     for item in items:
         if used + len(item) + 2 > max_chars and body:
             break
@@ -54,7 +55,8 @@ def _capped_list(items: list[str], max_chars: int, noun: str) -> str:
 
 def metrics_json(entries: dict[str, dict[str, float]], max_chars: int) -> str:
     """The fluctuating-metrics map (keys ``node.pod.kpi``), whole entries up to the cap."""
-    parts, used = [], 2
+    parts: list[str] = []
+    used = 2
     for key, stats in entries.items():
         item = json.dumps({key: stats}, ensure_ascii=False)[1:-1]
         if used + len(item) + 2 > max_chars and parts:
@@ -71,4 +73,6 @@ def ms(duration_us: int) -> str:
     """A duration in µs as a short human string."""
     if duration_us >= 1_000_000:
         return f"{duration_us / 1e6:.2f} s"
-    return f"{duration_us / 1e3:.1f} ms"
+    if duration_us >= 100:
+        return f"{duration_us / 1e3:.1f} ms"
+    return f"{duration_us} µs"

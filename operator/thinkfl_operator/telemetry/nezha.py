@@ -193,7 +193,7 @@ class NezhaStore(MemoryStore):
 
 def _sample_times(raw: pd.DataFrame, quality: DataQuality) -> np.ndarray:
     """Sample time in epoch seconds: the text ``Time`` when it parses, else ``TimeStamp``."""
-    epoch = pd.to_numeric(raw["TimeStamp"], errors="coerce").to_numpy(dtype="float64")
+    epoch: np.ndarray = pd.to_numeric(raw["TimeStamp"], errors="coerce").to_numpy(dtype="float64")
     if "Time" not in raw:
         return epoch
     text = raw["Time"].fillna("").astype(str)
@@ -208,7 +208,8 @@ def _sample_times(raw: pd.DataFrame, quality: DataQuality) -> np.ndarray:
     disagree = ~np.isnan(text_s) & (np.isnan(epoch) | (np.abs(text_s - epoch) > _EPOCH_TOLERANCE_S))
     if disagree.any():
         quality.add("metric rows whose epoch disagreed with their text time (text used)", int(disagree.sum()))
-    return np.where(np.isnan(text_s), epoch, text_s)
+    chosen: np.ndarray = np.where(np.isnan(text_s), epoch, text_s)
+    return chosen
 
 
 def _folder_day(root: Path) -> datetime | None:

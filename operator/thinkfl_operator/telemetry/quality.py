@@ -16,7 +16,7 @@ class DataQuality:
         if count > 0:
             self.skipped[reason] += count
 
-    def merge(self, other: "DataQuality") -> None:
+    def merge(self, other: DataQuality) -> None:
         self.skipped.update(other.skipped)
 
     def notes(self) -> list[str]:

@@ -43,7 +43,8 @@ def span_keys(frame: pd.DataFrame, id_column: str = "span_id") -> np.ndarray:
     trace = pd.util.hash_array(frame["trace_id"].to_numpy(dtype=object), categorize=False)
     ident = pd.util.hash_array(frame[id_column].to_numpy(dtype=object), categorize=False)
     with np.errstate(over="ignore"):
-        return trace * np.uint64(0x9E3779B97F4A7C15) + ident
+        keys: np.ndarray = trace * np.uint64(0x9E3779B97F4A7C15) + ident
+    return keys
 
 
 def empty_frame() -> pd.DataFrame:
@@ -117,7 +118,7 @@ class SpanTable:
         row = self._by_span.get(span_id)
         return None if row is None else self._span(row)
 
-    def trace(self, trace_id: str) -> "SpanTable":
+    def trace(self, trace_id: str) -> SpanTable:
         return SpanTable(self.frame[self.frame["trace_id"] == trace_id])
 
     def trace_ids(self) -> list[str]:

@@ -17,7 +17,6 @@ from thinkfl_operator.engines.heuristic.signals import Measured
 from thinkfl_operator.telemetry.store import Store
 
 
-
 class MeasuredCache:
     def __init__(self, measure: Callable[[pd.DataFrame], Measured]) -> None:
         self._measure = measure

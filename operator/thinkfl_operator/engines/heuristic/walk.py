@@ -6,11 +6,12 @@ import pandas as pd
 
 from thinkfl_operator.engines.heuristic.scoring import PodEvidence
 from thinkfl_operator.evidence.toolbox import Toolbox
+from thinkfl_operator.models import Span
 
 #: Deepest chain of search_traces calls per trace.
 MAX_DEPTH = 12
 #: Levels explored below the suspect's span.
-EXTRA_DEPTH = 2
+EXTRA_DEPTH = 1
 
 
 def pick_traces(window: pd.DataFrame, suspect: PodEvidence | None, limit: int) -> list[str]:
@@ -63,7 +64,7 @@ def walk_trace(tools: Toolbox, trace: pd.DataFrame, target_span: str) -> None:
     chain = [target_span]
     while chain[-1] in parents and parents[chain[-1]] in parents and len(chain) < MAX_DEPTH:
         chain.append(parents[chain[-1]])
-    children = []
+    children: list[Span] = []
     for span_id in reversed(chain):
         children, _ = tools.search_traces(span_id)
         if not children:

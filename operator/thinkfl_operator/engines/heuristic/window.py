@@ -58,5 +58,5 @@ def split(store: Store, incident: Incident, cfg: HeuristicSettings, cache: Measu
 
 
 def _iso(t: float) -> str:
-    return pd.Timestamp(t, unit="s", tz="UTC").strftime("%Y-%m-%d %H:%M:%S UTC")
+    return str(pd.Timestamp(t, unit="s", tz="UTC").strftime("%Y-%m-%d %H:%M:%S UTC"))
 

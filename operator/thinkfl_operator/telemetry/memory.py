@@ -25,7 +25,8 @@ class MemoryStore:
         service_of: Callable[[str], str] = service_of_pod,
     ) -> None:
         self.quality = DataQuality()
-        self._spans = clean_spans(spans, self.quality) if spans is not None else empty_frame()
+        frame = clean_spans(spans, self.quality) if spans is not None else empty_frame()
+        self._spans = frame.sort_values("start_us", kind="stable").reset_index(drop=True)
         self._metrics: MetricFrames = dict(metrics or {})
         self._nodes = dict(nodes or {})
         self._service_of = service_of
@@ -33,9 +34,10 @@ class MemoryStore:
 
     # spans -------------------------------------------------------------------------------
     def _frame_between(self, start_us: int, end_us: int) -> pd.DataFrame:
-        frame = self._spans
-        starts = frame["start_us"]
-        return frame[(starts >= start_us) & (starts < end_us)]
+        """Spans starting in [start_us, end_us): a binary search, the frame is sorted by start."""
+        starts = self._spans["start_us"].to_numpy()
+        lo, hi = starts.searchsorted(start_us, "left"), starts.searchsorted(end_us, "left")
+        return self._spans.iloc[lo:hi]
 
     def spans_between(self, start_us: int, end_us: int) -> SpanTable:
         return SpanTable(self._frame_between(start_us, end_us))

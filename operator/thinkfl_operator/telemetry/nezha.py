@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from thinkfl_operator.errors import DatasetError
 from thinkfl_operator.telemetry.csvio import read_csv
@@ -57,9 +59,8 @@ class NezhaStore(MemoryStore):
             p.name[: -len(_METRIC_SUFFIX)]: p
             for p in (sorted(metric_dir.glob(f"*{_METRIC_SUFFIX}")) if metric_dir.is_dir() else [])
         }
-        self._file_cache: dict[Path, pd.DataFrame] = {}
+        self._loaded: set[Path] = set()
         self._metric_cache: dict[str, pd.DataFrame] = {}
-        self._seen_spans: list[np.ndarray] = []
 
     # spans -------------------------------------------------------------------------------
     def _files_for(self, start_us: int, end_us: int) -> list[Path]:
@@ -78,15 +79,20 @@ class NezhaStore(MemoryStore):
                 chosen.append(path)
         return chosen
 
-    def _load_trace_file(self, path: Path) -> pd.DataFrame:
-        cached = self._file_cache.get(path)
-        if cached is not None:
-            return cached
-        raw = read_csv(path, TRACE_COLUMNS, _TRACE_TEXT)
-        frame = self._normalize(raw)
-        self._tally_repeats(frame)
-        self._file_cache[path] = frame
-        return frame
+    def _ensure_loaded(self, paths: list[Path]) -> None:
+        """Read the files not read yet, as one batch, into the de-duplicated span frame."""
+        new = [p for p in paths if p not in self._loaded]
+        if not new:
+            return
+        raws = [read_csv(path, TRACE_COLUMNS, _TRACE_TEXT) for path in new]
+        self._loaded.update(new)
+        batch = self._normalize(pd.concat(raws, ignore_index=True) if len(raws) > 1 else raws[0])
+        if not self._spans.empty:
+            batch = pd.concat([self._spans, batch], ignore_index=True)
+            repeated = pd.Series(span_keys(batch)).duplicated(keep="first").to_numpy()
+            self.quality.add("repeated spans", int(repeated.sum()))
+            batch = batch[~repeated]
+        self._spans = batch.sort_values("start_us", kind="stable").reset_index(drop=True)
 
     def _normalize(self, raw: pd.DataFrame) -> pd.DataFrame:
         start_ns = pd.to_numeric(raw["StartTimeUnixNano"], errors="coerce")
@@ -126,45 +132,13 @@ class NezhaStore(MemoryStore):
         nan_duration = frame["duration_us"].isna() & frame["start_us"].notna()
         return clean_spans(frame, self.quality) if not nan_duration.all() else empty_frame()
 
-    def _tally_repeats(self, frame: pd.DataFrame) -> None:
-        """Count spans this file repeats from files already read (overlapping minute files)."""
-        keys = span_keys(frame)
-        if self._seen_spans:
-            repeated = int(np.isin(keys, np.concatenate(self._seen_spans), kind="sort").sum())
-            self.quality.add("spans repeated across overlapping trace files", repeated)
-        self._seen_spans.append(keys)
-
     def _frame_between(self, start_us: int, end_us: int) -> pd.DataFrame:
-        parts = []
-        for path in self._files_for(start_us, end_us):
-            frame = self._load_trace_file(path)
-            starts = frame["start_us"]
-            parts.append(frame[(starts >= start_us) & (starts < end_us)])
-        return self._merge(parts)
-
-    def _merge(self, parts: list[pd.DataFrame]) -> pd.DataFrame:
-        parts = [p for p in parts if not p.empty]
-        if not parts:
-            return empty_frame()
-        frame = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
-        if len(parts) > 1:
-            # Overlapping minute files repeat spans.
-            dup = pd.Series(span_keys(frame)).duplicated(keep="first").to_numpy()
-            if dup.any():
-                frame = frame[~dup]
-        return frame
+        self._ensure_loaded(self._files_for(start_us, end_us))
+        return super()._frame_between(start_us, end_us)
 
     def _all_spans(self) -> pd.DataFrame:
-        return self._merge([self._load_trace_file(p) for p in self._trace_files])
-
-    def find_trace(self, trace_id: str) -> SpanTable:
-        if trace_id not in self._trace_cache:
-            parts = []
-            for path in self._trace_files:
-                frame = self._load_trace_file(path)
-                parts.append(frame[frame["trace_id"] == trace_id])
-            self._trace_cache[trace_id] = SpanTable(self._merge(parts))
-        return self._trace_cache[trace_id]
+        self._ensure_loaded(self._trace_files)
+        return self._spans
 
     # metrics -----------------------------------------------------------------------------
     def metric_pods(self) -> list[str]:
@@ -184,8 +158,13 @@ class NezhaStore(MemoryStore):
     def _metric_frame(self, raw: pd.DataFrame) -> pd.DataFrame:
         times = _sample_times(raw, self.quality)
         kpis = [c for c in raw.columns if c not in _NON_KPI]
-        values = raw[kpis].apply(pd.to_numeric, errors="coerce").astype("float64")
-        values.index = pd.Index(times, name="ts")
+        columns = {c: raw[c] if pd.api.types.is_numeric_dtype(raw[c]) else pd.to_numeric(raw[c], errors="coerce")
+                   for c in kpis}
+        values = pd.DataFrame(
+            np.column_stack([col.to_numpy(dtype="float64") for col in columns.values()]) if kpis
+            else np.empty((len(raw), 0)),
+            columns=kpis, index=pd.Index(times, name="ts"),
+        )
         values = values[values.index.notna()]
         values = values[~values.index.duplicated(keep="first")].sort_index()
         return values
@@ -196,20 +175,30 @@ def _sample_times(raw: pd.DataFrame, quality: DataQuality) -> np.ndarray:
     epoch: np.ndarray = pd.to_numeric(raw["TimeStamp"], errors="coerce").to_numpy(dtype="float64")
     if "Time" not in raw:
         return epoch
-    text = raw["Time"].fillna("").astype(str)
-    parsed = pd.to_datetime(text.str.slice(0, 19), format="%Y-%m-%d %H:%M:%S", errors="coerce", utc=True)
-    offset = text.str.extract(r"^\S+ \S+ ([+-]\d{4})", expand=False)
-    sign = np.where(offset.str.startswith("-").fillna(False), -1.0, 1.0)
-    hours = pd.to_numeric(offset.str.slice(1, 3), errors="coerce").fillna(0).to_numpy()
-    minutes = pd.to_numeric(offset.str.slice(3, 5), errors="coerce").fillna(0).to_numpy()
-    seconds = (parsed - pd.Timestamp(0, tz="UTC")).dt.total_seconds().to_numpy(dtype="float64")
-    text_s = seconds - sign * (hours * 3600 + minutes * 60)
-    text_s = np.where(parsed.isna().to_numpy(), np.nan, text_s)
+    text_s = _text_seconds(pa.array(raw["Time"].astype(object), type=pa.string()))
     disagree = ~np.isnan(text_s) & (np.isnan(epoch) | (np.abs(text_s - epoch) > _EPOCH_TOLERANCE_S))
     if disagree.any():
         quality.add("metric rows whose epoch disagreed with their text time (text used)", int(disagree.sum()))
     chosen: np.ndarray = np.where(np.isnan(text_s), epoch, text_s)
     return chosen
+
+
+def _text_seconds(text: pa.Array) -> np.ndarray:
+    """Epoch seconds of Go time strings ("2023-01-30 11:39:53.71 +0000 UTC m=+0.89"); NaN if not."""
+    stamp = pc.strptime(pc.utf8_slice_codeunits(text, 0, 19), format="%Y-%m-%d %H:%M:%S", unit="s",
+                        error_is_null=True)
+    seconds = pc.cast(stamp, pa.int64()).to_numpy(zero_copy_only=False).astype("float64")
+    seconds = np.where(pc.is_null(stamp).to_numpy(zero_copy_only=False), np.nan, seconds)
+    zone = pc.extract_regex(text, r"^\S+ \S+ (?P<zone>[+-]\d{4})").field("zone")
+    zone = pc.fill_null(zone, "+0000").to_numpy(zero_copy_only=False)
+    offsets = np.array([_offset_seconds(z) for z in zone]) if (zone != "+0000").any() else 0.0
+    result: np.ndarray = seconds - offsets
+    return result
+
+
+def _offset_seconds(zone: str) -> float:
+    sign = -1.0 if zone.startswith("-") else 1.0
+    return sign * (int(zone[1:3]) * 3600 + int(zone[3:5]) * 60)
 
 
 def _folder_day(root: Path) -> datetime | None:

@@ -35,5 +35,6 @@ class MeasuredCache:
             self._measured = self._measure(raw)
             self._store, self._range = weakref.ref(store), (lo, hi)
         frame = self._measured.frame
-        t = frame["start_us"].to_numpy()
-        return frame[(t >= int(start_s * 1e6)) & (t < int(end_s * 1e6))], self._measured
+        t = frame["start_us"].to_numpy()  # stores return spans sorted by start
+        lo, hi = t.searchsorted(int(start_s * 1e6)), t.searchsorted(int(end_s * 1e6))
+        return frame.iloc[lo:hi], self._measured

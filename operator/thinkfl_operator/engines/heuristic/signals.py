@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from thinkfl_operator.engines.heuristic.groupstats import group_counts, group_mean, group_median
 from thinkfl_operator.telemetry.spans import span_keys
 
 #: Status values that mean success in the sources we read.
@@ -37,6 +38,10 @@ SCALE_FLOOR_REL = 0.10
 #: A value must fall by at least this share to count as "ends early" or "stops calling".
 MIN_DROP = 0.3
 MIN_WINDOW = 3
+TEXT_COLUMNS = ("trace_id", "span_id", "parent_id", "pod", "service", "node", "operation", "status",
+                "kind", "parent_service")
+#: The columns the shift statistics read (baselines are cut down to these).
+STAT_COLUMNS = ["op_key", "edge_key", "self_us", "gap_us", "duration_us", "child_count", "is_error"]
 MIN_BASELINE = 5
 
 
@@ -71,7 +76,7 @@ class Measured:
 
 def span_measurements(frame: pd.DataFrame) -> Measured:
     """Add own time, the network gap owned by the callee, child counts and integer keys."""
-    frame = frame.reset_index(drop=True)
+    frame = frame.sort_values("start_us", kind="stable").reset_index(drop=True)
     prow = pd.Index(span_keys(frame)).get_indexer(span_keys(frame, "parent_id"))
     has_parent = prow >= 0
     safe = np.clip(prow, 0, None)
@@ -98,12 +103,14 @@ def span_measurements(frame: pd.DataFrame) -> Measured:
         gap_us=gap_us,
         child_count=child_count,
         end_us=frame["start_us"].to_numpy() + frame["duration_us"].to_numpy(),
-        is_error=~frame["status"].str.lower().isin(OK_STATUS).to_numpy(),
+        is_error=(~frame["status"].str.lower().isin(OK_STATUS).to_numpy()).astype("float64"),
     )
     op_codes = out.groupby(["pod", "operation"], sort=False).ngroup().to_numpy()
     edge_codes = out.groupby(["pod", "parent_service", "operation"], sort=False).ngroup().to_numpy()
     edge_codes = np.where(np.isnan(gap_us), -1, edge_codes)
     out = out.assign(op_key=op_codes, edge_key=edge_codes)
+    # Categories make the many per-incident slices and takes cheap (integer codes, not strings).
+    out = out.astype({c: "category" for c in TEXT_COLUMNS})
     ops = _labels(out, "op_key", ["pod", "service", "operation"])
     edges = _labels(out[out["edge_key"] >= 0], "edge_key", ["pod", "service", "parent_service", "operation"])
     return Measured(out, ops, edges)
@@ -114,23 +121,32 @@ def _labels(frame: pd.DataFrame, code: str, columns: list[str]) -> pd.DataFrame:
     return first.set_index(code)[columns].astype(str)
 
 
+def _valid(frame: pd.DataFrame, code: str, value: str) -> tuple[np.ndarray, np.ndarray]:
+    codes = frame[code].to_numpy()
+    values = frame[value].to_numpy(dtype="float64")
+    keep = (codes >= 0) & ~np.isnan(values)
+    return codes[keep], values[keep]
+
+
 def _stats(base: pd.DataFrame, win: pd.DataFrame, value: str, code: str) -> pd.DataFrame:
     """Per key seen in both: window median and count, baseline median, MAD and count."""
-    w = win[[code, value]].dropna()
-    wg = w.groupby(code)[value]
-    stats = pd.DataFrame({"w_med": wg.median(), "w_n": wg.size()})
-    stats = stats[(stats["w_n"] >= MIN_WINDOW) & (stats.index >= 0)]
-    b = base[[code, value]].dropna()
-    b = b[b[code].isin(stats.index)]
-    bg = b.groupby(code)[value]
-    stats = stats.join(pd.DataFrame({"b_med": bg.median(), "b_n": bg.size()}), how="inner")
-    stats = stats[stats["b_n"] >= MIN_BASELINE]
-    if stats.empty:
-        return stats
-    b = b[b[code].isin(stats.index)]
-    dev = (b[value] - stats["b_med"].reindex(b[code]).to_numpy()).abs()
-    stats["b_mad"] = dev.groupby(b[code].to_numpy()).median()
-    return stats
+    w_codes, w_values = _valid(win, code, value)
+    b_codes, b_values = _valid(base, code, value)
+    if len(w_codes) == 0 or len(b_codes) == 0:
+        return pd.DataFrame()
+    groups = int(max(w_codes.max(), b_codes.max())) + 1
+    w_n, b_n = group_counts(w_codes, groups), group_counts(b_codes, groups)
+    wanted = (w_n >= MIN_WINDOW) & (b_n >= MIN_BASELINE)
+    if not wanted.any():
+        return pd.DataFrame()
+    w_keep, b_keep = wanted[w_codes], wanted[b_codes]
+    w_med = group_median(w_codes[w_keep], w_values[w_keep], groups)
+    b_codes, b_values = b_codes[b_keep], b_values[b_keep]
+    b_med = group_median(b_codes, b_values, groups)
+    b_mad = group_median(b_codes, np.abs(b_values - b_med[b_codes]), groups)
+    index = np.flatnonzero(wanted)
+    return pd.DataFrame({"w_med": w_med[index], "w_n": w_n[index], "b_med": b_med[index],
+                         "b_n": b_n[index], "b_mad": b_mad[index]}, index=index)
 
 
 def _shifts(base: pd.DataFrame, win: pd.DataFrame, value: str, code: str, labels: pd.DataFrame,
@@ -162,19 +178,21 @@ def _ratio_shifts(base: pd.DataFrame, win: pd.DataFrame, value: str, ops: pd.Dat
                   rise: bool) -> list[Shift]:
     """Relative shifts of a per-span value per (pod, operation), z = 10 × the change: a rise of
     a share (errors: mean), or a fall to a fraction of the usual (calls, duration: median)."""
-    how = "mean" if rise else "median"
-    w = win.groupby("op_key")[value].agg([how, "size"])
-    w = w[w["size"] >= MIN_WINDOW]
-    b = base[base["op_key"].isin(w.index)].groupby("op_key")[value].agg([how, "size"])
-    both = w.add_suffix("_w").join(b.add_suffix("_b"), how="inner")
-    both = both[both["size_b"] >= MIN_BASELINE]
-    mb, mw = both[f"{how}_b"].to_numpy(), both[f"{how}_w"].to_numpy()
+    w_codes, w_values = _valid(win, "op_key", value)
+    b_codes, b_values = _valid(base, "op_key", value)
+    if len(w_codes) == 0 or len(b_codes) == 0:
+        return []
+    groups = int(max(w_codes.max(), b_codes.max())) + 1
+    w_n, b_n = group_counts(w_codes, groups), group_counts(b_codes, groups)
+    stat = group_mean if rise else group_median
+    mw, mb = stat(w_codes, w_values, groups), stat(b_codes, b_values, groups)
     with np.errstate(divide="ignore", invalid="ignore"):
         change = (mw - mb) if rise else (mb - mw) / np.maximum(mb, 1e-9)
-    ok = change > (0 if rise else MIN_DROP)
-    if not ok.any():
+    ok = (w_n >= MIN_WINDOW) & (b_n >= MIN_BASELINE) & (change > (0 if rise else MIN_DROP))
+    index = np.flatnonzero(ok)
+    if len(index) == 0:
         return []
-    return _make(kind, ops.loc[both.index[ok]], mb[ok], mw[ok], 10.0 * change[ok], both["size_w"].to_numpy()[ok])
+    return _make(kind, ops.loc[index], mb[index], mw[index], 10.0 * change[index], w_n[index])
 
 
 def compute_shifts(base: pd.DataFrame, win: pd.DataFrame, measured: Measured) -> list[Shift]:
@@ -184,7 +202,7 @@ def compute_shifts(base: pd.DataFrame, win: pd.DataFrame, measured: Measured) ->
     shifts += _shifts(base, win, "self_us", "op_key", ops, "self")
     shifts += _shifts(base, win, "gap_us", "edge_key", edges, "net")
     shifts += _ratio_shifts(base, win, "duration_us", ops, "short", rise=False)
-    if win["is_error"].any():
+    if (win["is_error"].to_numpy() > 0).any():
         shifts += _ratio_shifts(base, win, "is_error", ops, "error", rise=True)
     fanout = _ratio_shifts(base, win, "child_count", ops, "fanout", rise=False)
     shifts += fanout

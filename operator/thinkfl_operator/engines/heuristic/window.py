@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from thinkfl_operator.engines.heuristic.cache import MeasuredCache
-from thinkfl_operator.engines.heuristic.signals import Measured
+from thinkfl_operator.engines.heuristic.signals import STAT_COLUMNS, Measured
 from thinkfl_operator.errors import InvalidIncident, NoEvidence
 from thinkfl_operator.models import Incident
 from thinkfl_operator.settings import HeuristicSettings
@@ -46,14 +46,17 @@ def split(store: Store, incident: Incident, cfg: HeuristicSettings, cache: Measu
     start, end, anchor = incident_window(store, incident, cfg)
     horizon = cfg.baseline_minutes * 60
     frame, measured = cache.between(store, start - horizon, end + horizon)
-    t = frame["start_us"] / 1e6
-    window = frame[(t >= start) & (t < end)]
+    t = frame["start_us"].to_numpy()  # sorted by start
+    lo, hi = t.searchsorted(int(start * 1e6)), t.searchsorted(int(end * 1e6))
+    window = frame.iloc[lo:hi]
     if window.empty:
         raise NoEvidence(
             f"no spans between {_iso(start)} and {_iso(end)} in the {store.name} data"
         )
     guard = cfg.guard_seconds
-    baseline = frame[(t < start - guard) | (t >= end + guard)]
+    before, after = t.searchsorted(int((start - guard) * 1e6)), t.searchsorted(int((end + guard) * 1e6))
+    stats = frame[STAT_COLUMNS]
+    baseline = pd.concat([stats.iloc[:before], stats.iloc[after:]])
     return Windows(start, end, anchor, window, baseline, measured)
 
 

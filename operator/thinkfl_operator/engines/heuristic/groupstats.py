@@ -1,0 +1,32 @@
+"""Per-group counts, medians and means over integer group codes, in plain numpy (no pandas)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def group_counts(codes: np.ndarray, groups: int) -> np.ndarray:
+    return np.bincount(codes, minlength=groups)
+
+
+def group_median(codes: np.ndarray, values: np.ndarray, groups: int) -> np.ndarray:
+    """Median of ``values`` per code in [0, groups); NaN for empty groups."""
+    out = np.full(groups, np.nan)
+    if len(codes) == 0:
+        return out
+    order = np.lexsort((values, codes))
+    sorted_values = values[order]
+    counts = np.bincount(codes, minlength=groups)
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    present = counts > 0
+    lo = starts + (counts - 1) // 2
+    hi = starts + counts // 2
+    out[present] = (sorted_values[lo[present]] + sorted_values[hi[present]]) / 2.0
+    return out
+
+
+def group_mean(codes: np.ndarray, values: np.ndarray, groups: int) -> np.ndarray:
+    counts = np.bincount(codes, minlength=groups)
+    sums = np.bincount(codes, weights=values, minlength=groups)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)

@@ -99,17 +99,17 @@ def test_long_metrics_pivot_per_pod_and_give_pod_node(tmp_path: Path) -> None:
     assert store.node_of("cartservice-2") == "node-6"
     assert store.node_of("frontend-2") == ""
     frames = store.metrics(["cartservice-2", "frontend-2", "node-6"], 1647747300, 1647747500)
-    cart = frames["cartservice-2"]
+    cart = frames["cartservice-2"].frame()
     assert cart.index.name == "ts" and cart.index.is_monotonic_increasing
     assert list(cart.index) == [1647747340.0, 1647747400.0]
     assert sorted(cart.columns) == ["cpu", "mem"]
     assert cart.loc[1647747400.0, "cpu"] == 2.0 and cart["mem"].isna().tolist() == [False, True]
-    assert list(frames["frontend-2"].index) == [1647747340.0]  # ms divided to s
-    node = frames["node-6"]
+    assert list(frames["frontend-2"].ts) == [1647747340.0]  # ms divided to s
+    node = frames["node-6"].frame()
     assert node.loc[1647747340.0, "node_cpu"] == 70.0 and node["node_cpu"].isna().sum() == 1
     # Window selection uses the per-pod index.
     later = store.metrics(["cartservice-2"], 1647747390, 1647747500)["cartservice-2"]
-    assert list(later.index) == [1647747400.0]
+    assert list(later.ts) == [1647747400.0]
 
 
 def test_missing_metric_column_names_file(tmp_path: Path) -> None:

@@ -153,7 +153,7 @@ def test_nan_values_and_constant_zero_column_load(tmp_path: Path) -> None:
     rows = _metric_row(T0) + _metric_row(T0 + 60, cpu="NaN") + _metric_row(T0 + 120, mem="")
     store = NezhaStore(_day(tmp_path, metrics={POD: rows}))
     assert store.metric_pods() == [POD]
-    frame = store.metrics([POD], T0 - 1, T0 + 200)[POD]
+    frame = store.metrics([POD], T0 - 1, T0 + 200)[POD].frame()
     assert list(frame.index) == [float(T0), T0 + 60.0, T0 + 120.0]
     assert frame.index.name == "ts"
     assert math.isnan(frame.loc[T0 + 60.0, "CpuUsageRate(%)"])
@@ -166,7 +166,7 @@ def test_nan_values_and_constant_zero_column_load(tmp_path: Path) -> None:
 def test_corrupt_epoch_is_placed_by_text_time(tmp_path: Path) -> None:
     rows = _metric_row(T0) + _metric_row(99, text_epoch=T0 + 60) + _metric_row(T0 + 120)
     store = NezhaStore(_day(tmp_path, metrics={POD: rows}))
-    frame = store.metrics([POD], T0 - 1, T0 + 200)[POD]
+    frame = store.metrics([POD], T0 - 1, T0 + 200)[POD].frame()
     assert list(frame.index) == [float(T0), T0 + 60.0, T0 + 120.0]
     assert store.metrics([POD], 0, 1000) == {}
     assert _noted(store, "epoch disagreed with their text time")

@@ -9,12 +9,14 @@ Standard deviations are population ones (ddof = 0), as numpy computes them.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 
 import numpy as np
+import pandas as pd
 
 from thinkfl_operator.evidence.formatting import metrics_json
 from thinkfl_operator.models import Fluctuation
-from thinkfl_operator.telemetry.store import MetricFrames
+from thinkfl_operator.telemetry.store import KpiBlock, as_block
 
 
 def normalize_timestamp(value: object) -> float:
@@ -31,7 +33,7 @@ def metric_key(node: str, pod: str, kpi: str) -> str:
 
 
 def fluctuations(
-    frames: MetricFrames,
+    frames: Mapping[str, KpiBlock | pd.DataFrame],
     t_s: float,
     nodes: dict[str, str],
     baseline_s: float = 1200.0,
@@ -40,33 +42,35 @@ def fluctuations(
 ) -> list[Fluctuation]:
     """Every KPI series that leaves mean ± sigma·std around ``t_s``, most deviant first."""
     found: list[Fluctuation] = []
-    for pod, frame in frames.items():
-        ts = frame.index.to_numpy(dtype="float64")
+    for pod, data in frames.items():
+        block = as_block(data)
+        ts = block.ts
         base_mask = (ts >= t_s - baseline_s) & (ts <= t_s + baseline_s)
         cur_mask = (ts >= t_s - current_s) & (ts <= t_s + current_s)
         if not cur_mask.any():
             continue
-        values = frame.to_numpy(dtype="float64")
-        base, cur = values[base_mask], values[cur_mask]
+        base, cur = block.values[base_mask], block.values[cur_mask]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", category=RuntimeWarning)  # all-NaN columns
             mean = np.nanmean(base, axis=0)
             std = np.nanstd(base, axis=0)
             outside = np.abs(cur - mean) > sigma * std
-            cur_mean = np.nanmean(cur, axis=0)
-            cur_std = np.nanstd(cur, axis=0)
-        for j, kpi in enumerate(frame.columns):
-            if not np.isfinite(std[j]) or std[j] <= 0 or not outside[:, j].any():
+            flagged = np.flatnonzero(np.isfinite(std) & (std > 0) & outside.any(axis=0))
+            if len(flagged) == 0:
                 continue
+            cur_mean = np.nanmean(cur[:, flagged], axis=0)
+            cur_std = np.nanstd(cur[:, flagged], axis=0)
+        for i, j in enumerate(flagged):
+            kpi = block.kpis[j]
             found.append(
                 Fluctuation(
-                    key=metric_key(nodes.get(pod, ""), pod, str(kpi)),
+                    key=metric_key(nodes.get(pod, ""), pod, kpi),
                     pod=pod,
-                    kpi=str(kpi),
+                    kpi=kpi,
                     regular_mean=float(mean[j]),
                     regular_std_dev=float(std[j]),
-                    current_mean=float(cur_mean[j]),
-                    current_std_dev=float(cur_std[j]),
+                    current_mean=float(cur_mean[i]),
+                    current_std_dev=float(cur_std[i]),
                 )
             )
     found.sort(key=lambda f: f.deviation, reverse=True)

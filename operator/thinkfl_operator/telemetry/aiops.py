@@ -20,7 +20,9 @@ from thinkfl_operator.errors import DatasetError
 from thinkfl_operator.telemetry.csvio import read_csv
 from thinkfl_operator.telemetry.memory import MemoryStore
 from thinkfl_operator.telemetry.naming import service_of_aiops_pod
-from thinkfl_operator.telemetry.store import MetricFrames
+
+#: pod (or node) → KPI frame indexed by epoch seconds.
+FrameMap = dict[str, pd.DataFrame]
 
 #: Accepted spellings of each trace column (first found wins).
 _TRACE_ALIASES: dict[str, tuple[str, ...]] = {
@@ -124,7 +126,7 @@ def _header(path: Path) -> list[str]:
     return [h.strip().lstrip("\ufeff") for h in line.strip().split(",")]
 
 
-def _read_metrics(files: list[Path]) -> tuple[MetricFrames, MetricFrames, dict[str, str]]:
+def _read_metrics(files: list[Path]) -> tuple[FrameMap, FrameMap, dict[str, str]]:
     """(pod frames, node frames, pod → node) from long-format metric CSVs."""
     if not files:
         return {}, {}, {}
@@ -158,8 +160,8 @@ def _read_metrics(files: list[Path]) -> tuple[MetricFrames, MetricFrames, dict[s
     return pods, node_frames, nodes
 
 
-def _pivot(long: pd.DataFrame) -> MetricFrames:
-    out: MetricFrames = {}
+def _pivot(long: pd.DataFrame) -> FrameMap:
+    out: FrameMap = {}
     for owner, rows in long.groupby("owner", sort=True):
         frame = rows.pivot_table(index="ts", columns="kpi", values="value", aggfunc="mean",
                                  dropna=False)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import pandas as pd
 
 from thinkfl_operator.telemetry.naming import service_of_pod
 from thinkfl_operator.telemetry.quality import DataQuality
 from thinkfl_operator.telemetry.spans import SpanTable, clean_spans, empty_frame
-from thinkfl_operator.telemetry.store import MetricFrames
+from thinkfl_operator.telemetry.store import KpiBlock, MetricFrames, as_blocks
 
 
 class MemoryStore:
@@ -20,14 +20,14 @@ class MemoryStore:
     def __init__(
         self,
         spans: pd.DataFrame | None = None,
-        metrics: MetricFrames | None = None,
+        metrics: Mapping[str, KpiBlock | pd.DataFrame] | None = None,
         nodes: dict[str, str] | None = None,
         service_of: Callable[[str], str] = service_of_pod,
     ) -> None:
         self.quality = DataQuality()
         frame = clean_spans(spans, self.quality) if spans is not None else empty_frame()
         self._spans = frame.sort_values("start_us", kind="stable").reset_index(drop=True)
-        self._metrics: MetricFrames = dict(metrics or {})
+        self._metrics: MetricFrames = as_blocks(metrics)
         self._nodes = dict(nodes or {})
         self._service_of = service_of
         self._trace_cache: dict[str, SpanTable] = {}
@@ -52,19 +52,18 @@ class MemoryStore:
         return self._spans
 
     # metrics -----------------------------------------------------------------------------
-    def _pod_frame(self, pod: str) -> pd.DataFrame | None:
+    def _pod_frame(self, pod: str) -> KpiBlock | None:
         return self._metrics.get(pod)
 
     def metrics(self, pods: list[str], start_s: float, end_s: float) -> MetricFrames:
         out: MetricFrames = {}
         for pod in pods:
-            frame = self._pod_frame(pod)
-            if frame is None or frame.empty:
+            block = self._pod_frame(pod)
+            if block is None:
                 continue
-            index = frame.index
-            lo, hi = index.searchsorted(start_s, "left"), index.searchsorted(end_s, "right")
-            if hi > lo:
-                out[pod] = frame.iloc[lo:hi]
+            part = block.between(start_s, end_s)
+            if len(part):
+                out[pod] = part
         return out
 
     def metric_pods(self) -> list[str]:

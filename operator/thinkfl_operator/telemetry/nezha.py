@@ -7,7 +7,9 @@ because on some days files are cut at odd seconds, overlap, or cover several min
 
 from __future__ import annotations
 
+import os
 import re
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -21,7 +23,8 @@ from thinkfl_operator.telemetry.csvio import read_csv
 from thinkfl_operator.telemetry.memory import MemoryStore
 from thinkfl_operator.telemetry.naming import service_of_pod
 from thinkfl_operator.telemetry.quality import DataQuality
-from thinkfl_operator.telemetry.spans import SpanTable, clean_spans, empty_frame, span_keys
+from thinkfl_operator.telemetry.spans import clean_spans, empty_frame, span_keys
+from thinkfl_operator.telemetry.store import KpiBlock, MetricFrames
 
 TRACE_COLUMNS = ("TraceID", "SpanID", "ParentID", "PodName", "OperationName", "StartTimeUnixNano")
 _TRACE_TEXT = ("TraceID", "SpanID", "ParentID", "PodName", "OperationName")
@@ -29,6 +32,8 @@ _FILE_MINUTE = re.compile(r"^(\d{1,2})_(\d{2})_trace\.csv$")
 _METRIC_SUFFIX = "_metric.csv"
 #: Files whose name-minute lies this far outside a requested range are still read.
 _HINT_SLACK = timedelta(minutes=20)
+#: Files read at once (pyarrow releases the GIL while parsing).
+_READERS = min(4, os.cpu_count() or 1)
 _MAX_US = 253_000_000_000 * 1_000_000  # year ~9987: the largest time datetime can hold
 #: Metric columns that are not KPIs.
 _NON_KPI = {"Time", "TimeStamp", "PodName", "ServiceName"}
@@ -60,7 +65,7 @@ class NezhaStore(MemoryStore):
             for p in (sorted(metric_dir.glob(f"*{_METRIC_SUFFIX}")) if metric_dir.is_dir() else [])
         }
         self._loaded: set[Path] = set()
-        self._metric_cache: dict[str, pd.DataFrame] = {}
+        self._metric_cache: dict[str, KpiBlock] = {}
 
     # spans -------------------------------------------------------------------------------
     def _files_for(self, start_us: int, end_us: int) -> list[Path]:
@@ -84,7 +89,8 @@ class NezhaStore(MemoryStore):
         new = [p for p in paths if p not in self._loaded]
         if not new:
             return
-        raws = [read_csv(path, TRACE_COLUMNS, _TRACE_TEXT) for path in new]
+        with ThreadPoolExecutor(max_workers=_READERS) as pool:  # pyarrow parses without the GIL
+            raws = list(pool.map(lambda path: read_csv(path, TRACE_COLUMNS, _TRACE_TEXT), new))
         self._loaded.update(new)
         batch = self._normalize(pd.concat(raws, ignore_index=True) if len(raws) > 1 else raws[0])
         if not self._spans.empty:
@@ -92,7 +98,9 @@ class NezhaStore(MemoryStore):
             repeated = pd.Series(span_keys(batch)).duplicated(keep="first").to_numpy()
             self.quality.add("repeated spans", int(repeated.sum()))
             batch = batch[~repeated]
-        self._spans = batch.sort_values("start_us", kind="stable").reset_index(drop=True)
+        if not batch["start_us"].is_monotonic_increasing:
+            batch = batch.sort_values("start_us", kind="stable")
+        self._spans = batch.reset_index(drop=True)
 
     def _normalize(self, raw: pd.DataFrame) -> pd.DataFrame:
         start_ns = pd.to_numeric(raw["StartTimeUnixNano"], errors="coerce")
@@ -144,16 +152,23 @@ class NezhaStore(MemoryStore):
     def metric_pods(self) -> list[str]:
         return sorted(self._metric_files)
 
-    def _pod_frame(self, pod: str) -> pd.DataFrame | None:
+    def metrics(self, pods: list[str], start_s: float, end_s: float) -> MetricFrames:
+        missing = [p for p in pods if p not in self._metric_cache and p in self._metric_files]
+        if len(missing) > 1:
+            with ThreadPoolExecutor(max_workers=_READERS) as pool:
+                list(pool.map(self._pod_frame, missing))
+        return super().metrics(pods, start_s, end_s)
+
+    def _pod_frame(self, pod: str) -> KpiBlock | None:
         if pod in self._metric_cache:
             return self._metric_cache[pod]
         path = self._metric_files.get(pod)
         if path is None:
             return None
         raw = read_csv(path, ("TimeStamp",), ("Time", "PodName"))
-        frame = self._metric_frame(raw)
-        self._metric_cache[pod] = frame
-        return frame
+        block = KpiBlock.from_frame(self._metric_frame(raw))
+        self._metric_cache[pod] = block
+        return block
 
     def _metric_frame(self, raw: pd.DataFrame) -> pd.DataFrame:
         times = _sample_times(raw, self.quality)

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from thinkfl_operator.engines.heuristic.groupstats import group_counts, group_mean, group_median
-from thinkfl_operator.telemetry.spans import span_keys
+from thinkfl_operator.telemetry.spans import span_and_parent_keys
 
 #: Status values that mean success in the sources we read.
 OK_STATUS = frozenset({"", "0", "200", "ok", "unset", "status_code_ok", "status_code_unset", "false"})
@@ -38,8 +38,9 @@ SCALE_FLOOR_REL = 0.10
 #: A value must fall by at least this share to count as "ends early" or "stops calling".
 MIN_DROP = 0.3
 MIN_WINDOW = 3
-TEXT_COLUMNS = ("trace_id", "span_id", "parent_id", "pod", "service", "node", "operation", "status",
-                "kind", "parent_service")
+#: Low-cardinality text columns kept as categories (IDs stay text: encoding them costs more
+#: than the per-incident slices, which are views, ever save).
+TEXT_COLUMNS = ("pod", "service", "node", "operation", "status", "kind", "parent_service")
 #: The columns the shift statistics read (baselines are cut down to these).
 STAT_COLUMNS = ["op_key", "edge_key", "self_us", "gap_us", "duration_us", "child_count", "is_error"]
 MIN_BASELINE = 5
@@ -76,8 +77,11 @@ class Measured:
 
 def span_measurements(frame: pd.DataFrame) -> Measured:
     """Add own time, the network gap owned by the callee, child counts and integer keys."""
-    frame = frame.sort_values("start_us", kind="stable").reset_index(drop=True)
-    prow = pd.Index(span_keys(frame)).get_indexer(span_keys(frame, "parent_id"))
+    if not frame["start_us"].is_monotonic_increasing:
+        frame = frame.sort_values("start_us", kind="stable")
+    frame = frame.reset_index(drop=True)
+    keys, parent_keys = span_and_parent_keys(frame)
+    prow = pd.Index(keys).get_indexer(parent_keys)
     has_parent = prow >= 0
     safe = np.clip(prow, 0, None)
 

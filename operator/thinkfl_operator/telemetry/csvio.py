@@ -13,6 +13,11 @@ from thinkfl_operator.errors import DatasetError
 
 def read_csv(path: Path, required: tuple[str, ...], text_columns: tuple[str, ...] = ()) -> pd.DataFrame:
     """Read a CSV with a header; ``required`` columns must exist, ``text_columns`` stay strings."""
+    return read_table(path, required, text_columns).to_pandas()
+
+
+def read_table(path: Path, required: tuple[str, ...], text_columns: tuple[str, ...] = ()) -> pa.Table:
+    """``read_csv`` without the conversion to pandas."""
     try:
         header = path.open("r", encoding="utf-8", errors="replace").readline()
     except OSError as exc:
@@ -32,4 +37,4 @@ def read_csv(path: Path, required: tuple[str, ...], text_columns: tuple[str, ...
             table = pacsv.read_csv(path, convert_options=convert)
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
             raise DatasetError(path, f"malformed CSV: {str(exc).splitlines()[0]}") from None
-    return table.to_pandas()
+    return table

@@ -19,11 +19,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from thinkfl_operator.errors import DatasetError
-from thinkfl_operator.telemetry.csvio import read_csv
+from thinkfl_operator.telemetry.csvio import read_csv, read_table
 from thinkfl_operator.telemetry.memory import MemoryStore
 from thinkfl_operator.telemetry.naming import service_of_pod
 from thinkfl_operator.telemetry.quality import DataQuality
-from thinkfl_operator.telemetry.spans import clean_spans, empty_frame, span_keys
+from thinkfl_operator.telemetry.spans import clean_spans, empty_frame, span_keys, text_column
 from thinkfl_operator.telemetry.store import KpiBlock, MetricFrames
 
 TRACE_COLUMNS = ("TraceID", "SpanID", "ParentID", "PodName", "OperationName", "StartTimeUnixNano")
@@ -119,22 +119,24 @@ class NezhaStore(MemoryStore):
             if fixable.any():
                 self.quality.add("span start times rebuilt from end − duration", int(fixable.sum()))
                 start_ns = start_ns.where(~fixable, rebuilt)
-        pods = raw["PodName"].fillna("").astype(str).astype("category")
-        pods = pods.cat.rename_categories(pods.cat.categories.astype(str))
-        parent = raw["ParentID"].fillna("").astype(str)
+        pods = text_column(raw["PodName"])
+        codes, names = pd.factorize(pods)
+        services = pd.array([_cached_service(str(n)) for n in names] or [""], dtype="str").take(codes)
+        parent = text_column(raw["ParentID"])
+        blank = pd.Series("", index=pods.index, dtype="str")
         frame = pd.DataFrame(
             {
                 "trace_id": raw["TraceID"],
                 "span_id": raw["SpanID"],
-                "parent_id": parent.where(parent.str.lower() != "root", ""),
+                "parent_id": parent.where(~parent.isin(("root", "Root", "ROOT")), ""),
                 "pod": pods,
-                "service": pods.map(_cached_service).astype(str),
-                "node": "",
+                "service": services,
+                "node": blank,
                 "operation": raw["OperationName"],
                 "start_us": start_ns // 1000,
                 "duration_us": duration if duration is not None else np.nan,
-                "status": "0",
-                "kind": "",
+                "status": pd.Series("0", index=pods.index, dtype="str"),
+                "kind": blank,
             }
         )
         nan_duration = frame["duration_us"].isna() & frame["start_us"].notna()
@@ -165,32 +167,36 @@ class NezhaStore(MemoryStore):
         path = self._metric_files.get(pod)
         if path is None:
             return None
-        raw = read_csv(path, ("TimeStamp",), ("Time", "PodName"))
-        block = KpiBlock.from_frame(self._metric_frame(raw))
+        block = self._metric_block(read_table(path, ("TimeStamp",), ("Time", "PodName")))
         self._metric_cache[pod] = block
         return block
 
-    def _metric_frame(self, raw: pd.DataFrame) -> pd.DataFrame:
-        times = _sample_times(raw, self.quality)
-        kpis = [c for c in raw.columns if c not in _NON_KPI]
-        columns = {c: raw[c] if pd.api.types.is_numeric_dtype(raw[c]) else pd.to_numeric(raw[c], errors="coerce")
-                   for c in kpis}
-        values = pd.DataFrame(
-            np.column_stack([col.to_numpy(dtype="float64") for col in columns.values()]) if kpis
-            else np.empty((len(raw), 0)),
-            columns=kpis, index=pd.Index(times, name="ts"),
-        )
-        values = values[values.index.notna()]
-        values = values[~values.index.duplicated(keep="first")].sort_index()
-        return values
+    def _metric_block(self, table: pa.Table) -> KpiBlock:
+        """KPI samples by their own time; rows without a time dropped, repeated times once."""
+        times = _sample_times(table, self.quality)
+        kpis = tuple(c for c in table.column_names if c not in _NON_KPI)
+        values = np.column_stack([_floats(table.column(c)) for c in kpis]) if kpis else np.empty((len(times), 0))
+        keep = ~np.isnan(times)
+        times, values = times[keep], values[keep]
+        order = np.argsort(times, kind="stable")
+        times, values = times[order], values[order]
+        first = np.concatenate(([True], np.diff(times) > 0)) if len(times) else np.ones(0, bool)
+        return KpiBlock(times[first], values[first], kpis)
 
 
-def _sample_times(raw: pd.DataFrame, quality: DataQuality) -> np.ndarray:
+def _floats(column: pa.ChunkedArray) -> np.ndarray:
+    """A column as float64, NaN where missing or not a number."""
+    if pa.types.is_integer(column.type) or pa.types.is_floating(column.type):
+        return np.asarray(pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False), dtype="float64")
+    return pd.to_numeric(pd.Series(column.to_pandas()), errors="coerce").to_numpy(dtype="float64")
+
+
+def _sample_times(table: pa.Table, quality: DataQuality) -> np.ndarray:
     """Sample time in epoch seconds: the text ``Time`` when it parses, else ``TimeStamp``."""
-    epoch: np.ndarray = pd.to_numeric(raw["TimeStamp"], errors="coerce").to_numpy(dtype="float64")
-    if "Time" not in raw:
+    epoch = _floats(table.column("TimeStamp"))
+    if "Time" not in table.column_names:
         return epoch
-    text_s = _text_seconds(pa.array(raw["Time"].astype(object), type=pa.string()))
+    text_s = _text_seconds(table.column("Time").combine_chunks())
     disagree = ~np.isnan(text_s) & (np.isnan(epoch) | (np.abs(text_s - epoch) > _EPOCH_TOLERANCE_S))
     if disagree.any():
         quality.add("metric rows whose epoch disagreed with their text time (text used)", int(disagree.sum()))

@@ -82,7 +82,7 @@ def clean_spans(frame: pd.DataFrame, quality: DataQuality) -> pd.DataFrame:
     """Drop unusable rows and repeats; return a frame with exactly ``COLUMNS``."""
     if frame.empty:
         return empty_frame()
-    text = {col: _text(frame[col]) for col in _TEXT}
+    text = {col: text_column(frame[col]) for col in _TEXT}
     start = pd.to_numeric(frame["start_us"], errors="coerce").to_numpy(dtype="float64")
     duration = pd.to_numeric(frame["duration_us"], errors="coerce").to_numpy(dtype="float64")
     bad = np.isnan(start) | np.isnan(duration)
@@ -104,7 +104,7 @@ def clean_spans(frame: pd.DataFrame, quality: DataQuality) -> pd.DataFrame:
     return out[~dup].reset_index(drop=True)
 
 
-def _text(column: pd.Series) -> pd.Series:
+def text_column(column: pd.Series) -> pd.Series:
     """A text column with missing values as "" (numbers read from CSV become their text)."""
     if not pd.api.types.is_string_dtype(column) or column.dtype == object:
         column = column.astype(object).where(column.notna(), "").astype(str)

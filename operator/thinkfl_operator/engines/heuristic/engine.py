@@ -130,12 +130,12 @@ def _metric_reason(found: list[Fluctuation]) -> str:
 
 
 def _topology(store: Store, win: Windows) -> Topology:
-    seen = SpanTable(win.window)
-    pods = seen.pods()
+    pairs = win.window[["pod", "service", "node"]].drop_duplicates("pod")
+    pods = {str(p): str(s) for p, s in zip(pairs["pod"], pairs["service"], strict=True)}
     for pod in store.metric_pods():
         pods.setdefault(pod, store.service_of(pod))
     nodes = {p: n for p in pods if (n := store.node_of(p))}
-    nodes.update(seen.nodes())
+    nodes.update({str(p): str(n) for p, n in zip(pairs["pod"], pairs["node"], strict=True) if n})
     return Topology(pods=pods, nodes=nodes)
 
 

@@ -147,7 +147,8 @@ def _stats(base: pd.DataFrame, win: pd.DataFrame, value: str, code: str) -> pd.D
     w_med = group_median(w_codes[w_keep], w_values[w_keep], groups)
     b_codes, b_values = b_codes[b_keep], b_values[b_keep]
     b_med = group_median(b_codes, b_values, groups)
-    b_mad = group_median(b_codes, np.abs(b_values - b_med[b_codes]), groups)
+    # Doubled deviations stay integral for integral data (medians may end in .5): fast sort path.
+    b_mad = group_median(b_codes, np.abs(2 * b_values - 2 * b_med[b_codes]), groups) / 2
     index = np.flatnonzero(wanted)
     return pd.DataFrame({"w_med": w_med[index], "w_n": w_n[index], "b_med": b_med[index],
                          "b_n": b_n[index], "b_mad": b_mad[index]}, index=index)

@@ -23,7 +23,7 @@ from thinkfl_operator.telemetry.csvio import read_csv, read_table
 from thinkfl_operator.telemetry.memory import MemoryStore
 from thinkfl_operator.telemetry.naming import service_of_pod
 from thinkfl_operator.telemetry.quality import DataQuality
-from thinkfl_operator.telemetry.spans import clean_spans, empty_frame, span_keys, text_column
+from thinkfl_operator.telemetry.spans import clean_spans, empty_frame, repeated_spans, text_column
 from thinkfl_operator.telemetry.store import KpiBlock, MetricFrames
 
 TRACE_COLUMNS = ("TraceID", "SpanID", "ParentID", "PodName", "OperationName", "StartTimeUnixNano")
@@ -95,9 +95,10 @@ class NezhaStore(MemoryStore):
         batch = self._normalize(pd.concat(raws, ignore_index=True) if len(raws) > 1 else raws[0])
         if not self._spans.empty:
             batch = pd.concat([self._spans, batch], ignore_index=True)
-            repeated = pd.Series(span_keys(batch)).duplicated(keep="first").to_numpy()
-            self.quality.add("repeated spans", int(repeated.sum()))
-            batch = batch[~repeated]
+            repeated = repeated_spans(batch)
+            if repeated.any():
+                self.quality.add("repeated spans", int(repeated.sum()))
+                batch = batch[~repeated]
         if not batch["start_us"].is_monotonic_increasing:
             batch = batch.sort_values("start_us", kind="stable")
         self._spans = batch.reset_index(drop=True)
@@ -188,7 +189,8 @@ def _floats(column: pa.ChunkedArray) -> np.ndarray:
     """A column as float64, NaN where missing or not a number."""
     if pa.types.is_integer(column.type) or pa.types.is_floating(column.type):
         return np.asarray(pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False), dtype="float64")
-    return pd.to_numeric(pd.Series(column.to_pandas()), errors="coerce").to_numpy(dtype="float64")
+    floats: np.ndarray = pd.to_numeric(pd.Series(column.to_pandas()), errors="coerce").to_numpy(dtype="float64")
+    return floats
 
 
 def _sample_times(table: pa.Table, quality: DataQuality) -> np.ndarray:

@@ -98,10 +98,22 @@ def clean_spans(frame: pd.DataFrame, quality: DataQuality) -> pd.DataFrame:
         keep &= ~(corrupt | negative)
     out = pd.DataFrame({**text, "start_us": np.where(keep, start, 0).astype("int64"),
                         "duration_us": np.where(keep, duration, 0).astype("int64")})[list(COLUMNS)]
-    out = out[keep]
-    dup = pd.Series(span_keys(out)).duplicated(keep="first").to_numpy()
-    quality.add("repeated spans", int(dup.sum()))
-    return out[~dup].reset_index(drop=True)
+    if not keep.all():
+        out = out[keep].reset_index(drop=True)
+    dup = repeated_spans(out)
+    if dup.any():
+        quality.add("repeated spans", int(dup.sum()))
+        out = out[~dup].reset_index(drop=True)
+    return out
+
+
+def repeated_spans(frame: pd.DataFrame) -> np.ndarray:
+    """True for each span whose (trace_id, span_id) appeared earlier in the frame."""
+    ids = _arrow(frame["span_id"]) if len(frame) else pa.array([], pa.string())
+    if pc.count_distinct(ids).as_py() == len(ids):  # the usual case, and a cheap check
+        return np.zeros(len(frame), dtype=bool)
+    repeated: np.ndarray = pd.Series(span_keys(frame)).duplicated(keep="first").to_numpy()
+    return repeated
 
 
 def text_column(column: pd.Series) -> pd.Series:

@@ -84,10 +84,11 @@ def span_measurements(frame: pd.DataFrame) -> Measured:
     prow = pd.Index(keys).get_indexer(parent_keys)
     has_parent = prow >= 0
     safe = np.clip(prow, 0, None)
+    text = {c: _Coded(frame[c]) for c in ("pod", "service", "node", "operation", "status", "kind")}
 
     duration = frame["duration_us"].to_numpy(dtype="float64")
-    service = frame["service"].to_numpy(dtype=object)
-    parent_service = np.where(has_parent, service[safe], "")
+    service = text["service"].codes
+    parent_service = np.where(has_parent, service[safe], -1)
     cross = has_parent & (parent_service != service)
 
     child_sum = np.bincount(prow[has_parent], weights=duration[has_parent], minlength=len(frame))
@@ -100,24 +101,43 @@ def span_measurements(frame: pd.DataFrame) -> Measured:
     single_call = has_parent & (child_count[safe] == 1)
     gap_us = np.where(cross & single_call, duration[safe] - duration, np.nan)
 
+    pods, ops = text["pod"].codes, text["operation"].codes
+    n_ops, n_services = len(text["operation"].names), len(text["service"].names) + 1
+    op_key = pd.factorize(pods.astype("int64") * n_ops + ops)[0]
+    edge = (pods.astype("int64") * n_services + parent_service + 1) * n_ops + ops
+    edge_key = np.where(np.isnan(gap_us), -1, pd.factorize(edge)[0])
+    errors = np.array([str(u).lower() not in OK_STATUS for u in text["status"].names] + [False])
+
     out = frame.assign(
+        **{c: coded.categorical() for c, coded in text.items()},
+        parent_service=text["service"].categorical(parent_service),
         parent_row=prow,
-        parent_service=parent_service,
         self_us=self_us,
         gap_us=gap_us,
         child_count=child_count,
         end_us=frame["start_us"].to_numpy() + frame["duration_us"].to_numpy(),
-        is_error=(~frame["status"].str.lower().isin(OK_STATUS).to_numpy()).astype("float64"),
+        is_error=errors[text["status"].codes].astype("float64"),
+        op_key=op_key,
+        edge_key=edge_key,
     )
-    op_codes = out.groupby(["pod", "operation"], sort=False).ngroup().to_numpy()
-    edge_codes = out.groupby(["pod", "parent_service", "operation"], sort=False).ngroup().to_numpy()
-    edge_codes = np.where(np.isnan(gap_us), -1, edge_codes)
-    out = out.assign(op_key=op_codes, edge_key=edge_codes)
-    # Categories make the many per-incident slices and takes cheap (integer codes, not strings).
-    out = out.astype({c: "category" for c in TEXT_COLUMNS})
-    ops = _labels(out, "op_key", ["pod", "service", "operation"])
-    edges = _labels(out[out["edge_key"] >= 0], "edge_key", ["pod", "service", "parent_service", "operation"])
-    return Measured(out, ops, edges)
+    op_labels = _labels(out, "op_key", ["pod", "service", "operation"])
+    edge_labels = _labels(out[edge_key >= 0], "edge_key", ["pod", "service", "parent_service", "operation"])
+    return Measured(out, op_labels, edge_labels)
+
+
+class _Coded:
+    """A text column as integer codes and the distinct names (pandas factorize)."""
+
+    def __init__(self, column: pd.Series) -> None:
+        codes, names = pd.factorize(column)
+        self.codes: np.ndarray = codes
+        self.names = [str(n) for n in names]
+
+    def categorical(self, codes: np.ndarray | None = None) -> pd.Categorical:
+        """As a categorical; code −1 (none) becomes the empty string."""
+        codes = self.codes if codes is None else codes
+        names = self.names if "" in self.names else [*self.names, ""]
+        return pd.Categorical.from_codes(np.where(codes < 0, names.index(""), codes), categories=names)
 
 
 def _labels(frame: pd.DataFrame, code: str, columns: list[str]) -> pd.DataFrame:

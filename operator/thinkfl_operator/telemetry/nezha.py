@@ -89,10 +89,10 @@ class NezhaStore(MemoryStore):
         new = [p for p in paths if p not in self._loaded]
         if not new:
             return
-        with ThreadPoolExecutor(max_workers=_READERS) as pool:  # pyarrow parses without the GIL
-            raws = list(pool.map(lambda path: read_csv(path, TRACE_COLUMNS, _TRACE_TEXT), new))
+        # One file after another: pyarrow already parses each file on all cores.
+        tables = [read_table(path, TRACE_COLUMNS, _TRACE_TEXT) for path in new]
         self._loaded.update(new)
-        batch = self._normalize(pd.concat(raws, ignore_index=True) if len(raws) > 1 else raws[0])
+        batch = self._normalize(_concat(tables))
         if not self._spans.empty:
             batch = pd.concat([self._spans, batch], ignore_index=True)
             repeated = repeated_spans(batch)
@@ -183,6 +183,15 @@ class NezhaStore(MemoryStore):
         times, values = times[order], values[order]
         first = np.concatenate(([True], np.diff(times) > 0)) if len(times) else np.ones(0, bool)
         return KpiBlock(times[first], values[first], kpis)
+
+
+def _concat(tables: list[pa.Table]) -> pd.DataFrame:
+    """One frame from several files' tables; files whose columns were typed differently (a
+    corrupt value turns a number column into text) are joined through pandas."""
+    try:
+        return pa.concat_tables(tables, promote_options="permissive").to_pandas()
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return pd.concat([t.to_pandas() for t in tables], ignore_index=True)
 
 
 def _floats(column: pa.ChunkedArray) -> np.ndarray:

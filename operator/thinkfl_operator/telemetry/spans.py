@@ -15,8 +15,6 @@ from functools import cached_property
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from thinkfl_operator.models import Span
 from thinkfl_operator.telemetry.quality import DataQuality
@@ -42,33 +40,19 @@ _CORRUPT_EPOCH_US = 2 * 86_400 * 1_000_000
 
 def span_keys(frame: pd.DataFrame) -> np.ndarray:
     """Integer keys of (trace_id, span_id), comparable within one call's frame only."""
-    if frame.empty:
-        return np.empty(0, dtype="int64")
-    spans = pc.dictionary_encode(_arrow(frame["span_id"])).indices.to_numpy(zero_copy_only=False)
-    trace = pc.dictionary_encode(_arrow(frame["trace_id"])).indices.to_numpy(zero_copy_only=False)
-    keys: np.ndarray = (trace.astype("int64") << 32) | spans.astype("int64")
+    spans = pd.factorize(frame["span_id"])[0].astype("int64")
+    trace = pd.factorize(frame["trace_id"])[0].astype("int64")
+    keys: np.ndarray = (trace << 32) | spans
     return keys
 
 
 def span_and_parent_keys(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Integer keys of (trace_id, span_id) and (trace_id, parent_id) in one code space, from
-    Arrow dictionary encoding (much faster than hashing Python strings)."""
+    """Integer keys of (trace_id, span_id) and (trace_id, parent_id) in one code space."""
     n = len(frame)
-    if n == 0:
-        empty = np.empty(0, dtype="int64")
-        return empty, empty
-    ids = pa.concat_arrays([_arrow(frame["span_id"]), _arrow(frame["parent_id"])])
-    id_codes = pc.dictionary_encode(ids).indices.to_numpy(zero_copy_only=False).astype("int64")
-    trace = pc.dictionary_encode(_arrow(frame["trace_id"])).indices.to_numpy(zero_copy_only=False)
-    trace = trace.astype("int64") << 32
-    return trace | id_codes[:n], trace | id_codes[n:]
-
-
-def _arrow(series: pd.Series) -> pa.Array:
-    array = pa.array(series, type=pa.string(), from_pandas=True)
-    if isinstance(array, pa.ChunkedArray):
-        array = array.combine_chunks()
-    return pc.fill_null(array, "")
+    ids = pd.factorize(pd.concat([frame["span_id"], frame["parent_id"]], ignore_index=True))[0]
+    trace = pd.factorize(frame["trace_id"])[0].astype("int64") << 32
+    ids = ids.astype("int64")
+    return trace | ids[:n], trace | ids[n:]
 
 
 def empty_frame() -> pd.DataFrame:
@@ -109,8 +93,7 @@ def clean_spans(frame: pd.DataFrame, quality: DataQuality) -> pd.DataFrame:
 
 def repeated_spans(frame: pd.DataFrame) -> np.ndarray:
     """True for each span whose (trace_id, span_id) appeared earlier in the frame."""
-    ids = _arrow(frame["span_id"]) if len(frame) else pa.array([], pa.string())
-    if pc.count_distinct(ids).as_py() == len(ids):  # the usual case, and a cheap check
+    if frame["span_id"].is_unique:  # the usual case, and a cheap check
         return np.zeros(len(frame), dtype=bool)
     repeated: np.ndarray = pd.Series(span_keys(frame)).duplicated(keep="first").to_numpy()
     return repeated

@@ -25,8 +25,7 @@ class MemoryStore:
         service_of: Callable[[str], str] = service_of_pod,
     ) -> None:
         self.quality = DataQuality()
-        frame = clean_spans(spans, self.quality) if spans is not None else empty_frame()
-        self._spans = frame.sort_values("start_us", kind="stable").reset_index(drop=True)
+        self._spans = clean_spans(spans, self.quality) if spans is not None else empty_frame()
         self._metrics: MetricFrames = as_blocks(metrics)
         self._nodes = dict(nodes or {})
         self._service_of = service_of

@@ -19,11 +19,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from thinkfl_operator.errors import DatasetError
-from thinkfl_operator.telemetry.csvio import read_csv, read_table
+from thinkfl_operator.telemetry.csvio import read_table
 from thinkfl_operator.telemetry.memory import MemoryStore
 from thinkfl_operator.telemetry.naming import service_of_pod
 from thinkfl_operator.telemetry.quality import DataQuality
-from thinkfl_operator.telemetry.spans import clean_spans, empty_frame, repeated_spans, text_column
+from thinkfl_operator.telemetry.spans import clean_spans, empty_frame, text_column, unique_sorted
 from thinkfl_operator.telemetry.store import KpiBlock, MetricFrames
 
 TRACE_COLUMNS = ("TraceID", "SpanID", "ParentID", "PodName", "OperationName", "StartTimeUnixNano")
@@ -94,14 +94,8 @@ class NezhaStore(MemoryStore):
         self._loaded.update(new)
         batch = self._normalize(_concat(tables))
         if not self._spans.empty:
-            batch = pd.concat([self._spans, batch], ignore_index=True)
-            repeated = repeated_spans(batch)
-            if repeated.any():
-                self.quality.add("repeated spans", int(repeated.sum()))
-                batch = batch[~repeated]
-        if not batch["start_us"].is_monotonic_increasing:
-            batch = batch.sort_values("start_us", kind="stable")
-        self._spans = batch.reset_index(drop=True)
+            batch = unique_sorted(pd.concat([self._spans, batch], ignore_index=True), self.quality)
+        self._spans = batch
 
     def _normalize(self, raw: pd.DataFrame) -> pd.DataFrame:
         start_ns = pd.to_numeric(raw["StartTimeUnixNano"], errors="coerce")

@@ -38,14 +38,6 @@ _TEXT = ("trace_id", "span_id", "parent_id", "pod", "service", "node", "operatio
 _CORRUPT_EPOCH_US = 2 * 86_400 * 1_000_000
 
 
-def span_keys(frame: pd.DataFrame) -> np.ndarray:
-    """Integer keys of (trace_id, span_id), comparable within one call's frame only."""
-    spans = pd.factorize(frame["span_id"])[0].astype("int64")
-    trace = pd.factorize(frame["trace_id"])[0].astype("int64")
-    keys: np.ndarray = (trace << 32) | spans
-    return keys
-
-
 def span_and_parent_keys(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """Integer keys of (trace_id, span_id) and (trace_id, parent_id) in one code space."""
     n = len(frame)
@@ -82,21 +74,27 @@ def clean_spans(frame: pd.DataFrame, quality: DataQuality) -> pd.DataFrame:
         keep &= ~(corrupt | negative)
     out = pd.DataFrame({**text, "start_us": np.where(keep, start, 0).astype("int64"),
                         "duration_us": np.where(keep, duration, 0).astype("int64")})[list(COLUMNS)]
-    if not keep.all():
-        out = out[keep].reset_index(drop=True)
-    dup = repeated_spans(out)
-    if dup.any():
-        quality.add("repeated spans", int(dup.sum()))
-        out = out[~dup].reset_index(drop=True)
-    return out
+    return unique_sorted(out, quality, keep)
 
 
-def repeated_spans(frame: pd.DataFrame) -> np.ndarray:
-    """True for each span whose (trace_id, span_id) appeared earlier in the frame."""
-    if frame["span_id"].is_unique:  # the usual case, and a cheap check
-        return np.zeros(len(frame), dtype=bool)
-    repeated: np.ndarray = pd.Series(span_keys(frame)).duplicated(keep="first").to_numpy()
-    return repeated
+def unique_sorted(frame: pd.DataFrame, quality: DataQuality, keep: np.ndarray | None = None) -> pd.DataFrame:
+    """The rows in ``keep`` without repeated spans, sorted by start, in one take; with integer
+    ``span_key``/``parent_key`` columns (comparable within this frame) for fast joins."""
+    keys, parents = span_and_parent_keys(frame)
+    rows = np.flatnonzero(keep) if keep is not None else np.arange(len(frame))
+    repeated = pd.Series(keys[rows]).duplicated(keep="first").to_numpy()
+    if repeated.any():
+        quality.add("repeated spans", int(repeated.sum()))
+        rows = rows[~repeated]
+    starts = frame["start_us"].to_numpy()[rows]
+    if len(starts) > 1 and (np.diff(starts) < 0).any():
+        rows = rows[np.argsort(starts, kind="stable")]
+    out = frame.iloc[rows] if len(rows) < len(frame) or not _is_identity(rows) else frame
+    return out.assign(span_key=keys[rows], parent_key=parents[rows]).reset_index(drop=True)
+
+
+def _is_identity(rows: np.ndarray) -> bool:
+    return bool(len(rows) == 0 or (rows[0] == 0 and (np.diff(rows) == 1).all()))
 
 
 def text_column(column: pd.Series) -> pd.Series:

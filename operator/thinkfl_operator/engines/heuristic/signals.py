@@ -80,7 +80,10 @@ def span_measurements(frame: pd.DataFrame) -> Measured:
     if not frame["start_us"].is_monotonic_increasing:
         frame = frame.sort_values("start_us", kind="stable")
     frame = frame.reset_index(drop=True)
-    keys, parent_keys = span_and_parent_keys(frame)
+    if "span_key" in frame and "parent_key" in frame:  # computed by the store, same code space
+        keys, parent_keys = frame["span_key"].to_numpy(), frame["parent_key"].to_numpy()
+    else:
+        keys, parent_keys = span_and_parent_keys(frame)
     prow = pd.Index(keys).get_indexer(parent_keys)
     has_parent = prow >= 0
     safe = np.clip(prow, 0, None)

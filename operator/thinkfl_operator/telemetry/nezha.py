@@ -23,7 +23,7 @@ from thinkfl_operator.telemetry.csvio import read_table
 from thinkfl_operator.telemetry.memory import MemoryStore
 from thinkfl_operator.telemetry.naming import service_of_pod
 from thinkfl_operator.telemetry.quality import DataQuality
-from thinkfl_operator.telemetry.spans import clean_spans, empty_frame, text_column, unique_sorted
+from thinkfl_operator.telemetry.spans import categorical, clean_spans, concat_spans, constant, empty_frame, text_column, unique_sorted
 from thinkfl_operator.telemetry.store import KpiBlock, MetricFrames
 
 TRACE_COLUMNS = ("TraceID", "SpanID", "ParentID", "PodName", "OperationName", "StartTimeUnixNano")
@@ -94,7 +94,7 @@ class NezhaStore(MemoryStore):
         self._loaded.update(new)
         batch = self._normalize(_concat(tables))
         if not self._spans.empty:
-            batch = unique_sorted(pd.concat([self._spans, batch], ignore_index=True), self.quality)
+            batch = unique_sorted(concat_spans([self._spans, batch]), self.quality)
         self._spans = batch
 
     def _normalize(self, raw: pd.DataFrame) -> pd.DataFrame:
@@ -114,11 +114,13 @@ class NezhaStore(MemoryStore):
             if fixable.any():
                 self.quality.add("span start times rebuilt from end − duration", int(fixable.sum()))
                 start_ns = start_ns.where(~fixable, rebuilt)
-        pods = text_column(raw["PodName"])
-        codes, names = pd.factorize(pods)
-        services = pd.array([_cached_service(str(n)) for n in names] or [""], dtype="str").take(codes)
+        pods = categorical(text_column(raw["PodName"]))
+        names = [_cached_service(p) for p in pods.cat.categories]
+        if len(set(names)) == len(names):
+            services = pods.cat.rename_categories(names)
+        else:  # several pods of one service
+            services = categorical(pd.Series(np.array(names, dtype=object)[pods.cat.codes], index=pods.index))
         parent = text_column(raw["ParentID"])
-        blank = pd.Series("", index=pods.index, dtype="str")
         frame = pd.DataFrame(
             {
                 "trace_id": raw["TraceID"],
@@ -126,12 +128,12 @@ class NezhaStore(MemoryStore):
                 "parent_id": parent.where(~parent.isin(("root", "Root", "ROOT")), ""),
                 "pod": pods,
                 "service": services,
-                "node": blank,
-                "operation": raw["OperationName"],
+                "node": constant("", pods.index),
+                "operation": categorical(text_column(raw["OperationName"])),
                 "start_us": start_ns // 1000,
                 "duration_us": duration if duration is not None else np.nan,
-                "status": pd.Series("0", index=pods.index, dtype="str"),
-                "kind": blank,
+                "status": constant("0", pods.index),
+                "kind": constant("", pods.index),
             }
         )
         nan_duration = frame["duration_us"].isna() & frame["start_us"].notna()

@@ -15,6 +15,7 @@ from functools import cached_property
 
 import numpy as np
 import pandas as pd
+from pandas.api.types import union_categoricals
 
 from thinkfl_operator.models import Span
 from thinkfl_operator.telemetry.quality import DataQuality
@@ -45,6 +46,31 @@ def span_and_parent_keys(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     trace = pd.factorize(frame["trace_id"])[0].astype("int64") << 32
     ids = ids.astype("int64")
     return trace | ids[:n], trace | ids[n:]
+
+
+def categorical(values: pd.Series) -> pd.Series:
+    """A low-cardinality text column as a categorical (takes and groupings work on codes)."""
+    codes, names = pd.factorize(values)
+    return pd.Series(pd.Categorical.from_codes(codes, categories=[str(n) for n in names]), index=values.index)
+
+
+def constant(value: str, index: pd.Index) -> pd.Series:
+    return pd.Series(pd.Categorical.from_codes(np.zeros(len(index), dtype="int8"), categories=[value]),
+                     index=index)
+
+
+def concat_spans(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """Concatenate span frames, keeping categorical columns categorical (categories united)."""
+    frames = [f.drop(columns=["span_key", "parent_key"], errors="ignore") for f in frames]
+    columns = {}
+    for col in frames[0].columns:
+        parts = [f[col] for f in frames]
+        if all(isinstance(p.dtype, pd.CategoricalDtype) for p in parts):
+            columns[col] = pd.Series(union_categoricals([p.array for p in parts]))
+        else:
+            columns[col] = pd.concat([p.astype(str) if isinstance(p.dtype, pd.CategoricalDtype) else p
+                                      for p in parts], ignore_index=True)
+    return pd.DataFrame(columns)
 
 
 def empty_frame() -> pd.DataFrame:
@@ -98,7 +124,14 @@ def _is_identity(rows: np.ndarray) -> bool:
 
 
 def text_column(column: pd.Series) -> pd.Series:
-    """A text column with missing values as "" (numbers read from CSV become their text)."""
+    """A text column with missing values as "" (numbers read from CSV become their text).
+    Categorical columns stay categorical (cheap to reorder), with "" for missing values."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        if column.hasnans:
+            if "" not in column.cat.categories:
+                column = column.cat.add_categories([""])
+            column = column.fillna("")
+        return column.reset_index(drop=True)
     if not pd.api.types.is_string_dtype(column) or column.dtype == object:
         column = column.astype(object).where(column.notna(), "").astype(str)
     elif column.hasnans:

@@ -23,7 +23,15 @@ from thinkfl_operator.telemetry.csvio import read_table
 from thinkfl_operator.telemetry.memory import MemoryStore
 from thinkfl_operator.telemetry.naming import service_of_pod
 from thinkfl_operator.telemetry.quality import DataQuality
-from thinkfl_operator.telemetry.spans import categorical, clean_spans, concat_spans, constant, empty_frame, text_column, unique_sorted
+from thinkfl_operator.telemetry.spans import (
+    categorical,
+    clean_spans,
+    concat_spans,
+    constant,
+    empty_frame,
+    text_column,
+    unique_sorted,
+)
 from thinkfl_operator.telemetry.store import KpiBlock, MetricFrames
 
 TRACE_COLUMNS = ("TraceID", "SpanID", "ParentID", "PodName", "OperationName", "StartTimeUnixNano")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from thinkfl_operator.engines.base import Engine
 from thinkfl_operator.engines.heuristic.engine import HeuristicEngine
+from thinkfl_operator.engines.thinkfl.engine import ThinkFLEngine
 from thinkfl_operator.errors import UserInputError
 from thinkfl_operator.models import Diagnosis, Incident
 from thinkfl_operator.settings import Settings
@@ -13,19 +14,36 @@ ENGINES = ("auto", "heuristic", "thinkfl")
 
 
 def make_engine(name: str, settings: Settings) -> Engine:
-    """The engine called ``name``. Until an LLM endpoint is wired in, ``auto`` answers with the
-    deterministic engine (its documented fallback) and ``thinkfl`` is refused."""
-    if name in ("heuristic", "auto"):
+    """The engine called ``name``. ``auto`` without an LLM endpoint is the deterministic engine
+    (its fallback, said in the result's notes); ``thinkfl`` without one is a user error."""
+    if name == "heuristic":
         return HeuristicEngine(settings)
-    if name == "thinkfl":
-        raise UserInputError("engine 'thinkfl' needs an LLM endpoint, which this build cannot use yet; "
-                             "use --engine heuristic or auto")
+    if name in ("auto", "thinkfl"):
+        if not settings.llm.base_url:
+            if name == "auto":
+                return _NoLLM(HeuristicEngine(settings))
+            raise UserInputError("engine 'thinkfl' needs an LLM endpoint: give --llm-url "
+                                 "(e.g. http://localhost:8000/v1) or set THINKFL_LLM__BASE_URL")
+        return ThinkFLEngine(settings, auto=name == "auto")
     raise UserInputError(f"unknown engine {name!r}; choose one of {', '.join(ENGINES)}")
 
 
+class _NoLLM:
+    """``auto`` with no endpoint configured: the deterministic engine, and a note saying so."""
+
+    name = "auto"
+
+    def __init__(self, inner: HeuristicEngine) -> None:
+        self.inner = inner
+
+    def preload(self, store: Store, start_s: float, end_s: float) -> None:
+        self.inner.preload(store, start_s, end_s)
+
+    def diagnose(self, store: Store, incident: Incident) -> Diagnosis:
+        result = self.inner.diagnose(store, incident)
+        result.notes.insert(0, "LLMFallback: no LLM endpoint configured; the deterministic engine answered")
+        return result
+
+
 def diagnose(store: Store, incident: Incident, engine_name: str, settings: Settings) -> Diagnosis:
-    engine = make_engine(engine_name, settings)
-    result = engine.diagnose(store, incident)
-    if engine_name == "auto" and result.engine == "heuristic":
-        result.notes.insert(0, "engine auto: no LLM endpoint configured, the deterministic engine answered")
-    return result
+    return make_engine(engine_name, settings).diagnose(store, incident)

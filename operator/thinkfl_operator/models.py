@@ -182,6 +182,7 @@ class Diagnosis:
     usage: Usage = field(default_factory=Usage)
     model: str = ""
     notes: list[str] = field(default_factory=list)  # fallbacks, skipped data, partial traces
+    transcript: list[dict[str, str]] = field(default_factory=list)  # the model's conversation(s)
 
     @property
     def top(self) -> RootCause | None:
@@ -196,4 +197,5 @@ class Diagnosis:
             "traces": list(self.traces),
             "usage": self.usage.as_dict(),
             "notes": list(self.notes),
+            "transcript": list(self.transcript),
         }

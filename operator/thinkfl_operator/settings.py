@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SECRETS_DIR = Path("/etc/thinkfl/secrets")
@@ -35,6 +35,24 @@ class HeuristicSettings(BaseModel):
     min_candidates: int = Field(3, ge=3, description="Fewest ranked candidates returned (padded with the next best).")
 
 
+class LLMSettings(BaseModel):
+    """The ThinkFL model behind an OpenAI-compatible endpoint (vLLM ``--served-model-name ThinkFL``)."""
+
+    base_url: str = Field("", description="OpenAI-compatible base URL ending in /v1, e.g. http://thinkfl-vllm:8000/v1; empty = no LLM.")
+    model: str = Field("ThinkFL", description="Served model name.")
+    api_key: SecretStr = Field(SecretStr(""), description="API key; vLLM needs none (a placeholder is sent).")
+    temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature.")
+    max_tokens: int = Field(1024, ge=16, description="Completion tokens per reply.")
+    request_timeout_s: float = Field(30.0, gt=0, description="Timeout of one chat completion request.")
+    retries: int = Field(3, ge=0, le=10, description="Retries of a failed request (connection, timeout, 5xx, 429).")
+    backoff_s: float = Field(0.5, ge=0, description="First retry delay; doubles each retry (capped at 8 s).")
+    deadline_s: float = Field(90.0, gt=0, description="Wall-clock budget of one incident's conversation(s).")
+    think_steps: int = Field(6, ge=1, description="Replies in the think stage (search_traces only).")
+    rethink_steps: int = Field(6, ge=0, description="Replies in the rethink stage (traces and metrics).")
+    final_steps: int = Field(2, ge=1, description="Replies allowed to produce print_results at the end.")
+    max_traces: int = Field(1, ge=1, le=10, description="Anomalous traces diagnosed per incident (rankings merged).")
+
+
 class Settings(BaseSettings):
     """Everything configurable, from the environment (prefix THINKFL_)."""
 
@@ -50,6 +68,7 @@ class Settings(BaseSettings):
     log_format: str = Field("console", pattern="^(console|json)$", description="Log renderer.")
     evidence: EvidenceSettings = Field(default_factory=EvidenceSettings)
     heuristic: HeuristicSettings = Field(default_factory=HeuristicSettings)
+    llm: LLMSettings = Field(default_factory=LLMSettings)
 
 
 @lru_cache(maxsize=1)

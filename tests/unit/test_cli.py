@@ -115,11 +115,14 @@ def test_diagnose_needs_time_or_trace_id(tmp_path: Path,
     assert "--time" in line and "--trace-id" in line
 
 
-def test_engine_thinkfl_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_engine_thinkfl_without_an_endpoint_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("THINKFL_LLM__BASE_URL", raising=False)
     day = _nezha_day(tmp_path)
     line = _user_error(capsys, ["diagnose", str(day), "--time", "2023-01-30 11:51:46",
                                 "--engine", "thinkfl"])
-    assert "thinkfl" in line and "heuristic" in line
+    assert "thinkfl" in line and "--llm-url" in line
 
 
 @pytest.mark.parametrize(

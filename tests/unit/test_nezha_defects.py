@@ -178,3 +178,18 @@ def test_metric_file_missing_timestamp_names_file(tmp_path: Path) -> None:
     store = NezhaStore(day)
     with pytest.raises(DatasetError, match=rf"{POD}_metric\.csv: missing column\(s\) TimeStamp"):
         store.metrics([POD], T0, T0 + 60)
+
+
+def test_files_read_in_separate_batches_are_joined_once(tmp_path: Path) -> None:
+    # The 11:51 file and the 13:30 file are far apart, so two queries read them separately;
+    # the later file repeats one span of the first (an overlap found only when joining).
+    early = _span("t1", "s1", "root", T0 + 10) + _span("t1", "s2", "s1", T0 + 11, pod=OTHER)
+    late = _span("t1", "s2", "s1", T0 + 11, pod=OTHER) + _span("t9", "s9", "root", T0 + 5900)
+    store = NezhaStore(_day(tmp_path, traces={"11_51_trace.csv": early, "13_30_trace.csv": late}))
+    assert len(store.spans_between(_us(T0), _us(T0 + 60))) == 2
+    both = store.spans_between(_us(T0), _us(T0 + 6000))
+    assert sorted(both.frame["span_id"]) == ["s1", "s2", "s9"]
+    assert list(both.frame["start_us"]) == sorted(both.frame["start_us"])
+    assert both.pods() == {POD: "ts-foo-service", OTHER: "ts-bar-service"}
+    assert [c.span_id for c in both.children("s1")] == ["s2"]
+    assert _noted(store, "repeated spans")

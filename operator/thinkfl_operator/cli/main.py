@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 from thinkfl_operator.cli import render
 from thinkfl_operator.cli.timeparse import iso, parse_time
 from thinkfl_operator.diagnosis import ENGINES, diagnose, make_engine
-from thinkfl_operator.errors import NoEvidence, UserInputError
+from thinkfl_operator.errors import BackendError, NoEvidence, UserInputError
 from thinkfl_operator.evaluation import runner
 from thinkfl_operator.evaluation.labels import read_faults
 from thinkfl_operator.logs import configure_logging
@@ -51,11 +51,13 @@ def build_parser() -> argparse.ArgumentParser:
     diag.add_argument("--window", type=float, default=None, metavar="SECONDS",
                       help="seconds after --time searched for anomalous spans")
     diag.add_argument("--engine", default=None, choices=ENGINES)
+    _llm_options(diag)
     diag.add_argument("--json", type=Path, metavar="FILE", help="write the full result as JSON")
 
     ev = sub.add_parser("evaluate", help="diagnose every labeled fault of a dataset and score it")
     ev.add_argument("data_dir", type=Path, metavar="DATA_DIR")
     ev.add_argument("--engine", default=None, choices=ENGINES)
+    _llm_options(ev)
     ev.add_argument("--json", type=Path, metavar="FILE", help="write one entry per fault as JSON")
 
     bench = sub.add_parser("bench", help="time and memory of evaluating a dataset folder")
@@ -63,9 +65,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _llm_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--llm-url", default=None, metavar="URL",
+                        help="OpenAI-compatible endpoint serving ThinkFL, e.g. http://localhost:8000/v1")
+    parser.add_argument("--model", default=None, help="served model name (default ThinkFL)")
+
+
+def _with_overrides(settings: Settings, args: argparse.Namespace) -> Settings:
+    """Command-line LLM options over the environment's settings."""
+    update = {k: v for k, v in (("base_url", getattr(args, "llm_url", None)),
+                                ("model", getattr(args, "model", None))) if v}
+    if not update:
+        return settings
+    return settings.model_copy(update={"llm": settings.llm.model_copy(update=update)})
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    settings = get_settings()
+    settings = _with_overrides(get_settings(), args)
     configure_logging(settings.log_level, settings.log_format)
     try:
         return int(_COMMANDS[args.command](args, settings))
@@ -74,6 +91,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USER_ERROR
     except NoEvidence as exc:
         sys.stderr.write(f"thinkfl: nothing to diagnose: {exc}\n")
+        return 1
+    except BackendError as exc:
+        sys.stderr.write(f"thinkfl: {exc}\n")
         return 1
 
 
@@ -148,7 +168,7 @@ def _entry(result: runner.FaultResult) -> dict[str, Any]:
     entry: dict[str, Any] = {"inject_time": result.fault.time_text, "inject_pod": result.fault.pod or
                              result.fault.service, "ranked": []}
     if result.diagnosis is None:
-        entry["skipped"] = result.skipped
+        entry["error" if result.error else "skipped"] = result.error or result.skipped
         return entry
     entry["ranked"] = [{"service": c.service, "pod": c.pod, "node": c.node, "score": c.score}
                        for c in result.diagnosis.root_causes]

@@ -64,7 +64,8 @@ def evaluation(results: list[FaultResult], summary: Summary) -> str:
     rows = [["TIME (UTC)", "FAULT", "TRUE SERVICE", "RANK", "TOP-1", "SECONDS"]]
     for r in results:
         if r.diagnosis is None:
-            rows.append([r.fault.time_text, r.fault.fault_type, r.fault.service, "skipped", "-", "-"])
+            status = "error" if r.error else "skipped"
+            rows.append([r.fault.time_text, r.fault.fault_type, r.fault.service, status, "-", "-"])
             continue
         rank = r.service_rank
         top = r.diagnosis.top
@@ -73,7 +74,7 @@ def evaluation(results: list[FaultResult], summary: Summary) -> str:
     lines = table(rows, "")
     for r in results:
         if r.diagnosis is None:
-            lines.append(f"skipped {r.fault.time_text}: {r.skipped}")
+            lines.append(f"{'error' if r.error else 'skipped'} {r.fault.time_text}: {r.error or r.skipped}")
     rec = summary.recall
     lines.append(
         f"faults scored: {summary.scored}, skipped: {summary.skipped}; service level: "

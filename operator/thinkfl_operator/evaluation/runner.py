@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from thinkfl_operator.engines.base import Engine
-from thinkfl_operator.errors import NoEvidence
+from thinkfl_operator.errors import BackendError, NoEvidence
 from thinkfl_operator.evaluation.grader import Grade, grade
 from thinkfl_operator.evaluation.labels import Fault
 from thinkfl_operator.evaluation.scores import mrr, pod_rank, recall_at, service_rank
@@ -19,7 +19,8 @@ from thinkfl_operator.telemetry.store import Store
 class FaultResult:
     fault: Fault
     diagnosis: Diagnosis | None
-    skipped: str = ""
+    skipped: str = ""  # no data for this fault: left out of the scores
+    error: str = ""  # the engine failed (e.g. LLM unreachable): counted as a miss
     seconds: float = 0.0
 
     @property
@@ -70,11 +71,14 @@ def _each(store: Store, faults: list[Fault], engine: Engine) -> Iterator[FaultRe
         except NoEvidence as exc:
             yield FaultResult(fault, None, skipped=str(exc))
             continue
+        except BackendError as exc:
+            yield FaultResult(fault, None, error=str(exc), seconds=time.perf_counter() - started)
+            continue
         yield FaultResult(fault, diagnosis, seconds=time.perf_counter() - started)
 
 
 def summarize(results: list[FaultResult]) -> Summary:
-    scored = [r for r in results if r.diagnosis is not None]
+    scored = [r for r in results if not r.skipped]
     ranks = [r.service_rank for r in scored]
     pod_labeled = [r for r in scored if r.fault.pod]
     pod_r1 = recall_at([r.pod_rank for r in pod_labeled], 1) if pod_labeled else None

@@ -1,0 +1,141 @@
+"""Chat completions from an OpenAI-compatible endpoint (vLLM), with our own retry policy.
+
+The ``openai`` client's retries are off (``max_retries=0``): this module retries connection
+errors, timeouts, 5xx and 429 (honouring ``Retry-After``) with exponential backoff, never past
+the incident's deadline, and then raises ``LLMUnavailable`` naming the endpoint and the cause.
+Other 4xx answers (a wrong model name, a bad request) are not retried.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import openai
+
+from thinkfl_operator.errors import BackendError
+from thinkfl_operator.settings import LLMSettings
+
+#: Sent when no API key is configured: the client requires one, vLLM ignores it.
+PLACEHOLDER_KEY = "EMPTY"
+MAX_BACKOFF_S = 8.0
+
+
+class LLMUnavailable(BackendError):
+    """The LLM endpoint did not give a usable answer after retries (retryable later)."""
+
+
+class LLMRejected(BackendError):
+    """The endpoint refused the request (4xx other than 429): retrying will not help."""
+
+    retryable = False
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    seconds: float
+
+
+class ChatClient:
+    """One endpoint, one model; ``complete`` returns the assistant text of one reply."""
+
+    def __init__(self, cfg: LLMSettings, clock: Any = time) -> None:
+        self.cfg = cfg
+        self.url = cfg.base_url
+        self._clock = clock
+        self._client = openai.OpenAI(
+            base_url=cfg.base_url,
+            api_key=cfg.api_key.get_secret_value() or PLACEHOLDER_KEY,
+            timeout=cfg.request_timeout_s,
+            max_retries=0,
+        )
+
+    def complete(self, messages: list[dict[str, str]], deadline: float) -> Completion:
+        """One reply; retried on transient failures until ``deadline`` (a monotonic time)."""
+        delay = self.cfg.backoff_s
+        for attempt in range(self.cfg.retries + 1):
+            try:
+                return self._once(messages, deadline)
+            except LLMRejected:
+                raise
+            except LLMUnavailable as exc:
+                wait = max(delay, exc.retry_after if isinstance(exc, _Transient) else 0.0)
+                last_try = attempt == self.cfg.retries
+                if last_try or self._clock.monotonic() + wait >= deadline:
+                    raise LLMUnavailable(f"LLM at {self.url}: {exc} (after {attempt + 1} tries)") from None
+                self._clock.sleep(wait)
+                delay = min(delay * 2, MAX_BACKOFF_S)
+        raise AssertionError("unreachable")
+
+    def _once(self, messages: list[dict[str, str]], deadline: float) -> Completion:
+        started = self._clock.monotonic()
+        timeout = max(0.05, min(self.cfg.request_timeout_s, deadline - started))
+        try:
+            response = self._client.chat.completions.create(
+                model=self.cfg.model,
+                messages=messages,  # type: ignore[arg-type]
+                temperature=self.cfg.temperature,
+                max_tokens=self.cfg.max_tokens,
+                timeout=timeout,
+            )
+        except openai.RateLimitError as exc:
+            raise _Transient("rate limited (429)", _retry_after(exc)) from None
+        except openai.APITimeoutError:
+            raise _Transient(f"no answer within {timeout:.1f} s") from None
+        except openai.APIConnectionError as exc:
+            raise _Transient(f"cannot connect ({_cause(exc)})") from None
+        except openai.InternalServerError as exc:
+            raise _Transient(f"server error {exc.status_code}: {_message(exc)}") from None
+        except openai.APIStatusError as exc:
+            raise LLMRejected(f"LLM at {self.url} refused the request ({exc.status_code}): {_message(exc)}") from None
+        except (openai.APIResponseValidationError, ValueError) as exc:
+            raise _Transient(f"malformed response ({type(exc).__name__})") from None
+        return _completion(response, self._clock.monotonic() - started)
+
+
+class _Transient(LLMUnavailable):
+    def __init__(self, message: str, retry_after: float = 0.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def _completion(response: Any, seconds: float) -> Completion:
+    choices = getattr(response, "choices", None) or []
+    text = ""
+    if choices and getattr(choices[0], "message", None) is not None:
+        text = choices[0].message.content or ""
+    usage = getattr(response, "usage", None)
+    return Completion(
+        text=text,
+        prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
+        completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
+        seconds=seconds,
+    )
+
+
+def _retry_after(exc: openai.APIStatusError) -> float:
+    value = exc.response.headers.get("retry-after", "") if exc.response is not None else ""
+    try:
+        return min(float(value), MAX_BACKOFF_S)
+    except ValueError:
+        return 0.0
+
+
+def _message(exc: openai.APIStatusError) -> str:
+    body = exc.body
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict) and inner.get("message"):
+            return str(inner["message"])[:300]
+        if isinstance(inner, str):
+            return inner[:300]
+    return str(exc.message)[:300]
+
+
+def _cause(exc: Exception) -> str:
+    cause = exc.__cause__ or exc.__context__
+    return type(cause).__name__ if cause else "connection failed"

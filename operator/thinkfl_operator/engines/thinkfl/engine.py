@@ -1,0 +1,153 @@
+"""The ThinkFL engine: the fine-tuned model drives the three tools; ``auto`` falls back.
+
+The deterministic engine runs first (tens of milliseconds): it picks the anomalous traces the
+model is shown when the incident names none, and its answer is the fallback. Each picked trace
+gets one bounded conversation (``conversation``); the answers are merged by reciprocal rank and
+go through the same ranking as every engine (known names only, pod → service → node, ≥ 3,
+padded with the deterministic order when the model names fewer).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+
+from thinkfl_operator.engines.heuristic.engine import HeuristicEngine
+from thinkfl_operator.engines.thinkfl.client import ChatClient
+from thinkfl_operator.engines.thinkfl.conversation import Conversation, Outcome, stages
+from thinkfl_operator.errors import BackendError
+from thinkfl_operator.evidence.toolbox import Toolbox
+from thinkfl_operator.models import Candidate, Diagnosis, Incident, Topology, Usage
+from thinkfl_operator.ranking import rank
+from thinkfl_operator.settings import Settings
+from thinkfl_operator.telemetry.spans import SpanTable
+from thinkfl_operator.telemetry.store import Store
+
+#: Reciprocal-rank fusion constant for merging several traces' answers.
+RRF_K = 10.0
+
+
+class NoAnswer(BackendError):
+    """The model gave no usable answer within its budget."""
+
+    retryable = False
+
+
+class ThinkFLEngine:
+    """``thinkfl`` (model only, errors surface) or ``auto`` (model, deterministic fallback)."""
+
+    def __init__(self, settings: Settings, auto: bool = False, client: ChatClient | None = None) -> None:
+        self.settings = settings
+        self.auto = auto
+        self.name = "auto" if auto else "thinkfl"
+        self.heuristic = HeuristicEngine(settings)
+        self.client = client or ChatClient(settings.llm)
+
+    def preload(self, store: Store, start_s: float, end_s: float) -> None:
+        self.heuristic.preload(store, start_s, end_s)
+
+    def diagnose(self, store: Store, incident: Incident) -> Diagnosis:
+        started = time.monotonic()
+        baseline = self.heuristic.diagnose(store, incident)
+        traces = [incident.trace_id] if incident.trace_id else baseline.traces[: self.settings.llm.max_traces]
+        try:
+            outcomes = self._converse_all(store, incident, traces, started + self.settings.llm.deadline_s)
+        except BackendError as exc:
+            if not self.auto:
+                raise
+            return self._fallback(baseline, str(exc))
+        candidates = _fuse([o.candidates for o, _ in outcomes])
+        if not candidates:
+            ended = ", ".join(o.ended for o, _ in outcomes) or "no trace to show it"
+            reason = f"the model gave no usable answer within its budget ({ended})"
+            if not self.auto:
+                raise NoAnswer(reason)
+            return self._fallback(baseline, reason, outcomes)
+        return self._result(store, baseline, outcomes, candidates, time.monotonic() - started)
+
+    def _converse_all(self, store: Store, incident: Incident, traces: list[str],
+                      deadline: float) -> list[tuple[Outcome, Toolbox]]:
+        llm = self.settings.llm
+        plan = stages((llm.think_steps, llm.rethink_steps, llm.final_steps))
+        results = []
+        for trace_id in traces:
+            spans = store.find_trace(trace_id)
+            root = spans.span(incident.root_span_id) if incident.root_span_id else spans.root()
+            if root is None:
+                continue
+            tools = self._toolbox(store, spans)
+            results.append((Conversation(self.client, tools, plan, deadline).run(root), tools))
+        return results
+
+    def _toolbox(self, store: Store, spans: SpanTable) -> Toolbox:
+        ev = self.settings.evidence
+        return Toolbox(store, spans, ev.max_tool_chars, ev.baseline_minutes * 60,
+                       ev.current_minutes * 60, ev.sigma)
+
+    def _fallback(self, baseline: Diagnosis, reason: str,
+                  outcomes: list[tuple[Outcome, Toolbox]] | None = None) -> Diagnosis:
+        """``auto``: the deterministic answer, saying why the model's was not used."""
+        baseline.notes.insert(0, f"LLMFallback: {reason}; the deterministic engine answered")
+        baseline.engine = "heuristic"
+        baseline.model = ""
+        if outcomes:
+            _account(baseline.usage, outcomes)
+            baseline.transcript = [m for o, _ in outcomes for m in o.messages]
+        return baseline
+
+    def _result(self, store: Store, baseline: Diagnosis, outcomes: list[tuple[Outcome, Toolbox]],
+                candidates: list[Candidate], seconds: float) -> Diagnosis:
+        topology = _topology(store, [tools for _, tools in outcomes])
+        padding = [Candidate(c.node, c.service, c.pod, f"deterministic engine: {c.reason}" if c.reason
+                             else "ranked by the deterministic engine") for c in baseline.root_causes]
+        ranked = rank(candidates, topology, fallback=padding, minimum=self.settings.heuristic.min_candidates)
+        usage = Usage(seconds={"heuristic": sum(baseline.usage.seconds.values()), "total": seconds})
+        _account(usage, outcomes)
+        notes = [p for o, _ in outcomes for p in o.problems][:20]
+        return Diagnosis(
+            root_causes=ranked,
+            engine="thinkfl",
+            model=self.settings.llm.model,
+            steps=[s for _, tools in outcomes for s in tools.steps],
+            traces=[tools.spans.trace_ids()[0] for _, tools in outcomes if len(tools.spans)],
+            usage=usage,
+            notes=notes + baseline.notes,
+            transcript=[m for o, _ in outcomes for m in o.messages],
+        )
+
+
+def _account(usage: Usage, outcomes: list[tuple[Outcome, Toolbox]]) -> None:
+    for outcome, tools in outcomes:
+        usage.llm_calls += outcome.llm_calls
+        usage.prompt_tokens += outcome.prompt_tokens
+        usage.completion_tokens += outcome.completion_tokens
+        usage.tool_calls += len(tools.steps)
+        for stage, seconds in outcome.seconds.items():
+            usage.seconds[stage] = usage.seconds.get(stage, 0.0) + seconds
+
+
+def _fuse(answers: list[list[Candidate]]) -> list[Candidate]:
+    """Reciprocal-rank fusion of several ranked answers (one answer is returned as it is)."""
+    answers = [a for a in answers if a]
+    if len(answers) <= 1:
+        return answers[0] if answers else []
+    score: dict[tuple[str, str, str], float] = defaultdict(float)
+    first: dict[tuple[str, str, str], Candidate] = {}
+    for answer in answers:
+        for position, cand in enumerate(answer):
+            key = (cand.node, cand.service, cand.pod)
+            score[key] += 1.0 / (RRF_K + position + 1)
+            first.setdefault(key, cand)
+    return [first[k] for k in sorted(score, key=lambda k: -score[k])]
+
+
+def _topology(store: Store, toolboxes: list[Toolbox]) -> Topology:
+    pods: dict[str, str] = {}
+    nodes: dict[str, str] = {}
+    for tools in toolboxes:
+        pods.update(tools.spans.pods())
+        nodes.update(tools.spans.nodes())
+    for pod in store.metric_pods():
+        pods.setdefault(pod, store.service_of(pod))
+    nodes.update({p: n for p in pods if (n := store.node_of(p))})
+    return Topology(pods=pods, nodes=nodes)

@@ -63,9 +63,9 @@ class Settings(BaseSettings):
         extra="ignore",
     )
 
-    engine: str = Field("heuristic", pattern="^(auto|thinkfl|heuristic)$", description="Default engine.")
-    log_level: str = Field("INFO", description="Log level of the structured logs.")
-    log_format: str = Field("console", pattern="^(console|json)$", description="Log renderer.")
+    engine: str = Field("heuristic", pattern="^(auto|thinkfl|heuristic)$", description="Default engine: heuristic (deterministic, no GPU), auto (ThinkFL, deterministic fallback), thinkfl (ThinkFL only).")
+    log_level: str = Field("INFO", description="Level of the structured logs (stderr).")
+    log_format: str = Field("console", pattern="^(console|json)$", description="Log renderer: console or json.")
     evidence: EvidenceSettings = Field(default_factory=EvidenceSettings)
     heuristic: HeuristicSettings = Field(default_factory=HeuristicSettings)
     llm: LLMSettings = Field(default_factory=LLMSettings)

@@ -32,3 +32,10 @@ def test_ci_runs_the_readme_test_command() -> None:
     assert command is not None
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     assert f"\n{command.group(1)}\n" in ci
+
+
+def test_readme_configuration_reference_is_generated_from_the_settings() -> None:
+    from thinkfl_operator.settings_doc import markdown
+
+    block = README.split("<!-- settings:begin", 1)[1].split("<!-- settings:end -->", 1)[0]
+    assert block.split("\n", 1)[1].strip() == markdown().strip()

@@ -43,6 +43,7 @@ class Outcome:
     llm_calls: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    llm_seconds: float = 0.0  # time spent waiting for the model
     seconds: dict[str, float] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     ended: str = ""  # "answer" | "budget" | "deadline"
@@ -102,6 +103,7 @@ class Conversation:
         self.out.llm_calls += 1
         self.out.prompt_tokens += reply.prompt_tokens
         self.out.completion_tokens += reply.completion_tokens
+        self.out.llm_seconds += reply.seconds
         self.out.messages.append({"role": "assistant", "content": reply.text})
         parsed = parse_reply(reply.text)
         self.out.problems += parsed.problems

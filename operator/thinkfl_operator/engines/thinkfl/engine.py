@@ -122,6 +122,7 @@ def _account(usage: Usage, outcomes: list[tuple[Outcome, Toolbox]]) -> None:
         usage.prompt_tokens += outcome.prompt_tokens
         usage.completion_tokens += outcome.completion_tokens
         usage.tool_calls += len(tools.steps)
+        usage.seconds["llm"] = usage.seconds.get("llm", 0.0) + outcome.llm_seconds
         for stage, seconds in outcome.seconds.items():
             usage.seconds[stage] = usage.seconds.get(stage, 0.0) + seconds
 

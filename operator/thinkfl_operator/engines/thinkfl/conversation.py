@@ -68,7 +68,7 @@ class Conversation:
 
     def run(self, root: Span) -> Outcome:
         """Talk until an answer, the budget or the deadline; LLMUnavailable propagates."""
-        self.out.messages = [
+        self.out.messages += [
             {"role": "system", "content": prompt.SYSTEM_PROMPT},
             {"role": "user", "content": prompt.first_user_message(root)},
         ]

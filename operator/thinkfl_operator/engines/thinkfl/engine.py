@@ -50,34 +50,41 @@ class ThinkFLEngine:
         started = time.monotonic()
         baseline = self.heuristic.diagnose(store, incident)
         traces = [incident.trace_id] if incident.trace_id else baseline.traces[: self.settings.llm.max_traces]
+        outcomes: list[tuple[Outcome, Toolbox]] = []
+        problem = ""
         try:
-            outcomes = self._converse_all(store, incident, traces, started + self.settings.llm.deadline_s)
+            self._converse_all(store, incident, traces, started + self.settings.llm.deadline_s, outcomes)
         except BackendError as exc:
             if not self.auto:
                 raise
-            return self._fallback(baseline, str(exc))
+            problem = str(exc)
         candidates = _fuse([o.candidates for o, _ in outcomes])
         if not candidates:
-            ended = ", ".join(o.ended for o, _ in outcomes) or "no trace to show it"
-            reason = f"the model gave no usable answer within its budget ({ended})"
+            ended = ", ".join(o.ended or "interrupted" for o, _ in outcomes) or "no trace to show it"
+            reason = problem or f"the model gave no usable answer within its budget ({ended})"
             if not self.auto:
                 raise NoAnswer(reason)
             return self._fallback(baseline, reason, outcomes)
-        return self._result(store, baseline, outcomes, candidates, time.monotonic() - started)
+        result = self._result(store, baseline, outcomes, candidates, time.monotonic() - started)
+        if problem:
+            result.notes.insert(0, f"LLM failed after some traces were answered: {problem}")
+        return result
 
-    def _converse_all(self, store: Store, incident: Incident, traces: list[str],
-                      deadline: float) -> list[tuple[Outcome, Toolbox]]:
+    def _converse_all(self, store: Store, incident: Incident, traces: list[str], deadline: float,
+                      results: list[tuple[Outcome, Toolbox]]) -> None:
+        """One conversation per trace, appended to ``results`` as it starts (so a failure
+        mid-way leaves the replies received so far accounted for)."""
         llm = self.settings.llm
         plan = stages((llm.think_steps, llm.rethink_steps, llm.final_steps))
-        results = []
         for trace_id in traces:
             spans = store.find_trace(trace_id)
             root = spans.span(incident.root_span_id) if incident.root_span_id else spans.root()
             if root is None:
                 continue
             tools = self._toolbox(store, spans)
-            results.append((Conversation(self.client, tools, plan, deadline).run(root), tools))
-        return results
+            conversation = Conversation(self.client, tools, plan, deadline)
+            results.append((conversation.out, tools))
+            conversation.run(root)
 
     def _toolbox(self, store: Store, spans: SpanTable) -> Toolbox:
         ev = self.settings.evidence
@@ -99,7 +106,7 @@ class ThinkFLEngine:
                 candidates: list[Candidate], seconds: float) -> Diagnosis:
         topology = _topology(store, [tools for _, tools in outcomes])
         padding = [Candidate(c.node, c.service, c.pod, f"deterministic engine: {c.reason}" if c.reason
-                             else "ranked by the deterministic engine") for c in baseline.root_causes]
+                             else "deterministic engine: ranked next") for c in baseline.root_causes]
         ranked = rank(candidates, topology, fallback=padding, minimum=self.settings.heuristic.min_candidates)
         usage = Usage(seconds={"heuristic": sum(baseline.usage.seconds.values()), "total": seconds})
         _account(usage, outcomes)

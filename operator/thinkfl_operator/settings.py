@@ -53,6 +53,31 @@ class LLMSettings(BaseModel):
     max_traces: int = Field(1, ge=1, le=10, description="Anomalous traces diagnosed per incident (rankings merged).")
 
 
+class TracesSettings(BaseModel):
+    """The tracing backend the live evidence comes from."""
+
+    backend: str = Field("jaeger", pattern="^(jaeger|tempo)$", description="Tracing backend: jaeger or tempo.")
+    url: str = Field("", description="Base URL of Jaeger query (e.g. http://jaeger-query:16686) or Tempo (http://tempo:3200); empty = none.")
+    api: str = Field("auto", pattern="^(auto|v1|v3)$", description="Jaeger API to use: v1 JSON, v3 OTLP, or auto (v3, then v1).")
+    search_limit: int = Field(200, ge=1, le=10000, description="Traces fetched per search (per service and time slice).")
+    search_slice_s: float = Field(300.0, gt=0, description="Searches cover the window in slices of this many seconds (spreads the sample over time).")
+    max_services: int = Field(20, ge=1, description="Services searched when the incident names none (Jaeger needs a service per search).")
+    timeout_s: float = Field(10.0, gt=0, description="Timeout of one request to the tracing backend.")
+    retries: int = Field(3, ge=0, le=10, description="Retries of a failed request (connection, timeout, 5xx, 429).")
+    backoff_s: float = Field(0.5, ge=0, description="First retry delay; doubles each retry.")
+
+
+class PrometheusSettings(BaseModel):
+    """Prometheus and the KPIs read from it (the metrics tool's series)."""
+
+    url: str = Field("", description="Prometheus base URL, e.g. http://prometheus-server.monitoring:9090; empty = no metrics.")
+    catalog: dict[str, str] = Field(default_factory=dict, description="KPI name → PromQL with {pods} (and {namespace}); empty = the built-in Kubernetes catalog.")
+    step_s: float = Field(60.0, gt=0, description="Resolution of range queries.")
+    timeout_s: float = Field(10.0, gt=0, description="Timeout of one Prometheus request.")
+    retries: int = Field(3, ge=0, le=10, description="Retries of a failed request.")
+    backoff_s: float = Field(0.5, ge=0, description="First retry delay; doubles each retry.")
+
+
 class Settings(BaseSettings):
     """Everything configurable, from the environment (prefix THINKFL_)."""
 
@@ -69,6 +94,8 @@ class Settings(BaseSettings):
     evidence: EvidenceSettings = Field(default_factory=EvidenceSettings)
     heuristic: HeuristicSettings = Field(default_factory=HeuristicSettings)
     llm: LLMSettings = Field(default_factory=LLMSettings)
+    traces: TracesSettings = Field(default_factory=TracesSettings)
+    prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)
 
 
 @lru_cache(maxsize=1)

@@ -233,6 +233,8 @@ def _text_seconds(text: pa.Array) -> np.ndarray:
 
 
 def _offset_seconds(zone: str) -> float:
+    if len(zone) < 5:  # no zone in an unparsable text time
+        return 0.0
     sign = -1.0 if zone.startswith("-") else 1.0
     return sign * (int(zone[1:3]) * 3600 + int(zone[3:5]) * 60)
 

@@ -1,0 +1,460 @@
+"""KPI samples from a live Prometheus, as the same per-pod ``KpiBlock`` frames the datasets give.
+
+A *catalog* maps each KPI name (as the model sees it, e.g. ``CpuUsageRate(%)``) to a PromQL
+template. Templates hold ``{pods}``, replaced by a regex alternation of the pod names (escaped for
+RE2 and for a PromQL string), and optionally ``{namespace}``, replaced by the namespace regex
+(``.*`` unless given). Nothing else is substituted: PromQL's own braces stay as written. Every
+expression must yield at most one series per pod, carrying the pod in the ``pod`` label (or
+``pod_label``); when it yields several, the first (in Prometheus's order) wins at each time.
+
+``blocks`` sends ONE query per KPI for all the pods. A template that is a plain vector selector
+(metric name and label matchers only) is read as RAW samples (``selector[<range>]`` evaluated at
+the window's end), so the original sample timestamps and values are kept exactly as stored:
+backfilled dataset series give the same answers live as offline. Any other expression (rates,
+quantiles, aggregations) is evaluated with ``query_range`` on a ``step_s`` grid.
+
+Node-level KPIs are expressed **per pod**: the node series is joined onto every pod running
+there through ``kube_pod_info`` (``max by (node, pod) (kube_pod_info{...}) * on(node)
+group_left() <node expr>``). The evidence tools work per pod and already key a series as
+``node.pod.kpi``, as Nezha's ``NodeCpuUsageRate(%)`` columns do; a separate node-keyed frame
+would need a second code path in every consumer. The joins in ``DEFAULT_CATALOG`` assume
+node-exporter's ``instance`` label holds the node name (``host:port`` is accepted; the port is
+dropped), as kube-prometheus-stack relabels it; override those entries when it does not.
+
+Errors: connection failures, timeouts and 5xx answers are retried with exponential backoff,
+then ``PrometheusUnavailable`` (retryable later) names the server. A query Prometheus rejects
+(400/422 with ``{"status": "error", "error": ...}``) or any other 4xx raises
+``PrometheusQueryError`` carrying Prometheus's message; it is not retried.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import math
+import re
+import threading
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any, Self, TypeVar
+
+import numpy as np
+import requests
+from prometheus_api_client import PrometheusConnect
+from prometheus_api_client.exceptions import PrometheusApiClientException
+from urllib3.util.retry import Retry
+
+from thinkfl_operator.errors import BackendError
+from thinkfl_operator.telemetry.store import KpiBlock
+
+MAX_BACKOFF_S = 8.0
+_T = TypeVar("_T")
+
+# --------------------------------------------------------------------------------------------
+# catalogs
+
+#: Nezha's KPI columns (``rca_data/<day>/metric/<pod>_metric.csv``), in file order.
+NEZHA_KPIS: tuple[str, ...] = (
+    "CpuUsage(m)", "CpuUsageRate(%)", "MemoryUsage(Mi)", "MemoryUsageRate(%)",
+    "SyscallRead", "SyscallWrite", "NetworkReceiveBytes", "NetworkTransmitBytes",
+    "PodClientLatencyP90(s)", "PodServerLatencyP90(s)", "PodClientLatencyP95(s)",
+    "PodServerLatencyP95(s)", "PodClientLatencyP99(s)", "PodServerLatencyP99(s)",
+    "PodWorkload(Ops)", "PodSuccessRate(%)", "NodeCpuUsageRate(%)", "NodeMemoryUsageRate(%)",
+    "NodeNetworkReceiveBytes",
+)
+
+_UNITS = {"%": "percent", "s": "seconds", "ms": "milliseconds", "m": "millicores",
+          "mi": "mebibytes", "ops": "ops", "b": "bytes"}
+
+
+def nezha_metric_name(kpi: str) -> str:
+    """The Prometheus name a Nezha KPI column is stored under: ``nezha_<snake_case>[_<unit>]``.
+
+    ``CpuUsageRate(%)`` → ``nezha_cpu_usage_rate_percent``,
+    ``PodClientLatencyP90(s)`` → ``nezha_pod_client_latency_p90_seconds``.
+    """
+    match = re.fullmatch(r"\s*([^()]*?)\s*(?:\(([^()]*)\))?\s*", kpi)
+    base, unit = (match.group(1), match.group(2) or "") if match else (kpi, "")
+    snake = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", base).lower()
+    parts = [snake, _UNITS.get(unit.strip().lower(), unit)] if unit.strip() else [snake]
+    name = re.sub(r"[^a-z0-9_]+", "_", "_".join(parts).lower()).strip("_")
+    return "nezha_" + re.sub(r"_+", "_", name)
+
+
+#: The Nezha KPIs as backfilled by ``tests/fakes/prometheus_server.py`` (one gauge per column).
+NEZHA_CATALOG: dict[str, str] = {
+    kpi: nezha_metric_name(kpi) + '{pod=~"{pods}"}' for kpi in NEZHA_KPIS
+}
+
+_POD = 'pod=~"{pods}",namespace=~"{namespace}"'
+_CONTAINER = _POD + ',container!="",container!="POD"'
+#: Per pod: the pod's node joined onto a node-level expression that carries a ``node`` label.
+_ON_POD_NODE = 'max by (node, pod) (kube_pod_info{' + _POD + '}) * on(node) group_left() '
+
+
+def _node_expr(expr: str) -> str:
+    """A node-exporter expression with ``instance`` (node name, maybe ``:port``) as ``node``."""
+    return _ON_POD_NODE + f'label_replace({expr}, "node", "$1", "instance", "([^:]+)(?::[0-9]+)?")'
+
+
+def _quantile(q: float) -> str:
+    """p-quantile of server latency (s): OTel (new, then old semconv), then Istio sidecars."""
+    return (
+        f"histogram_quantile({q}, sum by (le, pod) (rate("
+        f"http_server_request_duration_seconds_bucket{{{_POD}}}[1m])))"
+        f" or histogram_quantile({q}, sum by (le, pod) (rate("
+        f"http_server_duration_milliseconds_bucket{{{_POD}}}[1m]))) / 1000"
+        f" or histogram_quantile({q}, sum by (le, pod) (rate("
+        f'istio_request_duration_milliseconds_bucket{{reporter="destination",{_POD}}}[1m])))'
+        " / 1000"
+    )
+
+
+def _error_rate() -> str:
+    """Percentage of 5xx answers: OTel (new, then old semconv), then Istio; 0 when none failed."""
+    sources = (
+        ("http_server_request_duration_seconds_count", "http_response_status_code"),
+        ("http_server_duration_milliseconds_count", "http_status_code"),
+        ("istio_requests_total", "response_code"),
+    )
+    parts = []
+    for metric, code in sources:
+        extra = 'reporter="destination",' if metric.startswith("istio") else ""
+        everything = f"sum by (pod) (rate({metric}{{{extra}{_POD}}}[1m]))"
+        failed = f'sum by (pod) (rate({metric}{{{extra}{code}=~"5..",{_POD}}}[1m]))'
+        parts.append(f"100 * ({failed} or 0 * {everything}) / {everything}")
+    return " or ".join(f"({p})" for p in parts)
+
+
+def _workload() -> str:
+    """Requests per second served by the pod: OTel (new, then old semconv), then Istio."""
+    return " or ".join((
+        f"sum by (pod) (rate(http_server_request_duration_seconds_count{{{_POD}}}[1m]))",
+        f"sum by (pod) (rate(http_server_duration_milliseconds_count{{{_POD}}}[1m]))",
+        f'sum by (pod) (rate(istio_requests_total{{reporter="destination",{_POD}}}[1m]))',
+    ))
+
+
+#: Kubernetes defaults: cAdvisor (kubelet), node-exporter, kube-state-metrics, OTel or Istio.
+#: Names and units follow Nezha's columns where the meaning is the same (the model knows them).
+DEFAULT_CATALOG: dict[str, str] = {
+    "CpuUsage(m)":
+        f"1000 * sum by (pod) (rate(container_cpu_usage_seconds_total{{{_CONTAINER}}}[1m]))",
+    "CpuThrottledRate(%)":
+        f"100 * sum by (pod) (rate(container_cpu_cfs_throttled_periods_total{{{_CONTAINER}}}[1m]))"
+        f" / sum by (pod) (rate(container_cpu_cfs_periods_total{{{_CONTAINER}}}[1m]))",
+    "MemoryUsage(Mi)":
+        f"sum by (pod) (container_memory_working_set_bytes{{{_CONTAINER}}}) / 1048576",
+    "NetworkReceiveBytes":
+        f"sum by (pod) (rate(container_network_receive_bytes_total{{{_POD}}}[1m]))",
+    "NetworkTransmitBytes":
+        f"sum by (pod) (rate(container_network_transmit_bytes_total{{{_POD}}}[1m]))",
+    "FsReadBytes":
+        f"sum by (pod) (rate(container_fs_reads_bytes_total{{{_CONTAINER}}}[1m]))",
+    "FsWriteBytes":
+        f"sum by (pod) (rate(container_fs_writes_bytes_total{{{_CONTAINER}}}[1m]))",
+    "PodServerLatencyP90(s)": _quantile(0.9),
+    "PodWorkload(Ops)": _workload(),
+    "PodErrorRate(%)": _error_rate(),
+    "NodeCpuUsageRate(%)": _node_expr(
+        '100 * (1 - avg by (instance) (rate(node_cpu_seconds_total{mode="idle"}[1m])))'),
+    "NodeMemoryAvailable(Mi)": _node_expr("node_memory_MemAvailable_bytes / 1048576"),
+}
+
+# --------------------------------------------------------------------------------------------
+# PromQL text
+
+_PLACEHOLDER = re.compile(r"\{(pods|namespace)\}")
+_NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
+_STRING = r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`'
+_MATCHER = rf"\s*[a-zA-Z_][a-zA-Z0-9_]*\s*(?:=~|!~|!=|=)\s*(?:{_STRING})\s*"
+_SELECTOR = re.compile(
+    rf"\s*(?:(?P<name>{_NAME})\s*)?(?P<braces>\{{(?:{_MATCHER}(?:,{_MATCHER})*,?)?\s*\}})?\s*",
+    re.DOTALL,
+)
+_KEYWORDS = {"sum", "min", "max", "avg", "group", "stddev", "stdvar", "count", "count_values",
+             "bottomk", "topk", "quantile", "and", "or", "unless", "by", "without", "on",
+             "ignoring", "group_left", "group_right", "offset", "bool", "atan2"}
+
+
+def render(template: str, pods: str, namespace: str = ".*") -> str:
+    """The template with ``{pods}`` and ``{namespace}`` replaced; every other brace is PromQL."""
+    values = {"pods": pods, "namespace": namespace}
+    return _PLACEHOLDER.sub(lambda m: values[m.group(1)], template)
+
+
+def pods_regex(pods: list[str]) -> str:
+    """An alternation matching exactly these pod names, escaped for a double-quoted PromQL string."""
+    alternation = "|".join(re.escape(p) for p in sorted(set(pods)))
+    return alternation.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def is_plain_selector(expr: str) -> bool:
+    """True for ``name``, ``name{matchers}`` or ``{matchers}``: no functions, ranges or offsets."""
+    match = _SELECTOR.fullmatch(expr)
+    if match is None or not (match.group("name") or match.group("braces")):
+        return False
+    return match.group("name") not in _KEYWORDS
+
+
+# --------------------------------------------------------------------------------------------
+# errors
+
+
+class PrometheusUnavailable(BackendError):
+    """Prometheus did not answer usably after retries (connection, timeout, 5xx)."""
+
+
+class PrometheusQueryError(BackendError):
+    """Prometheus rejected the request (bad PromQL, 4xx): retrying will not help."""
+
+    retryable = False
+
+
+class _Transient(Exception):
+    """One failed attempt worth retrying."""
+
+
+_CLIENT_MESSAGE = re.compile(r"^HTTP Status Code (\d+) \((.*)\)$", re.DOTALL)
+
+
+def _status_and_message(exc: PrometheusApiClientException) -> tuple[int, str]:
+    """Status code and Prometheus's own ``error`` text from the client's exception message."""
+    match = _CLIENT_MESSAGE.match(str(exc))
+    if match is None:
+        return 0, str(exc)
+    status, body = int(match.group(1)), match.group(2)
+    try:
+        raw = ast.literal_eval(body)
+        text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+    except (ValueError, SyntaxError):
+        text = body
+    try:
+        payload = json.loads(text)
+    except ValueError:
+        return status, text.strip()[:500]
+    if isinstance(payload, dict) and payload.get("error"):
+        kind = payload.get("errorType")
+        return status, f"{kind}: {payload['error']}" if kind else str(payload["error"])
+    return status, text.strip()[:500]
+
+
+# --------------------------------------------------------------------------------------------
+# the client
+
+
+class PrometheusMetrics:
+    """Per-pod KPI blocks, pod lists and pod → node from one Prometheus server."""
+
+    def __init__(
+        self,
+        url: str,
+        catalog: Mapping[str, str],
+        pod_label: str = "pod",
+        node_source: str = "kube_pod_info",
+        timeout_s: float = 10.0,
+        retries: int = 3,
+        backoff_s: float = 0.5,
+        sleep: Callable[[float], None] = time.sleep,
+        namespace: str = ".*",
+    ) -> None:
+        if not catalog:
+            raise ValueError("the KPI catalog is empty")
+        self.url = url.rstrip("/")
+        self.catalog = dict(catalog)
+        self.pod_label = pod_label
+        self.node_source = node_source
+        self.namespace = namespace
+        self.retries = retries
+        self.backoff_s = backoff_s
+        self._sleep = sleep
+        #: HTTP requests sent (every attempt counts), for benchmarks and tests.
+        self.requests = 0
+        self._lock = threading.Lock()
+        self._nodes: dict[str, str] = {}
+        self._window: tuple[float, float] | None = None
+        # The client's own retries are off: this class retries, with its own policy.
+        no_retry = Retry(total=None, connect=0, read=0, status=0, other=0, redirect=3,
+                         raise_on_status=False)
+        self._prom = PrometheusConnect(url=self.url, disable_ssl=True, retry=no_retry,
+                                       timeout=timeout_s)
+
+    def close(self) -> None:
+        self._prom.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # transport ---------------------------------------------------------------------------
+    def _call(self, what: str, fn: Callable[[], _T]) -> _T:
+        """``fn`` with retries on transient failures; typed errors naming the server."""
+        delay = self.backoff_s
+        for attempt in range(self.retries + 1):
+            try:
+                return self._once(what, fn)
+            except _Transient as exc:
+                if attempt == self.retries:
+                    raise PrometheusUnavailable(
+                        f"Prometheus at {self.url}: {exc} (after {attempt + 1} tries)") from None
+                self._sleep(delay)
+                delay = min(delay * 2, MAX_BACKOFF_S)
+        raise AssertionError("unreachable")
+
+    def _once(self, what: str, fn: Callable[[], _T]) -> _T:
+        with self._lock:
+            self.requests += 1
+        try:
+            return fn()
+        except PrometheusApiClientException as exc:
+            status, message = _status_and_message(exc)
+            if status >= 500 or status in (0, 408, 429):
+                raise _Transient(f"HTTP {status}: {message}") from None
+            raise PrometheusQueryError(
+                f"Prometheus at {self.url} rejected {what} (HTTP {status}): {message}") from None
+        except requests.exceptions.JSONDecodeError:
+            raise PrometheusQueryError(
+                f"Prometheus at {self.url}: {what} answered with something that is not JSON "
+                "(is the URL a Prometheus server?)") from None
+        except requests.Timeout:
+            raise _Transient("timed out") from None
+        except requests.ConnectionError as exc:
+            raise _Transient(f"cannot connect ({type(exc).__name__})") from None
+        except requests.RequestException as exc:
+            raise _Transient(f"{type(exc).__name__}: {exc}") from None
+        except (KeyError, TypeError) as exc:
+            raise PrometheusQueryError(
+                f"Prometheus at {self.url}: unexpected answer to {what} ({exc!r})") from None
+
+    def query(self, promql: str, at_s: float) -> list[dict[str, Any]]:
+        """An instant query's ``result`` list."""
+        result = self._call(f"query {promql!r}",
+                            lambda: self._prom.custom_query(promql, params={"time": at_s}))
+        return list(result or [])
+
+    def query_range(self, promql: str, start_s: float, end_s: float,
+                    step_s: float) -> list[dict[str, Any]]:
+        """A range query's ``result`` list (the client rounds start and end to whole seconds)."""
+        start, end = _utc(start_s), _utc(end_s)
+        result = self._call(
+            f"query_range {promql!r}",
+            lambda: self._prom.custom_query_range(promql, start, end, step=f"{step_s:g}"))
+        return list(result or [])
+
+    def series(self, selector: str, start_s: float, end_s: float) -> list[dict[str, str]]:
+        """Label sets of the series matching ``selector`` in the window (``/api/v1/series``)."""
+        start, end = _utc(start_s), _utc(end_s)
+        result = self._call(f"series {selector!r}", lambda: self._prom.get_series(
+            start, end, params={"match[]": selector}))
+        return list(result or [])
+
+    # topology ----------------------------------------------------------------------------
+    def _pod_matchers(self, pods: str) -> str:
+        return f'{self.pod_label}=~"{pods}",namespace=~"{self.namespace}"'
+
+    def pods(self, start_s: float, end_s: float, service_of: Callable[[str], str],
+             service: str | None = None) -> list[str]:
+        """Pods with samples in [start_s, end_s] (from ``node_source`` when it has any, else
+        from the catalog's series), of ``service`` only when given."""
+        self._window = (start_s, end_s)
+        found: set[str] = set()
+        rng = _range(start_s, end_s)
+        if self.node_source:
+            rows = self.query(
+                f"max by ({self.pod_label}, node) (last_over_time("
+                f"{self.node_source}{{{self._pod_matchers('.+')}}}[{rng}]))", end_s)
+            for row in rows:
+                labels = row.get("metric", {})
+                pod = labels.get(self.pod_label, "")
+                if pod:
+                    found.add(pod)
+                    if labels.get("node"):
+                        self._nodes[pod] = labels["node"]
+        if not found:
+            found = self._catalog_pods(start_s, end_s)
+        return sorted(p for p in found if service is None or service_of(p) == service)
+
+    def _catalog_pods(self, start_s: float, end_s: float) -> set[str]:
+        """Pods in the label values of the catalog's series: one query for the whole catalog."""
+        rng, step = _range(start_s, end_s), "60s"
+        parts = []
+        for template in self.catalog.values():
+            expr = render(template, ".+", self.namespace)
+            inner = f"{expr}[{rng}]" if is_plain_selector(expr) else f"({expr})[{rng}:{step}]"
+            parts.append(f"group by ({self.pod_label}) (last_over_time({inner}))")
+        rows = self.query(" or ".join(parts), end_s)
+        return {row.get("metric", {}).get(self.pod_label, "") for row in rows} - {""}
+
+    def node_of(self, pod: str) -> str:
+        """The node ``pod`` runs on, from ``node_source``'s ``node`` label; "" when unknown."""
+        if pod in self._nodes or not self.node_source:
+            return self._nodes.get(pod, "")
+        start_s, end_s = self._window or (0.0, time.time() + 86_400.0)
+        escaped = pod.replace("\\", "\\\\").replace('"', '\\"')
+        rows = self.series(f'{self.node_source}{{{self.pod_label}="{escaped}"}}', start_s, end_s)
+        nodes = sorted({row.get("node", "") for row in rows} - {""})
+        self._nodes[pod] = nodes[-1] if nodes else ""
+        return self._nodes[pod]
+
+    # KPIs --------------------------------------------------------------------------------
+    def blocks(self, pods: list[str], start_s: float, end_s: float,
+               step_s: float = 60) -> dict[str, KpiBlock]:
+        """Each pod's KPI samples in [start_s, end_s]: one query per catalog KPI for all pods.
+
+        Plain selectors give the raw samples (original timestamps); other expressions give
+        values on the ``step_s`` grid. Pods without any sample are left out.
+        """
+        if not pods or end_s < start_s:
+            return {}
+        self._window = (start_s, end_s)
+        wanted = set(pods)
+        regex = pods_regex(pods)
+        kpis = tuple(self.catalog)
+        collected: dict[str, list[tuple[int, np.ndarray, np.ndarray]]] = {}
+        for j, kpi in enumerate(kpis):
+            expr = render(self.catalog[kpi], regex, self.namespace)
+            if is_plain_selector(expr):
+                rows = self.query(f"{expr.strip()}[{_range(start_s, end_s)}]", end_s)
+            else:
+                rows = self.query_range(expr, start_s, end_s, step_s)
+            for row in rows:
+                pod = row.get("metric", {}).get(self.pod_label, "")
+                if pod not in wanted:
+                    continue
+                ts, values = _samples(row.get("values") or [])
+                keep = (ts >= start_s) & (ts <= end_s)
+                if keep.any():
+                    collected.setdefault(pod, []).append((j, ts[keep], values[keep]))
+        return {pod: _assemble(collected[pod], kpis) for pod in pods if pod in collected}
+
+
+def _samples(values: list[list[Any]]) -> tuple[np.ndarray, np.ndarray]:
+    if not values:
+        return np.empty(0), np.empty(0)
+    ts = np.fromiter((float(v[0]) for v in values), dtype="float64", count=len(values))
+    xs = np.fromiter((float(v[1]) for v in values), dtype="float64", count=len(values))
+    return ts, xs
+
+
+def _assemble(parts: list[tuple[int, np.ndarray, np.ndarray]], kpis: tuple[str, ...]) -> KpiBlock:
+    """One block: the union of the series' times, NaN where a KPI has no sample at a time."""
+    ts = np.unique(np.concatenate([t for _, t, _ in parts]))
+    values = np.full((len(ts), len(kpis)), np.nan)
+    for j, t, x in parts:
+        rows = ts.searchsorted(t)
+        free = np.isnan(values[rows, j])  # several series for one pod: the first one wins
+        values[rows[free], j] = x[free]
+    return KpiBlock(ts, values, kpis)
+
+
+def _range(start_s: float, end_s: float) -> str:
+    """A range covering [start_s, end_s] when evaluated at end_s, whatever the server's edge
+    rule (Prometheus 2 includes the left edge, 3 excludes it): one second more, filtered later."""
+    return f"{math.ceil(max(end_s - start_s, 0.0) * 1000) + 1000}ms"
+
+
+def _utc(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)

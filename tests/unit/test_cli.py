@@ -131,7 +131,7 @@ def test_engine_thinkfl_without_an_endpoint_is_refused(
         (["frobnicate"], "invalid choice: 'frobnicate'"),
         (["demo", "--bogus"], "unrecognized arguments: --bogus"),
         ([], "required: command"),
-        (["diagnose"], "DATA_DIR"),
+        (["diagnose"], "--time or --trace-id"),
         (["diagnose", "x", "--engine", "gpt"], "invalid choice: 'gpt'"),
         (["demo", "--seed", "seven"], "invalid int value: 'seven'"),
     ],

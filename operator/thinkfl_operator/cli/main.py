@@ -22,7 +22,9 @@ from thinkfl_operator.evaluation.labels import read_faults
 from thinkfl_operator.logs import configure_logging
 from thinkfl_operator.models import Incident
 from thinkfl_operator.settings import Settings, get_settings
+from thinkfl_operator.telemetry.live import open_live
 from thinkfl_operator.telemetry.open import open_dataset
+from thinkfl_operator.telemetry.store import Store
 
 EXIT_USER_ERROR = 2
 
@@ -43,8 +45,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument("--json", type=Path, metavar="FILE", help="also write the result as JSON")
 
-    diag = sub.add_parser("diagnose", help="diagnose one incident from an offline dataset folder")
-    diag.add_argument("data_dir", type=Path, metavar="DATA_DIR")
+    diag = sub.add_parser("diagnose", help="diagnose one incident from a dataset folder or live backends")
+    diag.add_argument("data_dir", type=Path, metavar="DATA_DIR", nargs="?",
+                      help="offline dataset folder (omit with --jaeger-url/--tempo-url)")
+    diag.add_argument("--jaeger-url", default=None, metavar="URL", help="Jaeger query, e.g. http://localhost:16686")
+    diag.add_argument("--tempo-url", default=None, metavar="URL", help="Tempo, e.g. http://localhost:3200")
+    diag.add_argument("--prometheus-url", default=None, metavar="URL",
+                      help="Prometheus, e.g. http://localhost:9090 (KPIs for the metrics tool)")
     diag.add_argument("--time", help='incident time, e.g. "2023-01-30 11:51:46" (UTC) or RFC 3339')
     diag.add_argument("--trace-id", default="", help="diagnose this trace")
     diag.add_argument("--service", default="", help="the service that alerted (optional)")
@@ -135,12 +142,12 @@ def cmd_diagnose(args: argparse.Namespace, settings: Settings) -> int:
         service=args.service.strip(),
         window_s=args.window,
     )
-    store = open_dataset(args.data_dir)
+    store, source = _store(args, settings, incident)
     engine = args.engine or settings.engine
     started = time.perf_counter()
     result = diagnose(store, incident, engine, settings)
     elapsed = time.perf_counter() - started
-    print(render.describe(incident, result, str(args.data_dir)))
+    print(render.describe(incident, result, source))
     print(f"\nDiagnosed in {elapsed * 1000:.0f} ms.")
     if args.json:
         payload = result.as_dict()
@@ -150,6 +157,26 @@ def cmd_diagnose(args: argparse.Namespace, settings: Settings) -> int:
         payload["steps"] = [s.as_dict(with_output=True) for s in result.steps]
         _write_json(args.json, payload)
     return 0
+
+
+def _store(args: argparse.Namespace, settings: Settings, incident: Incident) -> tuple[Store, str]:
+    """The offline folder, or the live backends from the flags (over the settings)."""
+    live = args.jaeger_url or args.tempo_url or args.prometheus_url
+    if args.data_dir is not None and live:
+        raise UserInputError("give either DATA_DIR or live backends (--jaeger-url/--tempo-url/--prometheus-url)")
+    if args.data_dir is not None:
+        return open_dataset(args.data_dir), str(args.data_dir)
+    traces = settings.traces
+    if args.jaeger_url or args.tempo_url:
+        backend = "jaeger" if args.jaeger_url else "tempo"
+        traces = traces.model_copy(update={"backend": backend, "url": args.jaeger_url or args.tempo_url})
+    prometheus = settings.prometheus
+    if args.prometheus_url:
+        prometheus = prometheus.model_copy(update={"url": args.prometheus_url})
+    if not traces.url:
+        raise UserInputError("give DATA_DIR, or a tracing backend: --jaeger-url URL or --tempo-url URL")
+    store = open_live(traces, prometheus, incident.service, incident.time_s)
+    return store, f"{store.name}" + (f", Prometheus at {prometheus.url}" if prometheus.url else "")
 
 
 def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:

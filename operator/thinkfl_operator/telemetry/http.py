@@ -1,0 +1,270 @@
+"""JSON over HTTP for one named telemetry backend (Jaeger, Tempo), with our own retry policy.
+
+Connection errors, timeouts, 5xx and 429 (honouring ``Retry-After``) are retried with
+exponential backoff (``backoff_s``, doubling, capped at 8 s), then ``BackendUnavailable`` names
+the backend, its URL and the last cause. A 404 raises ``NotFound``; other 4xx raise
+``BackendRejected`` with the backend's own error message (Jaeger ``{"errors":[{"msg":…}]}``,
+Jaeger api_v3 ``{"error":{"message":…}}``, Tempo plain text, or JSON ``error``/``message``).
+Neither is retried. A 2xx body that is not JSON raises ``InvalidResponse`` (often a UI page
+served for an API path this backend version lacks).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Self, TypeVar
+
+import requests
+
+from thinkfl_operator.errors import BackendError, UserInputError
+
+T = TypeVar("T")
+
+MAX_BACKOFF_S = 8.0
+#: Characters of a backend's error message kept in our messages.
+_DETAIL_CHARS = 300
+
+
+class HttpBackendError(BackendError):
+    """A failed request to a backend; ``status`` is the HTTP status (None when none came)."""
+
+    def __init__(
+        self, message: str, *, backend: str, url: str, path: str, status: int | None = None,
+        detail: str = "",
+    ) -> None:
+        super().__init__(message)
+        self.backend = backend
+        self.url = url
+        self.path = path
+        self.status = status
+        self.detail = detail
+
+
+class BackendUnavailable(HttpBackendError):
+    """No usable answer after the retries (connection, timeout, 5xx, 429); retry later."""
+
+
+class NotFound(HttpBackendError):
+    """HTTP 404: the object (or, on older versions, the API route) does not exist."""
+
+    retryable = False
+
+
+class BackendRejected(HttpBackendError):
+    """HTTP 4xx other than 404 and 429: the request is wrong; retrying will not help."""
+
+    retryable = False
+
+
+class InvalidResponse(HttpBackendError):
+    """A 2xx answer whose body is not JSON (or not the JSON shape expected)."""
+
+    retryable = False
+
+
+class _Transient(Exception):
+    def __init__(self, cause: str, status: int | None = None, retry_after: float = 0.0) -> None:
+        super().__init__(cause)
+        self.cause = cause
+        self.status = status
+        self.retry_after = retry_after
+
+
+class HttpBackend:
+    """GET JSON from ``url`` + path; ``requests`` counts every HTTP attempt (for benchmarks)."""
+
+    def __init__(
+        self,
+        name: str,
+        url: str,
+        *,
+        timeout_s: float = 10.0,
+        retries: int = 3,
+        backoff_s: float = 0.5,
+        sleep: Callable[[float], None] = time.sleep,
+        session: requests.Session | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        url = url.strip().rstrip("/")
+        if not url.startswith(("http://", "https://")):
+            raise UserInputError(f"{name} URL {url!r} must start with http:// or https://")
+        if timeout_s <= 0 or retries < 0 or backoff_s < 0:
+            raise UserInputError(
+                f"{name}: timeout_s must be > 0, retries and backoff_s >= 0 "
+                f"(got {timeout_s}, {retries}, {backoff_s})"
+            )
+        self.name = name
+        self.url = url
+        self.timeout_s = timeout_s
+        self.retries = retries
+        self.backoff_s = backoff_s
+        self.requests = 0
+        self._sleep = sleep
+        self._session = session or requests.Session()
+        self._headers = {"Accept": "application/json", **(headers or {})}
+
+    # ------------------------------------------------------------------ public API
+
+    def get_json(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
+        """The decoded JSON body of ``GET url+path?params`` (retried; see the module docstring)."""
+        text = self._get_text(path, params)
+        try:
+            return json.loads(text)
+        except ValueError:
+            raise self._invalid(path, text) from None
+
+    def get_json_documents(self, path: str, params: Mapping[str, Any] | None = None) -> list[Any]:
+        """Like ``get_json`` for bodies holding one or more concatenated JSON documents
+        (grpc-gateway streams: one ``{"result": …}`` per line)."""
+        text = self._get_text(path, params)
+        try:
+            return _documents(text)
+        except ValueError:
+            raise self._invalid(path, text) from None
+
+    def close(self) -> None:
+        self._session.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"HttpBackend({self.name!r}, {self.url!r})"
+
+    # ------------------------------------------------------------------ internals
+
+    def _get_text(self, path: str, params: Mapping[str, Any] | None) -> str:
+        delay = self.backoff_s
+        for attempt in range(self.retries + 1):
+            try:
+                return self._once(path, params)
+            except _Transient as exc:
+                if attempt == self.retries:
+                    raise BackendUnavailable(
+                        f"{self.name} at {self.url} is unreachable: {exc.cause} "
+                        f"(after {attempt + 1} {'try' if attempt == 0 else 'tries'})",
+                        backend=self.name, url=self.url, path=path, status=exc.status,
+                        detail=exc.cause,
+                    ) from None
+                self._sleep(min(max(delay, exc.retry_after), MAX_BACKOFF_S))
+                delay = min(delay * 2, MAX_BACKOFF_S)
+        raise AssertionError("unreachable")
+
+    def _once(self, path: str, params: Mapping[str, Any] | None) -> str:
+        self.requests += 1
+        try:
+            response = self._session.get(
+                self.url + path, params=dict(params) if params else None,
+                headers=self._headers, timeout=self.timeout_s,
+            )
+            # JSON is UTF-8 (RFC 8259); ``response.text`` would guess the charset, slowly.
+            text = response.content.decode("utf-8", errors="replace").lstrip("\ufeff")
+        except requests.Timeout as exc:
+            cause = f"{type(exc).__name__} (no answer within {self.timeout_s:g} s)"
+            raise _Transient(cause) from None
+        except requests.ConnectionError as exc:
+            raise _Transient(type(exc).__name__) from None
+        except requests.RequestException as exc:  # broken chunked body, decoding errors
+            raise _Transient(type(exc).__name__) from None
+        status = response.status_code
+        if status < 400:
+            return text
+        detail = error_message(text)
+        suffix = f": {detail}" if detail else ""
+        if status == 429 or status >= 500:
+            reason = f" {response.reason}" if response.reason else ""
+            raise _Transient(f"HTTP {status}{reason}{suffix}", status,
+                             _retry_after(response.headers.get("Retry-After", "")))
+        if status == 404:
+            raise NotFound(f"{self.name} at {self.url} has no {path} (HTTP 404){suffix}",
+                           backend=self.name, url=self.url, path=path, status=status, detail=detail)
+        raise BackendRejected(
+            f"{self.name} at {self.url} rejected GET {path} (HTTP {status}){suffix}",
+            backend=self.name, url=self.url, path=path, status=status, detail=detail,
+        )
+
+    def _invalid(self, path: str, text: str) -> InvalidResponse:
+        start = " ".join(text[:80].split())
+        return InvalidResponse(
+            f"{self.name} at {self.url} answered GET {path} with a body that is not JSON: "
+            f"{start!r}", backend=self.name, url=self.url, path=path, detail=start,
+        )
+
+
+def first_answer(order: Sequence[str], calls: Mapping[str, Callable[[], T]]) -> tuple[str, T]:
+    """The first of ``calls`` (in ``order``) that neither raises ``NotFound`` nor
+    ``InvalidResponse``, with its name; the last such error when none answers."""
+    last: HttpBackendError | None = None
+    for api in order:
+        try:
+            return api, calls[api]()
+        except (NotFound, InvalidResponse) as exc:
+            last = exc
+    if last is None:
+        raise ValueError("no API to ask")
+    raise last
+
+
+def error_message(body: str) -> str:
+    """The error text of a failed response: Jaeger v1 ``errors[].msg``, api_v3
+    ``error.message``, JSON ``error``/``message``, or the plain text (Tempo)."""
+    text = body.strip()
+    if not text:
+        return ""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return " ".join(text.split())[:_DETAIL_CHARS]
+    found = _message_in(data)
+    return (found if found is not None else " ".join(text.split()))[:_DETAIL_CHARS]
+
+
+def _message_in(data: Any) -> str | None:
+    if isinstance(data, str):
+        return data
+    if not isinstance(data, dict):
+        return None
+    errors = data.get("errors")
+    if isinstance(errors, list) and errors:
+        texts = [str(e.get("msg") or e.get("message") or "") if isinstance(e, dict) else str(e)
+                 for e in errors]
+        joined = "; ".join(t for t in texts if t)
+        if joined:
+            return joined
+    for key in ("error", "message", "msg"):
+        value = data.get(key)
+        if isinstance(value, str) and value:
+            return value
+        if isinstance(value, dict):
+            inner = _message_in(value)
+            if inner:
+                return inner
+    return None
+
+
+def _documents(text: str) -> list[Any]:
+    decoder = json.JSONDecoder()
+    out: list[Any] = []
+    pos, end = 0, len(text)
+    while True:
+        while pos < end and text[pos].isspace():
+            pos += 1
+        if pos >= end:
+            break
+        value, pos = decoder.raw_decode(text, pos)
+        out.append(value)
+    if not out:
+        raise ValueError("empty body")
+    return out
+
+
+def _retry_after(value: str) -> float:
+    try:
+        return min(max(float(value), 0.0), MAX_BACKOFF_S)
+    except ValueError:
+        return 0.0

@@ -1,0 +1,178 @@
+"""A store over live backends: Jaeger or Tempo for spans, Prometheus for KPIs.
+
+Spans are searched lazily, the first time a time range is asked for, in slices of
+``search_slice_s`` seconds with at most ``search_limit`` traces per slice (and per service for
+Jaeger, which needs one), so the normal baseline is a sample spread over time rather than the
+first traces of an hour. Everything fetched is cleaned like file data (repeats dropped, corrupt
+times tallied) and kept sorted, so every engine works unchanged on it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from thinkfl_operator.settings import PrometheusSettings, TracesSettings
+from thinkfl_operator.telemetry.jaeger import JaegerClient
+from thinkfl_operator.telemetry.memory import MemoryStore
+from thinkfl_operator.telemetry.naming import service_of_pod
+from thinkfl_operator.telemetry.prometheus import DEFAULT_CATALOG, PrometheusMetrics
+from thinkfl_operator.telemetry.spans import SpanTable, clean_spans, concat_spans, unique_sorted
+from thinkfl_operator.telemetry.store import MetricFrames
+from thinkfl_operator.telemetry.tempo import TempoClient
+
+#: How far around the incident the pods with KPIs are listed (seconds).
+POD_HORIZON_S = 3600.0
+
+
+class LiveStore(MemoryStore):
+    """Spans from Jaeger/Tempo and KPIs from Prometheus, for one incident."""
+
+    def __init__(
+        self,
+        traces: JaegerClient | TempoClient | None,
+        metrics: PrometheusMetrics | None,
+        cfg: TracesSettings,
+        service: str = "",
+        around_s: float | None = None,
+        step_s: float = 60.0,
+    ) -> None:
+        super().__init__(service_of=service_of_pod)
+        self.traces, self.prometheus, self.cfg = traces, metrics, cfg
+        self.service, self.around_s, self.step_s = service, around_s, step_s
+        self.name = f"{traces.name} at {traces.url}" if traces else "live"
+        self._searched: list[tuple[float, float]] = []
+        self._pods: list[str] | None = None
+        self._metric_range = (0.0, 0.0)
+        self._metric_pods_fetched: set[str] = set()
+        self.partial_traces: list[str] = []
+
+    # spans -------------------------------------------------------------------------------
+    def _frame_between(self, start_us: int, end_us: int) -> pd.DataFrame:
+        self._ensure_searched(start_us / 1e6, end_us / 1e6)
+        return super()._frame_between(start_us, end_us)
+
+    def _ensure_searched(self, start_s: float, end_s: float) -> None:
+        if self.traces is None:
+            return
+        slice_s = self.cfg.search_slice_s
+        first = math.floor(start_s / slice_s)
+        for index in range(first, math.ceil(end_s / slice_s)):
+            lo, hi = index * slice_s, (index + 1) * slice_s
+            if (lo, hi) not in self._searched:
+                self._add(self._search(lo, hi))
+                self._searched.append((lo, hi))
+
+    def _search(self, start_s: float, end_s: float) -> list[pd.DataFrame]:
+        limit = self.cfg.search_limit
+        if isinstance(self.traces, TempoClient):
+            ids = self.traces.search(start_s, end_s, limit, service=self.service or None)
+            return [self._fetch(trace_id) for trace_id in ids if trace_id not in self._trace_cache]
+        assert self.traces is not None
+        frames: list[pd.DataFrame] = []
+        for service in self._services():
+            frames += self.traces.search(service, start_s, end_s, limit)
+        return frames
+
+    def _services(self) -> list[str]:
+        if self.service:
+            return [self.service]
+        assert isinstance(self.traces, JaegerClient)
+        return self.traces.services()[: self.cfg.max_services]
+
+    def _fetch(self, trace_id: str) -> pd.DataFrame:
+        assert isinstance(self.traces, TempoClient)
+        frame, partial = self.traces.trace(trace_id)
+        if partial:
+            self.partial_traces.append(trace_id)
+            self.quality.add("partial traces (Tempo answered PARTIAL; used as they are)")
+        return frame
+
+    def _add(self, frames: list[pd.DataFrame]) -> None:
+        frames = [f for f in frames if not f.empty]
+        if not frames:
+            return
+        fresh = clean_spans(pd.concat(frames, ignore_index=True), self.quality)
+        if not self._spans.empty:
+            fresh = unique_sorted(concat_spans([self._spans, fresh]), self.quality)
+        self._spans = fresh
+        self._trace_cache.clear()
+
+    def find_trace(self, trace_id: str) -> SpanTable:
+        if trace_id in self._trace_cache or self.traces is None:
+            return super().find_trace(trace_id)
+        if isinstance(self.traces, TempoClient):
+            frame = self._fetch(trace_id)
+        else:
+            frame = self.traces.trace(trace_id)
+        table = SpanTable(clean_spans(frame, self.quality))
+        self._trace_cache[trace_id] = table
+        root = table.root()
+        if self.around_s is None and root is not None:
+            self.around_s = root.timestamp / 1000.0  # KPIs are listed around this trace
+        return table
+
+    # metrics -----------------------------------------------------------------------------
+    def metrics(self, pods: list[str], start_s: float, end_s: float) -> MetricFrames:
+        """KPIs of these pods. The first call fetches every known pod over the whole incident
+        horizon (one query per KPI); later calls inside it are answered from that."""
+        if self.prometheus is None or not pods:
+            return {}
+        lo, hi = self._metric_range
+        if start_s < lo or end_s > hi or not set(pods) <= self._metric_pods_fetched:
+            self._fetch_metrics(pods, start_s, end_s)
+        out: MetricFrames = {}
+        for pod in pods:
+            block = self._metrics.get(pod)
+            part = block.between(start_s, end_s) if block is not None else None
+            if part is not None and len(part):
+                out[pod] = part
+        return out
+
+    def _fetch_metrics(self, pods: list[str], start_s: float, end_s: float) -> None:
+        assert self.prometheus is not None
+        wanted = sorted(set(pods) | set(self.metric_pods()) | self._metric_pods_fetched)
+        lo, hi = start_s, end_s
+        if self.around_s is not None:
+            lo, hi = min(lo, self.around_s - POD_HORIZON_S), max(hi, self.around_s + POD_HORIZON_S)
+        self._metrics = dict(self.prometheus.blocks(wanted, lo, hi, self.step_s))
+        self._metric_range = (lo, hi)
+        self._metric_pods_fetched = set(wanted)
+
+    def metric_pods(self) -> list[str]:
+        if self.prometheus is None or self.around_s is None:
+            return []
+        if self._pods is None:
+            lo, hi = self.around_s - POD_HORIZON_S, self.around_s + POD_HORIZON_S
+            self._pods = sorted(self.prometheus.pods(lo, hi, self.service_of))
+        return self._pods
+
+    def node_of(self, pod: str) -> str:
+        node = super().node_of(pod)
+        if not node and self.prometheus is not None:
+            node = self.prometheus.node_of(pod)
+        return node
+
+    def close(self) -> None:
+        for client in (self.traces, self.prometheus):
+            if client is not None:
+                client.close()
+
+
+def open_live(traces: TracesSettings, prometheus: PrometheusSettings, service: str = "",
+              around_s: float | None = None) -> LiveStore:
+    """A LiveStore from the settings (either backend may be absent)."""
+    client: JaegerClient | TempoClient | None = None
+    if traces.url and traces.backend == "jaeger":
+        client = JaegerClient(traces.url, api=traces.api, timeout_s=traces.timeout_s,
+                              retries=traces.retries, backoff_s=traces.backoff_s)
+    elif traces.url:
+        client = TempoClient(traces.url, timeout_s=traces.timeout_s, retries=traces.retries,
+                             backoff_s=traces.backoff_s)
+    metrics = None
+    if prometheus.url:
+        metrics = PrometheusMetrics(prometheus.url, prometheus.catalog or DEFAULT_CATALOG,
+                                    timeout_s=prometheus.timeout_s, retries=prometheus.retries,
+                                    backoff_s=prometheus.backoff_s)
+    return LiveStore(client, metrics, traces, service, around_s, prometheus.step_s)

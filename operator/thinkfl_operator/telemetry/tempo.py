@@ -1,0 +1,143 @@
+"""Traces from Grafana Tempo's HTTP API (port 3200).
+
+``trace`` asks ``/api/v2/traces/{id}`` (``{"trace": TracesData, "status": "COMPLETE"|"PARTIAL"}``,
+Tempo ≥ 2.5) and falls back to ``/api/traces/{id}`` (``batches`` before Tempo 2.6,
+``resourceSpans`` after) when v2 answers 404 or a body that is not JSON; under ``api="auto"``
+the first API that answers is then used alone. ``search`` runs a TraceQL query on
+``/api/search`` and returns trace IDs (Tempo drops leading zeros; they come back padded).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+import pandas as pd
+import requests
+
+from thinkfl_operator.errors import UserInputError
+from thinkfl_operator.telemetry.http import HttpBackend, NotFound, first_answer
+from thinkfl_operator.telemetry.otlp import normalize_trace_id, otlp_frame, require_trace_id
+
+APIS = ("v1", "v2", "auto")
+DISPLAY_NAME = "Tempo"
+#: TraceQL status values of a v2 answer that mean "some blocks could not be read".
+_PARTIAL = {"PARTIAL", "1"}
+
+T = TypeVar("T")
+
+
+class TempoClient:
+    """Traces by ID and TraceQL search from one Tempo query frontend."""
+
+    name = "tempo"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        api: str = "auto",
+        timeout_s: float = 10.0,
+        retries: int = 3,
+        backoff_s: float = 0.5,
+        sleep: Callable[[float], None] = time.sleep,
+        session: requests.Session | None = None,
+        http: HttpBackend | None = None,
+    ) -> None:
+        if api not in APIS:
+            raise UserInputError(f"Tempo api must be one of {', '.join(APIS)}, not {api!r}")
+        self.http = http or HttpBackend(
+            DISPLAY_NAME, url, timeout_s=timeout_s, retries=retries, backoff_s=backoff_s,
+            sleep=sleep, session=session,
+        )
+        self.api = api
+        #: The trace-by-ID API in use once known (``api`` itself unless "auto").
+        self.resolved_api: str | None = None if api == "auto" else api
+
+    @property
+    def url(self) -> str:
+        return self.http.url
+
+    @property
+    def requests(self) -> int:
+        """HTTP requests sent so far (every retry counts)."""
+        return self.http.requests
+
+    def close(self) -> None:
+        self.http.close()
+
+    def trace(self, trace_id: str) -> tuple[pd.DataFrame, bool]:
+        """All spans of one trace (not cleaned) and whether Tempo said the trace is partial."""
+        tid = require_trace_id(trace_id)
+        try:
+            return self._first({
+                "v2": lambda: _nonempty(v2_trace(self.http.get_json(f"/api/v2/traces/{tid}"))),
+                "v1": lambda: _nonempty((otlp_frame(_mapping(
+                    self.http.get_json(f"/api/traces/{tid}"))), False)),
+            })
+        except NotFound as exc:
+            raise NotFound(
+                f"trace {tid} not found in {DISPLAY_NAME} at {self.url}", backend=DISPLAY_NAME,
+                url=self.url, path=exc.path, status=exc.status, detail=exc.detail,
+            ) from None
+
+    def search(
+        self,
+        start_s: float,
+        end_s: float,
+        limit: int = 20,
+        service: str | None = None,
+        traceql: str | None = None,
+    ) -> list[str]:
+        """IDs of traces matching ``traceql`` (default: any span of ``service``, or any trace)
+        that started in [start_s, end_s] (epoch seconds); at most ``limit``."""
+        if end_s < start_s or limit < 1:
+            raise UserInputError(
+                f"Tempo trace search needs start <= end and limit >= 1 "
+                f"(got {start_s}, {end_s}, {limit})"
+            )
+        query = traceql if traceql is not None else service_query(service)
+        params = {"q": query, "start": math.floor(start_s), "end": math.ceil(end_s),
+                  "limit": limit}
+        return search_trace_ids(self.http.get_json("/api/search", params))
+
+    def _first(self, calls: Mapping[str, Callable[[], T]]) -> T:
+        """The first API that answers; under "auto", remember it."""
+        order = (self.resolved_api,) if self.resolved_api else ("v2", "v1")
+        self.resolved_api, result = first_answer(order, calls)
+        return result
+
+
+def v2_trace(body: Any) -> tuple[pd.DataFrame, bool]:
+    """The spans and the partial flag of a ``/api/v2/traces/{id}`` answer."""
+    body = _mapping(body)
+    status = str(body.get("status") or "").strip().upper()
+    return otlp_frame(_mapping(body.get("trace") or {})), status in _PARTIAL
+
+
+def service_query(service: str | None) -> str:
+    """TraceQL for "any span of this service" (``{}`` = any trace)."""
+    if not service:
+        return "{}"
+    escaped = service.replace("\\", "\\\\").replace('"', '\\"')
+    return f'{{ resource.service.name = "{escaped}" }}'
+
+
+def search_trace_ids(body: Any) -> list[str]:
+    """``traces[].traceID`` of a ``/api/search`` answer, padded to 32 hex, without repeats."""
+    traces = _mapping(body).get("traces") or []
+    ids = (normalize_trace_id(t.get("traceID") or t.get("traceId"))
+           for t in traces if isinstance(t, Mapping))
+    return [i for i in dict.fromkeys(ids) if i]
+
+
+def _mapping(body: Any) -> Mapping[str, Any]:
+    return body if isinstance(body, Mapping) else {}
+
+
+def _nonempty(result: tuple[pd.DataFrame, bool]) -> tuple[pd.DataFrame, bool]:
+    if result[0].empty:
+        raise NotFound("no spans", backend=DISPLAY_NAME, url="", path="", status=None)
+    return result

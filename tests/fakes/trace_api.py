@@ -1,0 +1,598 @@
+"""A fake Jaeger / Tempo query HTTP API serving span frames and raw fixture files.
+
+Tests point the real clients at it::
+
+    with TraceApiServer(frame, flavor="jaeger") as server:
+        JaegerClient(server.url).trace(trace_id)
+
+Like ``openai_replay.ReplayServer``, it is an aiohttp application on its own event loop in a
+daemon thread, bound to ``127.0.0.1`` on a port chosen by the OS; slow replies sleep on that
+loop and stopping the server wakes them up.
+
+What it answers, in this order (every request is recorded first):
+
+1. a :class:`Fault` whose path prefix matches and whose ``times`` are not used up: an error
+   status with a body, or (``status=None``) a delay before the normal answer;
+2. a raw file registered at the exact path (``files=`` / :meth:`serve_file`), e.g. a fixture;
+3. the span frame converted to the API shape of the path, for the APIs in ``apis``:
+
+   * ``flavor="jaeger"``: ``v1`` -- ``/api/traces/{id}``, ``/api/traces?service=&start=&end=
+     &limit=`` (µs), ``/api/services``, ``/api/services/{s}/operations``; ``v3`` --
+     ``/api/v3/traces/{id}``, ``/api/v3/traces?query.service_name=&query.start_time_min=
+     &query.start_time_max=&query.search_depth=`` (RFC 3339), ``/api/v3/services``,
+     ``/api/v3/operations?service=``;
+   * ``flavor="tempo"``: ``v1`` -- ``/api/traces/{id}`` (``tempo_key`` "batches" or
+     "resourceSpans"); ``v2`` -- ``/api/v2/traces/{id}`` (``partial=True`` says PARTIAL);
+     ``search`` -- ``/api/search?q=&start=&end=&limit=`` (TraceQL ``{}`` or
+     ``{ resource.service.name = "x" }``; anything else is a 400 parse error);
+
+4. anything else: a Go-style ``404 page not found``, or (``unknown="html"``) the 200 HTML page
+   Jaeger 1.x's UI serves for paths it does not know.
+
+Errors use each backend's shapes: Jaeger v1 ``{"errors":[{"code","msg"}]}``, api_v3
+``{"error":{"httpCode","message"}}``, Tempo plain text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import re
+import socket
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Self
+
+import pandas as pd
+from aiohttp import web
+
+from thinkfl_operator.telemetry.otlp import normalize_trace_id
+
+__all__ = [
+    "Fault",
+    "TraceApiServer",
+    "frame_to_jaeger_v1",
+    "frame_to_otlp",
+    "jaeger_trace_id",
+]
+
+_KIND_INTS = {"": 0, "internal": 1, "server": 2, "client": 3, "producer": 4, "consumer": 5}
+_HTML = "<!doctype html><html><head><title>Jaeger UI</title></head><body></body></html>"
+_SERVICE_QUERY = re.compile(r'^\{\s*(?:resource\.service\.name\s*=\s*"((?:[^"\\]|\\.)*)"\s*)?\}$')
+
+
+# ---------------------------------------------------------------------------------- converters
+
+def jaeger_trace_id(trace_id: str) -> str:
+    """A 32-hex trace ID as Jaeger's v1 JSON prints it: the low half alone when the high half
+    is zero, else the high half without leading zeros (so 31 characters happen)."""
+    high, low = trace_id[:16], trace_id[16:]
+    return low if int(high, 16) == 0 else f"{int(high, 16):x}{low}"
+
+
+def _rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return [
+        {k: (int(v) if k in ("start_us", "duration_us") else str(v)) for k, v in row.items()}
+        for row in frame.to_dict("records")
+    ]
+
+
+def _by_trace(frame: pd.DataFrame) -> dict[str, list[dict[str, Any]]]:
+    traces: dict[str, list[dict[str, Any]]] = {}
+    for row in _rows(frame):
+        traces.setdefault(row["trace_id"], []).append(row)
+    return traces
+
+
+def _v1_trace(spans: list[dict[str, Any]]) -> dict[str, Any]:
+    processes: dict[tuple[str, str, str], str] = {}
+    out_spans = []
+    for s in spans:
+        key = (s["service"], s["pod"], s["node"])
+        pid = processes.setdefault(key, f"p{len(processes) + 1}")
+        tags: list[dict[str, Any]] = []
+        if s["kind"]:
+            tags.append({"key": "span.kind", "type": "string", "value": s["kind"]})
+        if s["status"] == "2":
+            tags.append({"key": "error", "type": "bool", "value": True})
+        refs = []
+        if s["parent_id"]:
+            refs.append({"refType": "CHILD_OF", "traceID": jaeger_trace_id(s["trace_id"]),
+                         "spanID": s["parent_id"]})
+        out_spans.append({
+            "traceID": jaeger_trace_id(s["trace_id"]), "spanID": s["span_id"], "flags": 1,
+            "operationName": s["operation"], "references": refs, "startTime": s["start_us"],
+            "duration": s["duration_us"], "tags": tags, "logs": [], "processID": pid,
+            "warnings": None,
+        })
+    procs = {}
+    for (service, pod, node), pid in processes.items():
+        ptags = [{"key": "k8s.pod.name", "type": "string", "value": pod}]
+        if node:
+            ptags.append({"key": "k8s.node.name", "type": "string", "value": node})
+        procs[pid] = {"serviceName": service, "tags": ptags}
+    return {"traceID": jaeger_trace_id(spans[0]["trace_id"]), "spans": out_spans,
+            "processes": procs, "warnings": None}
+
+
+def frame_to_jaeger_v1(frame: pd.DataFrame) -> dict[str, Any]:
+    """The v1 envelope ``{"data": [trace, ...], ...}``, one trace object per trace ID; pods
+    and nodes go into process tags, kinds into ``span.kind``, error statuses into ``error``."""
+    data = [_v1_trace(spans) for spans in _by_trace(frame).values()]
+    return {"data": data, "total": len(data), "limit": 0, "offset": 0, "errors": None}
+
+
+def _encode_id(hex_id: str, encoding: str) -> str:
+    if encoding == "base64":
+        return base64.b64encode(bytes.fromhex(hex_id)).decode("ascii")
+    return hex_id
+
+
+def _attr(key: str, value: str) -> dict[str, Any]:
+    return {"key": key, "value": {"stringValue": value}}
+
+
+def frame_to_otlp(
+    frame: pd.DataFrame,
+    key: str = "resourceSpans",
+    id_encoding: str = "hex",
+    *,
+    scope_key: str = "scopeSpans",
+    enums: str | None = None,
+) -> dict[str, Any]:
+    """OTLP/JSON ``{key: [resource blocks]}``, one block per (service, pod, node).
+
+    ``id_encoding`` "hex" (Jaeger api_v3) or "base64" (Tempo); ``enums`` "int" (``kind: 2``,
+    ``code: 2``) or "name" (``SPAN_KIND_SERVER``); by default ints with hex, names with base64.
+    """
+    names = (enums or ("name" if id_encoding == "base64" else "int")) == "name"
+    blocks: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    for s in _rows(frame):
+        start_ns = s["start_us"] * 1000
+        span: dict[str, Any] = {
+            "traceId": _encode_id(s["trace_id"], id_encoding),
+            "spanId": _encode_id(s["span_id"], id_encoding),
+            "name": s["operation"],
+            "kind": f"SPAN_KIND_{(s['kind'] or 'unspecified').upper()}" if names
+            else _KIND_INTS[s["kind"]],
+            "startTimeUnixNano": str(start_ns),
+            "endTimeUnixNano": str(start_ns + s["duration_us"] * 1000),
+            "attributes": [],
+            "status": ({"code": "STATUS_CODE_ERROR" if names else 2, "message": "failed"}
+                       if s["status"] == "2" else {}),
+        }
+        if s["parent_id"]:
+            span["parentSpanId"] = _encode_id(s["parent_id"], id_encoding)
+        blocks.setdefault((s["service"], s["pod"], s["node"]), []).append(span)
+    out = []
+    for (service, pod, node), spans in blocks.items():
+        attrs = [_attr("service.name", service), _attr("k8s.pod.name", pod)]
+        if node:
+            attrs.append(_attr("k8s.node.name", node))
+        out.append({"resource": {"attributes": attrs},
+                    scope_key: [{"scope": {"name": "fake"}, "spans": spans}]})
+    return {key: out}
+
+
+# ---------------------------------------------------------------------------------- server
+
+@dataclass
+class Fault:
+    """An injected answer for requests whose path starts with ``path``, ``times`` times
+    (None = always). ``status=None`` only delays the normal answer by ``delay_s``."""
+
+    status: int | None = 500
+    body: str | dict[str, Any] | None = None
+    delay_s: float = 0
+    times: int | None = 1
+    path: str = ""
+    headers: dict[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class _File:
+    body: bytes
+    status: int
+    content_type: str
+
+
+class TraceApiServer:
+    """Fake Jaeger (``flavor="jaeger"``) or Tempo (``flavor="tempo"``) query API; see the
+    module docstring."""
+
+    def __init__(
+        self,
+        spans: pd.DataFrame | None = None,
+        *,
+        flavor: str = "jaeger",
+        apis: Iterable[str] | None = None,
+        files: Mapping[str, Path | str | bytes | dict[str, Any]] | None = None,
+        faults: Iterable[Fault] = (),
+        tempo_key: str = "batches",
+        id_encoding: str | None = None,
+        partial: bool = False,
+        v3_stream: bool = False,
+        unknown: str = "404",
+        host: str = "127.0.0.1",
+        shutdown_timeout_s: float = 0.5,
+    ) -> None:
+        if flavor not in ("jaeger", "tempo"):
+            raise ValueError(f"flavor must be 'jaeger' or 'tempo', not {flavor!r}")
+        self.flavor = flavor
+        default_apis = {"v1", "v3"} if flavor == "jaeger" else {"v1", "v2", "search"}
+        self.apis = set(apis) if apis is not None else default_apis
+        self.tempo_key = tempo_key
+        self.id_encoding = id_encoding or ("hex" if flavor == "jaeger" else "base64")
+        self.partial = partial
+        self.v3_stream = v3_stream
+        self.unknown = unknown
+        self._frame = spans if spans is not None else pd.DataFrame()
+        self._traces = _by_trace(self._frame) if len(self._frame) else {}
+        self._lock = threading.Lock()
+        self._files: dict[str, _File] = {}
+        for path, source in (files or {}).items():
+            self.serve_file(path, source)
+        self._faults: list[Fault] = list(faults)
+        self._host = host
+        self._shutdown_timeout_s = shutdown_timeout_s
+        self._requests: list[str] = []
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._startup_error: BaseException | None = None
+        self.port: int | None = None
+
+    # ------------------------------------------------------------------ public API
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:PORT`` -- the base URL to give a client."""
+        if self.port is None:
+            raise RuntimeError("TraceApiServer is not running")
+        return f"http://{self._host}:{self.port}"
+
+    @property
+    def requests(self) -> list[str]:
+        """``path?query`` of every request received, in arrival order."""
+        with self._lock:
+            return list(self._requests)
+
+    @property
+    def calls(self) -> int:
+        with self._lock:
+            return len(self._requests)
+
+    def serve_file(
+        self,
+        path: str,
+        source: Path | str | bytes | dict[str, Any],
+        *,
+        status: int = 200,
+        content_type: str = "application/json",
+    ) -> None:
+        """Answer GET ``path`` (exact, without query) with a file's bytes, text or JSON."""
+        if isinstance(source, Path):
+            body = source.read_bytes()
+        elif isinstance(source, dict):
+            body = json.dumps(source).encode()
+        elif isinstance(source, str):
+            body = source.encode()
+        else:
+            body = source
+        with self._lock:
+            self._files[path] = _File(body, status, content_type)
+
+    def inject(self, *faults: Fault) -> None:
+        """Add faults (thread-safe, also while running)."""
+        with self._lock:
+            self._faults.extend(faults)
+
+    def start(self) -> Self:
+        if self._thread is not None:
+            raise RuntimeError("TraceApiServer already started")
+        self._thread = threading.Thread(target=self._run, name="trace-api", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(timeout=10):
+            raise RuntimeError("TraceApiServer did not start within 10 s")
+        if self._startup_error is not None:
+            self._thread.join(timeout=1)
+            raise RuntimeError("TraceApiServer failed to start") from self._startup_error
+        return self
+
+    def stop(self) -> None:
+        """Stop serving; in-flight slow replies are woken up. Idempotent."""
+        thread, loop, stopping = self._thread, self._loop, self._stopping
+        if thread is None or loop is None or stopping is None:
+            return
+        if thread.is_alive():
+            try:
+                loop.call_soon_threadsafe(stopping.set)
+            except RuntimeError:  # loop already closed
+                pass
+            thread.join(timeout=self._shutdown_timeout_s + 5)
+        self.port = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ server thread
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(self._serve())
+        finally:
+            try:
+                loop.run_until_complete(loop.shutdown_asyncgens())
+            finally:
+                loop.close()
+                self._ready.set()
+
+    async def _serve(self) -> None:
+        self._stopping = asyncio.Event()
+        runner: web.AppRunner | None = None
+        try:
+            app = web.Application()
+            app.router.add_get("/{tail:.*}", self._handle)
+            runner = web.AppRunner(app, access_log=None, handler_cancellation=True,
+                                   shutdown_timeout=self._shutdown_timeout_s)
+            await runner.setup()
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.bind((self._host, 0))
+            self.port = sock.getsockname()[1]
+            await web.SockSite(runner, sock).start()
+        except Exception as exc:  # noqa: BLE001 - reported by start(), not lost in the thread
+            self._startup_error = exc
+            self._ready.set()
+            if runner is not None:
+                await runner.cleanup()
+            return
+        self._ready.set()
+        try:
+            await self._stopping.wait()
+        finally:
+            await runner.cleanup()
+
+    async def _sleep(self, delay_s: float) -> None:
+        if delay_s <= 0 or self._stopping is None:
+            return
+        try:
+            await asyncio.wait_for(self._stopping.wait(), timeout=delay_s)
+        except TimeoutError:
+            pass
+
+    # ------------------------------------------------------------------ handlers
+
+    def _take_fault(self, path: str) -> Fault | None:
+        with self._lock:
+            for fault in self._faults:
+                if path.startswith(fault.path) and (fault.times is None or fault.times > 0):
+                    if fault.times is not None:
+                        fault.times -= 1
+                    return fault
+        return None
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        path = request.path
+        with self._lock:
+            self._requests.append(request.path_qs)
+        fault = self._take_fault(path)
+        if fault is not None:
+            await self._sleep(fault.delay_s)
+            if fault.status is not None:
+                return _fault_response(fault)
+        with self._lock:
+            raw = self._files.get(path)
+        if raw is not None:
+            return web.Response(body=raw.body, status=raw.status, content_type=raw.content_type)
+        try:
+            answer = (self._jaeger(path, request.query) if self.flavor == "jaeger"
+                      else self._tempo(path, request.query))
+        except _HttpError as exc:
+            return exc.response
+        if answer is not None:
+            return answer
+        if self.unknown == "html":
+            return web.Response(text=_HTML, content_type="text/html")
+        return web.Response(text="404 page not found\n", status=404)
+
+    # Jaeger ---------------------------------------------------------------------------
+
+    def _jaeger(self, path: str, query: Mapping[str, str]) -> web.StreamResponse | None:
+        if "v3" in self.apis and path.startswith("/api/v3/"):
+            return self._jaeger_v3(path[len("/api/v3"):], query)
+        if "v1" in self.apis and path.startswith("/api/") and not path.startswith("/api/v"):
+            return self._jaeger_v1(path[len("/api"):], query)
+        return None
+
+    def _jaeger_v1(self, path: str, query: Mapping[str, str]) -> web.StreamResponse | None:
+        if path == "/services":
+            return web.json_response(_v1_envelope(self._services()))
+        match = re.fullmatch(r"/services/([^/]+)/operations", path)
+        if match:
+            return web.json_response(_v1_envelope(self._operations(match.group(1))))
+        if path.startswith("/traces/"):
+            spans = self._trace(path[len("/traces/"):])
+            if spans is None:
+                raise _v1_error(404, "trace not found")
+            return web.json_response(frame_to_jaeger_v1(pd.DataFrame(spans)))
+        if path == "/traces":
+            service = query.get("service", "")
+            if not service:
+                raise _v1_error(400, "parameter 'service' is required")
+            try:
+                start = int(query["start"]) if "start" in query else None
+                end = int(query["end"]) if "end" in query else None
+                limit = int(query.get("limit") or 20)
+            except ValueError as exc:
+                raise _v1_error(400, f"malformed parameter: {exc}") from None
+            found = self._search(service, start, end, limit)
+            data = [_v1_trace(self._traces[t]) for t in found]
+            return web.json_response({"data": data, "total": len(data), "limit": 0,
+                                      "offset": 0, "errors": None})
+        return None
+
+    def _jaeger_v3(self, path: str, query: Mapping[str, str]) -> web.StreamResponse | None:
+        if path == "/services":
+            return web.json_response({"services": self._services()})
+        if path == "/operations":
+            ops = self._operations(query.get("service", ""))
+            return web.json_response({"operations": [{"name": o, "spanKind": ""} for o in ops]})
+        if path.startswith("/traces/"):
+            spans = self._trace(path[len("/traces/"):])
+            if spans is None:
+                raise _v3_error(404, "No traces found")
+            return self._v3_result([spans])
+        if path == "/traces":
+            service = query.get("query.service_name", "")
+            tmin, tmax = query.get("query.start_time_min"), query.get("query.start_time_max")
+            if not tmin or not tmax:
+                raise _v3_error(400, "query.start_time_min and query.start_time_max are required")
+            try:
+                start, end = _rfc3339_us(tmin), _rfc3339_us(tmax)
+                depth = query.get("query.search_depth") or query.get("query.num_traces") or "20"
+                limit = int(depth)
+            except ValueError as exc:
+                raise _v3_error(400, f"malformed parameter: {exc}") from None
+            found = self._search(service, start, end, limit)
+            if not found:
+                raise _v3_error(404, "No traces found")
+            return self._v3_result([self._traces[t] for t in found])
+        return None
+
+    def _v3_result(self, traces: list[list[dict[str, Any]]]) -> web.Response:
+        if self.v3_stream:  # grpc-gateway: one {"result": ...} per trace, newline-separated
+            text = "\n".join(
+                json.dumps({"result": frame_to_otlp(pd.DataFrame(t), id_encoding="hex")})
+                for t in traces)
+            return web.Response(text=text + "\n", content_type="application/json")
+        frame = pd.DataFrame([s for t in traces for s in t])
+        return web.json_response({"result": frame_to_otlp(frame, id_encoding="hex")})
+
+    # Tempo ----------------------------------------------------------------------------
+
+    def _tempo(self, path: str, query: Mapping[str, str]) -> web.StreamResponse | None:
+        if "v2" in self.apis and path.startswith("/api/v2/traces/"):
+            spans = self._trace(path[len("/api/v2/traces/"):])
+            if spans is None:
+                raise _HttpError(web.Response(text="trace not found", status=404))
+            otlp = frame_to_otlp(pd.DataFrame(spans), "resourceSpans", self.id_encoding)
+            return web.json_response({"trace": otlp, "metrics": {"inspectedBytes": "100"},
+                                      "status": "PARTIAL" if self.partial else "COMPLETE"})
+        if "v1" in self.apis and path.startswith("/api/traces/"):
+            spans = self._trace(path[len("/api/traces/"):])
+            if spans is None:
+                raise _HttpError(web.Response(text="trace not found", status=404))
+            return web.json_response(
+                frame_to_otlp(pd.DataFrame(spans), self.tempo_key, self.id_encoding))
+        if "search" in self.apis and path == "/api/search":
+            return self._tempo_search(query)
+        return None
+
+    def _tempo_search(self, query: Mapping[str, str]) -> web.Response:
+        q = query.get("q", "{}").strip()
+        match = _SERVICE_QUERY.match(q)
+        if match is None:
+            raise _HttpError(web.Response(
+                text=f'invalid TraceQL query: parse error at line 1, col 1: syntax error: {q}',
+                status=400))
+        service = match.group(1)
+        service = service.replace('\\"', '"').replace("\\\\", "\\") if service else None
+        try:
+            start = int(query["start"]) * 1_000_000 if "start" in query else None
+            end = int(query["end"]) * 1_000_000 if "end" in query else None
+            limit = int(query.get("limit") or 20)
+        except ValueError as exc:
+            raise _HttpError(web.Response(text=f"invalid parameter: {exc}", status=400)) from None
+        traces = []
+        for tid in self._search(service, start, end, limit, root_only=True):
+            spans = self._traces[tid]
+            root = min(spans, key=lambda s: s["start_us"])
+            end_us = max(s["start_us"] + s["duration_us"] for s in spans)
+            traces.append({
+                "traceID": tid.lstrip("0"),  # Tempo drops leading zeros
+                "rootServiceName": root["service"], "rootTraceName": root["operation"],
+                "startTimeUnixNano": str(root["start_us"] * 1000),
+                "durationMs": (end_us - root["start_us"]) // 1000,
+            })
+        return web.json_response({"traces": traces, "metrics": {"completedJobs": 1,
+                                                                "totalJobs": 1}})
+
+    # shared ---------------------------------------------------------------------------
+
+    def _trace(self, raw_id: str) -> list[dict[str, Any]] | None:
+        return self._traces.get(normalize_trace_id(raw_id))
+
+    def _services(self) -> list[str]:
+        return sorted({s["service"] for spans in self._traces.values() for s in spans})
+
+    def _operations(self, service: str) -> list[str]:
+        return sorted({s["operation"] for spans in self._traces.values() for s in spans
+                       if s["service"] == service})
+
+    def _search(
+        self, service: str | None, start_us: int | None, end_us: int | None, limit: int,
+        *, root_only: bool = False,
+    ) -> list[str]:
+        """Trace IDs with a span of ``service`` starting in [start, end] (Jaeger), or whose
+        root starts there (``root_only``, Tempo), in order of first start."""
+        found = []
+        for tid, spans in sorted(self._traces.items(),
+                                 key=lambda kv: min(s["start_us"] for s in kv[1])):
+            if service and not any(s["service"] == service for s in spans):
+                continue
+            candidates = [min(spans, key=lambda s: s["start_us"])] if root_only else [
+                s for s in spans if not service or s["service"] == service]
+            if any((start_us is None or s["start_us"] >= start_us)
+                   and (end_us is None or s["start_us"] <= end_us) for s in candidates):
+                found.append(tid)
+        return found[:limit]
+
+
+class _HttpError(Exception):
+    def __init__(self, response: web.Response) -> None:
+        super().__init__(response.status)
+        self.response = response
+
+
+def _v1_envelope(data: Any) -> dict[str, Any]:
+    return {"data": data, "total": len(data), "limit": 0, "offset": 0, "errors": None}
+
+
+def _v1_error(status: int, message: str) -> _HttpError:
+    body = {"data": None, "total": 0, "limit": 0, "offset": 0,
+            "errors": [{"code": status, "msg": message}]}
+    return _HttpError(web.json_response(body, status=status))
+
+
+def _v3_error(status: int, message: str) -> _HttpError:
+    body = json.dumps({"error": {"httpCode": status, "message": message}})
+    return _HttpError(web.Response(text=body + "\n", status=status, content_type="text/plain"))
+
+
+def _fault_response(fault: Fault) -> web.Response:
+    if isinstance(fault.body, dict):
+        return web.json_response(fault.body, status=fault.status or 500, headers=fault.headers)
+    text = fault.body if fault.body is not None else f"injected fault (HTTP {fault.status})"
+    return web.Response(text=text, status=fault.status or 500, headers=fault.headers)
+
+
+def _rfc3339_us(text: str) -> int:
+    """RFC 3339 (any number of fraction digits, ``Z`` or an offset) → epoch µs."""
+    match = re.fullmatch(r"(.+?T\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)", text)
+    if match is None:
+        raise ValueError(f"not RFC 3339: {text!r}")
+    head, frac, zone = match.groups()
+    stamp = datetime.fromisoformat(head + ("+00:00" if zone == "Z" else zone))
+    micros = int((frac or "0")[:6].ljust(6, "0"))
+    return int(stamp.timestamp()) * 1_000_000 + micros

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import bisect
 import json
 import re
 import socket
@@ -232,6 +233,9 @@ class TraceApiServer:
         self.unknown = unknown
         self._frame = spans if spans is not None else pd.DataFrame()
         self._traces = _by_trace(self._frame) if len(self._frame) else {}
+        self._search_index: list[tuple[int, int, str, dict[str, list[int]]]] | None = None
+        self._v3_json: dict[str, str] = {}
+        self._longest = 0
         self._lock = threading.Lock()
         self._files: dict[str, _File] = {}
         for path, source in (files or {}).items():
@@ -467,8 +471,22 @@ class TraceApiServer:
             found = self._search(service, start, end, limit)
             if not found:
                 raise _v3_error(404, "No traces found")
+            if not self.v3_stream:
+                return self._v3_result_cached(found)
             return self._v3_result([self._traces[t] for t in found])
         return None
+
+    def _v3_result_cached(self, trace_ids: list[str]) -> web.Response:
+        """A search answer assembled from each trace's JSON, encoded once (keeps the fake
+        fast enough for benchmarks of the client, as a real Jaeger would be)."""
+        parts = []
+        for tid in trace_ids:
+            if tid not in self._v3_json:
+                blocks = frame_to_otlp(pd.DataFrame(self._traces[tid]), id_encoding="hex")
+                self._v3_json[tid] = json.dumps(blocks["resourceSpans"])[1:-1]
+            parts.append(self._v3_json[tid])
+        text = '{"result": {"resourceSpans": [' + ", ".join(p for p in parts if p) + "]}}"
+        return web.Response(text=text, content_type="application/json")
 
     def _v3_result(self, traces: list[list[dict[str, Any]]]) -> web.Response:
         if self.v3_stream:  # grpc-gateway: one {"result": ...} per trace, newline-separated
@@ -545,18 +563,52 @@ class TraceApiServer:
         *, root_only: bool = False,
     ) -> list[str]:
         """Trace IDs with a span of ``service`` starting in [start, end] (Jaeger), or whose
-        root starts there (``root_only``, Tempo), in order of first start."""
+        root starts there (``root_only``, Tempo), in order of first start (indexed, so large
+        frames answer fast)."""
+        index = self._index()
+        first = [entry[0] for entry in index]
+        lo = 0 if start_us is None else bisect.bisect_left(first, start_us - self._longest)
+        hi = len(index) if end_us is None else bisect.bisect_right(first, end_us)
         found = []
-        for tid, spans in sorted(self._traces.items(),
-                                 key=lambda kv: min(s["start_us"] for s in kv[1])):
-            if service and not any(s["service"] == service for s in spans):
+        for first_start, last_start, tid, starts in index[lo:hi]:
+            if service and service not in starts:
                 continue
-            candidates = [min(spans, key=lambda s: s["start_us"])] if root_only else [
-                s for s in spans if not service or s["service"] == service]
-            if any((start_us is None or s["start_us"] >= start_us)
-                   and (end_us is None or s["start_us"] <= end_us) for s in candidates):
+            times = [first_start] if root_only else starts.get(service or _ALL, [])
+            if _any_within(times, start_us, end_us):
                 found.append(tid)
-        return found[:limit]
+                if len(found) >= limit:
+                    break
+        return found
+
+    def _index(self) -> list[tuple[int, int, str, dict[str, list[int]]]]:
+        """(first start, last start, trace ID, span starts by service), by first start."""
+        if self._search_index is None:
+            entries = []
+            for tid, spans in self._traces.items():
+                starts: dict[str, list[int]] = {}
+                for span in spans:
+                    starts.setdefault(span["service"], []).append(int(span["start_us"]))
+                for values in starts.values():
+                    values.sort()
+                starts[_ALL] = sorted(int(sp["start_us"]) for sp in spans)
+                entries.append((starts[_ALL][0], starts[_ALL][-1], tid, starts))
+            entries.sort(key=lambda e: e[0])
+            self._longest = max((e[1] - e[0] for e in entries), default=0)
+            self._search_index = entries
+        return self._search_index
+
+
+_ALL = "\x00all"  # key of every span's start in the search index
+
+
+def _any_within(times: list[int], start_us: int | None, end_us: int | None) -> bool:
+    """Whether one of the sorted start times lies in [start, end]."""
+    if not times:
+        return False
+    lo = -(2**63) if start_us is None else start_us
+    hi = 2**63 if end_us is None else end_us
+    i = bisect.bisect_left(times, lo)
+    return i < len(times) and times[i] <= hi
 
 
 class _HttpError(Exception):

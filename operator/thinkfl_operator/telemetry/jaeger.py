@@ -113,8 +113,14 @@ class JaegerClient:
                 url=self.url, path=exc.path, status=exc.status, detail=exc.detail,
             ) from None
 
+    def search_frame(self, service: str, start_s: float, end_s: float, limit: int = 20) -> pd.DataFrame:
+        """``search`` as one frame (all traces' spans), without splitting it per trace."""
+        frames = self.search(service, start_s, end_s, limit, split=False)
+        return pd.concat(frames, ignore_index=True) if len(frames) > 1 else (frames[0] if frames else
+                                                                             span_frame([]))
+
     def search(
-        self, service: str, start_s: float, end_s: float, limit: int = 20
+        self, service: str, start_s: float, end_s: float, limit: int = 20, split: bool = True
     ) -> list[pd.DataFrame]:
         """Traces with a span of ``service`` starting in [start_s, end_s] (epoch seconds), one
         frame per trace, at most ``limit`` traces (as Jaeger picks them)."""
@@ -135,7 +141,7 @@ class JaegerClient:
             "query.num_traces": limit,
         }
         return self._first({
-            "v3": lambda: self._search_v3(v3_params),
+            "v3": lambda: self._search_v3(v3_params, split),
             "v1": lambda: v1_frames(self.http.get_json("/api/traces", v1_params)),
         })
 
@@ -158,14 +164,15 @@ class JaegerClient:
 
     # ------------------------------------------------------------------ internals
 
-    def _search_v3(self, params: Mapping[str, Any]) -> list[pd.DataFrame]:
+    def _search_v3(self, params: Mapping[str, Any], split: bool = True) -> list[pd.DataFrame]:
         try:
             docs = self.http.get_json_documents("/api/v3/traces", params)
         except NotFound:
             if self.api == "auto" and self.resolved_api is None:
                 raise  # maybe no api_v3 at all: let v1 answer
             return []  # api_v3 answers 404 "No traces found"
-        return split_traces(v3_frame(docs, self.http))
+        frame = v3_frame(docs, self.http)
+        return split_traces(frame) if split else [frame]
 
     def _first(self, calls: Mapping[str, Callable[[], T]]) -> T:
         """The first API that answers; under "auto", remember it."""

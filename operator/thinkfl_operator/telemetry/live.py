@@ -9,6 +9,7 @@ times tallied) and kept sorted, so every engine works unchanged on it.
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pandas as pd
@@ -22,6 +23,12 @@ from thinkfl_operator.telemetry.spans import SpanTable, clean_spans, concat_span
 from thinkfl_operator.telemetry.store import MetricFrames
 from thinkfl_operator.telemetry.tempo import TempoClient
 
+#: Around the incident time spans are searched in finer slices (seconds).
+FOCUS_BEFORE_S = 60.0
+FOCUS_AFTER_S = 300.0
+FOCUS_SLICE_S = 60.0
+#: KPIs are fetched once for this far around the incident (the metrics tool reads t ± 20 min).
+METRIC_HORIZON_S = 1500.0
 #: How far around the incident the pods with KPIs are listed (seconds).
 POD_HORIZON_S = 3600.0
 
@@ -56,13 +63,25 @@ class LiveStore(MemoryStore):
     def _ensure_searched(self, start_s: float, end_s: float) -> None:
         if self.traces is None:
             return
-        slice_s = self.cfg.search_slice_s
-        first = math.floor(start_s / slice_s)
-        for index in range(first, math.ceil(end_s / slice_s)):
-            lo, hi = index * slice_s, (index + 1) * slice_s
+        found: list[pd.DataFrame] = []
+        for lo, hi in self._slices(start_s, end_s):
             if (lo, hi) not in self._searched:
-                self._add(self._search(lo, hi))
+                found += self._search(lo, hi)
                 self._searched.append((lo, hi))
+        self._add(found)
+
+    def _slices(self, start_s: float, end_s: float) -> list[tuple[float, float]]:
+        """Search slices covering [start, end): ``search_slice_s`` wide, and 60 s wide around the
+        incident time (where every trace matters), each capped at ``search_limit`` traces."""
+        coarse = self.cfg.search_slice_s
+        focus = (self.around_s - FOCUS_BEFORE_S, self.around_s + FOCUS_AFTER_S) \
+            if self.around_s is not None else (end_s, end_s)
+        edges = {start_s, end_s, *focus}
+        edges |= {k * coarse for k in range(math.ceil(start_s / coarse), math.floor(end_s / coarse) + 1)}
+        edges |= {k * FOCUS_SLICE_S for k in range(math.ceil(focus[0] / FOCUS_SLICE_S),
+                                                   math.floor(focus[1] / FOCUS_SLICE_S) + 1)}
+        points = sorted(e for e in edges if start_s <= e <= end_s)
+        return [(lo, hi) for lo, hi in itertools.pairwise(points) if hi > lo]
 
     def _search(self, start_s: float, end_s: float) -> list[pd.DataFrame]:
         limit = self.cfg.search_limit
@@ -70,10 +89,7 @@ class LiveStore(MemoryStore):
             ids = self.traces.search(start_s, end_s, limit, service=self.service or None)
             return [self._fetch(trace_id) for trace_id in ids if trace_id not in self._trace_cache]
         assert self.traces is not None
-        frames: list[pd.DataFrame] = []
-        for service in self._services():
-            frames += self.traces.search(service, start_s, end_s, limit)
-        return frames
+        return [self.traces.search_frame(service, start_s, end_s, limit) for service in self._services()]
 
     def _services(self) -> list[str]:
         if self.service:
@@ -135,7 +151,7 @@ class LiveStore(MemoryStore):
         wanted = sorted(set(pods) | set(self.metric_pods()) | self._metric_pods_fetched)
         lo, hi = start_s, end_s
         if self.around_s is not None:
-            lo, hi = min(lo, self.around_s - POD_HORIZON_S), max(hi, self.around_s + POD_HORIZON_S)
+            lo, hi = min(lo, self.around_s - METRIC_HORIZON_S), max(hi, self.around_s + METRIC_HORIZON_S)
         self._metrics = dict(self.prometheus.blocks(wanted, lo, hi, self.step_s))
         self._metric_range = (lo, hi)
         self._metric_pods_fetched = set(wanted)

@@ -51,6 +51,12 @@ _SCOPE_KEYS = ("scopeSpans", "instrumentationLibrarySpans")
 def normalize_id(text: object, width: int) -> str:
     """Lowercase hex left-padded to ``width``; base64 (standard or URL-safe) decoded to hex.
     Text that is neither is returned stripped and lowercased (the caller decides)."""
+    if isinstance(text, str) and len(text) == width and text.isalnum():
+        try:  # the usual case, fast: already hex of the right width
+            int(text, 16)
+            return text.lower()
+        except ValueError:
+            pass
     if text is None:
         return ""
     raw = str(text).strip()

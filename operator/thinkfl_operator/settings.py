@@ -78,6 +78,16 @@ class PrometheusSettings(BaseModel):
     backoff_s: float = Field(0.5, ge=0, description="First retry delay; doubles each retry.")
 
 
+class OperatorSettings(BaseModel):
+    """The kopf operator: what it watches, how much it does at once, how it retries."""
+
+    namespaces: list[str] = Field(default_factory=list, description="Namespaces watched (JSON list); empty = the whole cluster.")
+    concurrency: int = Field(4, ge=1, le=64, description="Incidents diagnosed at the same time.")
+    retries: int = Field(5, ge=0, le=100, description="Tries of an incident whose backend or LLM is unreachable before it is marked Failed.")
+    retry_delay_s: float = Field(30.0, ge=0, description="Delay before the first retry; doubles each time (capped at 10 min).")
+    deadline_s: float = Field(300.0, gt=0, description="Wall-clock budget of one diagnosis.")
+
+
 class Settings(BaseSettings):
     """Everything configurable, from the environment (prefix THINKFL_)."""
 
@@ -96,6 +106,7 @@ class Settings(BaseSettings):
     llm: LLMSettings = Field(default_factory=LLMSettings)
     traces: TracesSettings = Field(default_factory=TracesSettings)
     prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)
+    operator: OperatorSettings = Field(default_factory=OperatorSettings)
 
 
 @lru_cache(maxsize=1)

@@ -23,14 +23,15 @@ def rows(model: type[BaseModel], prefix: str = PREFIX) -> list[tuple[str, str, s
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             out += rows(annotation, f"{prefix}{name.upper()}__")
             continue
-        out.append((f"{prefix}{name.upper()}", _default(field.default), field.description or ""))
+        default = field.default_factory() if field.default_factory is not None else field.default  # type: ignore[call-arg]
+        out.append((f"{prefix}{name.upper()}", _default(default), field.description or ""))
     return out
 
 
 def _default(value: Any) -> str:
     if isinstance(value, SecretStr):
         return "(empty)" if not value.get_secret_value() else "(set)"
-    if value == "":
+    if value == "" or value == [] or value == {}:
         return "(empty)"
     return str(value)
 

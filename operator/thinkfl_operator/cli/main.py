@@ -67,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     _llm_options(ev)
     ev.add_argument("--json", type=Path, metavar="FILE", help="write one entry per fault as JSON")
 
+    sub.add_parser("run", help="run the Kubernetes operator (settings from THINKFL_* variables)")
+
     bench = sub.add_parser("bench", help="time and memory of evaluating a dataset folder")
     bench.add_argument("data_dir", type=Path, metavar="DATA_DIR")
     return parser
@@ -209,7 +211,18 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-_COMMANDS = {"demo": cmd_demo, "diagnose": cmd_diagnose, "evaluate": cmd_evaluate, "bench": cmd_bench}
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    import kopf
+
+    import thinkfl_operator.kube  # noqa: F401  (registers the handlers)
+
+    namespaces = settings.operator.namespaces
+    kopf.run(clusterwide=not namespaces, namespaces=namespaces,
+             liveness_endpoint="http://0.0.0.0:8080/healthz")
+    return 0
+
+
+_COMMANDS = {"run": cmd_run, "demo": cmd_demo, "diagnose": cmd_diagnose, "evaluate": cmd_evaluate, "bench": cmd_bench}
 
 
 if __name__ == "__main__":

@@ -1,0 +1,81 @@
+"""The operator's use case for one FailureIncident, without kopf: decide, diagnose, report.
+
+Returns the status to write and the Events to post; the kopf handler only applies them. A spec
+that cannot be used is Failed at once with the reason; no evidence is Failed (nothing will
+appear by retrying); an unreachable backend or LLM asks for a retry until the tries run out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from thinkfl_operator.diagnosis import diagnose
+from thinkfl_operator.errors import BackendError, NoEvidence, UserInputError
+from thinkfl_operator.incident_spec import engine_of, parse_spec
+from thinkfl_operator.incident_status import diagnosed, failed
+from thinkfl_operator.models import Incident
+from thinkfl_operator.settings import Settings
+from thinkfl_operator.telemetry.store import Store
+
+TERMINAL = ("Diagnosed", "Failed")
+REDIAGNOSE = "thinkfl.dev/rediagnose"
+#: Annotation recording the rediagnose value last handled.
+REDIAGNOSED = "thinkfl.dev/rediagnosed"
+
+StoreFactory = Callable[[Incident, Settings], Store]
+
+
+@dataclass
+class Outcome:
+    status: dict[str, Any] = field(default_factory=dict)
+    events: list[tuple[str, str, str]] = field(default_factory=list)  # (type, reason, message)
+    retry: str = ""  # non-empty: a retryable failure, try again later
+
+
+def generation_of(meta: Mapping[str, Any]) -> int:
+    return int(meta.get("generation") or 1)
+
+
+def needs_diagnosis(meta: Mapping[str, Any], status: Mapping[str, Any]) -> bool:
+    """False when the incident was already diagnosed (or failed) for this spec and request."""
+    if status.get("phase") not in TERMINAL:
+        return True
+    if int(status.get("observedGeneration") or 0) != generation_of(meta):
+        return True
+    annotations = meta.get("annotations") or {}
+    return bool(annotations.get(REDIAGNOSE, "") != annotations.get(REDIAGNOSED, ""))
+
+
+def run(body: Mapping[str, Any], settings: Settings, open_store: StoreFactory, attempt: int) -> Outcome:
+    """Diagnose one incident: the status to write, the Events, or a request to retry."""
+    meta, spec = body.get("metadata") or {}, body.get("spec") or {}
+    generation = generation_of(meta)
+    started = datetime.now(UTC)
+    try:
+        incident = parse_spec(spec, meta.get("creationTimestamp"))
+        engine = engine_of(spec, settings.engine)
+        result = diagnose(open_store(incident, settings), incident, engine, settings)
+    except UserInputError as exc:
+        return _failed("InvalidSpec", str(exc), generation)
+    except NoEvidence as exc:
+        return _failed("NoEvidence", str(exc), generation)
+    except BackendError as exc:
+        if exc.retryable and attempt < settings.operator.retries:
+            return Outcome(retry=str(exc))
+        return _failed("BackendUnavailable", str(exc), generation)
+    out = Outcome(status=diagnosed(result, generation, started, datetime.now(UTC)))
+    for note in result.notes:
+        if note.startswith("LLMFallback:"):
+            out.events.append(("Warning", "LLMFallback", note[len("LLMFallback:"):].strip()))
+    top = result.top
+    message = f"top cause {top.service or top.node} ({top.pod or '-'}), score {top.score}" if top else "no cause"
+    out.events.append(("Normal", "Diagnosed", f"{message}; engine {result.engine}"))
+    return out
+
+
+def _failed(reason: str, message: str, generation: int) -> Outcome:
+    return Outcome(status=failed(reason, message, generation, retryable=False),
+                   events=[("Warning", "Failed", f"{reason}: {message}")])

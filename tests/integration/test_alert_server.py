@@ -1,0 +1,319 @@
+"""The Alertmanager webhook receiver over real HTTP (aiohttp test server on 127.0.0.1).
+
+``create`` is an in-memory stand-in for the Kubernetes API: it stores manifests by namespace and
+name and answers "exists" for a name it already holds, as the operator maps a 409 Conflict.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
+from typing import Any
+
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from thinkfl_operator.alert_server import make_app
+from thinkfl_operator.alerts import AlertIntakeConfig
+
+CFG = AlertIntakeConfig(namespace="thinkfl", engine="auto")
+
+#: Two alerts of one group as Alertmanager v0.27 posts them (the second has no service label).
+FIRING: dict[str, Any] = {
+    "receiver": "thinkfl",
+    "status": "firing",
+    "alerts": [
+        {
+            "status": "firing",
+            "labels": {
+                "alertname": "HighErrorRate",
+                "namespace": "train-ticket",
+                "service": "ts-contacts-service",
+                "severity": "critical",
+            },
+            "annotations": {
+                "summary": "ts-contacts-service error rate above 5%",
+                "description": "5xx ratio is 0.12 over the last 5 minutes.",
+                "runbook_url": "https://runbooks.example/high-error-rate",
+            },
+            "startsAt": "2023-01-30T11:51:46.123456789Z",
+            "endsAt": "0001-01-01T00:00:00Z",
+            "generatorURL": "http://prometheus:9090/graph?g0.expr=error_ratio+%3E+0.05&g0.tab=1",
+            "fingerprint": "c6eadffa33fcdf37",
+        },
+        {
+            "status": "firing",
+            "labels": {"alertname": "NodeDiskFull", "instance": "node-3:9100",
+                       "severity": "warning"},
+            "annotations": {"summary": "disk of node-3 above 95%"},
+            "startsAt": "2023-01-30T11:52:00Z",
+            "endsAt": "0001-01-01T00:00:00Z",
+            "generatorURL": "http://prometheus:9090/graph?g0.expr=disk_used+%3E+0.95",
+            "fingerprint": "bc97ff14869b13e3",
+        },
+    ],
+    "groupLabels": {"namespace": "train-ticket"},
+    "commonLabels": {"namespace": "train-ticket"},
+    "commonAnnotations": {},
+    "externalURL": "http://alertmanager:9093",
+    "version": "4",
+    "groupKey": '{}:{namespace="train-ticket"}',
+    "truncatedAlerts": 0,
+}
+
+#: Why the second alert of ``FIRING`` makes no incident.
+FIRING_SKIP = ("alert 'NodeDiskFull' (fingerprint bc97ff14869b13e3): no service label "
+               "(none of service, service_name, app, job is set)")
+
+
+def resolved_of(body: dict[str, Any]) -> dict[str, Any]:
+    """The same group once every alert has resolved."""
+    resolved = copy.deepcopy(body)
+    resolved["status"] = "resolved"
+    for one in resolved["alerts"]:
+        one["status"] = "resolved"
+        one["endsAt"] = "2023-01-30T12:10:00Z"
+    return resolved
+
+
+class FakeKubernetes:
+    """Stores created manifests; a second create of the same name is a 409 → "exists"."""
+
+    def __init__(self) -> None:
+        self.objects: dict[tuple[str, str], dict[str, Any]] = {}
+        self.calls = 0
+
+    async def create(self, manifest: dict[str, Any]) -> str:
+        self.calls += 1
+        key = (manifest["metadata"]["namespace"], manifest["metadata"]["name"])
+        if key in self.objects:
+            return "exists"
+        self.objects[key] = copy.deepcopy(manifest)
+        return "created"
+
+
+@asynccontextmanager
+async def serve(app: web.Application) -> AsyncIterator[TestClient[web.Request, web.Application]]:
+    """``app`` listening on 127.0.0.1 (a free port), and a client pointed at it."""
+    async with TestClient(TestServer(app, host="127.0.0.1", port=0)) as client:
+        yield client
+
+
+def run(scenario: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    asyncio.run(scenario())
+
+
+def test_firing_group_creates_one_incident_per_alert_with_a_service() -> None:
+    kube = FakeKubernetes()
+
+    async def scenario() -> None:
+        async with serve(make_app(kube.create, CFG)) as client:
+            response = await client.post("/alerts", json=FIRING)
+            assert response.status == 200
+            assert response.content_type == "application/json"
+            assert await response.json() == {
+                "created": ["alert-c6eadffa33fcdf37"],
+                "existing": [],
+                "skipped": [FIRING_SKIP],
+                "resolved": 0,
+            }
+
+    run(scenario)
+    assert list(kube.objects) == [("thinkfl", "alert-c6eadffa33fcdf37")]
+    incident = kube.objects[("thinkfl", "alert-c6eadffa33fcdf37")]
+    assert incident["apiVersion"] == "thinkfl.dev/v1alpha1"
+    assert incident["kind"] == "FailureIncident"
+    assert incident["metadata"]["labels"] == {
+        "thinkfl.dev/fingerprint": "c6eadffa33fcdf37",
+        "thinkfl.dev/source": "alertmanager",
+        "thinkfl.dev/alertname": "HighErrorRate",
+    }
+    assert incident["metadata"]["annotations"] == {
+        "thinkfl.dev/alert-url":
+            "http://prometheus:9090/graph?g0.expr=error_ratio+%3E+0.05&g0.tab=1",
+    }
+    assert incident["spec"] == {
+        "service": "ts-contacts-service",
+        "time": "2023-01-30T11:51:46.123456Z",
+        "description": "ts-contacts-service error rate above 5%\n"
+                       "5xx ratio is 0.12 over the last 5 minutes.",
+        "engine": "auto",
+    }
+
+
+def test_resolved_group_creates_nothing() -> None:
+    kube = FakeKubernetes()
+
+    async def scenario() -> None:
+        async with serve(make_app(kube.create, CFG)) as client:
+            response = await client.post("/alerts", json=resolved_of(FIRING))
+            assert response.status == 200
+            assert await response.json() == {
+                "created": [], "existing": [], "skipped": [], "resolved": 2,
+            }
+
+    run(scenario)
+    assert kube.objects == {} and kube.calls == 0
+
+
+def test_same_alert_in_two_posts_is_created_once() -> None:
+    kube = FakeKubernetes()
+
+    async def scenario() -> None:
+        async with serve(make_app(kube.create, CFG)) as client:
+            first = await client.post("/alerts", json=FIRING)
+            assert (await first.json())["created"] == ["alert-c6eadffa33fcdf37"]
+            # Alertmanager re-sends the group every repeat_interval; the fingerprint is stable.
+            again = copy.deepcopy(FIRING)
+            again["alerts"][0]["annotations"]["description"] = "5xx ratio is now 0.20."
+            second = await client.post("/alerts", json=again)
+            assert second.status == 200
+            body = await second.json()
+            assert body["created"] == [] and body["existing"] == ["alert-c6eadffa33fcdf37"]
+            assert body["resolved"] == 0 and len(body["skipped"]) == 1
+
+    run(scenario)
+    assert kube.calls == 2 and len(kube.objects) == 1
+    first_description = kube.objects[("thinkfl", "alert-c6eadffa33fcdf37")]["spec"]["description"]
+    assert first_description.endswith("0.12 over the last 5 minutes.")  # the first one stays
+
+
+def test_duplicate_fingerprints_in_one_post_call_create_once() -> None:
+    kube = FakeKubernetes()
+    body = copy.deepcopy(FIRING)
+    body["alerts"].append(copy.deepcopy(body["alerts"][0]))
+
+    async def scenario() -> None:
+        async with serve(make_app(kube.create, CFG)) as client:
+            response = await client.post("/alerts", json=body)
+            assert (await response.json())["created"] == ["alert-c6eadffa33fcdf37"]
+
+    run(scenario)
+    assert kube.calls == 1
+
+
+def test_bad_payloads_get_400_with_a_one_line_reason() -> None:
+    kube = FakeKubernetes()
+    bad_time = copy.deepcopy(FIRING)
+    bad_time["alerts"][1]["startsAt"] = "30/01/2023 11:52"
+    cases: list[tuple[bytes, str]] = [
+        (b'{"alerts": [', "request body is not valid JSON: Expecting value: line 1 column 13"),
+        (b"\xff\xfe{}", "request body is not valid JSON:"),
+        (b"", "request body is not valid JSON: Expecting value: line 1 column 1"),
+        (b'[{"status": "firing"}]', "payload is not a JSON object (got array)"),
+        (b'"firing"', "payload is not a JSON object (got string)"),
+        (json.dumps({k: v for k, v in FIRING.items() if k != "alerts"}).encode(),
+         "payload has no 'alerts' field"),
+        (b'{"alerts": "none"}', "'alerts' is not a list (got string)"),
+        (b'{"alerts": [null]}', "alerts[0] is not an object (got null)"),
+        (json.dumps(bad_time).encode(),
+         "alerts[1].startsAt '30/01/2023 11:52' is not an RFC 3339 time"),
+    ]
+
+    async def scenario() -> None:
+        async with serve(make_app(kube.create, CFG)) as client:
+            for raw, reason in cases:
+                response = await client.post(
+                    "/alerts", data=raw, headers={"Content-Type": "application/json"})
+                text = await response.text()
+                assert response.status == 400, (raw, text)
+                assert response.content_type == "text/plain"
+                assert text.startswith(reason), (raw, text)
+                assert "\n" not in text and text == text.strip()
+
+    run(scenario)
+    assert kube.calls == 0  # a bad alert anywhere in the group creates nothing
+
+
+def test_content_type_is_not_required() -> None:
+    kube = FakeKubernetes()
+
+    async def scenario() -> None:
+        async with serve(make_app(kube.create, CFG)) as client:
+            response = await client.post("/alerts", data=json.dumps(FIRING),
+                                         headers={"Content-Type": "text/plain"})
+            assert response.status == 200
+
+    run(scenario)
+    assert len(kube.objects) == 1
+
+
+def test_create_failure_is_503_and_the_retry_sees_existing() -> None:
+    kube = FakeKubernetes()
+    body = copy.deepcopy(FIRING)
+    second = copy.deepcopy(body["alerts"][0])
+    second["fingerprint"] = "0123456789abcdef"
+    second["labels"]["service"] = "ts-basic-service"
+    body["alerts"].append(second)
+    failures = iter([None, ConnectionResetError("api server went away")])
+
+    async def flaky(manifest: dict[str, Any]) -> str:
+        failure = next(failures, None)
+        if failure is not None:
+            raise failure
+        return await kube.create(manifest)
+
+    async def scenario() -> None:
+        async with serve(make_app(flaky, CFG)) as client:
+            response = await client.post("/alerts", json=body)
+            assert response.status == 503
+            assert await response.text() == (
+                "creating FailureIncident thinkfl/alert-0123456789abcdef failed: "
+                "ConnectionResetError: api server went away"
+            )
+            retry = await client.post("/alerts", json=body)  # Alertmanager retries 5xx
+            assert await retry.json() == {
+                "created": ["alert-0123456789abcdef"],
+                "existing": ["alert-c6eadffa33fcdf37"],
+                "skipped": [FIRING_SKIP],
+                "resolved": 0,
+            }
+
+    run(scenario)
+    assert len(kube.objects) == 2
+
+
+def test_unknown_create_outcome_is_500() -> None:
+    async def confused(manifest: dict[str, Any]) -> str:
+        return "maybe"
+
+    async def scenario() -> None:
+        async with serve(make_app(confused, CFG)) as client:
+            response = await client.post("/alerts", json=FIRING)
+            assert response.status == 500
+            assert "returned 'maybe'" in await response.text()
+
+    run(scenario)
+
+
+def test_other_methods_are_405_and_healthz_is_ok() -> None:
+    kube = FakeKubernetes()
+
+    async def scenario() -> None:
+        async with serve(make_app(kube.create, CFG)) as client:
+            for method in ("GET", "PUT", "DELETE", "PATCH"):
+                response = await client.request(method, "/alerts")
+                assert response.status == 405, method
+                assert response.headers["Allow"] == "POST"
+            health = await client.get("/healthz")
+            assert health.status == 200 and await health.text() == "ok"
+            assert (await client.post("/healthz")).status == 405
+            assert (await client.get("/nope")).status == 404
+
+    run(scenario)
+    assert kube.calls == 0
+
+
+def test_oversized_body_is_413() -> None:
+    kube = FakeKubernetes()
+
+    async def scenario() -> None:
+        async with serve(make_app(kube.create, CFG, max_body_bytes=1024)) as client:
+            response = await client.post("/alerts", data=b"{" + b" " * 4096 + b"}")
+            assert response.status == 413
+
+    run(scenario)
+    assert kube.calls == 0

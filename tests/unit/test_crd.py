@@ -1,0 +1,477 @@
+"""The FailureIncident CRD is a closed, documented contract, and the status builders fit it.
+
+Schema checks (what the API server would enforce) run with jsonschema over the CRD's
+``openAPIV3Schema`` with the ``x-kubernetes-*`` keys removed; the CEL rules cannot run here, so
+their messages are compared with the ones ``incident_spec`` raises for the same specs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+from thinkfl_operator import incident_spec, incident_status
+from thinkfl_operator.errors import InvalidIncident
+from thinkfl_operator.models import Diagnosis, RootCause, Step, Usage
+
+CRD_PATH = Path(__file__).resolve().parents[2] / "crds" / "failureincidents.yaml"
+STARTED = datetime(2023, 1, 30, 11, 52, 0, 250_000, tzinfo=UTC)
+COMPLETED = STARTED + timedelta(seconds=3, milliseconds=421)
+
+
+# helpers -----------------------------------------------------------------------------------
+
+def _crd() -> dict[str, Any]:
+    loaded = yaml.safe_load(CRD_PATH.read_text(encoding="utf-8"))
+    assert isinstance(loaded, dict)
+    return loaded
+
+
+def _version() -> dict[str, Any]:
+    versions = _crd()["spec"]["versions"]
+    assert [v["name"] for v in versions] == ["v1alpha1"]
+    version: dict[str, Any] = versions[0]
+    return version
+
+
+def _schema() -> dict[str, Any]:
+    schema: dict[str, Any] = _version()["schema"]["openAPIV3Schema"]
+    return schema
+
+
+def _walk(node: Any, path: str = "") -> Iterator[tuple[str, Any]]:
+    """Every (path, value) in a nested structure, the root included."""
+    yield path, node
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _walk(value, f"{path}.{key}")
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _walk(value, f"{path}[{index}]")
+
+
+def _schemas(schema: dict[str, Any], path: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every sub-schema reached through properties, items and additionalProperties."""
+    yield path, schema
+    for name, sub in schema.get("properties", {}).items():
+        yield from _schemas(sub, f"{path}.{name}")
+    if isinstance(schema.get("items"), dict):
+        yield from _schemas(schema["items"], f"{path}[]")
+    if isinstance(schema.get("additionalProperties"), dict):
+        yield from _schemas(schema["additionalProperties"], f"{path}{{}}")
+
+
+def _plain(node: Any) -> Any:
+    """The schema without the x-kubernetes-* keys (CEL rules, list types)."""
+    if isinstance(node, dict):
+        return {k: _plain(v) for k, v in node.items() if not k.startswith("x-kubernetes-")}
+    if isinstance(node, list):
+        return [_plain(v) for v in node]
+    return node
+
+
+def _validator(schema: dict[str, Any]) -> jsonschema.Draft202012Validator:
+    plain = _plain(schema)
+    jsonschema.Draft202012Validator.check_schema(plain)
+    return jsonschema.Draft202012Validator(
+        plain, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+
+
+def _errors(obj: dict[str, Any]) -> list[str]:
+    return [e.message for e in _validator(_schema()).iter_errors(obj)]
+
+
+def _incident(spec: dict[str, Any], status: dict[str, Any] | None = None) -> dict[str, Any]:
+    obj: dict[str, Any] = {
+        "apiVersion": "thinkfl.dev/v1alpha1",
+        "kind": "FailureIncident",
+        "metadata": {"name": "contacts-slow", "namespace": "train-ticket"},
+        "spec": spec,
+    }
+    if status is not None:
+        obj["status"] = status
+    return obj
+
+
+def _floats(node: Any) -> list[str]:
+    return [path for path, value in _walk(node) if isinstance(value, float)]
+
+
+def _without_none(node: Any) -> Any:
+    """What the API server keeps of a merge patch: null fields are removed."""
+    if isinstance(node, dict):
+        return {k: _without_none(v) for k, v in node.items() if v is not None}
+    if isinstance(node, list):
+        return [_without_none(v) for v in node]
+    return node
+
+
+def _diagnosis(n_steps: int = 57, n_causes: int = 12) -> Diagnosis:
+    """A diagnosis as the engines return it, over every cap of the status schema."""
+    pods = [f"ts-svc{i}-service-866bd68c97-dzq{i:02d}" for i in range(n_causes)]
+    causes = [RootCause(rank=i + 1, node=f"k8s-node-{i % 3}", service=f"ts-svc{i}-service",
+                        pod=pods[i], reason=f"own time of GET /api/v1/svc{i} 12 ms → 340 ms " * 20,
+                        score=100 - 7 * i) for i in range(n_causes)]
+    causes[0] = RootCause(
+        rank=1, node="k8s-node-1", service="ts-contacts-service",
+        pod="ts-contacts-service-866bd68c97-dzqgd",
+        reason="calls from ts-preserve-service into POST /api/v1/contactservice/contacts wait "
+               "12 ms → 2.4 s outside the callee; container_cpu_usage_seconds 0.1 → 0.9",
+        score=100)
+    steps = [Step(tool="search_traces", arguments={"parent_span_id": f"{i:016x}"},
+                  summary=f"{i % 4} child spans of {i:016x}\nslowest: ts-svc{i}-service")
+             for i in range(n_steps - 2)]
+    steps.append(Step(tool="search_fluctuating_metrics",
+                      arguments={"service_name": "ts-contacts-service",
+                                 "timestamp": "1675079506", "padding": "ü" * 600},
+                      summary="3 KPIs fluctuate: cpu, memory, net_rx"))
+    steps.append(Step(tool="print_results",
+                      arguments={"root_causes": [{"service": c.service, "pod": c.pod}
+                                                 for c in causes[:3]]},
+                      summary="final answer: ts-contacts-service, ts-svc1-service"))
+    notes = [("LLMFallback: the model gave no usable answer within its budget (steps); "
+              "the deterministic engine answered")]
+    notes += [f"note {i}: " + "skipped data " * 40 for i in range(13)]
+    usage = Usage(llm_calls=7, prompt_tokens=48_213, completion_tokens=1_904, tool_calls=n_steps,
+                  seconds={"load": 0.4123, "score": 0.0917, "llm": 2.71, "total": 3.3})
+    traces = [f"{i:032x}" for i in range(14)] + ["0" * 31 + "1"]
+    return Diagnosis(root_causes=causes, engine="heuristic", steps=steps, traces=traces,
+                     usage=usage, model="", notes=notes)
+
+
+# the resource ------------------------------------------------------------------------------
+
+def test_resource_names_and_scope() -> None:
+    crd = _crd()
+    assert crd["apiVersion"] == "apiextensions.k8s.io/v1"
+    assert crd["kind"] == "CustomResourceDefinition"
+    assert crd["metadata"]["name"] == "failureincidents.thinkfl.dev"
+    spec = crd["spec"]
+    assert spec["group"] == "thinkfl.dev"
+    assert spec["scope"] == "Namespaced"
+    names = spec["names"]
+    assert (names["kind"], names["plural"], names["singular"]) == (
+        "FailureIncident", "failureincidents", "failureincident")
+    assert names["shortNames"] == ["fi"]
+    version = _version()
+    assert version["served"] is True and version["storage"] is True
+    assert version["subresources"] == {"status": {}}
+
+
+def test_printer_columns() -> None:
+    columns = {c["name"].lower(): c for c in _version()["additionalPrinterColumns"]}
+    expected = {
+        "phase": ".status.phase",
+        "top cause": ".status.topCause",
+        "engine": ".status.engine",
+        "service": ".spec.service",
+        "age": ".metadata.creationTimestamp",
+    }
+    for name, path in expected.items():
+        assert columns[name]["jsonPath"] == path
+        assert columns[name].get("priority", 0) == 0
+    assert columns["age"]["type"] == "date"
+    properties = _schema()["properties"]
+    for column in columns.values():  # every column points at a declared field
+        parts = column["jsonPath"].strip(".").split(".")
+        if parts[0] != "metadata":
+            assert parts[1] in properties[parts[0]]["properties"], column
+
+
+def test_no_unknown_fields_are_preserved_anywhere() -> None:
+    found = [p for p, v in _walk(_crd()) if isinstance(v, dict)
+             and "x-kubernetes-preserve-unknown-fields" in v]
+    assert found == []
+
+
+def test_every_array_has_max_items() -> None:
+    arrays = [(p, s) for p, s in _schemas(_schema()) if s.get("type") == "array"]
+    assert arrays, "the schema declares lists"
+    assert [p for p, s in arrays if "maxItems" not in s or "items" not in s] == []
+
+
+def test_every_object_declares_its_fields() -> None:
+    objects = [(p, s) for p, s in _schemas(_schema()) if s.get("type") == "object"]
+    open_objects = [p for p, s in objects if p != ".metadata"
+                    and "properties" not in s and "additionalProperties" not in s]
+    assert open_objects == []
+    assert [p for p, s in objects if "additionalProperties" in s and "maxProperties" not in s] == []
+
+
+def test_every_field_has_a_type_and_a_description() -> None:
+    missing = [p for p, s in _schemas(_schema()) if not s.get("description") or not s.get("type")]
+    assert missing == []
+
+
+def test_free_strings_have_a_max_length() -> None:
+    strings = [(p, s) for p, s in _schemas(_schema()) if s.get("type") == "string"
+               and p not in (".apiVersion", ".kind")]
+    unbounded = [p for p, s in strings
+                 if "maxLength" not in s and "enum" not in s and s.get("format") != "date-time"]
+    assert unbounded == []
+    assert _schema()["properties"]["spec"]["properties"]["description"]["maxLength"] == 2000
+    assert _schema()["properties"]["status"]["properties"]["summary"]["maxLength"] == 256
+
+
+def test_status_declares_no_floating_point_numbers() -> None:
+    status = _schema()["properties"]["status"]
+    assert [p for p, s in _schemas(status) if s.get("type") == "number"] == []
+
+
+def test_spec_patterns_are_the_ones_the_operator_checks() -> None:
+    spec = _schema()["properties"]["spec"]["properties"]
+    assert spec["traceID"]["pattern"] == incident_spec.HEX_ID_PATTERN
+    assert spec["rootSpanID"]["pattern"] == incident_spec.HEX_ID_PATTERN
+    assert spec["service"]["pattern"] == incident_spec.SERVICE_PATTERN
+    assert spec["time"]["pattern"] == incident_spec.TIME_PATTERN
+    assert spec["time"]["format"] == "date-time"
+    assert spec["window"]["pattern"] == incident_spec.WINDOW_PATTERN
+    assert spec["targetNamespace"]["pattern"] == incident_spec.NAMESPACE_PATTERN
+    assert spec["engine"]["enum"] == list(incident_spec.ENGINES)
+    assert "default" not in spec["engine"]  # the operator's setting is the default
+    assert (spec["maxTraces"]["minimum"], spec["maxTraces"]["maximum"]) == (
+        1, incident_spec.MAX_TRACES)
+    assert sorted(spec) == sorted(incident_spec.FIELDS)
+
+
+def test_cel_rules_say_what_the_operator_says() -> None:
+    spec = _schema()["properties"]["spec"]
+    messages = {r["message"] for r in spec["x-kubernetes-validations"]}
+    assert incident_spec.STARTING_POINT in messages
+    assert "spec.rootSpanID needs spec.traceID" in messages
+    for bad in ({}, {"service": "frontend"}, {"time": "2023-01-30T11:51:46Z"}):
+        with pytest.raises(InvalidIncident, match=incident_spec.STARTING_POINT):
+            incident_spec.parse_spec(bad)
+    window_rule = spec["properties"]["window"]["x-kubernetes-validations"][0]
+    assert "duration('24h')" in window_rule["rule"]
+
+
+# examples validated against the schema ---------------------------------------------------
+
+BY_TRACE = {"traceID": "0271afbd8266286038353f4e38334ffb"}
+VALID_SPECS = [
+    pytest.param(BY_TRACE, id="by-trace"),
+    pytest.param({"traceID": "0271AFBD8266286038353F4E38334FFB",
+                  "rootSpanID": "5aeba34e64f0e075", "engine": "thinkfl"}, id="by-trace-and-span"),
+    pytest.param({"service": "ts-contacts-service", "time": "2023-01-30T11:51:46Z"},
+                 id="by-service-and-time"),
+    pytest.param({"service": "frontend", "time": "2023-01-30T12:51:46.120+01:00",
+                  "window": "1h30m", "maxTraces": 3, "targetNamespace": "online-boutique",
+                  "description": "HighLatency: p99 of frontend above 2 s", "engine": "auto"},
+                 id="every-field"),
+]
+
+
+@pytest.mark.parametrize("spec", VALID_SPECS)
+def test_valid_incidents_pass(spec: dict[str, Any]) -> None:
+    assert _errors(_incident(spec)) == []
+    incident_spec.parse_spec(spec)  # and the operator accepts them too
+
+
+@pytest.mark.parametrize(("spec", "fragment"), [
+    pytest.param({"traceID": "abc", "engine": "gpt"}, "'gpt' is not one of", id="engine"),
+    pytest.param({"service": "frontend", "time": "2023-13-01"}, "does not match",
+                 id="time-month-13"),
+    pytest.param({"service": "frontend", "time": "2023-01-30 11:51:46"}, "does not match",
+                 id="time-space"),
+    pytest.param({"service": "frontend", "time": "2023-01-30T11:51:46"}, "does not match",
+                 id="time-no-zone"),
+    pytest.param({"service": "frontend", "time": "2023-02-30T11:51:46Z"}, "is not a 'date-time'",
+                 id="time-feb-30"),
+    pytest.param({"traceID": "abc", "window": "15 minutes"}, "does not match", id="window"),
+    pytest.param({"traceID": "abc", "maxTraces": 11}, "is greater than the maximum",
+                 id="max-traces"),
+    pytest.param({"traceID": "xyz"}, "does not match", id="trace-id"),
+    pytest.param({"traceID": "abc", "description": "x" * 2001}, "is too long", id="description"),
+    pytest.param({"traceID": "abc", "targetNamespace": "Train_Ticket"}, "does not match",
+                 id="namespace"),
+])
+def test_invalid_incidents_fail(spec: dict[str, Any], fragment: str) -> None:
+    errors = _errors(_incident(spec))
+    assert any(fragment in e for e in errors), errors
+    with pytest.raises(InvalidIncident):  # the operator refuses them as well
+        incident_spec.parse_spec(spec)
+
+
+def test_an_incident_without_spec_fails() -> None:
+    obj = _incident({})
+    del obj["spec"]
+    assert _errors(obj) == ["'spec' is a required property"]
+
+
+# status --------------------------------------------------------------------------------------
+
+def test_diagnosed_status_fits_the_schema_and_holds_no_floats() -> None:
+    status = incident_status.diagnosed(_diagnosis(), 3, STARTED, COMPLETED)
+    assert [e.message for e in _validator(_schema()["properties"]["status"]).iter_errors(status)
+            ] == []
+    assert _errors(_incident(BY_TRACE, status)) == []
+    assert _floats(status) == []
+    assert all(v is not None for _, v in _walk(status))
+
+
+def test_diagnosed_status_content() -> None:
+    status = incident_status.diagnosed(_diagnosis(), 3, STARTED, COMPLETED)
+    assert status["phase"] == "Diagnosed"
+    assert status["observedGeneration"] == 3
+    assert status["topCause"] == "ts-contacts-service"
+    assert status["summary"].startswith(
+        "ts-contacts-service (ts-contacts-service-866bd68c97-dzqgd): calls from "
+        "ts-preserve-service into POST /api/v1/contactservice/contacts wait 12 ms → 2.4 s")
+    assert len(status["rootCauses"]) == 10
+    assert [rc["rank"] for rc in status["rootCauses"]] == list(range(1, 11))
+    assert status["rootCauses"][0] == {
+        "rank": 1, "service": "ts-contacts-service", "pod": "ts-contacts-service-866bd68c97-dzqgd",
+        "node": "k8s-node-1", "reason": _diagnosis().root_causes[0].reason, "score": 100}
+    assert all(len(rc["reason"]) <= 512 for rc in status["rootCauses"])
+    assert status["rootCauses"][1]["reason"].endswith("…")
+    assert len(status["traces"]) == 10 and status["traces"][1] == "0" * 31 + "1"
+    assert (status["engine"], status["model"]) == ("heuristic", "")
+    assert (status["startedAt"], status["completedAt"]) == (
+        "2023-01-30T11:52:00Z", "2023-01-30T11:52:03Z")
+    assert status["usage"] == {
+        "llmCalls": 7, "promptTokens": 48_213, "completionTokens": 1_904, "toolCalls": 57,
+        "seconds": "3.42", "milliseconds": 3421,
+        "stageMilliseconds": {"load": 412, "score": 92, "llm": 2710, "total": 3300}}
+    assert len(status["notes"]) == 10
+    assert all(len(n) <= 256 and "\n" not in n for n in status["notes"])
+
+
+def test_steps_keep_the_first_39_and_the_final_answer() -> None:
+    status = incident_status.diagnosed(_diagnosis(n_steps=57), 1, STARTED, COMPLETED)
+    steps = status["steps"]
+    assert len(steps) == 40
+    assert [s["step"] for s in steps] == [*range(1, 40), 57]
+    assert steps[-1]["tool"] == "print_results"
+    assert steps[-1]["arguments"].startswith('{"root_causes":[{"service":"ts-contacts-service",')
+    assert steps[0] == {"step": 1, "tool": "search_traces",
+                        "arguments": '{"parent_span_id":"0000000000000000"}',
+                        "summary": "0 child spans of 0000000000000000 slowest: ts-svc0-service"}
+
+
+def test_short_paths_are_kept_whole_and_long_arguments_are_cut() -> None:
+    status = incident_status.diagnosed(_diagnosis(n_steps=5, n_causes=3), 1, STARTED, COMPLETED)
+    steps = status["steps"]
+    assert [s["step"] for s in steps] == [1, 2, 3, 4, 5]
+    metrics = steps[3]
+    assert metrics["tool"] == "search_fluctuating_metrics"
+    assert len(metrics["arguments"]) == 512 and metrics["arguments"].endswith("…")
+    assert metrics["arguments"].startswith(
+        '{"service_name":"ts-contacts-service","timestamp":"1675079506","padding":"üü')
+
+
+def test_llm_fallback_sets_a_condition() -> None:
+    status = incident_status.diagnosed(_diagnosis(), 2, STARTED, COMPLETED)
+    conditions = {c["type"]: c for c in status["conditions"]}
+    assert conditions["Diagnosed"] == {
+        "type": "Diagnosed", "status": "True", "reason": "Diagnosed",
+        "message": "12 candidates ranked by the heuristic engine; most likely: ts-contacts-service",
+        "lastTransitionTime": "2023-01-30T11:52:03Z", "observedGeneration": 2}
+    fallback = conditions["LLMFallback"]
+    assert (fallback["status"], fallback["reason"]) == ("True", "DeterministicEngineAnswered")
+    assert fallback["message"] == ("the model gave no usable answer within its budget (steps); "
+                                   "the deterministic engine answered")
+
+
+def test_without_fallback_no_condition_or_a_cleared_one() -> None:
+    diagnosis = _diagnosis(n_steps=3, n_causes=3)
+    diagnosis.notes = ["trace 1 was partial"]
+    fresh = incident_status.diagnosed(diagnosis, 1, STARTED, COMPLETED)
+    assert [c["type"] for c in fresh["conditions"]] == ["Diagnosed"]
+    earlier = incident_status.diagnosed(_diagnosis(), 1, STARTED, COMPLETED)["conditions"]
+    again = incident_status.diagnosed(diagnosis, 2, STARTED, COMPLETED, conditions=earlier)
+    fallback = next(c for c in again["conditions"] if c["type"] == "LLMFallback")
+    assert (fallback["status"], fallback["reason"]) == ("False", "NoFallback")
+
+
+def test_an_empty_diagnosis() -> None:
+    empty = Diagnosis(root_causes=[], engine="heuristic")
+    status = incident_status.diagnosed(empty, 1, STARTED, STARTED)
+    assert (status["topCause"], status["summary"]) == ("", "no root cause found")
+    assert status["usage"]["seconds"] == "0.00"
+    assert _validator(_schema()["properties"]["status"]).is_valid(status)
+
+
+def test_other_phases_fit_the_schema() -> None:
+    validator = _validator(_schema()["properties"]["status"])
+    now = COMPLETED
+    patches = {
+        "Pending": incident_status.pending(1, now=now),
+        "Diagnosing": incident_status.diagnosing(1, STARTED, attempts=1),
+        "Failed": incident_status.failed("BackendUnavailable", "Jaeger at http://jaeger:16686 "
+                                         "refused the connection", 1, True, now=now, attempts=2),
+    }
+    for phase, patch in patches.items():
+        assert patch["phase"] == phase
+        assert _floats(patch) == []
+        assert list(validator.iter_errors(_without_none(patch))) == []
+        # the results of an earlier diagnosis are removed by the merge patch
+        assert all(k in patch for k in ("rootCauses", "steps", "usage", "topCause"))
+        assert patch["rootCauses"] is None
+
+
+def test_diagnosing_status() -> None:
+    patch = incident_status.diagnosing(4, STARTED)
+    assert patch["startedAt"] == "2023-01-30T11:52:00Z"
+    assert patch["observedGeneration"] == 4
+    assert patch["conditions"] == [{
+        "type": "Diagnosed", "status": "Unknown", "reason": "InProgress",
+        "message": "the incident is being diagnosed",
+        "lastTransitionTime": "2023-01-30T11:52:00Z", "observedGeneration": 4}]
+    assert "attempts" not in patch
+
+
+@pytest.mark.parametrize("reason", ["InvalidSpec", "BackendUnavailable", "NoEvidence",
+                                    "LLMUnavailable"])
+def test_failed_status(reason: str) -> None:
+    patch = incident_status.failed(reason, "spec.engine \"gpt\" is not one of auto", 2, False,
+                                   now=COMPLETED)
+    condition = patch["conditions"][0]
+    assert (condition["type"], condition["status"], condition["reason"]) == (
+        "Diagnosed", "False", reason)
+    assert condition["message"] == 'spec.engine "gpt" is not one of auto'
+    assert patch["summary"] == f'{reason}: spec.engine "gpt" is not one of auto'
+    assert patch["completedAt"] == "2023-01-30T11:52:03Z"
+
+
+def test_a_retryable_failure_says_so_and_is_not_complete() -> None:
+    patch = incident_status.failed("BackendUnavailable", "Prometheus timed out", 2, True,
+                                   now=COMPLETED)
+    assert patch["conditions"][0]["message"] == "Prometheus timed out; will retry"
+    assert patch["completedAt"] is None
+
+
+def test_failed_refuses_a_reason_that_is_not_camel_case() -> None:
+    with pytest.raises(ValueError, match="not CamelCase"):
+        incident_status.failed("invalid spec", "x", 1, False)
+
+
+def test_set_condition_keeps_the_transition_time_while_the_status_holds() -> None:
+    t0, t1, t2 = STARTED, STARTED + timedelta(minutes=1), STARTED + timedelta(minutes=2)
+    first = incident_status.set_condition([], "Diagnosed", "Unknown", "InProgress", "a", 1, t0)
+    same = incident_status.set_condition(first, "Diagnosed", "Unknown", "InProgress", "b", 2, t1)
+    assert same[0]["lastTransitionTime"] == "2023-01-30T11:52:00Z"
+    assert (same[0]["message"], same[0]["observedGeneration"]) == ("b", 2)
+    moved = incident_status.set_condition(same, "Diagnosed", "True", "Diagnosed", "c", 2, t2)
+    assert moved[0]["lastTransitionTime"] == "2023-01-30T11:54:00Z"
+    assert first[0]["message"] == "a"  # the input list is not changed
+    other = incident_status.set_condition(moved, "LLMFallback", "True", "X", "d", 2, t2)
+    assert [c["type"] for c in other] == ["Diagnosed", "LLMFallback"]
+
+
+def test_set_condition_refuses_a_bad_status() -> None:
+    with pytest.raises(ValueError, match="not one of True, False, Unknown"):
+        incident_status.set_condition([], "Diagnosed", "Yes", "Diagnosed", "", 1, STARTED)
+
+
+def test_timestamps_are_utc_with_z() -> None:
+    naive = datetime(2023, 1, 30, 11, 51, 46)
+    offset = datetime.fromisoformat("2023-01-30T12:51:46.9+01:00")
+    assert incident_status.rfc3339(naive) == "2023-01-30T11:51:46Z"
+    assert incident_status.rfc3339(offset) == "2023-01-30T11:51:46Z"

@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
-# ThinkFL Operator image: the `thinkfl` command line (the operator entry point arrives with the
-# kopf operator; until then the image runs the offline engine).
+# ThinkFL Operator image: `thinkfl run` starts the operator (other subcommands: demo, diagnose,
+# evaluate, bench).
 FROM python:3.11.11-slim-bookworm AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
@@ -12,4 +12,4 @@ RUN useradd --uid 10001 --no-create-home --shell /usr/sbin/nologin thinkfl
 COPY --from=build /install /usr/local
 USER 10001:10001
 ENTRYPOINT ["thinkfl"]
-CMD ["demo"]
+CMD ["run"]

@@ -36,37 +36,29 @@ def spans_json(spans: Sequence[Span], max_chars: int) -> str:
     """Child spans as the training JSON list (sorted keys, compact), whole items up to the cap."""
     items = [json.dumps(s.training_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
              for s in spans]
-    return _capped_list(items, max_chars, "spans")
+    return _capped(items, "[]", max_chars, "spans")
 
 
-def _capped_list(items: list[str], max_chars: int, noun: str) -> str:
-    body: list[str] = []
+def _capped(items: list[str], brackets: str, max_chars: int, noun: str) -> str:
+    """Items joined inside ``brackets`` ("[]" or "{}"), whole items only, up to ``max_chars``;
+    a line after the JSON says how many were left out."""
+    kept: list[str] = []
     used = 2
     for item in items:
-        if used + len(item) + 2 > max_chars and body:
+        if used + len(item) + 2 > max_chars and kept:
             break
-        body.append(item)
+        kept.append(item)
         used += len(item) + 2
-    text = "[" + ", ".join(body) + "]"
-    if len(body) < len(items):
-        text += f"\n({len(items) - len(body)} more {noun} not shown)"
+    text = brackets[0] + ", ".join(kept) + brackets[1]
+    if len(kept) < len(items):
+        text += f"\n({len(items) - len(kept)} more {noun} not shown)"
     return text
 
 
 def metrics_json(entries: dict[str, dict[str, float]], max_chars: int) -> str:
     """The fluctuating-metrics map (keys ``node.pod.kpi``), whole entries up to the cap."""
-    parts: list[str] = []
-    used = 2
-    for key, stats in entries.items():
-        item = json.dumps({key: stats}, ensure_ascii=False)[1:-1]
-        if used + len(item) + 2 > max_chars and parts:
-            break
-        parts.append(item)
-        used += len(item) + 2
-    text = "{" + ", ".join(parts) + "}"
-    if len(parts) < len(entries):
-        text += f"\n({len(entries) - len(parts)} more metrics not shown)"
-    return text
+    items = [json.dumps({key: stats}, ensure_ascii=False)[1:-1] for key, stats in entries.items()]
+    return _capped(items, "{}", max_chars, "metrics")
 
 
 def ms(duration_us: int) -> str:

@@ -268,3 +268,47 @@ def _retry_after(value: str) -> float:
         return min(max(float(value), 0.0), MAX_BACKOFF_S)
     except ValueError:
         return 0.0
+
+
+class QueryClient:
+    """What the trace backends' clients share: one HttpBackend and the choice of API version
+    (``auto`` tries the newest first and remembers the first that answers)."""
+
+    #: The backend's name in messages, and the API versions it accepts (besides "auto").
+    display_name = ""
+    apis: tuple[str, ...] = ()
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        api: str = "auto",
+        timeout_s: float = 10.0,
+        retries: int = 3,
+        backoff_s: float = 0.5,
+        sleep: Callable[[float], None] = time.sleep,
+        session: requests.Session | None = None,
+        http: HttpBackend | None = None,
+    ) -> None:
+        if api not in self.apis:
+            raise UserInputError(
+                f"{self.display_name} api must be one of {', '.join(self.apis)}, not {api!r}")
+        self.http = http or HttpBackend(
+            self.display_name, url, timeout_s=timeout_s, retries=retries, backoff_s=backoff_s,
+            sleep=sleep, session=session,
+        )
+        self.api = api
+        #: The API in use once known (``api`` itself unless "auto").
+        self.resolved_api: str | None = None if api == "auto" else api
+
+    @property
+    def url(self) -> str:
+        return self.http.url
+
+    @property
+    def requests(self) -> int:
+        """HTTP requests sent so far (every retry counts)."""
+        return self.http.requests
+
+    def close(self) -> None:
+        self.http.close()

@@ -16,14 +16,12 @@ spans whose parent is missing are kept as they are; ``clean_spans`` deals with t
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import quote
 
 import pandas as pd
-import requests
 
 from thinkfl_operator.errors import UserInputError
 from thinkfl_operator.telemetry.http import (
@@ -31,6 +29,7 @@ from thinkfl_operator.telemetry.http import (
     HttpBackend,
     HttpBackendError,
     NotFound,
+    QueryClient,
     first_answer,
 )
 from thinkfl_operator.telemetry.otlp import (
@@ -56,44 +55,13 @@ DISPLAY_NAME = "Jaeger"
 T = TypeVar("T")
 
 
-class JaegerClient:
+class JaegerClient(QueryClient):
     """Traces, trace search and service names from one Jaeger query service."""
 
     name = "jaeger"
 
-    def __init__(
-        self,
-        url: str,
-        *,
-        api: str = "auto",
-        timeout_s: float = 10.0,
-        retries: int = 3,
-        backoff_s: float = 0.5,
-        sleep: Callable[[float], None] = time.sleep,
-        session: requests.Session | None = None,
-        http: HttpBackend | None = None,
-    ) -> None:
-        if api not in APIS:
-            raise UserInputError(f"Jaeger api must be one of {', '.join(APIS)}, not {api!r}")
-        self.http = http or HttpBackend(
-            DISPLAY_NAME, url, timeout_s=timeout_s, retries=retries, backoff_s=backoff_s,
-            sleep=sleep, session=session,
-        )
-        self.api = api
-        #: The API in use once known (``api`` itself unless "auto").
-        self.resolved_api: str | None = None if api == "auto" else api
-
-    @property
-    def url(self) -> str:
-        return self.http.url
-
-    @property
-    def requests(self) -> int:
-        """HTTP requests sent so far (every retry counts)."""
-        return self.http.requests
-
-    def close(self) -> None:
-        self.http.close()
+    display_name = DISPLAY_NAME
+    apis = APIS
 
     # ------------------------------------------------------------------ queries
 

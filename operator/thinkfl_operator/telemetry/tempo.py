@@ -10,15 +10,13 @@ the first API that answers is then used alone. ``search`` runs a TraceQL query o
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import pandas as pd
-import requests
 
 from thinkfl_operator.errors import UserInputError
-from thinkfl_operator.telemetry.http import HttpBackend, NotFound, first_answer
+from thinkfl_operator.telemetry.http import NotFound, QueryClient, first_answer
 from thinkfl_operator.telemetry.otlp import normalize_trace_id, otlp_frame, require_trace_id
 
 APIS = ("v1", "v2", "auto")
@@ -29,44 +27,13 @@ _PARTIAL = {"PARTIAL", "1"}
 T = TypeVar("T")
 
 
-class TempoClient:
+class TempoClient(QueryClient):
     """Traces by ID and TraceQL search from one Tempo query frontend."""
 
     name = "tempo"
 
-    def __init__(
-        self,
-        url: str,
-        *,
-        api: str = "auto",
-        timeout_s: float = 10.0,
-        retries: int = 3,
-        backoff_s: float = 0.5,
-        sleep: Callable[[float], None] = time.sleep,
-        session: requests.Session | None = None,
-        http: HttpBackend | None = None,
-    ) -> None:
-        if api not in APIS:
-            raise UserInputError(f"Tempo api must be one of {', '.join(APIS)}, not {api!r}")
-        self.http = http or HttpBackend(
-            DISPLAY_NAME, url, timeout_s=timeout_s, retries=retries, backoff_s=backoff_s,
-            sleep=sleep, session=session,
-        )
-        self.api = api
-        #: The trace-by-ID API in use once known (``api`` itself unless "auto").
-        self.resolved_api: str | None = None if api == "auto" else api
-
-    @property
-    def url(self) -> str:
-        return self.http.url
-
-    @property
-    def requests(self) -> int:
-        """HTTP requests sent so far (every retry counts)."""
-        return self.http.requests
-
-    def close(self) -> None:
-        self.http.close()
+    display_name = DISPLAY_NAME
+    apis = APIS
 
     def trace(self, trace_id: str) -> tuple[pd.DataFrame, bool]:
         """All spans of one trace (not cleaned) and whether Tempo said the trace is partial."""

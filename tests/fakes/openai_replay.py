@@ -31,18 +31,18 @@ consume a turn; bodies that are not JSON objects get a 400 and are not recorded.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import itertools
 import json
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import Any
 
 from aiohttp import web
+
+from tests.fakes.background import BackgroundServer
 
 __all__ = [
     "EmptyChoices",
@@ -145,7 +145,9 @@ def estimate_prompt_tokens(request_json: dict[str, Any]) -> int:
     return len(text) // 4
 
 
-class ReplayServer:
+class ReplayServer(BackgroundServer):
+    thread_name = "openai-replay"
+
     """OpenAI-compatible test server replaying ``script`` turns; see the module docstring.
 
     ``when_exhausted``: ``"error"`` (default; a 500 whose error message says the script ran
@@ -170,8 +172,7 @@ class ReplayServer:
         self._script: list[Turn] = list(script)
         self._when_exhausted = when_exhausted
         self.model_name = model_name
-        self._host = host
-        self._shutdown_timeout_s = shutdown_timeout_s
+        super().__init__(host, shutdown_timeout_s, client_max_size=64 * 1024 * 1024)
 
         self._lock = threading.Lock()
         self._requests: list[dict[str, Any]] = []
@@ -179,12 +180,6 @@ class ReplayServer:
         self._next_turn = 0
         self._ids = itertools.count(1)
 
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stopping: asyncio.Event | None = None
-        self._ready = threading.Event()
-        self._startup_error: BaseException | None = None
-        self.port: int | None = None
 
     # ------------------------------------------------------------------ public API
 
@@ -229,93 +224,14 @@ class ReplayServer:
         with self._lock:
             self._script.extend(turns)
 
-    def start(self) -> Self:
-        if self._thread is not None:
-            raise RuntimeError("ReplayServer already started")
-        self._thread = threading.Thread(target=self._run, name="openai-replay", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(timeout=10):
-            raise RuntimeError("ReplayServer did not start within 10 s")
-        if self._startup_error is not None:
-            self._thread.join(timeout=1)
-            raise RuntimeError("ReplayServer failed to start") from self._startup_error
-        return self
-
-    def stop(self) -> None:
-        """Stop serving; in-flight slow replies are woken up. Idempotent."""
-        thread, loop, stopping = self._thread, self._loop, self._stopping
-        if thread is None or loop is None or stopping is None:
-            return
-        if thread.is_alive():
-            try:
-                loop.call_soon_threadsafe(stopping.set)
-            except RuntimeError:  # loop already closed
-                pass
-            thread.join(timeout=self._shutdown_timeout_s + 5)
-        self.port = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
     # ------------------------------------------------------------------ server thread
 
-    def _run(self) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        asyncio.set_event_loop(loop)
-        try:
-            loop.run_until_complete(self._serve())
-        finally:
-            try:
-                loop.run_until_complete(loop.shutdown_asyncgens())
-            finally:
-                loop.close()
-                self._ready.set()
-
-    async def _serve(self) -> None:
-        self._stopping = asyncio.Event()
-        runner: web.AppRunner | None = None
-        try:
-            app = web.Application(client_max_size=64 * 1024 * 1024)
-            app.router.add_post("/v1/chat/completions", self._chat_completions)
-            app.router.add_post("/chat/completions", self._chat_completions)
-            app.router.add_get("/v1/models", self._models)
-            app.router.add_get("/models", self._models)
-            app.router.add_get("/health", self._health)
-            runner = web.AppRunner(
-                app,
-                access_log=None,
-                handler_cancellation=True,
-                shutdown_timeout=self._shutdown_timeout_s,
-            )
-            await runner.setup()
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind((self._host, 0))
-            self.port = sock.getsockname()[1]
-            await web.SockSite(runner, sock).start()
-        except Exception as exc:  # noqa: BLE001 - reported by start(), not lost in the thread
-            self._startup_error = exc
-            self._ready.set()
-            if runner is not None:
-                await runner.cleanup()
-            return
-        self._ready.set()
-        try:
-            await self._stopping.wait()
-        finally:
-            await runner.cleanup()
-
-    async def _sleep(self, delay_s: float) -> None:
-        """Non-blocking delay that ends early when the server is stopping."""
-        if delay_s <= 0 or self._stopping is None:
-            return
-        try:
-            await asyncio.wait_for(self._stopping.wait(), timeout=delay_s)
-        except TimeoutError:
-            pass
+    def _routes(self, app: web.Application) -> None:
+        app.router.add_post("/v1/chat/completions", self._chat_completions)
+        app.router.add_post("/chat/completions", self._chat_completions)
+        app.router.add_get("/v1/models", self._models)
+        app.router.add_get("/models", self._models)
+        app.router.add_get("/health", self._health)
 
     # ------------------------------------------------------------------ handlers
 

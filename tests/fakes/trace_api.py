@@ -35,22 +35,21 @@ Errors use each backend's shapes: Jaeger v1 ``{"errors":[{"code","msg"}]}``, api
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import bisect
 import json
 import re
-import socket
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 import pandas as pd
 from aiohttp import web
 
+from tests.fakes.background import BackgroundServer
 from thinkfl_operator.telemetry.otlp import normalize_trace_id
 
 __all__ = [
@@ -201,7 +200,7 @@ class _File:
     content_type: str
 
 
-class TraceApiServer:
+class TraceApiServer(BackgroundServer):
     """Fake Jaeger (``flavor="jaeger"``) or Tempo (``flavor="tempo"``) query API; see the
     module docstring."""
 
@@ -241,15 +240,8 @@ class TraceApiServer:
         for path, source in (files or {}).items():
             self.serve_file(path, source)
         self._faults: list[Fault] = list(faults)
-        self._host = host
-        self._shutdown_timeout_s = shutdown_timeout_s
+        super().__init__(host, shutdown_timeout_s)
         self._requests: list[str] = []
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stopping: asyncio.Event | None = None
-        self._ready = threading.Event()
-        self._startup_error: BaseException | None = None
-        self.port: int | None = None
 
     # ------------------------------------------------------------------ public API
 
@@ -296,84 +288,10 @@ class TraceApiServer:
         with self._lock:
             self._faults.extend(faults)
 
-    def start(self) -> Self:
-        if self._thread is not None:
-            raise RuntimeError("TraceApiServer already started")
-        self._thread = threading.Thread(target=self._run, name="trace-api", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(timeout=10):
-            raise RuntimeError("TraceApiServer did not start within 10 s")
-        if self._startup_error is not None:
-            self._thread.join(timeout=1)
-            raise RuntimeError("TraceApiServer failed to start") from self._startup_error
-        return self
-
-    def stop(self) -> None:
-        """Stop serving; in-flight slow replies are woken up. Idempotent."""
-        thread, loop, stopping = self._thread, self._loop, self._stopping
-        if thread is None or loop is None or stopping is None:
-            return
-        if thread.is_alive():
-            try:
-                loop.call_soon_threadsafe(stopping.set)
-            except RuntimeError:  # loop already closed
-                pass
-            thread.join(timeout=self._shutdown_timeout_s + 5)
-        self.port = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
     # ------------------------------------------------------------------ server thread
 
-    def _run(self) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        asyncio.set_event_loop(loop)
-        try:
-            loop.run_until_complete(self._serve())
-        finally:
-            try:
-                loop.run_until_complete(loop.shutdown_asyncgens())
-            finally:
-                loop.close()
-                self._ready.set()
-
-    async def _serve(self) -> None:
-        self._stopping = asyncio.Event()
-        runner: web.AppRunner | None = None
-        try:
-            app = web.Application()
-            app.router.add_get("/{tail:.*}", self._handle)
-            runner = web.AppRunner(app, access_log=None, handler_cancellation=True,
-                                   shutdown_timeout=self._shutdown_timeout_s)
-            await runner.setup()
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind((self._host, 0))
-            self.port = sock.getsockname()[1]
-            await web.SockSite(runner, sock).start()
-        except Exception as exc:  # noqa: BLE001 - reported by start(), not lost in the thread
-            self._startup_error = exc
-            self._ready.set()
-            if runner is not None:
-                await runner.cleanup()
-            return
-        self._ready.set()
-        try:
-            await self._stopping.wait()
-        finally:
-            await runner.cleanup()
-
-    async def _sleep(self, delay_s: float) -> None:
-        if delay_s <= 0 or self._stopping is None:
-            return
-        try:
-            await asyncio.wait_for(self._stopping.wait(), timeout=delay_s)
-        except TimeoutError:
-            pass
+    def _routes(self, app: web.Application) -> None:
+        app.router.add_get("/{tail:.*}", self._handle)
 
     # ------------------------------------------------------------------ handlers
 

@@ -1,0 +1,115 @@
+"""An aiohttp application served from a daemon thread on 127.0.0.1 (the fakes' shared base).
+
+A subclass adds its routes in ``_routes``; ``start``/``stop`` (or ``with``) run it on its own
+event loop, on a port the OS picks. Slow replies use ``_sleep``, which ends early when the
+server stops, so shutdown is fast.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from typing import Self
+
+from aiohttp import web
+
+
+class BackgroundServer:
+    """Start, serve, stop; subclasses only describe their routes."""
+
+    thread_name = "fake-server"
+
+    def __init__(self, host: str = "127.0.0.1", shutdown_timeout_s: float = 0.5,
+                 client_max_size: int = 1024**2) -> None:
+        self._host = host
+        self._shutdown_timeout_s = shutdown_timeout_s
+        self._client_max_size = client_max_size
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._startup_error: BaseException | None = None
+        self.port: int | None = None
+
+    def _routes(self, app: web.Application) -> None:
+        raise NotImplementedError
+
+    def start(self) -> Self:
+        name = type(self).__name__
+        if self._thread is not None:
+            raise RuntimeError(f"{name} already started")
+        self._thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True)
+        self._thread.start()
+        if not self._ready.wait(timeout=10):
+            raise RuntimeError(f"{name} did not start within 10 s")
+        if self._startup_error is not None:
+            self._thread.join(timeout=1)
+            raise RuntimeError(f"{name} failed to start") from self._startup_error
+        return self
+
+    def stop(self) -> None:
+        """Stop serving; in-flight slow replies are woken up. Idempotent."""
+        thread, loop, stopping = self._thread, self._loop, self._stopping
+        if thread is None or loop is None or stopping is None:
+            return
+        if thread.is_alive():
+            try:
+                loop.call_soon_threadsafe(stopping.set)
+            except RuntimeError:  # loop already closed
+                pass
+            thread.join(timeout=self._shutdown_timeout_s + 5)
+        self.port = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(self._serve())
+        finally:
+            try:
+                loop.run_until_complete(loop.shutdown_asyncgens())
+            finally:
+                loop.close()
+                self._ready.set()
+
+    async def _serve(self) -> None:
+        self._stopping = asyncio.Event()
+        runner: web.AppRunner | None = None
+        try:
+            app = web.Application(client_max_size=self._client_max_size)
+            self._routes(app)
+            runner = web.AppRunner(app, access_log=None, handler_cancellation=True,
+                                   shutdown_timeout=self._shutdown_timeout_s)
+            await runner.setup()
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.bind((self._host, 0))
+            self.port = sock.getsockname()[1]
+            await web.SockSite(runner, sock).start()
+        except Exception as exc:  # noqa: BLE001 - reported by start(), not lost in the thread
+            self._startup_error = exc
+            self._ready.set()
+            if runner is not None:
+                await runner.cleanup()
+            return
+        self._ready.set()
+        try:
+            await self._stopping.wait()
+        finally:
+            await runner.cleanup()
+
+    async def _sleep(self, delay_s: float) -> None:
+        """Non-blocking delay that ends early when the server is stopping."""
+        if delay_s <= 0 or self._stopping is None:
+            return
+        try:
+            await asyncio.wait_for(self._stopping.wait(), timeout=delay_s)
+        except TimeoutError:
+            pass

@@ -24,8 +24,8 @@ MAX_DELAY_S = 600.0
 def register(registry: kopf.OperatorRegistry, settings: Settings, open_store: runner.StoreFactory) -> None:
     """Attach the startup tuning and the incident handlers to ``registry``."""
     limit = asyncio.Semaphore(settings.operator.concurrency)
-    # Requests already answered by this process: several handlers (create, field) can fire in
-    # one cycle, before the status they write is visible.
+    # Requests already answered by this process: the create and resume handlers can both see an
+    # object before the status one of them wrote is visible. One small tuple per request.
     answered: set[tuple[str, str, int, str]] = set()
 
     @kopf.on.startup(registry=registry)

@@ -5,6 +5,7 @@ Serves the day's traces with the Jaeger query API fake and its KPIs from a real 
 through a fresh LiveStore per incident (as the operator does) and through the offline store.
 Prints latency p50/p95 and HTTP requests per incident. Usage:
     python bench/live_incident.py ../shared/datasets/nezha/rca_data/2023-01-30 [jaeger|tempo]
+        [traces per slice near the incident] [traces per baseline slice]
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ def p95(values: list[float]) -> float:
     return sorted(values)[max(0, round(0.95 * len(values)) - 1)]
 
 
-def main(day: Path, backend: str, limit: int) -> None:
+def main(day: Path, backend: str, limit: int, baseline: int) -> None:
     offline = NezhaStore(day)
     faults = read_faults(day)
     frame = offline.spans_between(0, 2**62).frame
@@ -84,7 +85,7 @@ def main(day: Path, backend: str, limit: int) -> None:
             started = time.perf_counter()
             expected = engine.diagnose(offline, incident)
             offline_s.append(time.perf_counter() - started)
-            store = open_live(TracesSettings(backend=backend, url=traces_url, search_limit=limit),
+            store = open_live(TracesSettings(backend=backend, url=traces_url, search_limit=limit, baseline_limit=baseline),
                               PrometheusSettings(url=prometheus.url, catalog=NEZHA_CATALOG),
                               service=ENTRY, around_s=fault.time_s)
             started = time.perf_counter()
@@ -96,7 +97,8 @@ def main(day: Path, backend: str, limit: int) -> None:
             same += [c.service for c in result.root_causes] == [c.service for c in expected.root_causes]
             top += result.root_causes[0].service == fault.service
     print(f"{len(faults)} incidents, live backend {backend} + Prometheus (localhost test servers), "
-          f"search limit {limit} traces per {TracesSettings().search_slice_s:.0f} s slice")
+          f"search limit {limit} traces per slice near the incident, "
+          f"{baseline} per baseline slice")
     print(f"live:    p50 {statistics.median(live_s) * 1e3:.0f} ms, p95 {p95(live_s) * 1e3:.0f} ms, "
           f"max {max(live_s) * 1e3:.0f} ms")
     print(f"offline: p50 {statistics.median(offline_s) * 1e3:.0f} ms, p95 {p95(offline_s) * 1e3:.0f} ms "
@@ -109,4 +111,5 @@ def main(day: Path, backend: str, limit: int) -> None:
 
 if __name__ == "__main__":
     main(Path(sys.argv[1]), sys.argv[2] if len(sys.argv) > 2 else "jaeger",
-         int(sys.argv[3]) if len(sys.argv) > 3 else TracesSettings().search_limit)
+         int(sys.argv[3]) if len(sys.argv) > 3 else TracesSettings().search_limit,
+         int(sys.argv[4]) if len(sys.argv) > 4 else TracesSettings().baseline_limit)

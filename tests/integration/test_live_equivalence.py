@@ -50,7 +50,8 @@ def jaeger(offline: NezhaStore) -> Iterator[TraceApiServer]:
 
 
 def _live(server: TraceApiServer, prometheus: RealPrometheus, backend: str, t_s: float) -> LiveStore:
-    traces = TracesSettings(backend=backend, url=server.url, search_limit=10_000, retries=0)
+    traces = TracesSettings(backend=backend, url=server.url, search_limit=10_000,
+                            baseline_limit=10_000, retries=0)
     metrics = PrometheusSettings(url=prometheus.url, catalog=NEZHA_CATALOG, retries=0)
     return open_live(traces, metrics, service=ENTRY, around_s=t_s)
 

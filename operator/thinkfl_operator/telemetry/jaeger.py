@@ -135,10 +135,12 @@ class JaegerClient(QueryClient):
     def _search_v3(self, params: Mapping[str, Any], split: bool = True) -> list[pd.DataFrame]:
         try:
             docs = self.http.get_json_documents("/api/v3/traces", params)
-        except NotFound:
+        except NotFound as exc:
+            if _no_traces_found(exc):
+                return []  # api_v3 itself answered: an empty search, not a missing API
             if self.api == "auto" and self.resolved_api is None:
                 raise  # maybe no api_v3 at all: let v1 answer
-            return []  # api_v3 answers 404 "No traces found"
+            return []
         frame = v3_frame(docs, self.http)
         return split_traces(frame) if split else [frame]
 
@@ -150,6 +152,11 @@ class JaegerClient(QueryClient):
 
 
 # ---------------------------------------------------------------------------------- api_v3
+
+def _no_traces_found(exc: NotFound) -> bool:
+    """api_v3's own 404 for an empty search (as opposed to a server without api_v3)."""
+    return "no traces found" in (exc.detail or "").lower()
+
 
 def v3_frame(documents: Sequence[Any], http: HttpBackend | None = None) -> pd.DataFrame:
     """Spans of api_v3 answers: one ``{"result": TracesData}`` or a stream of them; an

@@ -84,12 +84,17 @@ class LiveStore(MemoryStore):
         return [(lo, hi) for lo, hi in itertools.pairwise(points) if hi > lo]
 
     def _search(self, start_s: float, end_s: float) -> list[pd.DataFrame]:
-        limit = self.cfg.search_limit
+        limit = self.cfg.search_limit if self._near_incident(start_s, end_s) else self.cfg.baseline_limit
         if isinstance(self.traces, TempoClient):
             ids = self.traces.search(start_s, end_s, limit, service=self.service or None)
             return [self._fetch(trace_id) for trace_id in ids if trace_id not in self._trace_cache]
         assert self.traces is not None
         return [self.traces.search_frame(service, start_s, end_s, limit) for service in self._services()]
+
+    def _near_incident(self, start_s: float, end_s: float) -> bool:
+        if self.around_s is None:
+            return True
+        return end_s > self.around_s - FOCUS_BEFORE_S and start_s < self.around_s + FOCUS_AFTER_S
 
     def _services(self) -> list[str]:
         if self.service:

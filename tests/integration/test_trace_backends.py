@@ -252,3 +252,16 @@ def test_bad_configuration_is_user_input() -> None:
         TempoClient("http://tempo:3200", api="v3")
     with pytest.raises(UserInputError, match="start <= end"):
         TempoClient("http://tempo:3200").search(10, 5)
+
+
+def test_an_empty_api_v3_search_keeps_the_client_on_api_v3() -> None:
+    """api_v3 answers an empty search with its own 404 "No traces found": that is an answer,
+    not a sign that the server lacks api_v3 (which would send every later search to v1)."""
+    with TraceApiServer(spans(), flavor="jaeger") as server:
+        client = JaegerClient(server.url, retries=0)
+        t0 = T0 / 1e6
+        assert client.search("web", t0 - 3600, t0 - 1800) == []
+        assert client.resolved_api == "v3"
+        found = client.search("web", t0 - 1, t0 + 1)
+        assert [f["trace_id"].iloc[0] for f in found] == [TRACE]
+        assert not any(path.startswith("/api/traces") for path in server.requests)

@@ -89,3 +89,19 @@ def test_tempo_gives_the_offline_answer(
         live = _live(tempo, prometheus_nezha_tt, "tempo", fault.time_s)
         result = HeuristicEngine(Settings()).diagnose(live, incident)
     assert _answer(result) == _answer(expected)
+
+
+def test_cli_diagnoses_a_live_incident(
+    day: Path, jaeger: TraceApiServer, prometheus_nezha_tt: RealPrometheus,
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    from thinkfl_operator.cli.main import main
+
+    fault = read_faults(day)[FAULTS[0]]
+    out = tmp_path / "live.json"
+    code = main(["diagnose", "--jaeger-url", jaeger.url, "--prometheus-url", prometheus_nezha_tt.url,
+                 "--time", fault.time_text, "--service", ENTRY, "--json", str(out)])
+    assert code == 0, capsys.readouterr().err
+    printed = capsys.readouterr().out
+    assert "Phase:       Diagnosed" in printed and f"jaeger at {jaeger.url}" in printed
+    assert fault.service in printed.split("Root Causes:")[1].splitlines()[2]

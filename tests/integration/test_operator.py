@@ -137,3 +137,40 @@ async def test_diagnosed_incident_is_not_diagnosed_again_after_a_restart(api: An
         await asyncio.sleep(1.5)
     assert second.calls == 0
     assert api.objects[RESOURCE, "default", "once"]["status"]["phase"] == "Diagnosed"
+
+
+@pytest.mark.asyncio
+async def test_rbac_grants_exactly_what_the_operator_calls(api: Any) -> None:
+    """Every (group, resource, verb) the operator used against the API is granted by the chart's
+    rules for a cluster-wide install, and nothing else is."""
+    from pathlib import Path
+
+    import helm_python as helm  # the real Helm engine
+    import yaml
+
+    async with operator(api, Counting()):
+        api.objects[RESOURCE, "default", "rbac"] = _incident("rbac", {"service": "frontend", "time": T})
+        await _status(api, "rbac", ("Diagnosed",))
+    used = set()
+    for request in api._requests:  # kmock keeps every request it served
+        resource = request.resource
+        if resource is None or resource.plural is None:
+            continue  # discovery: no RBAC needed
+        plural = resource.plural + (f"/{request.subresource}" if request.subresource else "")
+        used.add((resource.group, plural, _VERBS[str(request.action).split(".")[-1]]))
+    chart = helm.Chart.load(Path(__file__).resolve().parents[2] / "helm" / "thinkfl-operator")
+    rendered = chart.render({}, name="thinkfl-operator", namespace="thinkfl")
+    granted = set()
+    for name, text in rendered.items():
+        if not name.endswith(".yaml"):
+            continue  # NOTES.txt
+        for doc in yaml.safe_load_all(text):
+            if doc and doc.get("kind") in ("ClusterRole", "Role"):
+                for rule in doc["rules"]:
+                    granted |= {(g, r, v) for g in rule["apiGroups"] for r in rule["resources"]
+                                for v in rule["verbs"]}
+    assert used == granted
+
+
+_VERBS = {"LIST": "list", "WATCH": "watch", "FETCH": "get", "GET": "get", "CREATE": "create",
+          "UPDATE": "patch", "DELETE": "delete"}

@@ -53,14 +53,15 @@ def _incident(name: str, spec: dict[str, Any], annotations: dict[str, str] | Non
 
 
 @contextlib.asynccontextmanager
-async def operator(server: Any, factory: Callable[[Incident, Settings], Store]) -> AsyncIterator[None]:
+async def operator(server: Any, factory: Callable[[Incident, Settings], Store],
+                   settings: Settings | None = None) -> AsyncIterator[None]:
     registry = kopf.OperatorRegistry()
 
     @kopf.on.login(registry=registry)
     def login(**_: Any) -> kopf.ConnectionInfo:
         return kopf.ConnectionInfo(server=str(server.url), insecure=True)
 
-    register(registry, Settings(), factory)
+    register(registry, settings or Settings(), factory)
     task = asyncio.create_task(kopf.operator(registry=registry, clusterwide=True, standalone=True))
     try:
         yield
@@ -174,3 +175,55 @@ async def test_rbac_grants_exactly_what_the_operator_calls(api: Any) -> None:
 
 _VERBS = {"LIST": "list", "WATCH": "watch", "FETCH": "get", "GET": "get", "CREATE": "create",
           "UPDATE": "patch", "DELETE": "delete"}
+
+
+@pytest.mark.asyncio
+async def test_unreachable_backend_is_retried_then_diagnosed(api: Any) -> None:
+    """The tracing backend answers 500 twice: the incident is retried (kopf TemporaryError)
+    and then diagnosed from the live store, not failed."""
+    from tests.fakes.trace_api import Fault, TraceApiServer
+    from thinkfl_operator.settings import OperatorSettings, TracesSettings
+    from thinkfl_operator.telemetry.live import open_live
+
+    settings = Settings(operator=OperatorSettings(retries=3, retry_delay_s=0.05),
+                        traces=TracesSettings(retries=0, search_limit=10_000, baseline_limit=10_000))
+    attempts = []
+    with TraceApiServer(INCIDENT.spans, flavor="jaeger", apis={"v1"},
+                        faults=[Fault(status=500, times=2, path="/api/traces")]) as jaeger:
+        def live(incident: Incident, cfg: Settings) -> Store:
+            attempts.append(incident)
+            traces = cfg.traces.model_copy(update={"url": jaeger.url})
+            return open_live(traces, cfg.prometheus, incident.service, incident.time_s)
+
+        async with operator(api, live, settings):
+            api.objects[RESOURCE, "default", "flaky"] = _incident(
+                "flaky", {"service": "frontend", "time": T})
+            status = await _status(api, "flaky", ("Diagnosed", "Failed"), seconds=30)
+    assert status["phase"] == "Diagnosed", status
+    assert status["rootCauses"][0]["service"] == "recommendationservice"
+    assert len(attempts) == 3  # two failed tries, then the answer
+
+
+@pytest.mark.asyncio
+async def test_backend_down_for_good_ends_failed_with_the_reason(api: Any) -> None:
+    from tests.fakes.trace_api import Fault, TraceApiServer
+    from thinkfl_operator.settings import OperatorSettings, TracesSettings
+    from thinkfl_operator.telemetry.live import open_live
+
+    settings = Settings(operator=OperatorSettings(retries=1, retry_delay_s=0.05),
+                        traces=TracesSettings(retries=0))
+    with TraceApiServer(INCIDENT.spans, flavor="jaeger", apis={"v1"},
+                        faults=[Fault(status=500, times=None, path="/api/traces")]) as jaeger:
+        url = jaeger.url
+
+        def live(incident: Incident, cfg: Settings) -> Store:
+            traces = cfg.traces.model_copy(update={"url": jaeger.url})
+            return open_live(traces, cfg.prometheus, incident.service, incident.time_s)
+
+        async with operator(api, live, settings):
+            api.objects[RESOURCE, "default", "down"] = _incident(
+                "down", {"service": "frontend", "time": T})
+            status = await _status(api, "down", ("Failed",), seconds=30)
+    condition = {c["type"]: c for c in status["conditions"]}["Diagnosed"]
+    assert condition["reason"] == "BackendUnavailable"
+    assert url in condition["message"]

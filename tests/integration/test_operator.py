@@ -227,3 +227,46 @@ async def test_backend_down_for_good_ends_failed_with_the_reason(api: Any) -> No
     condition = {c["type"]: c for c in status["conditions"]}["Diagnosed"]
     assert condition["reason"] == "BackendUnavailable"
     assert url in condition["message"]
+
+
+@pytest.mark.asyncio
+async def test_two_hundred_incidents_at_once_all_finish_within_the_concurrency_limit(api: Any) -> None:
+    import threading
+
+    from thinkfl_operator.settings import OperatorSettings
+    from thinkfl_operator.telemetry.memory import MemoryStore
+
+    small = generate(fault="cpu_contention", service="cartservice", minutes=12, traces_per_minute=8)
+    lock, active, peak, calls = threading.Lock(), [0], [0], [0]
+
+    class Tracked(MemoryStore):
+        """The small incident's store, counting diagnoses in flight (first span read to the
+        topology lookup at the end)."""
+
+        def spans_between(self, start_us: int, end_us: int) -> Any:
+            with lock:
+                active[0] += 1
+                peak[0] = max(peak[0], active[0])
+            return super().spans_between(start_us, end_us)
+
+        def metric_pods(self) -> list[str]:
+            with lock:
+                active[0] -= 1
+            return super().metric_pods()
+
+    def factory(incident: Incident, settings: Settings) -> Store:
+        calls[0] += 1
+        return Tracked(small.spans, small.metrics, small.nodes)
+
+    limit = 3
+    names = [f"load-{i:03d}" for i in range(200)]
+    async with operator(api, factory, Settings(operator=OperatorSettings(concurrency=limit))):
+        for name in names:
+            api.objects[RESOURCE, "default", name] = _incident(
+                name, {"service": "frontend", "time": "2026-11-01T10:40:00Z"})
+        for name in names:
+            await _status(api, name, ("Diagnosed", "Failed"), seconds=120)
+    phases = {api.objects[RESOURCE, "default", n]["status"]["phase"] for n in names}
+    assert phases == {"Diagnosed"}
+    assert calls[0] == 200  # each exactly once
+    assert 1 <= peak[0] <= limit

@@ -270,3 +270,49 @@ async def test_two_hundred_incidents_at_once_all_finish_within_the_concurrency_l
     assert phases == {"Diagnosed"}
     assert calls[0] == 200  # each exactly once
     assert 1 <= peak[0] <= limit
+
+
+@pytest.mark.asyncio
+async def test_operator_stopped_mid_diagnosis_finishes_it_once(api: Any) -> None:
+    """Stopping the operator while a diagnosis runs: kopf lets the handler finish and write
+    its result; the restarted operator does not diagnose it again."""
+    import time as clock
+
+    from thinkfl_operator.telemetry.memory import MemoryStore
+
+    class Slow(MemoryStore):
+        def spans_between(self, start_us: int, end_us: int) -> Any:
+            clock.sleep(1.0)  # long enough for the stop to arrive meanwhile
+            return super().spans_between(start_us, end_us)
+
+    calls = [0]
+
+    def slow(incident: Incident, settings: Settings) -> Store:
+        calls[0] += 1
+        return Slow(INCIDENT.spans, INCIDENT.metrics, INCIDENT.nodes)
+
+    async with operator(api, slow):
+        api.objects[RESOURCE, "default", "midway"] = _incident("midway", {"service": "frontend", "time": T})
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            if calls[0]:
+                break
+    assert calls[0] == 1
+    assert api.objects[RESOURCE, "default", "midway"]["status"]["phase"] == "Diagnosed"
+    again = Counting()
+    async with operator(api, again):
+        await asyncio.sleep(1.5)
+    assert again.calls == 0
+
+
+@pytest.mark.asyncio
+async def test_incident_left_diagnosing_by_a_crash_is_finished_after_the_restart(api: Any) -> None:
+    """A crash can leave an incident in Diagnosing (written before a retry); the next operator
+    resumes it and finishes it."""
+    factory = Counting()
+    api.objects[RESOURCE, "default", "crashed"] = _incident(
+        "crashed", {"service": "frontend", "time": T},
+        status={"phase": "Diagnosing", "observedGeneration": 1})
+    async with operator(api, factory):
+        status = await _status(api, "crashed", ("Diagnosed", "Failed"))
+    assert status["phase"] == "Diagnosed" and factory.calls == 1

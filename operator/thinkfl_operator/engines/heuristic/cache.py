@@ -1,7 +1,8 @@
 """Measured spans kept between incidents of one store, so a day's evaluation measures once.
 
 The cache holds one store's measured spans over a time range; a request inside the range is a
-slice, a request outside it loads and measures a wider range (the request plus a margin). Only
+slice, a request outside it loads and measures that request's range (plus ``margin_s``; an
+evaluation preloads the whole span of its faults first, so it measures once). Only
 the last store is kept, so a long-running operator that opens a store per incident holds at
 most one incident's data.
 """
@@ -20,7 +21,7 @@ from thinkfl_operator.telemetry.store import Store
 class MeasuredCache:
     def __init__(self, measure: Callable[[pd.DataFrame], Measured]) -> None:
         self._measure = measure
-        self.margin_s = 0.0  # extra seconds loaded on each side; preloading widens the range
+        self.margin_s = 0.0  # extra seconds loaded on each side of a request
         self._store: weakref.ReferenceType[Store] | None = None
         self._range = (0.0, 0.0)
         self._measured: Measured | None = None

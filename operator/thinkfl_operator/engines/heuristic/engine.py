@@ -46,7 +46,6 @@ class HeuristicEngine:
         """Load and measure the spans of a whole period at once (evaluation of many incidents)."""
         horizon = self.settings.heuristic.baseline_minutes * 60
         self._cache.between(store, start_s - horizon, end_s + self.settings.heuristic.window_seconds + horizon)
-        self._cache.margin_s = 0.0
 
     def diagnose(self, store: Store, incident: Incident) -> Diagnosis:
         clock = _Clock()

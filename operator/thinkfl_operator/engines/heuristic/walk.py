@@ -15,11 +15,17 @@ EXTRA_DEPTH = 1
 
 
 def pick_traces(window: pd.DataFrame, suspect: PodEvidence | None, limit: int) -> list[str]:
-    """Window traces that show the suspect's strongest anomaly, most extreme first."""
-    if suspect is None or window.empty:
+    """Window traces that show the suspect's strongest anomaly, most extreme first; traces with
+    errors come first (the suspect's errors, or any, when there is no suspect)."""
+    if window.empty:
+        return []
+    spans = window if suspect is None else window[window["pod"] == suspect.pod]
+    errors = spans[spans["is_error"] > 0] if "is_error" in spans else spans.iloc[:0]
+    if not errors.empty:
+        return list(errors["trace_id"].drop_duplicates()[:limit])
+    if suspect is None:
         return list(window["trace_id"].drop_duplicates()[:limit])
     best = suspect.best
-    spans = window[window["pod"] == suspect.pod]
     if best is not None and best.kind in ("self", "net", "short"):
         column = {"self": "self_us", "net": "gap_us", "short": "duration_us"}[best.kind]
         same = spans[spans["operation"] == best.operation].dropna(subset=[column])

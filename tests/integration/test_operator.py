@@ -316,3 +316,36 @@ async def test_incident_left_diagnosing_by_a_crash_is_finished_after_the_restart
     async with operator(api, factory):
         status = await _status(api, "crashed", ("Diagnosed", "Failed"))
     assert status["phase"] == "Diagnosed" and factory.calls == 1
+
+
+@pytest.mark.asyncio
+async def test_readme_kubectl_example_is_what_the_operator_writes(api: Any) -> None:
+    """The README's `kubectl get fi` / `kubectl describe fi` example, rendered from the object
+    the operator wrote (lines with … in the README vary with the clock and are skipped)."""
+    from pathlib import Path
+
+    from thinkfl_operator.incident_view import describe, get_table
+
+    async with operator(api, Counting()):
+        api.objects[RESOURCE, "default", "checkout-slow"] = _incident(
+            "checkout-slow", {"service": "frontend", "time": T})
+        await _status(api, "checkout-slow", ("Diagnosed",))
+    obj = _plain(api.objects[RESOURCE, "default", "checkout-slow"])
+    rendered = (get_table([obj], ["12s"]) + "\n" + describe(obj)).splitlines()
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text("utf-8")
+    block = readme.split("$ kubectl get fi\n", 1)[1].split("```", 1)[0]
+    expected = [line.rstrip() for line in block.splitlines()
+                if line.strip() and "…" not in line and not line.startswith("$")]
+    missing = [line for line in expected if line not in rendered]
+    assert len(expected) > 15 and not missing, missing
+
+
+def _plain(value: Any) -> Any:
+    """kmock's stored object as plain dicts and lists."""
+    from collections.abc import Mapping
+
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value

@@ -21,6 +21,7 @@ from thinkfl_operator.engines.heuristic.scoring import PodEvidence, score_pods
 from thinkfl_operator.engines.heuristic.signals import compute_shifts, span_measurements
 from thinkfl_operator.engines.heuristic.window import Windows, split
 from thinkfl_operator.evidence.toolbox import Toolbox
+from thinkfl_operator.evidence.topology import observed
 from thinkfl_operator.models import Candidate, Diagnosis, Fluctuation, Incident, Topology, Usage
 from thinkfl_operator.ranking import rank
 from thinkfl_operator.settings import Settings
@@ -131,11 +132,8 @@ def _metric_reason(found: list[Fluctuation]) -> str:
 def _topology(store: Store, win: Windows) -> Topology:
     pairs = win.window[["pod", "service", "node"]].drop_duplicates("pod")
     pods = {str(p): str(s) for p, s in zip(pairs["pod"], pairs["service"], strict=True)}
-    for pod in store.metric_pods():
-        pods.setdefault(pod, store.service_of(pod))
-    nodes = {p: n for p in pods if (n := store.node_of(p))}
-    nodes.update({str(p): str(n) for p, n in zip(pairs["pod"], pairs["node"], strict=True) if n})
-    return Topology(pods=pods, nodes=nodes)
+    nodes = {str(p): str(n) for p, n in zip(pairs["pod"], pairs["node"], strict=True)}
+    return observed(store, pods, nodes)
 
 
 class _Clock:

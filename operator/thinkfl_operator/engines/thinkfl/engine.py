@@ -17,6 +17,7 @@ from thinkfl_operator.engines.thinkfl.client import ChatClient
 from thinkfl_operator.engines.thinkfl.conversation import Conversation, Outcome, stages
 from thinkfl_operator.errors import BackendError
 from thinkfl_operator.evidence.toolbox import Toolbox
+from thinkfl_operator.evidence.topology import observed
 from thinkfl_operator.models import Candidate, Diagnosis, Incident, Topology, Usage
 from thinkfl_operator.ranking import rank
 from thinkfl_operator.settings import Settings
@@ -155,7 +156,4 @@ def _topology(store: Store, toolboxes: list[Toolbox]) -> Topology:
     for tools in toolboxes:
         pods.update(tools.spans.pods())
         nodes.update(tools.spans.nodes())
-    for pod in store.metric_pods():
-        pods.setdefault(pod, store.service_of(pod))
-    nodes.update({p: n for p in pods if (n := store.node_of(p))})
-    return Topology(pods=pods, nodes=nodes)
+    return observed(store, pods, nodes)

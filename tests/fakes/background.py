@@ -32,6 +32,13 @@ class BackgroundServer:
         self._startup_error: BaseException | None = None
         self.port: int | None = None
 
+    @property
+    def root_url(self) -> str:
+        """``http://127.0.0.1:PORT`` while the server runs."""
+        if self.port is None:
+            raise RuntimeError(f"{type(self).__name__} is not running")
+        return f"http://{self._host}:{self.port}"
+
     def _routes(self, app: web.Application) -> None:
         raise NotImplementedError
 

@@ -186,14 +186,7 @@ class ReplayServer(BackgroundServer):
     @property
     def base_url(self) -> str:
         """``http://127.0.0.1:PORT/v1`` -- pass as ``openai.OpenAI(base_url=...)``."""
-        if self.port is None:
-            raise RuntimeError("ReplayServer is not running")
-        return f"http://{self._host}:{self.port}/v1"
-
-    @property
-    def root_url(self) -> str:
-        """``http://127.0.0.1:PORT`` (for ``/health``)."""
-        return self.base_url[: -len("/v1")]
+        return f"{self.root_url}/v1"
 
     @property
     def requests(self) -> list[dict[str, Any]]:

@@ -248,9 +248,7 @@ class TraceApiServer(BackgroundServer):
     @property
     def url(self) -> str:
         """``http://127.0.0.1:PORT`` -- the base URL to give a client."""
-        if self.port is None:
-            raise RuntimeError("TraceApiServer is not running")
-        return f"http://{self._host}:{self.port}"
+        return self.root_url
 
     @property
     def requests(self) -> list[str]:

@@ -140,6 +140,55 @@ async def test_diagnosed_incident_is_not_diagnosed_again_after_a_restart(api: An
     assert api.objects[RESOURCE, "default", "once"]["status"]["phase"] == "Diagnosed"
 
 
+async def _merge_patch(api: Any, name: str, patch: dict[str, Any]) -> None:
+    """What `kubectl annotate` / `kubectl patch --type merge` send: a PATCH to the API."""
+    import aiohttp
+
+    url = f"{str(api.url).rstrip('/')}/apis/thinkfl.dev/v1alpha1/namespaces/default/failureincidents/{name}"
+    async with aiohttp.ClientSession() as session, session.patch(
+            url, json=patch, headers={"Content-Type": "application/merge-patch+json"}) as response:
+        assert response.status == 200, await response.text()
+
+
+@pytest.mark.asyncio
+async def test_rediagnose_annotation_diagnoses_again_once_per_value(api: Any) -> None:
+    factory = Counting()
+    async with operator(api, factory):
+        api.objects[RESOURCE, "default", "again"] = _incident("again", {"service": "frontend", "time": T})
+        await _status(api, "again", ("Diagnosed",))
+        assert factory.calls == 1
+        await _merge_patch(api, "again", {"metadata": {"annotations": {"thinkfl.dev/rediagnose": "1"}}})
+        for _ in range(200):
+            await asyncio.sleep(0.05)
+            annotations = api.objects[RESOURCE, "default", "again"]["metadata"]["annotations"]
+            if annotations.get("thinkfl.dev/rediagnosed") == "1":
+                break
+        assert factory.calls == 2
+        await _merge_patch(api, "again", {"metadata": {"labels": {"team": "sre"}}})  # not a request
+        await asyncio.sleep(1.0)
+    assert factory.calls == 2
+    restarted = Counting()
+    async with operator(api, restarted):  # the answered request stays answered after a restart
+        await asyncio.sleep(1.5)
+    assert restarted.calls == 0
+
+
+@pytest.mark.asyncio
+async def test_spec_change_diagnoses_again(api: Any) -> None:
+    factory = Counting()
+    async with operator(api, factory):
+        api.objects[RESOURCE, "default", "edited"] = _incident("edited", {"service": "frontend", "time": T})
+        await _status(api, "edited", ("Diagnosed",))
+        await _merge_patch(api, "edited", {"metadata": {"generation": 2},
+                                           "spec": {"engine": "heuristic"}})
+        for _ in range(200):
+            await asyncio.sleep(0.05)
+            if api.objects[RESOURCE, "default", "edited"]["status"].get("observedGeneration") == 2:
+                break
+    assert factory.calls == 2
+    assert api.objects[RESOURCE, "default", "edited"]["status"]["phase"] == "Diagnosed"
+
+
 @pytest.mark.asyncio
 async def test_rbac_grants_exactly_what_the_operator_calls(api: Any) -> None:
     """Every (group, resource, verb) the operator used against the API is granted by the chart's

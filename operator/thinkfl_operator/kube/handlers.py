@@ -19,6 +19,10 @@ from thinkfl_operator.settings import Settings
 
 GROUP, VERSION, PLURAL = "thinkfl.dev", "v1alpha1", "failureincidents"
 MAX_DELAY_S = 600.0
+#: kopf's own bookkeeping annotations (progress, last handled spec). Not ``thinkfl.dev``: kopf
+#: hides every annotation under its storage prefix from its diffs, which would make the user's
+#: ``thinkfl.dev/rediagnose`` invisible to the update handlers.
+KOPF_PREFIX = "operator.thinkfl.dev"
 
 
 def register(registry: kopf.OperatorRegistry, settings: Settings, open_store: runner.StoreFactory) -> None:
@@ -33,12 +37,14 @@ def register(registry: kopf.OperatorRegistry, settings: Settings, open_store: ru
         # Events for every phase change, not only warnings: `kubectl describe fi` is the UI.
         settings.posting.level = logging.INFO
         # Handler progress in our own annotation prefix instead of kopf.zalando.org.
-        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="thinkfl.dev")
-        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="thinkfl.dev")
+        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=KOPF_PREFIX)
+        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=KOPF_PREFIX)
 
     @kopf.on.create(GROUP, VERSION, PLURAL, id="created", registry=registry)
     @kopf.on.resume(GROUP, VERSION, PLURAL, id="resumed", registry=registry)
     @kopf.on.update(GROUP, VERSION, PLURAL, id="spec-changed", field="spec", registry=registry)
+    @kopf.on.update(GROUP, VERSION, PLURAL, id="rediagnose-asked", registry=registry,
+                    field=("metadata", "annotations", runner.REDIAGNOSE))
     async def reconcile(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, patch: kopf.Patch,
                         retry: int, **_: Any) -> None:
         generation = runner.generation_of(meta)

@@ -6,7 +6,8 @@ from thinkfl_operator.engines.base import Engine
 from thinkfl_operator.engines.heuristic.engine import HeuristicEngine
 from thinkfl_operator.engines.thinkfl.engine import ThinkFLEngine
 from thinkfl_operator.errors import UserInputError
-from thinkfl_operator.models import Diagnosis, Incident
+from thinkfl_operator.models import FALLBACK_PREFIX, Diagnosis, Incident
+from thinkfl_operator.observability import tracing
 from thinkfl_operator.settings import Settings
 from thinkfl_operator.telemetry.store import Store
 
@@ -41,9 +42,15 @@ class _NoLLM:
 
     def diagnose(self, store: Store, incident: Incident) -> Diagnosis:
         result = self.inner.diagnose(store, incident)
-        result.notes.insert(0, "LLMFallback: no LLM endpoint configured; the deterministic engine answered")
+        result.notes.insert(0, f"{FALLBACK_PREFIX} no LLM endpoint configured; the deterministic engine answered")
         return result
 
 
 def diagnose(store: Store, incident: Incident, engine_name: str, settings: Settings) -> Diagnosis:
-    return make_engine(engine_name, settings).diagnose(store, incident)
+    """Diagnose ``incident`` with engine ``engine_name``, inside a ``thinkfl.diagnose`` span."""
+    with tracing.span(tracing.DIAGNOSE, service=incident.service or None,
+                      trace_id=incident.trace_id or None,
+                      engine_asked=engine_name) as current:
+        result = make_engine(engine_name, settings).diagnose(store, incident)
+        current.set(**tracing.outcome(result))
+    return result

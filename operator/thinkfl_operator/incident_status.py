@@ -26,8 +26,6 @@ from thinkfl_operator.models import Diagnosis, RootCause, Step, Usage
 PENDING, DIAGNOSING, DIAGNOSED, FAILED = "Pending", "Diagnosing", "Diagnosed", "Failed"
 #: Condition types.
 COND_DIAGNOSED, COND_LLM_FALLBACK = "Diagnosed", "LLMFallback"
-#: A note that starts so says the deterministic engine answered in place of the model.
-FALLBACK_PREFIX = "LLMFallback:"
 
 # Caps from the CRD schema.
 MAX_ROOT_CAUSES = 10
@@ -60,7 +58,7 @@ def diagnosed(diagnosis: Diagnosis, generation: int, started: datetime, complete
     top = diagnosis.top
     conds = set_condition(list(conditions or []), COND_DIAGNOSED, "True", "Diagnosed",
                           _diagnosed_message(diagnosis), generation, completed)
-    conds = _fallback_condition(conds, diagnosis.notes, generation, completed)
+    conds = _fallback_condition(conds, diagnosis.fallback_reason, generation, completed)
     return {
         "phase": DIAGNOSED,
         "observedGeneration": generation,
@@ -221,15 +219,13 @@ def _cleared(phase: str, generation: int, conditions: list[dict[str, Any]],
     return patch
 
 
-def _fallback_condition(conditions: list[dict[str, Any]], notes: Sequence[str], generation: int,
+def _fallback_condition(conditions: list[dict[str, Any]], reason: str | None, generation: int,
                         now: datetime) -> list[dict[str, Any]]:
-    """LLMFallback True with the note when the deterministic engine answered for the model;
+    """LLMFallback True with the reason when the deterministic engine answered for the model;
     False when it did not and an earlier diagnosis had set it; absent otherwise."""
-    note = next((n for n in notes if n.startswith(FALLBACK_PREFIX)), None)
-    if note is not None:
-        message = note[len(FALLBACK_PREFIX):].strip() or note
+    if reason is not None:
         return set_condition(conditions, COND_LLM_FALLBACK, "True", "DeterministicEngineAnswered",
-                             message, generation, now)
+                             reason, generation, now)
     if any(c.get("type") == COND_LLM_FALLBACK for c in conditions):
         return set_condition(conditions, COND_LLM_FALLBACK, "False", "NoFallback",
                              "the configured engine answered", generation, now)

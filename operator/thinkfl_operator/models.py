@@ -171,6 +171,10 @@ class Usage:
         }
 
 
+#: A note that starts so says the deterministic engine answered in place of the model.
+FALLBACK_PREFIX = "LLMFallback:"
+
+
 @dataclass(slots=True)
 class Diagnosis:
     """What an engine returns: ranked causes, the path that led there, and its cost."""
@@ -183,10 +187,20 @@ class Diagnosis:
     model: str = ""
     notes: list[str] = field(default_factory=list)  # fallbacks, skipped data, partial traces
     transcript: list[dict[str, str]] = field(default_factory=list)  # the model's conversation(s)
+    topology: Topology = field(default_factory=Topology)  # what the answer could name
+    # The root span each walked trace opened with: the deterministic engine's path is rebuilt
+    # from these and ``steps`` as conversations (the model's own are kept in ``transcript``).
+    roots: list[Span] = field(default_factory=list)
 
     @property
     def top(self) -> RootCause | None:
         return self.root_causes[0] if self.root_causes else None
+
+    @property
+    def fallback_reason(self) -> str | None:
+        """Why the deterministic engine answered for the model (None when it did not)."""
+        note = next((n for n in self.notes if n.startswith(FALLBACK_PREFIX)), None)
+        return None if note is None else note[len(FALLBACK_PREFIX):].strip() or note
 
     def as_dict(self) -> dict[str, Any]:
         return {

@@ -87,6 +87,16 @@ class OperatorSettings(BaseModel):
     retries: int = Field(5, ge=0, le=100, description="Tries of an incident whose backend or LLM is unreachable before it is marked Failed.")
     retry_delay_s: float = Field(30.0, ge=0, description="Delay before the first retry; doubles each time (capped at 10 min).")
     deadline_s: float = Field(300.0, gt=0, description="Wall-clock budget of one diagnosis.")
+    http_port: int = Field(8080, ge=0, le=65535, description="Port of the Alertmanager webhook (POST /alerts) and the operator's metrics (GET /metrics); 0 = not served.")
+    health_port: int = Field(8081, ge=1, le=65535, description="Port of kopf's liveness endpoint (GET /healthz) under `thinkfl run`.")
+
+
+class AlertSettings(BaseModel):
+    """How Alertmanager alerts posted to /alerts become FailureIncidents."""
+
+    service_labels: list[str] = Field(default_factory=lambda: ["service", "service_name", "app", "job"], description="Alert labels tried in order for the incident's service (JSON list).")
+    namespace: str = Field("default", description="Namespace the incidents are created in.")
+    engine: str = Field("", pattern="^(|auto|thinkfl|heuristic)$", description="Engine written to each incident; empty = the operator's default.")
 
 
 class Settings(BaseSettings):
@@ -108,6 +118,7 @@ class Settings(BaseSettings):
     traces: TracesSettings = Field(default_factory=TracesSettings)
     prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)
     operator: OperatorSettings = Field(default_factory=OperatorSettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
 
 
 @lru_cache(maxsize=1)

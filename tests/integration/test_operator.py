@@ -17,7 +17,8 @@ import kmock
 import kopf
 import pytest
 
-from thinkfl_operator.kube.handlers import register
+from thinkfl_operator.kube.client import IncidentApi
+from thinkfl_operator.kube.handlers import Registered, register
 from thinkfl_operator.models import Incident
 from thinkfl_operator.settings import Settings
 from thinkfl_operator.synthetic import generate
@@ -54,21 +55,28 @@ def _incident(name: str, spec: dict[str, Any], annotations: dict[str, str] | Non
 
 @contextlib.asynccontextmanager
 async def operator(server: Any, factory: Callable[[Incident, Settings], Store],
-                   settings: Settings | None = None) -> AsyncIterator[None]:
+                   settings: Settings | None = None, http_port: int = 0) -> AsyncIterator[Registered]:
+    """The real operator against kmock; its HTTP port only when ``http_port`` is given, and its
+    webhook creating incidents in kmock through the Kubernetes client."""
     registry = kopf.OperatorRegistry()
 
     @kopf.on.login(registry=registry)
     def login(**_: Any) -> kopf.ConnectionInfo:
         return kopf.ConnectionInfo(server=str(server.url), insecure=True)
 
-    register(registry, settings or Settings(), factory)
+    settings = settings or Settings()
+    settings = settings.model_copy(update={
+        "operator": settings.operator.model_copy(update={"http_port": http_port})})
+    registered = register(registry, settings, factory,
+                          create_incident=IncidentApi(host=str(server.url)).create)
     task = asyncio.create_task(kopf.operator(registry=registry, clusterwide=True, standalone=True))
     try:
-        yield
+        yield registered
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        await registered.server.stop()
 
 
 @pytest.fixture
@@ -198,9 +206,10 @@ async def test_rbac_grants_exactly_what_the_operator_calls(api: Any) -> None:
     import helm_python as helm  # the real Helm engine
     import yaml
 
-    async with operator(api, Counting()):
-        api.objects[RESOURCE, "default", "rbac"] = _incident("rbac", {"service": "frontend", "time": T})
-        await _status(api, "rbac", ("Diagnosed",))
+    port = _free_port()
+    async with operator(api, Counting(), http_port=port):  # the webhook creates the incident
+        answer = await _post_alerts(port, _alert_payload("firing"))
+        await _status(api, answer["created"][0], ("Diagnosed",))
     used = set()
     for request in api._requests:  # kmock keeps every request it served
         resource = request.resource
@@ -220,6 +229,100 @@ async def test_rbac_grants_exactly_what_the_operator_calls(api: Any) -> None:
                     granted |= {(g, r, v) for g in rule["apiGroups"] for r in rule["resources"]
                                 for v in rule["verbs"]}
     assert used == granted
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _alert_payload(status: str, fingerprint: str = "1a30ba71cca2921f") -> dict[str, Any]:
+    """Alertmanager's webhook body (version 4) with one alert."""
+    return {"version": "4", "status": status, "receiver": "thinkfl", "groupKey": "{}:{}",
+            "alerts": [{"status": status, "labels": {"alertname": "HighLatency", "service": "frontend"},
+                        "annotations": {"summary": "p95 latency of frontend above 500 ms"},
+                        "startsAt": T, "endsAt": "0001-01-01T00:00:00Z",
+                        "fingerprint": fingerprint}]}
+
+
+async def _post_alerts(port: int, payload: Any, expect: int = 200) -> Any:
+    """POST to the operator's webhook, once its port is up (it starts with the operator)."""
+    import aiohttp
+
+    for _ in range(100):
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            await asyncio.sleep(0.05)
+            continue
+        writer.close()
+        break
+    async with aiohttp.ClientSession() as session, session.post(
+            f"http://127.0.0.1:{port}/alerts", json=payload) as response:
+        assert response.status == expect, await response.text()
+        return await response.json() if expect == 200 else await response.text()
+
+
+@pytest.mark.asyncio
+async def test_alertmanager_webhook_creates_incidents_the_operator_diagnoses(api: Any) -> None:
+    port = _free_port()
+    async with operator(api, Counting(), http_port=port):
+        first = await _post_alerts(port, _alert_payload("firing"))
+        assert len(first["created"]) == 1 and first["existing"] == []
+        name = first["created"][0]
+        status = await _status(api, name, ("Diagnosed", "Failed"))
+        again = await _post_alerts(port, _alert_payload("firing"))  # Alertmanager repeats
+        resolved = await _post_alerts(port, _alert_payload("resolved", fingerprint="77aa"))
+        bad = await _post_alerts(port, {"alerts": "nope"}, expect=400)
+    assert status["phase"] == "Diagnosed", status
+    obj = api.objects[RESOURCE, "default", name]
+    assert obj["spec"]["service"] == "frontend" and obj["spec"]["time"] == T
+    assert "p95 latency" in obj["spec"]["description"]
+    assert again == {"created": [], "existing": [name], "skipped": [], "resolved": 0}
+    assert resolved["created"] == [] and resolved["resolved"] == 1
+    assert "'alerts' is not a list" in bad
+
+
+@pytest.mark.asyncio
+async def test_operator_metrics_count_phases_diagnoses_and_backend_errors(api: Any) -> None:
+    import aiohttp
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from tests.fakes.trace_api import Fault, TraceApiServer
+    from thinkfl_operator.settings import OperatorSettings, TracesSettings
+    from thinkfl_operator.telemetry.live import open_live
+
+    settings = Settings(operator=OperatorSettings(retries=0, retry_delay_s=0.05),
+                        traces=TracesSettings(retries=0))
+    port = _free_port()
+    with TraceApiServer(INCIDENT.spans, flavor="jaeger", apis={"v1"},
+                        faults=[Fault(status=500, times=None, path="/api/traces")]) as jaeger:
+        def store(incident: Incident, cfg: Settings) -> Store:
+            if incident.service == "broken":
+                traces = cfg.traces.model_copy(update={"url": jaeger.url})
+                return open_live(traces, cfg.prometheus, incident.service, incident.time_s)
+            return INCIDENT.store()
+
+        async with operator(api, store, settings, http_port=port):
+            api.objects[RESOURCE, "default", "ok"] = _incident("ok", {"service": "frontend", "time": T})
+            api.objects[RESOURCE, "default", "down"] = _incident("down", {"service": "broken", "time": T})
+            api.objects[RESOURCE, "default", "bad"] = _incident("bad", {"service": "x", "time": "2023-13-01"})
+            for name in ("ok", "down", "bad"):
+                await _status(api, name, ("Diagnosed", "Failed"), seconds=30)
+            await asyncio.sleep(0.3)  # the last status patch comes back as a watch event
+            async with aiohttp.ClientSession() as session, session.get(
+                    f"http://127.0.0.1:{port}/metrics") as response:
+                assert response.status == 200
+                text = await response.text()
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in text_string_to_metric_families(text) for s in family.samples}
+    assert samples[("thinkfl_incidents", (("phase", "Diagnosed"),))] == 1
+    assert samples[("thinkfl_incidents", (("phase", "Failed"),))] == 2
+    assert samples[("thinkfl_diagnosis_seconds_count", (("engine", "heuristic"),))] == 1
+    assert samples[("thinkfl_backend_errors_total", (("backend", "jaeger"),))] == 1
 
 
 _VERBS = {"LIST": "list", "WATCH": "watch", "FETCH": "get", "GET": "get", "CREATE": "create",

@@ -45,7 +45,7 @@ PROFILES = ["defaults"] + sorted(p.name.removesuffix("-values.yaml")
 # (progress annotations), its status patched; CRDs are listed and watched (resource observation);
 # namespaces are listed and watched only when given namespaces are watched (namespace observer).
 NAMESPACED_RULES = {("", "events"): {"create"},
-                    ("thinkfl.dev", "failureincidents"): {"list", "watch", "patch"},
+                    ("thinkfl.dev", "failureincidents"): {"list", "watch", "patch", "create"},
                     ("thinkfl.dev", "failureincidents/status"): {"patch"}}
 # The topology comes from Prometheus (kube_pod_info), so pods and nodes are not granted.
 CLUSTER_RULES = {("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"}}
@@ -250,9 +250,12 @@ def test_operator_pod_is_locked_down(profile: str) -> None:
     assert security["allowPrivilegeEscalation"] is False
     assert security["capabilities"] == {"drop": ["ALL"]}
     assert "command" not in container and "args" not in container  # ENTRYPOINT thinkfl, CMD run
-    assert container["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
+    assert container["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"},
+                                  {"name": "health", "containerPort": 8081, "protocol": "TCP"}]
     probe = container["livenessProbe"]["httpGet"]
-    assert (probe["path"], probe["port"]) == ("/healthz", "http")  # kopf's liveness endpoint
+    assert (probe["path"], probe["port"]) == ("/healthz", "health")  # kopf's liveness endpoint
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert (env["THINKFL_OPERATOR__HTTP_PORT"], env["THINKFL_OPERATOR__HEALTH_PORT"]) == ("8080", "8081")
     [tmp] = [m for m in container["volumeMounts"] if m["mountPath"] == "/tmp"]
     [volume] = [v for v in pod["volumes"] if v["name"] == tmp["name"]]
     assert "emptyDir" in volume

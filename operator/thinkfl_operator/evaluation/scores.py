@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import TypedDict
 
 from thinkfl_operator.models import RootCause
 
@@ -33,3 +34,27 @@ def mrr(ranks: Sequence[int | None]) -> float:
     if not ranks:
         return 0.0
     return sum(1.0 / r for r in ranks if r) / len(ranks)
+
+
+#: The k of the recall columns in accuracy tables (CLI report, operator metrics).
+RECALL_KS = (1, 3, 5)
+
+
+class AccuracyRow(TypedDict):
+    """One engine's accuracy over its confirmed incidents."""
+
+    engine: str
+    count: int
+    r1: float
+    r3: float
+    r5: float
+    mrr: float
+
+
+def accuracy_table(ranks_by_engine: Mapping[str, Sequence[int | None]]) -> list[AccuracyRow]:
+    """R@1/3/5 and MRR per engine (sorted by name); a rank is 1-based, None when absent."""
+    return [
+        AccuracyRow(engine=engine, count=len(ranks), r1=recall_at(ranks, 1),
+                    r3=recall_at(ranks, 3), r5=recall_at(ranks, 5), mrr=mrr(ranks))
+        for engine, ranks in sorted(ranks_by_engine.items())
+    ]

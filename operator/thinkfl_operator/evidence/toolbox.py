@@ -6,16 +6,35 @@ kind of record whether a model or the deterministic engine chose the calls.
 
 from __future__ import annotations
 
+import functools
 import json
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from thinkfl_operator.evidence import metrics as metric_tool
 from thinkfl_operator.evidence import traces as trace_tool
 from thinkfl_operator.models import Candidate, Fluctuation, Span, Step
+from thinkfl_operator.observability import tracing
 from thinkfl_operator.telemetry.spans import SpanTable
 from thinkfl_operator.telemetry.store import Store
 
 TOOL_NAMES = ("search_traces", "search_fluctuating_metrics", "print_results")
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _traced(tool: Callable[Concatenate[Toolbox, P], R]) -> Callable[Concatenate[Toolbox, P], R]:
+    """Each call of a tool in a ``thinkfl.tool`` span, described by the Step the call records."""
+
+    @functools.wraps(tool)
+    def call(self: Toolbox, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        with tracing.span(tracing.TOOL, name=tool.__name__) as current:
+            result = tool(self, *args, **kwargs)
+            current.set(**tracing.step_attributes(self.steps[-1]))
+        return result
+
+    return call
 
 
 class Toolbox:
@@ -38,6 +57,7 @@ class Toolbox:
         self._memo: dict[tuple[str, float], list[Fluctuation]] = {}
 
     # the tools ---------------------------------------------------------------------------
+    @_traced
     def search_traces(self, parent_span_id: str) -> tuple[list[Span], str]:
         children = trace_tool.search_traces(self.spans, parent_span_id)
         text = trace_tool.render(children, self.max_chars)
@@ -45,6 +65,7 @@ class Toolbox:
                      trace_tool.summarize(parent_span_id, children), text)
         return children, text
 
+    @_traced
     def search_fluctuating_metrics(self, service_name: str, timestamp: object) -> tuple[list[Fluctuation], str]:
         args = {"service_name": service_name, "timestamp": str(timestamp)}
         try:
@@ -58,6 +79,7 @@ class Toolbox:
         self._record("search_fluctuating_metrics", args, metric_tool.summarize(service_name, found), text)
         return found, text
 
+    @_traced
     def print_results(self, root_causes: list[Candidate]) -> str:
         text = "Results printed."
         summary = "final answer: " + ", ".join(

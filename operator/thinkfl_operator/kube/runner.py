@@ -16,7 +16,7 @@ from thinkfl_operator.diagnosis import diagnose
 from thinkfl_operator.errors import BackendError, NoEvidence, UserInputError
 from thinkfl_operator.incident_spec import engine_of, parse_spec
 from thinkfl_operator.incident_status import diagnosed, failed
-from thinkfl_operator.models import Incident
+from thinkfl_operator.models import Diagnosis, Incident
 from thinkfl_operator.settings import Settings
 from thinkfl_operator.telemetry.store import Store
 
@@ -33,6 +33,10 @@ class Outcome:
     status: dict[str, Any] = field(default_factory=dict)
     events: list[tuple[str, str, str]] = field(default_factory=list)  # (type, reason, message)
     retry: str = ""  # non-empty: a retryable failure, try again later
+    diagnosis: Diagnosis | None = None  # the answer, when there is one
+    seconds: float = 0.0  # wall-clock time of this try
+    failure: str = ""  # the Failed reason (InvalidSpec, NoEvidence, BackendUnavailable)
+    backend: str = ""  # the backend that failed (jaeger, tempo, prometheus, llm), if one did
 
 
 def generation_of(meta: Mapping[str, Any]) -> int:
@@ -63,13 +67,17 @@ def run(body: Mapping[str, Any], settings: Settings, open_store: StoreFactory, a
     except NoEvidence as exc:
         return _failed("NoEvidence", str(exc), generation)
     except BackendError as exc:
+        backend = str(getattr(exc, "backend", "") or "unknown").lower()
         if exc.retryable and attempt < settings.operator.retries:
-            return Outcome(retry=str(exc))
-        return _failed("BackendUnavailable", str(exc), generation)
-    out = Outcome(status=diagnosed(result, generation, started, datetime.now(UTC)))
-    for note in result.notes:
-        if note.startswith("LLMFallback:"):
-            out.events.append(("Warning", "LLMFallback", note[len("LLMFallback:"):].strip()))
+            return Outcome(retry=str(exc), backend=backend)
+        out = _failed("BackendUnavailable", str(exc), generation)
+        out.backend = backend
+        return out
+    completed = datetime.now(UTC)
+    out = Outcome(status=diagnosed(result, generation, started, completed), diagnosis=result,
+                  seconds=(completed - started).total_seconds())
+    if result.fallback_reason is not None:
+        out.events.append(("Warning", "LLMFallback", result.fallback_reason))
     top = result.top
     message = f"top cause {top.service or top.node} ({top.pod or '-'}), score {top.score}" if top else "no cause"
     out.events.append(("Normal", "Diagnosed", f"{message}; engine {result.engine}"))
@@ -78,4 +86,4 @@ def run(body: Mapping[str, Any], settings: Settings, open_store: StoreFactory, a
 
 def _failed(reason: str, message: str, generation: int) -> Outcome:
     return Outcome(status=failed(reason, message, generation, retryable=False),
-                   events=[("Warning", "Failed", f"{reason}: {message}")])
+                   events=[("Warning", "Failed", f"{reason}: {message}")], failure=reason)

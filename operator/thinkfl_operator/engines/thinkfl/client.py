@@ -25,6 +25,8 @@ MAX_BACKOFF_S = 8.0
 class LLMUnavailable(BackendError):
     """The LLM endpoint did not give a usable answer after retries (retryable later)."""
 
+    backend = "llm"
+
 
 class LLMRejected(BackendError):
     """The endpoint refused the request (4xx other than 429): retrying will not help."""

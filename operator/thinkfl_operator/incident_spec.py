@@ -12,6 +12,7 @@ permanent failure.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Mapping
@@ -41,7 +42,9 @@ MAX_SERVICE = 253
 MAX_NAMESPACE = 63
 
 FIELDS = ("traceID", "rootSpanID", "service", "time", "window", "maxTraces",
-          "targetNamespace", "description", "engine")
+          "targetNamespace", "description", "engine", "feedback")
+#: Spec fields that say nothing about what to diagnose (the SRE's answer, checked by ``feedback``).
+NOT_DIAGNOSED = ("feedback",)
 STARTING_POINT = "a FailureIncident needs spec.traceID, or spec.service with spec.time"
 
 _TIME = re.compile(
@@ -248,3 +251,11 @@ def _show(value: object) -> str:
         return json.dumps(value, ensure_ascii=False)
     except (TypeError, ValueError):
         return repr(value)
+
+
+def diagnosis_digest(spec: Mapping[str, Any]) -> str:
+    """A short digest of what the spec asks to diagnose (``NOT_DIAGNOSED`` fields left out), so
+    a status can tell whether it answers the current spec."""
+    asked = {k: v for k, v in spec.items() if k not in NOT_DIAGNOSED}
+    text = json.dumps(asked, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]

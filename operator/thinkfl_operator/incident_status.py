@@ -48,7 +48,7 @@ _REASON = re.compile(r"[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?")
 _STATUSES = ("True", "False", "Unknown")
 #: What a diagnosis writes; the other phases clear them.
 RESULT_FIELDS = ("topCause", "summary", "rootCauses", "traces", "steps", "engine", "model",
-                 "usage", "notes", "completedAt")
+                 "usage", "notes", "completedAt", "record", "grade")
 
 
 def diagnosed(diagnosis: Diagnosis, generation: int, started: datetime, completed: datetime,

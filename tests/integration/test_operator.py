@@ -105,8 +105,8 @@ async def _status(api: Any, name: str, phases: tuple[str, ...], seconds: float =
 async def test_created_incident_is_diagnosed_with_every_status_field(api: Any) -> None:
     factory = Counting()
     async with operator(api, factory):
-        api.objects[RESOURCE, "default", "checkout-slow"] = _incident(
-            "checkout-slow", {"service": "frontend", "time": T, "engine": "heuristic"})
+        await _create(api, _incident(
+            "checkout-slow", {"service": "frontend", "time": T, "engine": "heuristic"}))
         status = await _status(api, "checkout-slow", ("Diagnosed", "Failed"))
     assert status["phase"] == "Diagnosed", status
     assert status["rootCauses"][0]["service"] == "recommendationservice"
@@ -124,8 +124,8 @@ async def test_created_incident_is_diagnosed_with_every_status_field(api: Any) -
 async def test_invalid_spec_fails_at_once_with_the_reason(api: Any) -> None:
     factory = Counting()
     async with operator(api, factory):
-        api.objects[RESOURCE, "default", "bad-time"] = _incident(
-            "bad-time", {"service": "frontend", "time": "2023-13-01"})
+        await _create(api, _incident(
+            "bad-time", {"service": "frontend", "time": "2023-13-01"}))
         status = await _status(api, "bad-time", ("Diagnosed", "Failed"))
     assert status["phase"] == "Failed"
     condition = {c["type"]: c for c in status["conditions"]}["Diagnosed"]
@@ -138,7 +138,7 @@ async def test_invalid_spec_fails_at_once_with_the_reason(api: Any) -> None:
 async def test_diagnosed_incident_is_not_diagnosed_again_after_a_restart(api: Any) -> None:
     first = Counting()
     async with operator(api, first):
-        api.objects[RESOURCE, "default", "once"] = _incident("once", {"service": "frontend", "time": T})
+        await _create(api, _incident("once", {"service": "frontend", "time": T}))
         await _status(api, "once", ("Diagnosed",))
     assert first.calls == 1
     second = Counting()
@@ -148,11 +148,23 @@ async def test_diagnosed_incident_is_not_diagnosed_again_after_a_restart(api: An
     assert api.objects[RESOURCE, "default", "once"]["status"]["phase"] == "Diagnosed"
 
 
+def _collection_url(api: Any) -> str:
+    return f"{str(api.url).rstrip('/')}/apis/thinkfl.dev/v1alpha1/namespaces/default/failureincidents"
+
+
+async def _create(api: Any, body: dict[str, Any]) -> None:
+    """What `kubectl create -f` sends: a POST to the API (kmock then emits the watch event)."""
+    import aiohttp
+
+    async with aiohttp.ClientSession() as session, session.post(_collection_url(api), json=body) as response:
+        assert response.status in (200, 201), await response.text()
+
+
 async def _merge_patch(api: Any, name: str, patch: dict[str, Any]) -> None:
     """What `kubectl annotate` / `kubectl patch --type merge` send: a PATCH to the API."""
     import aiohttp
 
-    url = f"{str(api.url).rstrip('/')}/apis/thinkfl.dev/v1alpha1/namespaces/default/failureincidents/{name}"
+    url = f"{_collection_url(api)}/{name}"
     async with aiohttp.ClientSession() as session, session.patch(
             url, json=patch, headers={"Content-Type": "application/merge-patch+json"}) as response:
         assert response.status == 200, await response.text()
@@ -162,7 +174,7 @@ async def _merge_patch(api: Any, name: str, patch: dict[str, Any]) -> None:
 async def test_rediagnose_annotation_diagnoses_again_once_per_value(api: Any) -> None:
     factory = Counting()
     async with operator(api, factory):
-        api.objects[RESOURCE, "default", "again"] = _incident("again", {"service": "frontend", "time": T})
+        await _create(api, _incident("again", {"service": "frontend", "time": T}))
         await _status(api, "again", ("Diagnosed",))
         assert factory.calls == 1
         await _merge_patch(api, "again", {"metadata": {"annotations": {"thinkfl.dev/rediagnose": "1"}}})
@@ -185,7 +197,7 @@ async def test_rediagnose_annotation_diagnoses_again_once_per_value(api: Any) ->
 async def test_spec_change_diagnoses_again(api: Any) -> None:
     factory = Counting()
     async with operator(api, factory):
-        api.objects[RESOURCE, "default", "edited"] = _incident("edited", {"service": "frontend", "time": T})
+        await _create(api, _incident("edited", {"service": "frontend", "time": T}))
         await _status(api, "edited", ("Diagnosed",))
         await _merge_patch(api, "edited", {"metadata": {"generation": 2},
                                            "spec": {"engine": "heuristic"}})
@@ -307,9 +319,9 @@ async def test_operator_metrics_count_phases_diagnoses_and_backend_errors(api: A
             return INCIDENT.store()
 
         async with operator(api, store, settings, http_port=port):
-            api.objects[RESOURCE, "default", "ok"] = _incident("ok", {"service": "frontend", "time": T})
-            api.objects[RESOURCE, "default", "down"] = _incident("down", {"service": "broken", "time": T})
-            api.objects[RESOURCE, "default", "bad"] = _incident("bad", {"service": "x", "time": "2023-13-01"})
+            await _create(api, _incident("ok", {"service": "frontend", "time": T}))
+            await _create(api, _incident("down", {"service": "broken", "time": T}))
+            await _create(api, _incident("bad", {"service": "x", "time": "2023-13-01"}))
             for name in ("ok", "down", "bad"):
                 await _status(api, name, ("Diagnosed", "Failed"), seconds=30)
             await asyncio.sleep(0.3)  # the last status patch comes back as a watch event
@@ -348,8 +360,8 @@ async def test_unreachable_backend_is_retried_then_diagnosed(api: Any) -> None:
             return open_live(traces, cfg.prometheus, incident.service, incident.time_s)
 
         async with operator(api, live, settings):
-            api.objects[RESOURCE, "default", "flaky"] = _incident(
-                "flaky", {"service": "frontend", "time": T})
+            await _create(api, _incident(
+                "flaky", {"service": "frontend", "time": T}))
             status = await _status(api, "flaky", ("Diagnosed", "Failed"), seconds=30)
     assert status["phase"] == "Diagnosed", status
     assert status["rootCauses"][0]["service"] == "recommendationservice"
@@ -373,8 +385,8 @@ async def test_backend_down_for_good_ends_failed_with_the_reason(api: Any) -> No
             return open_live(traces, cfg.prometheus, incident.service, incident.time_s)
 
         async with operator(api, live, settings):
-            api.objects[RESOURCE, "default", "down"] = _incident(
-                "down", {"service": "frontend", "time": T})
+            await _create(api, _incident(
+                "down", {"service": "frontend", "time": T}))
             status = await _status(api, "down", ("Failed",), seconds=30)
     condition = {c["type"]: c for c in status["conditions"]}["Diagnosed"]
     assert condition["reason"] == "BackendUnavailable"
@@ -414,8 +426,8 @@ async def test_two_hundred_incidents_at_once_all_finish_within_the_concurrency_l
     names = [f"load-{i:03d}" for i in range(200)]
     async with operator(api, factory, Settings(operator=OperatorSettings(concurrency=limit))):
         for name in names:
-            api.objects[RESOURCE, "default", name] = _incident(
-                name, {"service": "frontend", "time": "2026-11-01T10:40:00Z"})
+            await _create(api, _incident(
+                name, {"service": "frontend", "time": "2026-11-01T10:40:00Z"}))
         for name in names:
             await _status(api, name, ("Diagnosed", "Failed"), seconds=120)
     phases = {api.objects[RESOURCE, "default", n]["status"]["phase"] for n in names}
@@ -444,7 +456,7 @@ async def test_operator_stopped_mid_diagnosis_finishes_it_once(api: Any) -> None
         return Slow(INCIDENT.spans, INCIDENT.metrics, INCIDENT.nodes)
 
     async with operator(api, slow):
-        api.objects[RESOURCE, "default", "midway"] = _incident("midway", {"service": "frontend", "time": T})
+        await _create(api, _incident("midway", {"service": "frontend", "time": T}))
         for _ in range(100):
             await asyncio.sleep(0.05)
             if calls[0]:
@@ -462,9 +474,9 @@ async def test_incident_left_diagnosing_by_a_crash_is_finished_after_the_restart
     """A crash can leave an incident in Diagnosing (written before a retry); the next operator
     resumes it and finishes it."""
     factory = Counting()
-    api.objects[RESOURCE, "default", "crashed"] = _incident(
+    await _create(api, _incident(
         "crashed", {"service": "frontend", "time": T},
-        status={"phase": "Diagnosing", "observedGeneration": 1})
+        status={"phase": "Diagnosing", "observedGeneration": 1}))
     async with operator(api, factory):
         status = await _status(api, "crashed", ("Diagnosed", "Failed"))
     assert status["phase"] == "Diagnosed" and factory.calls == 1
@@ -479,8 +491,8 @@ async def test_readme_kubectl_example_is_what_the_operator_writes(api: Any) -> N
     from thinkfl_operator.incident_view import describe, get_table
 
     async with operator(api, Counting()):
-        api.objects[RESOURCE, "default", "checkout-slow"] = _incident(
-            "checkout-slow", {"service": "frontend", "time": T})
+        await _create(api, _incident(
+            "checkout-slow", {"service": "frontend", "time": T}))
         await _status(api, "checkout-slow", ("Diagnosed",))
     obj = _plain(api.objects[RESOURCE, "default", "checkout-slow"])
     rendered = (get_table([obj], ["12s"]) + "\n" + describe(obj)).splitlines()

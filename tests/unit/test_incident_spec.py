@@ -156,7 +156,7 @@ def test_engine_of_rejects_a_bad_default() -> None:
      "spec.description is 2001 characters long; at most 2000 are allowed"),
     ({"traceId": TRACE},
      ("spec.traceId is not a FailureIncident field (known: traceID, rootSpanID, service, time, "
-      "window, maxTraces, targetNamespace, description, engine); "
+      "window, maxTraces, targetNamespace, description, engine, feedback); "
       "a FailureIncident needs spec.traceID, or spec.service with spec.time")),
     ({}, "a FailureIncident needs spec.traceID, or spec.service with spec.time"),
     ({"service": "frontend"},

@@ -16,9 +16,11 @@ from typing import Any
 import kopf
 
 from thinkfl_operator.alert_server import CreateIncident
+from thinkfl_operator.feedback.label import ANNOTATION as ROOT_CAUSE
 from thinkfl_operator.incident_status import PENDING, diagnosing
 from thinkfl_operator.kube import runner
 from thinkfl_operator.kube.client import GROUP, PLURAL, VERSION, IncidentApi
+from thinkfl_operator.kube.confirm import confirm
 from thinkfl_operator.kube.metrics import OperatorMetrics
 from thinkfl_operator.kube.web import HttpServer, build_app
 from thinkfl_operator.settings import Settings
@@ -79,12 +81,12 @@ def register(registry: kopf.OperatorRegistry, settings: Settings, open_store: ru
     @kopf.on.update(GROUP, VERSION, PLURAL, id="spec-changed", field="spec", registry=registry)
     @kopf.on.update(GROUP, VERSION, PLURAL, id="rediagnose-asked", registry=registry,
                     field=("metadata", "annotations", runner.REDIAGNOSE))
-    async def reconcile(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, patch: kopf.Patch,
-                        retry: int, **_: Any) -> None:
+    async def reconcile(body: kopf.Body, meta: kopf.Meta, spec: kopf.Spec, status: kopf.Status,
+                        patch: kopf.Patch, retry: int, **_: Any) -> None:
         generation = runner.generation_of(meta)
         rediagnose = (meta.get("annotations") or {}).get(runner.REDIAGNOSE)
         request = (meta.get("namespace") or "", meta.get("name") or "", generation, rediagnose or "")
-        if request in answered or not runner.needs_diagnosis(meta, status):
+        if request in answered or not runner.needs_diagnosis(meta, spec, status):
             return
         if retry == 0:
             kopf.info(body, reason="Started", message="diagnosing")
@@ -105,6 +107,26 @@ def register(registry: kopf.OperatorRegistry, settings: Settings, open_store: ru
         if rediagnose is not None:
             patch.metadata.setdefault("annotations", {})[runner.REDIAGNOSED] = rediagnose
         for kind, reason, message in outcome.events:
+            kopf.event(body, type=kind, reason=reason, message=message)
+        # Feedback given before the answer (or kept across a re-diagnosis) grades the new one.
+        _confirmed(body, {**dict(body), "status": {**dict(status), **outcome.status}}, patch)
+
+    @kopf.on.update(GROUP, VERSION, PLURAL, id="feedback-given", field="spec.feedback",
+                    registry=registry)
+    @kopf.on.update(GROUP, VERSION, PLURAL, id="root-cause-annotated", registry=registry,
+                    field=("metadata", "annotations", ROOT_CAUSE))
+    @kopf.on.resume(GROUP, VERSION, PLURAL, id="feedback-resumed", registry=registry)
+    def feedback(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
+        _confirmed(body, dict(body), patch)
+
+    def _confirmed(body: kopf.Body, current: dict[str, Any], patch: kopf.Patch) -> None:
+        """Grade ``current`` (the object with the status being written) against its feedback."""
+        result = confirm(current)
+        if result.graded:
+            key = (body.metadata.namespace or "", body.metadata.name or "")
+            metrics.observe_grade(key, result.engine, result.rank)
+        patch.status.update(result.status)
+        for kind, reason, message in result.events:
             kopf.event(body, type=kind, reason=reason, message=message)
 
     return Registered(metrics, server)

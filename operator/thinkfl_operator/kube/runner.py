@@ -14,7 +14,8 @@ from typing import Any
 
 from thinkfl_operator.diagnosis import diagnose
 from thinkfl_operator.errors import BackendError, NoEvidence, UserInputError
-from thinkfl_operator.incident_spec import engine_of, parse_spec
+from thinkfl_operator.feedback.record import build_record, encode_record
+from thinkfl_operator.incident_spec import diagnosis_digest, engine_of, parse_spec
 from thinkfl_operator.incident_status import diagnosed, failed
 from thinkfl_operator.models import Diagnosis, Incident
 from thinkfl_operator.settings import Settings
@@ -43,11 +44,18 @@ def generation_of(meta: Mapping[str, Any]) -> int:
     return int(meta.get("generation") or 1)
 
 
-def needs_diagnosis(meta: Mapping[str, Any], status: Mapping[str, Any]) -> bool:
-    """False when the incident was already diagnosed (or failed) for this spec and request."""
+def needs_diagnosis(meta: Mapping[str, Any], spec: Mapping[str, Any], status: Mapping[str, Any]) -> bool:
+    """False when the incident was already diagnosed (or failed) for this spec and request.
+
+    The spec is compared by digest (``status.specDigest``) so that feedback, which bumps the
+    generation, does not ask for a new diagnosis; a status without a digest falls back to the
+    generation."""
     if status.get("phase") not in TERMINAL:
         return True
-    if int(status.get("observedGeneration") or 0) != generation_of(meta):
+    digest = status.get("specDigest")
+    if digest and digest != diagnosis_digest(spec):
+        return True
+    if not digest and int(status.get("observedGeneration") or 0) != generation_of(meta):
         return True
     annotations = meta.get("annotations") or {}
     return bool(annotations.get(REDIAGNOSE, "") != annotations.get(REDIAGNOSED, ""))
@@ -63,19 +71,21 @@ def run(body: Mapping[str, Any], settings: Settings, open_store: StoreFactory, a
         engine = engine_of(spec, settings.engine)
         result = diagnose(open_store(incident, settings), incident, engine, settings)
     except UserInputError as exc:
-        return _failed("InvalidSpec", str(exc), generation)
+        return _failed("InvalidSpec", str(exc), generation, spec)
     except NoEvidence as exc:
-        return _failed("NoEvidence", str(exc), generation)
+        return _failed("NoEvidence", str(exc), generation, spec)
     except BackendError as exc:
         backend = str(getattr(exc, "backend", "") or "unknown").lower()
         if exc.retryable and attempt < settings.operator.retries:
             return Outcome(retry=str(exc), backend=backend)
-        out = _failed("BackendUnavailable", str(exc), generation)
+        out = _failed("BackendUnavailable", str(exc), generation, spec)
         out.backend = backend
         return out
     completed = datetime.now(UTC)
     out = Outcome(status=diagnosed(result, generation, started, completed), diagnosis=result,
                   seconds=(completed - started).total_seconds())
+    out.status["specDigest"] = diagnosis_digest(spec)
+    out.status["record"] = encode_record(build_record(result, incident))
     if result.fallback_reason is not None:
         out.events.append(("Warning", "LLMFallback", result.fallback_reason))
     top = result.top
@@ -84,6 +94,8 @@ def run(body: Mapping[str, Any], settings: Settings, open_store: StoreFactory, a
     return out
 
 
-def _failed(reason: str, message: str, generation: int) -> Outcome:
-    return Outcome(status=failed(reason, message, generation, retryable=False),
-                   events=[("Warning", "Failed", f"{reason}: {message}")], failure=reason)
+def _failed(reason: str, message: str, generation: int, spec: Mapping[str, Any]) -> Outcome:
+    status = failed(reason, message, generation, retryable=False)
+    status["specDigest"] = diagnosis_digest(spec)
+    return Outcome(status=status, events=[("Warning", "Failed", f"{reason}: {message}")],
+                   failure=reason)

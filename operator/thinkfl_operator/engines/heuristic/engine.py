@@ -69,8 +69,9 @@ class HeuristicEngine:
         tools.print_results([Candidate(r.node, r.service, r.pod) for r in result])
         clock.lap("walk")
         usage = Usage(tool_calls=len(tools.steps), seconds=clock.laps)
+        roots = [r for t in traces if (r := tools.spans.trace(t).root()) is not None]
         return Diagnosis(root_causes=result, engine=self.name, steps=tools.steps, traces=traces,
-                         usage=usage, notes=store.quality.notes())
+                         usage=usage, notes=store.quality.notes(), topology=topology, roots=roots)
 
     def _toolbox(self, store: Store, win: Windows, traces: list[str]) -> Toolbox:
         """Tools over the traces to walk (the index is built for those spans only)."""

@@ -18,7 +18,7 @@ from thinkfl_operator.engines.thinkfl.conversation import Conversation, Outcome,
 from thinkfl_operator.errors import BackendError
 from thinkfl_operator.evidence.toolbox import Toolbox
 from thinkfl_operator.evidence.topology import observed
-from thinkfl_operator.models import Candidate, Diagnosis, Incident, Topology, Usage
+from thinkfl_operator.models import FALLBACK_PREFIX, Candidate, Diagnosis, Incident, Topology, Usage
 from thinkfl_operator.ranking import rank
 from thinkfl_operator.settings import Settings
 from thinkfl_operator.telemetry.spans import SpanTable
@@ -32,6 +32,7 @@ class NoAnswer(BackendError):
     """The model gave no usable answer within its budget."""
 
     retryable = False
+    backend = "llm"
 
 
 class ThinkFLEngine:
@@ -59,7 +60,7 @@ class ThinkFLEngine:
             if not self.auto:
                 raise
             problem = str(exc)
-        candidates = _fuse([o.candidates for o, _ in outcomes])
+        candidates = fuse([o.candidates for o, _ in outcomes])
         if not candidates:
             ended = ", ".join(o.ended or "interrupted" for o, _ in outcomes) or "no trace to show it"
             reason = problem or f"the model gave no usable answer within its budget ({ended})"
@@ -95,11 +96,11 @@ class ThinkFLEngine:
     def _fallback(self, baseline: Diagnosis, reason: str,
                   outcomes: list[tuple[Outcome, Toolbox]] | None = None) -> Diagnosis:
         """``auto``: the deterministic answer, saying why the model's was not used."""
-        baseline.notes.insert(0, f"LLMFallback: {reason}; the deterministic engine answered")
+        baseline.notes.insert(0, f"{FALLBACK_PREFIX} {reason}; the deterministic engine answered")
         baseline.engine = "heuristic"
         baseline.model = ""
         if outcomes:
-            _account(baseline.usage, outcomes)
+            account_usage(baseline.usage, outcomes)
             baseline.transcript = [m for o, _ in outcomes for m in o.messages]
         return baseline
 
@@ -110,7 +111,7 @@ class ThinkFLEngine:
                              else "deterministic engine: ranked next") for c in baseline.root_causes]
         ranked = rank(candidates, topology, fallback=padding, minimum=self.settings.heuristic.min_candidates)
         usage = Usage(seconds={"heuristic": sum(baseline.usage.seconds.values()), "total": seconds})
-        _account(usage, outcomes)
+        account_usage(usage, outcomes)
         notes = [p for o, _ in outcomes for p in o.problems][:20]
         return Diagnosis(
             root_causes=ranked,
@@ -121,10 +122,12 @@ class ThinkFLEngine:
             usage=usage,
             notes=notes + baseline.notes,
             transcript=[m for o, _ in outcomes for m in o.messages],
+            topology=topology,
         )
 
 
-def _account(usage: Usage, outcomes: list[tuple[Outcome, Toolbox]]) -> None:
+def account_usage(usage: Usage, outcomes: list[tuple[Outcome, Toolbox]]) -> None:
+    """Add the conversations' LLM calls, tokens, tool calls and stage times to ``usage``."""
     for outcome, tools in outcomes:
         usage.llm_calls += outcome.llm_calls
         usage.prompt_tokens += outcome.prompt_tokens
@@ -135,7 +138,7 @@ def _account(usage: Usage, outcomes: list[tuple[Outcome, Toolbox]]) -> None:
             usage.seconds[stage] = usage.seconds.get(stage, 0.0) + seconds
 
 
-def _fuse(answers: list[list[Candidate]]) -> list[Candidate]:
+def fuse(answers: list[list[Candidate]]) -> list[Candidate]:
     """Reciprocal-rank fusion of several ranked answers (one answer is returned as it is)."""
     answers = [a for a in answers if a]
     if len(answers) <= 1:

@@ -1,0 +1,42 @@
+"""A diagnosis graded against the SRE's label, and the grade as the status writes it.
+
+The score is the paper's multi-factor grader (``evaluation.grader``). The rank reported is the
+rank of the true *service* whenever the label knows it (a validated pod label always does), and
+the rank of the true node only for a node-only label. Service level, not the most specific level
+the label knows, because R@k and MRR in ``evaluation.scores`` are service-level (RCLAgent's
+protocol): ranks of confirmed incidents then add up to the same metric as the dataset
+evaluations. How well the pod and node were named is in the factors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+from thinkfl_operator.evaluation.grader import Grade, grade
+from thinkfl_operator.evaluation.scores import service_rank
+from thinkfl_operator.feedback.label import Feedback
+from thinkfl_operator.models import RootCause
+
+
+def grade_answer(root_causes: Sequence[RootCause], label: Feedback) -> Grade:
+    """The ranked answer graded against a validated label (see ``label.validate``)."""
+    graded = grade(root_causes, service=label.service, pod=label.pod, node=label.node)
+    if label.service:
+        return replace(graded, rank=service_rank(root_causes, label.service))
+    return graded
+
+
+def grade_status(graded: Grade) -> dict[str, Any]:
+    """``status.grade``: integer percentages (Kubernetes has no floats), the factors that got
+    credit, and the rank when the true cause was named at all."""
+    factors = {name: round(100 * credit) for name, credit in graded.factors.items()}
+    status: dict[str, Any] = {
+        "score": round(100 * graded.score),
+        "matched": [name for name, credit in graded.factors.items() if credit > 0],
+        "factors": factors,
+    }
+    if graded.rank is not None:
+        status["rank"] = graded.rank
+    return status

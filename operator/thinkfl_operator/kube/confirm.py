@@ -1,0 +1,115 @@
+"""The SRE's feedback on a diagnosed incident, without kopf: grade the answer, say so.
+
+The label comes from ``spec.feedback`` or the ``thinkfl.dev/root-cause`` annotation
+(``feedback.label``); the names it gives are checked against the topology the diagnosis
+observed (kept in ``status.record``); the answer in ``status.rootCauses`` is graded with the
+multi-factor grader. The diagnosis is never re-run. Returns the status patch (``grade`` and the
+``Confirmed`` condition) and the Event to post, or nothing when nothing changed, so replaying
+the same object (a restart, a status echo) neither patches nor posts again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from thinkfl_operator.feedback.grading import grade_answer, grade_status
+from thinkfl_operator.feedback.label import Feedback, InvalidFeedback, feedback_of, validate
+from thinkfl_operator.feedback.record import InvalidRecord, decode_record, topology_of
+from thinkfl_operator.incident_spec import diagnosis_digest
+from thinkfl_operator.incident_status import DIAGNOSED, FAILED, set_condition
+from thinkfl_operator.kube.runner import generation_of
+from thinkfl_operator.models import RootCause
+
+COND_CONFIRMED = "Confirmed"
+
+
+@dataclass
+class Confirmation:
+    """What the feedback gives: ``rank`` and ``engine`` when graded; the patch and Event only
+    when they change the object."""
+
+    graded: bool = False
+    rank: int | None = None
+    engine: str = ""
+    status: dict[str, Any] = field(default_factory=dict)
+    events: list[tuple[str, str, str]] = field(default_factory=list)  # (type, reason, message)
+
+
+def confirm(body: Mapping[str, Any], now: datetime | None = None) -> Confirmation:
+    """Grade the incident's answer against its label (see the module docstring)."""
+    meta, spec = body.get("metadata") or {}, body.get("spec") or {}
+    status = body.get("status") or {}
+    try:
+        label = feedback_of(spec, meta.get("annotations") or {})
+    except InvalidFeedback as exc:
+        return _refused(body, "InvalidFeedback", str(exc), now)
+    if label is None:
+        return Confirmation()
+    if status.get("phase") == FAILED:
+        return _refused(body, "NotDiagnosed",
+                        "the incident has no diagnosis to grade (phase Failed)", now)
+    if status.get("phase") != DIAGNOSED:
+        return Confirmation()  # graded when the diagnosis is written
+    try:
+        topology = topology_of(decode_record(str(status.get("record") or "")))
+        label = validate(label, topology)
+    except InvalidRecord as exc:
+        return _refused(body, "NoRecord", f"status.record cannot be read: {exc}", now)
+    except InvalidFeedback as exc:
+        return _refused(body, "InvalidFeedback", str(exc), now)
+    engine = str(status.get("engine") or "")
+    graded = grade_answer(_causes(status), label)
+    grade = grade_status(graded)
+    message = _message(label, graded.rank, engine, grade["score"])
+    out = Confirmation(graded=True, rank=graded.rank, engine=engine)
+    if status.get("grade") != grade or not _condition_is(status, "True", message):
+        out.status = _patch(body, "True", "FeedbackGraded", message, now)
+        out.status["grade"] = grade
+        out.events.append(("Normal", "Confirmed", message))
+    return out
+
+
+def _refused(body: Mapping[str, Any], reason: str, message: str,
+             now: datetime | None) -> Confirmation:
+    out = Confirmation()
+    status = body.get("status") or {}
+    if status.get("grade") is not None or not _condition_is(status, "False", message):
+        out.status = _patch(body, "False", reason, message, now)
+        out.status["grade"] = None  # a stale grade must not sit beside a refused label
+        out.events.append(("Warning", reason, message))
+    return out
+
+
+def _patch(body: Mapping[str, Any], state: str, reason: str, message: str,
+           now: datetime | None) -> dict[str, Any]:
+    meta, spec = body.get("metadata") or {}, body.get("spec") or {}
+    status = body.get("status") or {}
+    generation = generation_of(meta)
+    conditions = set_condition(list(status.get("conditions") or []), COND_CONFIRMED, state,
+                               reason, message, generation, now or datetime.now(UTC))
+    patch: dict[str, Any] = {"conditions": conditions}
+    if status.get("specDigest") == diagnosis_digest(spec):
+        patch["observedGeneration"] = generation  # only the feedback changed since
+    return patch
+
+
+def _condition_is(status: Mapping[str, Any], state: str, message: str) -> bool:
+    return any(c.get("type") == COND_CONFIRMED and c.get("status") == state
+               and c.get("message") == message for c in status.get("conditions") or [])
+
+
+def _causes(status: Mapping[str, Any]) -> list[RootCause]:
+    return [RootCause(rank=int(c.get("rank") or 0), node=str(c.get("node") or ""),
+                      service=str(c.get("service") or ""), pod=str(c.get("pod") or ""),
+                      reason=str(c.get("reason") or ""), score=int(c.get("score") or 0))
+            for c in status.get("rootCauses") or []]
+
+
+def _message(label: Feedback, rank: int | None, engine: str, score: int) -> str:
+    truth = label.service or label.pod or label.node
+    where = f"ranked {rank}" if rank is not None else "not in the answer"
+    who = f" (confirmed by {label.by})" if label.by else ""
+    return f"true cause {truth} {where} by the {engine or 'unknown'} engine; grade {score}/100{who}"

@@ -13,7 +13,8 @@ import time
 from pathlib import Path
 from typing import Any, NoReturn
 
-from thinkfl_operator.cli import render
+from thinkfl_operator.cli import records, render
+from thinkfl_operator.cli.files import write_json
 from thinkfl_operator.cli.timeparse import iso, parse_time
 from thinkfl_operator.diagnosis import ENGINES, diagnose, make_engine
 from thinkfl_operator.errors import BackendError, NoEvidence, UserInputError
@@ -44,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--service", default="recommendationservice", help="service to break")
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument("--json", type=Path, metavar="FILE", help="also write the result as JSON")
+    demo.add_argument("--operator", action="store_true",
+                      help="run the real operator against an in-process Kubernetes API (kmock) and "
+                           "print the incident as kubectl get/describe show it")
 
     diag = sub.add_parser("diagnose", help="diagnose one incident from a dataset folder or live backends")
     diag.add_argument("data_dir", type=Path, metavar="DATA_DIR", nargs="?",
@@ -61,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     _llm_options(diag)
     diag.add_argument("--json", type=Path, metavar="FILE", help="write the full result as JSON")
 
-    ev = sub.add_parser("evaluate", help="diagnose every labeled fault of a dataset and score it")
+    ev = sub.add_parser("evaluate", help="diagnose every labeled fault of a dataset and score it, "
+                                         "or replay exported records (RECORDS.jsonl) through --llm-url")
     ev.add_argument("data_dir", type=Path, metavar="DATA_DIR")
     ev.add_argument("--engine", default=None, choices=ENGINES)
     _llm_options(ev)
@@ -71,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="time and memory of evaluating a dataset folder")
     bench.add_argument("data_dir", type=Path, metavar="DATA_DIR")
+    records.add_parsers(sub)
     return parser
 
 
@@ -106,13 +112,6 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
-def _write_json(path: Path, payload: Any) -> None:
-    try:
-        path.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    except OSError as exc:
-        raise UserInputError(f"{path}: cannot write: {exc.strerror or exc}") from None
-
-
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from thinkfl_operator.synthetic import generate
 
@@ -120,6 +119,8 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         incident_data = generate(seed=args.seed, fault=args.fault, service=args.service)
     except ValueError as exc:
         raise UserInputError(str(exc)) from None
+    if args.operator:
+        return _demo_operator(args, incident_data, settings)
     store = incident_data.store()
     incident = Incident(time_s=incident_data.time_s, description="synthetic demo incident")
     started = time.perf_counter()
@@ -131,8 +132,37 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     print(f"\nDiagnosed in {elapsed * 1000:.0f} ms. Injected: {incident_data.faulty_service}; "
           f"top-1: {result.top.service if result.top else '-'}")
     if args.json:
-        _write_json(args.json, result.as_dict())
+        write_json(args.json, result.as_dict())
     return 0
+
+
+def _demo_operator(args: argparse.Namespace, incident_data: Any, settings: Settings) -> int:
+    """The incident as a FailureIncident created through the API, diagnosed by the operator."""
+    import asyncio
+    from datetime import UTC, datetime
+
+    from thinkfl_operator.incident_view import describe, get_table
+    from thinkfl_operator.kube.sandbox import diagnose_one
+
+    name = "checkout-slow"
+    spec = {"service": "frontend",
+            "time": datetime.fromtimestamp(incident_data.time_s, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
+    settings = settings.model_copy(update={"engine": "heuristic"})  # as the plain demo
+    obj, events, seconds = asyncio.run(diagnose_one(settings, lambda *_: incident_data.store(), name, spec))
+    status = obj.get("status") or {}
+    print(f"Synthetic OnlineBoutique-like incident: {incident_data.fault} injected into "
+          f"{incident_data.faulty_pod} at {iso(incident_data.time_s)}; the real operator (kopf) "
+          "against an in-process Kubernetes API (kmock on 127.0.0.1)\n")
+    print(f"$ kubectl create -f -   # FailureIncident {name}, spec {json.dumps(spec)}")
+    print("$ kubectl get fi")
+    print(get_table([obj], [f"{int(seconds)}s"]))  # AGE: created that long before Diagnosed
+    print(f"$ kubectl describe fi {name}")
+    print(describe(obj, events))
+    print(f"\n{status.get('phase', '?')} {seconds * 1000:.0f} ms after the create. "
+          f"Injected: {incident_data.faulty_service}; top cause: {status.get('topCause') or '-'}")
+    if args.json:
+        write_json(args.json, obj)
+    return 0 if status.get("phase") == "Diagnosed" else 1
 
 
 def cmd_diagnose(args: argparse.Namespace, settings: Settings) -> int:
@@ -157,7 +187,7 @@ def cmd_diagnose(args: argparse.Namespace, settings: Settings) -> int:
                                "traceID": incident.trace_id, "service": incident.service}
         payload["seconds"] = round(elapsed, 4)
         payload["steps"] = [s.as_dict(with_output=True) for s in result.steps]
-        _write_json(args.json, payload)
+        write_json(args.json, payload)
     return 0
 
 
@@ -189,7 +219,7 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     summary = runner.summarize(results)
     print(render.evaluation(results, summary))
     if args.json:
-        _write_json(args.json, [_entry(r) for r in results])
+        write_json(args.json, [_entry(r) for r in results])
     return 0
 
 
@@ -218,11 +248,13 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
     namespaces = settings.operator.namespaces
     kopf.run(clusterwide=not namespaces, namespaces=namespaces,
-             liveness_endpoint="http://0.0.0.0:8080/healthz")
+             liveness_endpoint=f"http://0.0.0.0:{settings.operator.health_port}/healthz")
     return 0
 
 
-_COMMANDS = {"run": cmd_run, "demo": cmd_demo, "diagnose": cmd_diagnose, "evaluate": cmd_evaluate, "bench": cmd_bench}
+_COMMANDS = {"run": cmd_run, "demo": cmd_demo, "diagnose": cmd_diagnose,
+             "evaluate": records.replaying(cmd_evaluate), "bench": cmd_bench,
+             "export": records.cmd_export, "report": records.cmd_report}
 
 
 if __name__ == "__main__":

@@ -122,9 +122,11 @@ def register(registry: kopf.OperatorRegistry, settings: Settings, open_store: ru
     def _confirmed(body: kopf.Body, current: dict[str, Any], patch: kopf.Patch) -> None:
         """Grade ``current`` (the object with the status being written) against its feedback."""
         result = confirm(current)
+        key = (body.metadata.namespace or "", body.metadata.name or "")
         if result.graded:
-            key = (body.metadata.namespace or "", body.metadata.name or "")
             metrics.observe_grade(key, result.engine, result.rank)
+        else:  # no label, or one refused: the incident leaves the live accuracy
+            metrics.forget_grade(key)
         patch.status.update(result.status)
         for kind, reason, message in result.events:
             kopf.event(body, type=kind, reason=reason, message=message)

@@ -119,6 +119,11 @@ class OperatorMetrics:
             self._state.phases.pop(key, None)
             self._state.grades.pop(key, None)
 
+    def forget_grade(self, key: IncidentKey) -> None:
+        """Incident ``key`` has no (valid) label any more: it leaves the accuracy."""
+        with self._state.lock:
+            self._state.grades.pop(key, None)
+
     def observe_diagnosis(self, diagnosis: Diagnosis, seconds: float) -> None:
         """A diagnosis that took ``seconds``: its time, cost and whether the LLM fell back."""
         engine, usage = diagnosis.engine, diagnosis.usage

@@ -3,7 +3,10 @@
 The chart is rendered and linted by the real Helm library (``helm-python-sdk`` bundles Helm v4's
 Go SDK; no binary, no cluster), with its values checked against ``values.schema.json``; every
 rendered object is validated against the Kubernetes OpenAPI schemas in strict mode (unknown
-fields fail) by ``kubernetes-validate``. The example incidents are validated with jsonschema
+fields fail) by ``kubernetes-validate``, for every Kubernetes minor it ships (1.25 to 1.37). The
+one exception is the ServiceMonitor: a prometheus-operator CRD type, which kubernetes-validate has
+no schema for (a test proves it), so it is checked against a hand-written excerpt of the
+``monitoring.coreos.com/v1`` schema instead. The example incidents are validated with jsonschema
 against the CRD's ``openAPIV3Schema`` (``x-kubernetes-*`` keys removed) and parsed by the
 operator's own spec parser (which mirrors the CEL rules).
 """
@@ -13,7 +16,10 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import posixpath
 import re
+import time
+import tomllib
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
@@ -25,6 +31,8 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
+from kubernetes_validate.utils import all_versions
+from packaging.version import Version
 
 from thinkfl_operator.incident_spec import parse_spec
 from thinkfl_operator.settings import Settings
@@ -35,22 +43,99 @@ CRD_SOURCE = ROOT / "crds" / "failureincidents.yaml"
 MANIFESTS = ROOT / "manifests"
 EXAMPLES = sorted((MANIFESTS / "examples").glob("*.yaml"))
 RELEASE, NAMESPACE = "thinkfl-operator", "thinkfl"
-KUBE_VERSIONS = ("1.25.0", "1.31.0")  # the chart's kubeVersion floor, and a recent one
-# Kinds outside Kubernetes' own API (no schema in kubernetes-validate): checked by hand below.
-FOREIGN_KINDS = {"ServiceMonitor"}
+RBAC_NAME = f"{RELEASE}-{NAMESPACE}"  # ClusterRole, Roles and bindings: fullname-namespace
+# Every Kubernetes version kubernetes-validate ships schemas for (1.25.0 ... 1.37.0).
+KUBE_VERSIONS = tuple(sorted(set(all_versions()), key=Version))
+# Objects of CRD types (not Kubernetes' own API): kubernetes-validate has no schema for them, so
+# they are checked against SERVICE_MONITOR_SCHEMA below instead.
+FOREIGN_TYPES = {("monitoring.coreos.com/v1", "ServiceMonitor")}
 CLUSTER_KINDS = {"ClusterRole", "ClusterRoleBinding", "Namespace", "CustomResourceDefinition"}
 PROFILES = ["defaults"] + sorted(p.name.removesuffix("-values.yaml")
                                  for p in (CHART / "ci").glob("*-values.yaml"))
-# kopf 1.45: Events are POSTed (create); its own resource is listed, watched and patched
-# (progress annotations), its status patched; CRDs are listed and watched (resource observation);
-# namespaces are listed and watched only when given namespaces are watched (namespace observer).
-NAMESPACED_RULES = {("", "events"): {"create"},
-                    ("thinkfl.dev", "failureincidents"): {"list", "watch", "patch", "create"},
-                    ("thinkfl.dev", "failureincidents/status"): {"patch"}}
-# The topology comes from Prometheus (kube_pod_info), so pods and nodes are not granted.
-CLUSTER_RULES = {("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"}}
+# Values unlike every default and unlike one another (a swapped wire shows), with numbers that
+# Helm prints as 1e+06 unless they go through `int`; rendered like a profile.
+DISTINCT = {
+    "engine": "thinkfl", "concurrency": 63, "watchNamespaces": ["team-a", "team-b"],
+    "budgets": {"deadlineSeconds": 1234567, "retries": 99, "retryDelaySeconds": 2.5},
+    "traces": {"backend": "tempo", "url": "http://tempo.observability:3200", "api": "v3",
+               "searchLimit": 9999, "timeoutSeconds": 7.5},
+    "prometheus": {"url": "http://prometheus:9090", "catalog": {"cpu": "rate(x{pod=~\"{pods}\"}[1m])"},
+                   "timeoutSeconds": 3},
+    "llm": {"requestTimeoutSeconds": 45, "conversation": {
+        "thinkSteps": 3, "rethinkSteps": 0, "finalSteps": 5, "maxTokens": 1000000,
+        "deadlineSeconds": 2000000}},
+    "logging": {"level": "DEBUG", "format": "console"},
+    "alerts": {"serviceLabels": ["svc", "app"], "namespace": "team-b", "engine": "heuristic"},
+}
+EXTRA_PROFILES: dict[str, dict[str, Any]] = {"distinct": DISTINCT}
+# Each value the operator's environment carries as is → the Settings field it becomes.
+VALUE_SETTINGS = {
+    "watchNamespaces": "operator.namespaces",
+    "concurrency": "operator.concurrency",
+    "budgets.deadlineSeconds": "operator.deadline_s",
+    "budgets.retries": "operator.retries",
+    "budgets.retryDelaySeconds": "operator.retry_delay_s",
+    "traces.backend": "traces.backend",
+    "traces.url": "traces.url",
+    "traces.api": "traces.api",
+    "traces.searchLimit": "traces.search_limit",
+    "traces.timeoutSeconds": "traces.timeout_s",
+    "prometheus.url": "prometheus.url",
+    "prometheus.catalog": "prometheus.catalog",
+    "prometheus.timeoutSeconds": "prometheus.timeout_s",
+    "llm.requestTimeoutSeconds": "llm.request_timeout_s",
+    "llm.conversation.thinkSteps": "llm.think_steps",
+    "llm.conversation.rethinkSteps": "llm.rethink_steps",
+    "llm.conversation.finalSteps": "llm.final_steps",
+    "llm.conversation.maxTokens": "llm.max_tokens",
+    "llm.conversation.deadlineSeconds": "llm.deadline_s",
+    "logging.level": "log_level",
+    "logging.format": "log_format",
+    "alerts.serviceLabels": "alerts.service_labels",
+    "alerts.engine": "alerts.engine",
+}
+# RBAC, after kopf's docs/deployment-rbac.yaml. Framework: what kopf 1.45 itself calls -- CRDs
+# listed and watched (resource observation), namespaces listed and watched only when given
+# namespaces are watched (namespace observer), Events POSTed. The operator runs kopf standalone:
+# no peering. Application: what the operator does with its own resource -- list, watch and patch
+# (progress annotations), create (the Alertmanager webhook), and the status patched.
+FRAMEWORK_CLUSTER_RULES = {("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"}}
+FRAMEWORK_NAMESPACE_RULES = {("", "namespaces"): {"list", "watch"}}  # namespaced installs only
+FRAMEWORK_NAMESPACED_RULES = {("", "events"): {"create"}}
+APPLICATION_RULES = {("thinkfl.dev", "failureincidents"): {"list", "watch", "patch", "create"},
+                     ("thinkfl.dev", "failureincidents/status"): {"patch"}}
+NAMESPACED_RULES = FRAMEWORK_NAMESPACED_RULES | APPLICATION_RULES
+HEADINGS = {"Framework": FRAMEWORK_CLUSTER_RULES | FRAMEWORK_NAMESPACE_RULES
+            | FRAMEWORK_NAMESPACED_RULES, "Application": APPLICATION_RULES}
 WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection", "escalate", "bind",
                "impersonate", "*"}
+# An excerpt of prometheus-operator's ServiceMonitor (monitoring.coreos.com/v1) CRD schema: the
+# fields the chart writes, with their types and formats; unknown fields fail.
+_DURATION = {"type": "string",
+             "pattern": r"^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?"
+                        r"(([0-9]+)s)?(([0-9]+)ms)?)$"}
+_LABELS = {"type": "object", "additionalProperties": {"type": "string"}}
+SERVICE_MONITOR_SCHEMA = {
+    "type": "object", "required": ["apiVersion", "kind", "metadata", "spec"],
+    "additionalProperties": False,
+    "properties": {
+        "apiVersion": {"const": "monitoring.coreos.com/v1"}, "kind": {"const": "ServiceMonitor"},
+        "metadata": {"type": "object", "required": ["name", "namespace"], "properties": {
+            "name": {"type": "string"}, "namespace": {"type": "string"}, "labels": _LABELS}},
+        "spec": {"type": "object", "required": ["selector", "endpoints"],
+                 "additionalProperties": False, "properties": {
+            "namespaceSelector": {"type": "object", "additionalProperties": False, "properties": {
+                "any": {"type": "boolean"},
+                "matchNames": {"type": "array", "items": {"type": "string"}}}},
+            "selector": {"type": "object", "additionalProperties": False, "properties": {
+                "matchLabels": _LABELS, "matchExpressions": {"type": "array"}}},
+            "endpoints": {"type": "array", "minItems": 1, "items": {
+                "type": "object", "additionalProperties": False, "properties": {
+                    "port": {"type": "string"}, "path": {"type": "string"},
+                    "scheme": {"enum": ["http", "https"]}, "interval": _DURATION,
+                    "scrapeTimeout": _DURATION}}}}}}}
+_SEPARATOR = re.compile(r"^---[ \t]*$", re.MULTILINE)
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 
 # helpers -----------------------------------------------------------------------------------
@@ -73,6 +158,8 @@ def _values(profile: str) -> dict[str, Any]:
     """The user-supplied values of a profile, parsed as `helm -f` parses them."""
     if profile == "defaults":
         return {}
+    if profile in EXTRA_PROFILES:
+        return json.loads(json.dumps(EXTRA_PROFILES[profile]))  # a copy
     return helm.values_from_yaml((CHART / "ci" / f"{profile}-values.yaml").read_text("utf-8"))
 
 
@@ -81,12 +168,16 @@ def _render(profile: str) -> dict[str, str]:
     return _chart().render(_values(profile), name=RELEASE, namespace=NAMESPACE)
 
 
-def _objects(profile: str) -> list[dict[str, Any]]:
+def _parse(rendered: dict[str, str]) -> list[dict[str, Any]]:
     objects = []
-    for path, text in _render(profile).items():
+    for path, text in rendered.items():
         if path.endswith(".yaml"):
             objects.extend(doc for doc in yaml.safe_load_all(text) if doc)
     return objects
+
+
+def _objects(profile: str) -> list[dict[str, Any]]:
+    return _parse(_render(profile))
 
 
 def _merged(profile: str) -> dict[str, Any]:
@@ -114,6 +205,13 @@ def _env(deployment: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {e["name"]: e for e in _container(deployment).get("env", [])}
 
 
+def _at(tree: Any, dotted: str) -> Any:
+    """The value at a dotted path of nested dicts (values) or models (Settings)."""
+    for key in dotted.split("."):
+        tree = tree[key] if isinstance(tree, dict) else getattr(tree, key)
+    return tree
+
+
 def _strip_x_kubernetes(node: Any) -> Any:
     if isinstance(node, dict):
         return {k: _strip_x_kubernetes(v) for k, v in node.items()
@@ -124,13 +222,112 @@ def _strip_x_kubernetes(node: Any) -> Any:
 
 
 def _dockerfile() -> list[str]:
-    return [line.strip() for line in (ROOT / "Dockerfile").read_text("utf-8").splitlines()
-            if line.strip() and not line.lstrip().startswith("#")]
+    """The Dockerfile's instructions, one per item (continuation lines joined, comments out)."""
+    instructions, pending = [], ""
+    for raw in (ROOT / "Dockerfile").read_text("utf-8").splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.endswith("\\"):
+            pending += line[:-1].strip() + " "
+            continue
+        instructions.append(pending + line)
+        pending = ""
+    assert not pending, "the Dockerfile ends in a continuation line"
+    return instructions
+
+
+def _stages() -> list[list[str]]:
+    """The instructions of each build stage, its FROM first."""
+    stages: list[list[str]] = []
+    for line in _dockerfile():
+        if line.upper().startswith("FROM "):
+            stages.append([])
+        if stages:
+            stages[-1].append(line)
+    return stages
 
 
 def _image_uid() -> int:
-    users = [line.split()[1] for line in _dockerfile() if line.startswith("USER ")]
+    users = [line.split()[1] for line in _stages()[-1] if line.startswith("USER ")]
     return int(users[-1].split(":")[0])
+
+
+def _copied_sources(stage: list[str]) -> list[str]:
+    """The build-context paths the stage's COPY/ADD instructions take (not --from= copies)."""
+    sources = []
+    for line in stage:
+        instruction, _, rest = line.partition(" ")
+        if instruction.upper() not in ("COPY", "ADD"):
+            continue
+        if rest.lstrip().startswith("["):
+            words = json.loads(rest)
+        else:
+            words = rest.split()
+        if any(w.startswith("--from=") for w in words):
+            continue
+        paths = [w for w in words if not w.startswith("--")]
+        sources += [posixpath.normpath(s.lstrip("/")) for s in paths[:-1]]
+    return sources
+
+
+def _build_inputs() -> set[str]:
+    """The files and folders pyproject.toml's build reads besides itself: the readme, license
+    files, the package folders (setuptools' packages.find)."""
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))
+    project, setuptools = pyproject["project"], pyproject.get("tool", {}).get("setuptools", {})
+    inputs = {"pyproject.toml"}
+    readme = project.get("readme")
+    if readme:
+        inputs.add(readme if isinstance(readme, str) else readme["file"])
+    license_ = project.get("license")
+    if isinstance(license_, dict) and "file" in license_:
+        inputs.add(license_["file"])
+    for pattern in project.get("license-files", []):
+        inputs |= {str(p.relative_to(ROOT)) for p in ROOT.glob(pattern)}
+    inputs |= set(setuptools.get("packages", {}).get("find", {}).get("where", []))
+    return inputs
+
+
+def _dockerignore_rules() -> list[tuple[bool, re.Pattern[str]]]:
+    """(negated, regex) of each .dockerignore line, with Docker's matching: `**` spans folders,
+    `*` and `?` stay within one; a leading `/` and `./` are dropped."""
+    rules = []
+    for raw in (ROOT / ".dockerignore").read_text("utf-8").splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        negated = line.startswith("!")
+        pattern = posixpath.normpath(line.removeprefix("!").strip().lstrip("/"))
+        regex, i = "", 0
+        while i < len(pattern):
+            if pattern.startswith("**/", i):
+                regex, i = regex + "(?:.*/)?", i + 3
+            elif pattern.startswith("**", i):
+                regex, i = regex + ".*", i + 2
+            elif pattern[i] == "*":
+                regex, i = regex + "[^/]*", i + 1
+            elif pattern[i] == "?":
+                regex, i = regex + "[^/]", i + 1
+            elif pattern[i] == "[":
+                end = pattern.index("]", i)
+                regex, i = regex + pattern[i:end + 1], end + 1
+            else:
+                regex, i = regex + re.escape(pattern[i]), i + 1
+        rules.append((negated, re.compile(f"^{regex}$")))
+    return rules
+
+
+def _docker_ignored(path: str) -> bool:
+    """Whether the build context leaves the path out: the last rule matching the path or one of
+    its parent folders decides (Docker's patternmatcher)."""
+    parts = path.split("/")
+    candidates = ["/".join(parts[:n]) for n in range(1, len(parts) + 1)]
+    ignored = False
+    for negated, regex in _dockerignore_rules():
+        if any(regex.match(candidate) for candidate in candidates):
+            ignored = not negated
+    return ignored
 
 
 def _rules(objects: list[dict[str, Any]]) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
@@ -143,6 +340,27 @@ def _rules(objects: list[dict[str, Any]]) -> Iterator[tuple[dict[str, Any], dict
 def _granted(rules: list[dict[str, Any]], group: str, resource: str) -> set[str]:
     return {verb for rule in rules if group in rule["apiGroups"] and resource in rule["resources"]
             for verb in rule["verbs"]}
+
+
+def _headed_rules(profile: str) -> list[tuple[str | None, dict[str, Any]]]:
+    """(heading, rule) of every rule of the rendered Roles and ClusterRoles, the heading being
+    the last `# Framework:` or `# Application:` comment above the rule (kopf's convention: a
+    heading covers the rules below it until the next one)."""
+    headed = []
+    for document in _SEPARATOR.split(_render(profile)["thinkfl-operator/templates/rbac.yaml"]):
+        obj = yaml.safe_load(document)
+        if not obj or obj["kind"] not in ("ClusterRole", "Role"):
+            continue
+        heading, headings = None, []
+        for line in document.splitlines():
+            match = re.match(r"^\s*# (Framework|Application): \S", line)
+            if match:
+                heading = match.group(1)
+            elif re.match(r"^\s*- apiGroups:", line):
+                headings.append(heading)
+        assert len(headings) == len(obj["rules"]), document
+        headed += list(zip(headings, obj["rules"], strict=True))
+    return headed
 
 
 # rendering, schema, lint -------------------------------------------------------------------
@@ -164,7 +382,12 @@ def test_profile_meets_the_values_schema_and_renders(profile: str) -> None:
 
 def test_values_schema_refuses_bad_values() -> None:
     for bad in ({"engine": "gpt"}, {"traces": {"backend": "zipkin"}}, {"replicas": 2},
-                {"vllm": {"gpu": {"count": 0}}}, {"watchNamespaces": ["Not_A_Namespace"]}):
+                {"vllm": {"gpu": {"count": 0}}}, {"watchNamespaces": ["Not_A_Namespace"]},
+                {"traces": {"api": "v2"}}, {"llm": {"conversation": {"thinkSteps": 0}}},
+                {"llm": {"conversation": {"rethinkSteps": -1}}},
+                {"llm": {"conversation": {"maxTokens": 8}}},
+                {"llm": {"conversation": {"deadlineSeconds": 0}}},
+                {"llm": {"deadlineSeconds": 90}}, {"vllm": {"command": []}}):
         with pytest.raises(helm.HelmValuesError):
             _chart().validate_schema(bad)
 
@@ -182,13 +405,55 @@ def test_chart_lints_strictly(profile: str) -> None:
     assert [m for m in report["messages"] if m["severity"] >= 2] == []  # 1 = info (icon)
 
 
-@pytest.mark.parametrize("profile", PROFILES)
-def test_objects_are_valid_kubernetes_strictly(profile: str) -> None:
+def test_every_shipped_kubernetes_version_is_validated() -> None:
+    minors = [Version(v).minor for v in KUBE_VERSIONS]
+    assert {Version(v).major for v in KUBE_VERSIONS} == {1}
+    assert minors == list(range(25, minors[-1] + 1)) and minors[-1] >= 37, KUBE_VERSIONS
+
+
+_LOAD_SCHEMA = kubernetes_validate.utils.schema_contents
+
+
+@cache
+def _schema_file(filename: str, desired_version: str) -> Any:
+    return _LOAD_SCHEMA(filename, desired_version)
+
+
+@pytest.fixture
+def cached_kubernetes_schemas(monkeypatch: pytest.MonkeyPatch) -> None:
+    """kubernetes-validate parses its 1.8 MB definitions file on every call; with 13 versions
+    that is most of the time. Parse each file once (the schemas are only read)."""
+    monkeypatch.setattr(kubernetes_validate.utils, "schema_contents", _schema_file)
+
+
+@pytest.mark.usefixtures("cached_kubernetes_schemas")
+@pytest.mark.parametrize("profile", [*PROFILES, "distinct"])
+def test_objects_are_valid_kubernetes_strictly_in_every_version(profile: str) -> None:
+    started = time.monotonic()
     for obj in _objects(profile):
-        if obj["kind"] in FOREIGN_KINDS:
+        if (obj["apiVersion"], obj["kind"]) in FOREIGN_TYPES:
+            # A CRD type kubernetes-validate cannot know: proven here, then checked by hand.
+            with pytest.raises(kubernetes_validate.SchemaNotFoundError):
+                kubernetes_validate.validate(obj, KUBE_VERSIONS[-1], strict=True)
+            jsonschema.validate(obj, SERVICE_MONITOR_SCHEMA)
             continue
         for version in KUBE_VERSIONS:
             kubernetes_validate.validate(obj, version, strict=True)
+    assert time.monotonic() - started < 10  # about 0.2 s per profile on 2 cores
+
+
+def test_service_monitors_are_validated_too() -> None:
+    """Profiles with ServiceMonitors exist (so the by-hand check above runs), and that check
+    catches a malformed one."""
+    monitors = [o for p in PROFILES for o in _objects(p) if o["kind"] == "ServiceMonitor"]
+    assert {o["metadata"]["name"] for o in monitors} == {RELEASE, f"{RELEASE}-vllm"}
+    bad = json.loads(json.dumps(monitors[0]))
+    bad["spec"]["endpoints"][0]["interval"] = "30 seconds"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(bad, SERVICE_MONITOR_SCHEMA)
+    bad["spec"]["endpoints"][0] = {"port": "http", "scrape_timeout": "10s"}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(bad, SERVICE_MONITOR_SCHEMA)
 
 
 @pytest.mark.parametrize("profile", PROFILES)
@@ -252,10 +517,14 @@ def test_operator_pod_is_locked_down(profile: str) -> None:
     assert "command" not in container and "args" not in container  # ENTRYPOINT thinkfl, CMD run
     assert container["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"},
                                   {"name": "health", "containerPort": 8081, "protocol": "TCP"}]
-    probe = container["livenessProbe"]["httpGet"]
-    assert (probe["path"], probe["port"]) == ("/healthz", "health")  # kopf's liveness endpoint
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert (env["THINKFL_OPERATOR__HTTP_PORT"], env["THINKFL_OPERATOR__HEALTH_PORT"]) == ("8080", "8081")
+    # Liveness: kopf's endpoint on the health port. Readiness: the webhook's /healthz on the http
+    # port, so the Service gets an endpoint only once the webhook listens.
+    probe = container["livenessProbe"]["httpGet"]
+    assert (probe["path"], probe["port"]) == ("/healthz", "health")
+    probe = container["readinessProbe"]["httpGet"]
+    assert (probe["path"], probe["port"]) == ("/healthz", "http")
     [tmp] = [m for m in container["volumeMounts"] if m["mountPath"] == "/tmp"]
     [volume] = [v for v in pod["volumes"] if v["name"] == tmp["name"]]
     assert "emptyDir" in volume
@@ -263,7 +532,7 @@ def test_operator_pod_is_locked_down(profile: str) -> None:
         assert "resources" not in container  # no default resources
 
 
-@pytest.mark.parametrize("profile", PROFILES)
+@pytest.mark.parametrize("profile", [*PROFILES, "distinct"])
 def test_operator_env_is_read_by_the_settings(profile: str, monkeypatch: pytest.MonkeyPatch
                                               ) -> None:
     env = _env(_operator(profile))
@@ -282,16 +551,45 @@ def test_operator_env_is_read_by_the_settings(profile: str, monkeypatch: pytest.
         monkeypatch.setenv(name, value)
     settings = Settings()
     merged = _merged(profile)
-    assert settings.traces.backend == merged["traces"]["backend"]
-    assert settings.traces.url == merged["traces"]["url"]
-    assert settings.prometheus.url == merged["prometheus"]["url"]
-    assert settings.prometheus.catalog == merged["prometheus"]["catalog"]
-    assert settings.operator.namespaces == merged["watchNamespaces"]
-    assert settings.operator.concurrency == merged["concurrency"]
-    assert settings.operator.deadline_s == merged["budgets"]["deadlineSeconds"]
-    assert settings.llm.deadline_s == merged["llm"]["deadlineSeconds"]
+    for value, setting in VALUE_SETTINGS.items():
+        assert _at(settings, setting) == _at(merged, value), (value, setting)
     assert settings.engine == (merged["engine"] or
                                ("auto" if merged["vllm"]["enabled"] else "heuristic"))
+    watched = merged["watchNamespaces"]
+    assert settings.alerts.namespace == (merged["alerts"]["namespace"]
+                                         or (watched[0] if watched else NAMESPACE))
+
+
+def _settings_field(setting: str) -> Any:
+    section, _, name = setting.rpartition(".")
+    model = Settings.model_fields[section].annotation if section else Settings
+    return model.model_fields[name]  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("value", sorted(VALUE_SETTINGS))
+def test_values_schema_enforces_the_settings_ranges(value: str) -> None:
+    """The schema refuses at install time what the Settings would refuse at start: the same
+    bounds, and an enum of exactly the alternatives of the Settings' pattern."""
+    node = json.loads((CHART / "values.schema.json").read_text("utf-8"))
+    for key in value.split("."):
+        node = node["properties"][key]
+    field = _settings_field(VALUE_SETTINGS[value])
+    bounds, pattern = {}, None
+    for meta in field.metadata:
+        for attribute, keyword in (("ge", "minimum"), ("gt", "exclusiveMinimum"),
+                                   ("le", "maximum"), ("lt", "exclusiveMaximum")):
+            if getattr(meta, attribute, None) is not None:
+                bounds[keyword] = getattr(meta, attribute)
+        pattern = getattr(meta, "pattern", None) or pattern
+    assert {k: node[k] for k in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum")
+            if k in node} == bounds
+    if pattern:
+        alternatives = re.fullmatch(r"\^\((.*)\)\$", pattern)
+        assert alternatives is not None, pattern
+        assert set(node["enum"]) == set(alternatives.group(1).split("|"))
+    expected_type = {int: "integer", float: "number", str: "string", list: "array",
+                     dict: "object"}[getattr(field.annotation, "__origin__", field.annotation)]
+    assert node.get("type", "string" if "enum" in node else None) == expected_type
 
 
 def test_external_llm_key_comes_from_a_secret() -> None:
@@ -301,6 +599,63 @@ def test_external_llm_key_comes_from_a_secret() -> None:
         "secretKeyRef": {"name": "thinkfl-llm", "key": "api-key"}}}
     assert env["THINKFL_ENGINE"]["value"] == "auto"
     assert "THINKFL_LLM__API_KEY" not in _env(_operator("defaults"))  # no Secret needed
+
+
+# the Alertmanager webhook ------------------------------------------------------------------
+
+@pytest.mark.parametrize("profile", [*PROFILES, "distinct"])
+def test_webhook_creates_incidents_where_it_may_and_they_are_watched(profile: str) -> None:
+    objects = _objects(profile)
+    namespace = _env(_operator(profile))["THINKFL_ALERTS__NAMESPACE"]["value"]
+    watched = _merged(profile)["watchNamespaces"]
+    if watched:
+        assert namespace in watched
+        [rules] = [o["rules"] for o in objects if o["kind"] == "Role"
+                   and o["metadata"]["namespace"] == namespace]
+    else:
+        rules = _find(objects, "ClusterRole", RBAC_NAME)["rules"]
+    assert "create" in _granted(rules, "thinkfl.dev", "failureincidents")
+
+
+def test_webhook_namespace_defaults_to_the_first_watched_namespace() -> None:
+    env = _env(_operator("tempo"))
+    assert _merged("tempo")["alerts"]["namespace"] == ""
+    assert env["THINKFL_ALERTS__NAMESPACE"]["value"] == "online-boutique"
+    assert _env(_operator("defaults"))["THINKFL_ALERTS__NAMESPACE"]["value"] == NAMESPACE
+
+
+def test_webhook_namespace_outside_the_watched_ones_fails_the_render() -> None:
+    values = _values("tempo")
+    values["alerts"] = {"namespace": "train-ticket"}  # watched: fine
+    rendered = _chart().render(values, name=RELEASE, namespace=NAMESPACE)
+    env = _env(_find(_parse(rendered), "Deployment", RELEASE))
+    assert env["THINKFL_ALERTS__NAMESPACE"]["value"] == "train-ticket"
+    for bad in (NAMESPACE, "default"):
+        values["alerts"] = {"namespace": bad}
+        with pytest.raises(helm.HelmRenderError,
+                           match=f'alerts.namespace "{bad}" is not among watchNamespaces'):
+            _chart().render(values, name=RELEASE, namespace=NAMESPACE)
+
+
+@pytest.mark.parametrize("release", [RELEASE, "prod"])
+def test_notes_print_the_webhook_and_metrics_urls_of_the_service(release: str) -> None:
+    rendered = _chart().render({"service": {"port": 9090}}, name=release, namespace=NAMESPACE)
+    [service] = [o for o in _parse(rendered) if o["kind"] == "Service"]
+    assert service["metadata"]["name"] == ("thinkfl-operator" if release == RELEASE
+                                           else f"{release}-thinkfl-operator")
+    url = f"http://{service['metadata']['name']}.{NAMESPACE}:{service['spec']['ports'][0]['port']}"
+    notes = rendered["thinkfl-operator/templates/NOTES.txt"]
+    assert f"{url}/alerts" in notes and f"{url}/metrics" in notes
+    assert f"- url: {url}/alerts" in notes  # the Alertmanager receiver
+    # traces.url is empty by default: the operator cannot diagnose without a trace backend.
+    assert "incidents need a trace backend URL" in notes and "backend error" not in notes
+    assert "trace backend URL" not in _render("no-gpu")["thinkfl-operator/templates/NOTES.txt"]
+
+
+def test_values_document_the_webhook_url_with_the_service_name() -> None:
+    text = (CHART / "values.yaml").read_text("utf-8")
+    assert "`http://<fullname>.<namespace>:8080/alerts`" in text
+    assert "<release>." not in text
 
 
 # vLLM ----------------------------------------------------------------------------------------
@@ -328,18 +683,23 @@ def test_vllm_deployment_serves_thinkfl_on_a_gpu() -> None:
     pod = deployment["spec"]["template"]["spec"]
     container = _container(deployment)
     assert container["image"].startswith("docker.io/vllm/vllm-openai:v")
+    # The seed README's command line: python -m vllm.entrypoints.openai.api_server --model ...
+    # --served-model-name ThinkFL --trust-remote-code --tensor-parallel-size=1 --port 8000;
+    # explicit, whatever the image's entrypoint.
+    assert container["command"] == ["python3", "-m", "vllm.entrypoints.openai.api_server"]
     args = container["args"]
-    for arg in ("--model=Zhang-Lingzhe/ThinkFL-Llama3.2-3B", "--served-model-name=ThinkFL",
-                "--trust-remote-code", "--tensor-parallel-size=1", "--port=8000",
-                "--max-model-len=16384", "--gpu-memory-utilization=0.85",
+    assert args[:5] == ["--model=Zhang-Lingzhe/ThinkFL-Llama3.2-3B", "--served-model-name=ThinkFL",
+                        "--trust-remote-code", "--tensor-parallel-size=1", "--port=8000"]
+    for arg in ("--max-model-len=16384", "--gpu-memory-utilization=0.85",
                 "--enable-prefix-caching"):
         assert arg in args
+    assert container["ports"][0]["containerPort"] == 8000
     resources = container["resources"]
     assert resources["limits"]["nvidia.com/gpu"] == resources["requests"]["nvidia.com/gpu"] == 1
     assert resources["limits"]["memory"] == "24Gi"  # user resources merged with the GPU
     startup = container["startupProbe"]
     assert startup["httpGet"] == {"path": "/health", "port": "http"}
-    assert startup["failureThreshold"] * startup["periodSeconds"] >= 1200  # model loading
+    assert startup["failureThreshold"] * startup["periodSeconds"] >= 1800  # download + load
     assert pod["runtimeClassName"] == "nvidia"
     assert pod["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
     assert pod["tolerations"][0]["key"] == "nvidia.com/gpu"
@@ -351,19 +711,34 @@ def test_vllm_deployment_serves_thinkfl_on_a_gpu() -> None:
         "requests": {"storage": "20Gi"}}
     env = {e["name"]: e for e in container["env"]}
     assert env["HF_HOME"]["value"] == "/data"
-    assert env["HF_TOKEN"]["valueFrom"]["secretKeyRef"] == {"name": "hf-token", "key": "token"}
+    # Optional: without the Secret the container still starts (no CreateContainerConfigError).
+    assert env["HF_TOKEN"]["valueFrom"]["secretKeyRef"] == {
+        "name": "hf-token", "key": "token", "optional": True}
     service = _find(objects, "Service", f"{RELEASE}-vllm")
     assert service["spec"]["ports"][0]["port"] == 8000
     operator_env = _env(_operator("gpu-vllm"))
     assert operator_env["THINKFL_LLM__MODEL"]["value"] == "ThinkFL"
     assert operator_env["THINKFL_ENGINE"]["value"] == "auto"
+    notes = _render("gpu-vllm")["thinkfl-operator/templates/NOTES.txt"]
+    assert "kubectl --namespace thinkfl create secret generic hf-token --from-literal=token=" in notes
+
+
+def test_vllm_startup_patience_is_a_value() -> None:
+    values = {"vllm": {"enabled": True, "startupProbe": {"failureThreshold": 360}}}
+    rendered = _chart().render(values, name=RELEASE, namespace=NAMESPACE)
+    deployment = _find(_parse(rendered), "Deployment", f"{RELEASE}-vllm")
+    startup = _container(deployment)["startupProbe"]
+    assert (startup["failureThreshold"], startup["periodSeconds"]) == (360, 10)  # merged
+    notes = rendered["thinkfl-operator/templates/NOTES.txt"]
+    assert "waits up to 3600 seconds" in notes
+    assert "hf-token --from-literal=token=" in notes  # how to add a token later
+    assert "HF_TOKEN" not in json.dumps(deployment)  # no Secret named, none referenced
 
 
 def test_vllm_without_model_cache_uses_an_empty_dir() -> None:
-    objects = [o for path, text in _chart().render(
+    objects = _parse(_chart().render(
         {"vllm": {"enabled": True, "modelCache": {"enabled": False}}}, name=RELEASE,
-        namespace=NAMESPACE).items() if path.endswith(".yaml")
-        for o in yaml.safe_load_all(text) if o]
+        namespace=NAMESPACE))
     assert not any(o["kind"] == "PersistentVolumeClaim" for o in objects)
     pod = _find(objects, "Deployment", f"{RELEASE}-vllm")["spec"]["template"]["spec"]
     assert {"name": "model-cache", "emptyDir": {}} in pod["volumes"]
@@ -375,60 +750,83 @@ def test_vllm_without_model_cache_uses_an_empty_dir() -> None:
 @pytest.mark.parametrize("profile", PROFILES)
 def test_rbac_is_least_privilege(profile: str) -> None:
     objects = _objects(profile)
+    known = HEADINGS["Framework"] | HEADINGS["Application"]
     for _, rule in _rules(objects):
         for key in ("apiGroups", "resources", "verbs"):
             assert "*" not in rule[key], rule
         assert "resourceNames" not in rule and "nonResourceURLs" not in rule
-        written = set(rule["verbs"]) & WRITE_VERBS
-        if written:
-            for group in rule["apiGroups"]:
-                for resource in rule["resources"]:
-                    assert written <= NAMESPACED_RULES.get((group, resource), set()), rule
-    all_rules = [rule for _, rule in _rules(objects)]
-    for resource in ("pods", "nodes"):
-        assert _granted(all_rules, "", resource) == set()
-    assert not any(r for r in all_rules if {"secrets", "configmaps"} & set(r["resources"]))
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                assert set(rule["verbs"]) <= known.get((group, resource), set()), rule
+                written = set(rule["verbs"]) & WRITE_VERBS
+                assert written <= NAMESPACED_RULES.get((group, resource), set()), rule
 
 
 @pytest.mark.parametrize("profile", PROFILES)
+def test_rbac_rules_sit_under_their_framework_or_application_heading(profile: str) -> None:
+    headed = _headed_rules(profile)
+    assert headed
+    for heading, rule in headed:
+        assert heading in HEADINGS, rule  # every rule has a heading
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                assert (group, resource) in HEADINGS[heading], (heading, rule)
+
+
+@pytest.mark.parametrize("profile", [*PROFILES, "distinct"])
 def test_rbac_scope_follows_the_watched_namespaces(profile: str) -> None:
     objects = _objects(profile)
     watched = _merged(profile)["watchNamespaces"]
-    cluster = _find(objects, "ClusterRole", RELEASE)["rules"]
-    roles = {o["metadata"]["namespace"]: o["rules"] for o in objects if o["kind"] == "Role"}
+    cluster = _find(objects, "ClusterRole", RBAC_NAME)["rules"]
+    roles = {o["metadata"]["namespace"]: o for o in objects if o["kind"] == "Role"}
     bindings = [o for o in objects if o["kind"] in ("RoleBinding", "ClusterRoleBinding")]
-    for (group, resource), verbs in CLUSTER_RULES.items():
+    for (group, resource), verbs in FRAMEWORK_CLUSTER_RULES.items():
         assert _granted(cluster, group, resource) == verbs
     if not watched:
         assert roles == {}
-        assert _granted(cluster, "", "namespaces") == set()
+        for (group, resource), verbs in FRAMEWORK_NAMESPACE_RULES.items():
+            assert _granted(cluster, group, resource) == set()
         for (group, resource), verbs in NAMESPACED_RULES.items():
             assert _granted(cluster, group, resource) == verbs
     else:
         assert sorted(roles) == sorted(watched)
-        assert _granted(cluster, "", "namespaces") == {"list", "watch"}
-        for rules in roles.values():
+        for (group, resource), verbs in FRAMEWORK_NAMESPACE_RULES.items():
+            assert _granted(cluster, group, resource) == verbs
+        for role in roles.values():
+            assert role["metadata"]["name"] == RBAC_NAME
             for (group, resource), verbs in NAMESPACED_RULES.items():
                 assert _granted(cluster, group, resource) == set()
-                assert _granted(rules, group, resource) == verbs
+                assert _granted(role["rules"], group, resource) == verbs
     assert len(bindings) == 1 + len(watched)
     for binding in bindings:
-        assert binding["roleRef"]["name"] == RELEASE
+        assert binding["metadata"]["name"] == binding["roleRef"]["name"] == RBAC_NAME
         assert binding["subjects"] == [
             {"kind": "ServiceAccount", "name": RELEASE, "namespace": NAMESPACE}]
-        if binding["kind"] == "RoleBinding":
-            assert binding["roleRef"]["kind"] == "Role"
+        assert binding["roleRef"]["kind"] == (
+            "Role" if binding["kind"] == "RoleBinding" else "ClusterRole")
 
 
-def test_rbac_rules_are_commented_framework_or_application() -> None:
-    text = (CHART / "templates" / "rbac.yaml").read_text("utf-8")
-    rules = re.findall(r"^\s*- apiGroups:", text, re.MULTILINE)
-    comments = re.findall(r"^\s*# (Framework|Application): ", text, re.MULTILINE)
-    assert len(rules) == len(comments) >= 4
+def test_rbac_names_of_same_named_releases_in_two_namespaces_differ() -> None:
+    """The ClusterRole and ClusterRoleBinding are cluster-wide and a watched namespace may hold
+    the Roles of two releases: their names carry the release namespace, within the limits."""
+    def names(values: dict[str, Any], namespace: str) -> set[tuple[str, str | None, str]]:
+        objects = _parse(_chart().render(values, name=RELEASE, namespace=namespace))
+        return {(o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"])
+                for o in objects if o["kind"] in ("ClusterRole", "ClusterRoleBinding",
+                                                  "Role", "RoleBinding")}
+    shared = {"watchNamespaces": ["shop"]}
+    first, second = names(shared, "team-a"), names(shared, "team-b")
+    assert len(first) == len(second) == 4 and not first & second
+    assert {name for _, _, name in first} == {f"{RELEASE}-team-a"}
+    longest = names({"fullnameOverride": "f" * 80, "watchNamespaces": ["shop"]}, "n" * 63)
+    for kind, _, name in longest:
+        assert len(name) <= 253 and _DNS_SUBDOMAIN.match(name), (kind, name)
+        assert name == "f" * 57 + "-" + "n" * 63
 
 
 # the CRD, the manifests, the examples ------------------------------------------------------
 
+@pytest.mark.usefixtures("cached_kubernetes_schemas")
 def test_chart_crd_is_the_crd_byte_for_byte() -> None:
     source = CRD_SOURCE.read_bytes()
     assert (CHART / "crds" / "failureincidents.yaml").read_bytes() == source
@@ -440,18 +838,47 @@ def test_chart_crd_is_the_crd_byte_for_byte() -> None:
         kubernetes_validate.validate(yaml.safe_load(source), version, strict=True)
 
 
+@pytest.mark.usefixtures("cached_kubernetes_schemas")
 def test_manifests_are_a_fresh_render_of_the_no_gpu_profile() -> None:
     render_manifests = _script("render_manifests")
     text, crd = render_manifests.render()
     assert (MANIFESTS / "thinkfl-operator.yaml").read_text("utf-8") == text, (
         "manifests/ is stale: run python scripts/render_manifests.py")
     assert crd == CRD_SOURCE.read_bytes()
+    assert render_manifests.main(["--check"]) == 0
     objects = [o for o in yaml.safe_load_all(text) if o]
     assert [o["kind"] for o in objects][:2] == ["Namespace", "ServiceAccount"]
-    assert len(objects) == 1 + len(_objects("no-gpu"))
+    chart_objects = _objects("no-gpu")
+    assert len(objects) == 1 + len(chart_objects)
     for obj in objects:
-        kubernetes_validate.validate(obj, KUBE_VERSIONS[-1], strict=True)
+        for version in KUBE_VERSIONS:
+            kubernetes_validate.validate(obj, version, strict=True)
         assert obj["metadata"].get("namespace", NAMESPACE) == NAMESPACE
+
+
+def test_manifests_are_labeled_as_applied_with_kubectl() -> None:
+    text = (MANIFESTS / "thinkfl-operator.yaml").read_text("utf-8")
+    objects = [o for o in yaml.safe_load_all(text) if o]
+    labeled = [o["metadata"]["labels"] for o in objects]
+    labeled += [o["spec"]["template"]["metadata"]["labels"] for o in objects
+                if o["kind"] == "Deployment"]
+    assert all(labels["app.kubernetes.io/managed-by"] == "kubectl" for labels in labeled)
+    assert "managed-by: Helm" not in text
+    # Only that label differs from what Helm renders.
+    helm_text = "".join(_render("no-gpu").values())
+    assert helm_text.count("managed-by: Helm") == text.count("managed-by: kubectl") - 1
+
+
+def test_manifests_readme_says_how_to_build_and_use_the_image() -> None:
+    readme = (MANIFESTS / "README.md").read_text("utf-8")
+    for step in ("docker build -t REGISTRY/thinkfl-operator:0.1.0 .",
+                 "docker push REGISTRY/thinkfl-operator:0.1.0",
+                 "--set image.repository=REGISTRY/thinkfl-operator",
+                 "image: \"thinkfl-operator:0.1.0\""):
+        assert step in readme, step
+    deployment = _find([o for o in yaml.safe_load_all(
+        (MANIFESTS / "thinkfl-operator.yaml").read_text("utf-8")) if o], "Deployment", RELEASE)
+    assert _container(deployment)["image"] == "thinkfl-operator:0.1.0"  # what the README edits
 
 
 def test_example_incidents_fit_the_crd() -> None:
@@ -487,6 +914,9 @@ def test_every_value_is_documented() -> None:
     """helm-docs style: each value has a `# --` comment right above it, or above an enclosing key
     whose whole object is the value (a probe, a security context)."""
     lines = (CHART / "values.yaml").read_text("utf-8").splitlines()
+    # A wrapped comment line starting with `--` (e.g. `# --set ...`) would open a new doc.
+    assert [n for n in lines if n.lstrip().startswith("# --")
+            and not n.lstrip().startswith("# -- ")] == []
     documented: list[tuple[int, bool]] = []  # (indent, has `# --`) of the enclosing keys
     undocumented = []
     for index, line in enumerate(lines):
@@ -510,18 +940,58 @@ def test_every_value_is_documented() -> None:
     assert undocumented == []
 
 
+def test_every_settings_value_names_its_variable() -> None:
+    rows = {key: text for key, _, text in _script("values_doc").rows(
+        (CHART / "values.yaml").read_text("utf-8"))}
+    for value, setting in VALUE_SETTINGS.items():
+        variable = "THINKFL_" + setting.upper().replace(".", "__")
+        assert variable in rows[value], (value, variable)
+
+
 # the image -----------------------------------------------------------------------------------
 
-def test_dockerfile_is_pinned_non_root_and_runs_the_operator() -> None:
-    lines = _dockerfile()
-    bases = [line.split()[1] for line in lines if line.startswith("FROM ")]
-    assert bases
-    for base in bases:
-        tag = base.partition(":")[2]
-        assert re.fullmatch(r"\d+\.\d+(\.\d+)?[-\w.]*", tag), f"unpinned base image {base}"
-        assert "latest" not in tag
-    users = [line for line in lines if line.startswith("USER ")]
+def test_dockerfile_is_multi_stage_pinned_non_root_and_runs_the_operator() -> None:
+    stages = _stages()
+    assert len(stages) >= 2  # build stage(s), then a runtime stage without the build tools
+    for stage in stages:
+        base = stage[0].split()[1]
+        name, _, digest = base.partition("@")
+        tag = name.rpartition(":")[2] if ":" in name.rpartition("/")[2] else ""
+        assert re.fullmatch(r"sha256:[0-9a-f]{64}", digest) or re.fullmatch(
+            r"\d+\.\d+\.\d+([-.][-.\w]+)?", tag), f"base image {base} is not pinned to a patch " \
+                                                 "version or a digest"
+    build_name = stages[0][0].split()[-1]
+    assert stages[0][0].split()[-2].upper() == "AS"
+    final = stages[-1]
+    assert any(line.startswith(f"COPY --from={build_name} ") for line in final)
+    users = [line for line in final if line.startswith("USER ")]
     assert users and re.fullmatch(r"USER \d+(:\d+)?", users[-1])
     assert _image_uid() != 0
-    assert [line for line in lines if line.startswith("ENTRYPOINT")] == ['ENTRYPOINT ["thinkfl"]']
-    assert [line for line in lines if line.startswith("CMD")] == ['CMD ["run"]']
+    assert [line for line in final if line.startswith("ENTRYPOINT")] == ['ENTRYPOINT ["thinkfl"]']
+    assert [line for line in final if line.startswith("CMD")] == ['CMD ["run"]']
+
+
+def test_dockerfile_copies_everything_the_build_reads() -> None:
+    inputs = _build_inputs()
+    assert {"pyproject.toml", "README.md", "operator"} <= inputs
+    copied = _copied_sources(_stages()[0])
+    for path in inputs:
+        assert any(source in (".", path) or path.startswith(source + "/")
+                   for source in copied), f"{path} is not copied into the build stage"
+
+
+def test_dockerignore_keeps_out_the_clutter_and_in_what_the_build_reads() -> None:
+    for needed in _build_inputs():
+        assert not _docker_ignored(needed), needed
+    package = ROOT / "operator" / "thinkfl_operator"
+    sources = [p.relative_to(ROOT).as_posix() for p in package.rglob("*") if p.is_file()
+               and "__pycache__" not in p.parts]
+    assert len(sources) > 20 and "operator/thinkfl_operator/py.typed" in sources
+    assert [path for path in sources if _docker_ignored(path)] == []
+    for clutter in (".git/HEAD", ".git/objects/ab/cdef", ".mypy_cache/3.11/cache.db",
+                    ".pytest_cache/v/cache/nodeids", ".ruff_cache/0.17.6/x", ".hypothesis/x",
+                    ".import_linter_cache/x", "operator/thinkfl_operator/__pycache__/a.pyc",
+                    "operator/thinkfl_operator/x.pyc", "operator/thinkfl_operator.egg-info/PKG-INFO",
+                    "tests/unit/test_chart.py", ".venv/bin/python", "venv/bin/python",
+                    "build/lib/x.py", "dist/x.whl"):
+        assert _docker_ignored(clutter), clutter

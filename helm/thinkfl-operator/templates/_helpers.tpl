@@ -136,3 +136,41 @@ The operator's model name: llm.model, else vllm.servedModelName.
 {{- define "thinkfl-operator.llmModel" -}}
 {{- default .Values.vllm.servedModelName .Values.llm.model }}
 {{- end }}
+
+{{/*
+The name of the ClusterRole and ClusterRoleBinding (cluster-scoped) and of the Roles and
+RoleBindings in the watched namespaces: the full name and the release namespace, so that two
+releases of the same name in different namespaces do not collide. At most 57 + 1 + 63 = 121
+characters, within the 253 of an RBAC object's name.
+*/}}
+{{- define "thinkfl-operator.rbacName" -}}
+{{- printf "%s-%s" (include "thinkfl-operator.fullname" .) (include "thinkfl-operator.namespace" .) }}
+{{- end }}
+
+{{/*
+The namespace the Alertmanager webhook creates incidents in: alerts.namespace, else the first
+watched namespace, else the release namespace. With watchNamespaces set, it must be one of them:
+the operator may create incidents only there (the Roles) and diagnoses only those.
+*/}}
+{{- define "thinkfl-operator.alertsNamespace" -}}
+{{- $watched := .Values.watchNamespaces | default list }}
+{{- with .Values.alerts.namespace }}
+{{- if and $watched (not (has . $watched)) }}
+{{- fail (printf "alerts.namespace %q is not among watchNamespaces %v: the operator could neither create nor diagnose its incidents there; add it to watchNamespaces or leave alerts.namespace empty (default: %s)" . $watched (first $watched)) }}
+{{- end }}
+{{- . }}
+{{- else }}
+{{- if $watched }}
+{{- first $watched }}
+{{- else }}
+{{- include "thinkfl-operator.namespace" . }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+The operator Service's in-cluster URL (http://<fullname>.<namespace>:<port>).
+*/}}
+{{- define "thinkfl-operator.serviceUrl" -}}
+{{- printf "http://%s.%s:%d" (include "thinkfl-operator.fullname" .) (include "thinkfl-operator.namespace" .) (int .Values.service.port) }}
+{{- end }}

@@ -123,6 +123,9 @@ class RootCause:
     pod: str
     reason: str
     score: int
+    # Added by ranking to reach the minimum count (the deterministic order padding a model's
+    # shorter answer), not named by the engine itself. Not in ``as_dict`` (not in the status).
+    padded: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -191,6 +194,9 @@ class Diagnosis:
     # The root span each walked trace opened with: the deterministic engine's path is rebuilt
     # from these and ``steps`` as conversations (the model's own are kept in ``transcript``).
     roots: list[Span] = field(default_factory=list)
+    # ``auto`` answered for the model because its endpoint was unreachable: asking again later
+    # may give the model's answer (the operator does, within its tries).
+    llm_unreachable: bool = False
 
     @property
     def top(self) -> RootCause | None:

@@ -45,6 +45,7 @@ def rank(
     """The ranked list: known names only, one entry per service (or node), at least ``minimum``."""
     merged: dict[str, Candidate] = {}
     order: list[str] = []
+    padded: set[str] = set()  # keys added from ``fallback``
     for source in (candidates, fallback):
         padding = source is fallback
         for raw in source:
@@ -61,10 +62,12 @@ def rank(
                 break
             merged[key] = cand
             order.append(key)
-    return _scored([merged[k] for k in order])
+            if padding:
+                padded.add(key)
+    return _scored([merged[k] for k in order], [k in padded for k in order])
 
 
-def _scored(ordered: list[Candidate]) -> list[RootCause]:
+def _scored(ordered: list[Candidate], padded: list[bool]) -> list[RootCause]:
     top = max((c.score for c in ordered), default=0.0)
     out: list[RootCause] = []
     previous = 100
@@ -76,5 +79,5 @@ def _scored(ordered: list[Candidate]) -> list[RootCause]:
         score = min(score, previous)
         previous = score
         out.append(RootCause(rank=i + 1, node=cand.node, service=cand.service, pod=cand.pod,
-                             reason=cand.reason, score=score))
+                             reason=cand.reason, score=score, padded=padded[i]))
     return out

@@ -32,6 +32,7 @@ from tests.integration.test_operator import (
 from thinkfl_operator.cli.main import main
 from thinkfl_operator.engines.thinkfl import prompt
 from thinkfl_operator.feedback.export import read_jsonl
+from thinkfl_operator.feedback.rows import record_of
 
 __all__ = ["api"]  # the kmock fixture, shared with the operator tests
 
@@ -98,7 +99,9 @@ async def test_export_and_report_read_the_cluster(cluster: Any, tmp_path: Path,
     rows = read_jsonl(out)
     assert sorted(r["id"] for r in rows) == ["default/confirmed", "payments/elsewhere"]
     assert json.loads(rows[0]["label"])["service"] == INCIDENT.faulty_service
-    assert rows[0]["grade"] == confirmed["status"]["grade"] and rows[0]["engine"] == engine
+    status_grade = confirmed["status"]["grade"]
+    assert (rows[0]["grade"]["score"], rows[0]["grade"]["rank"]) == (status_grade["score"], status_grade["rank"])
+    assert rows[0]["engine"] == engine
 
     await thinkfl(capsys, "export", "--out", str(out), "--namespace", "payments")
     assert [r["id"] for r in read_jsonl(out)] == ["payments/elsewhere"]
@@ -118,7 +121,9 @@ async def test_exported_records_replay_as_an_evaluation_set_redacted_or_not(
     await thinkfl(capsys, "export", "--out", str(plain))
     await thinkfl(capsys, "export", "--out", str(hidden), "--redact", "--salt", "s3cret")
     public = json.dumps(prompt.SYSTEM_PROMPT)  # its examples name recommendationservice
-    assert INCIDENT.faulty_service not in hidden.read_text().replace(public, "")
+    opened = json.dumps([{**row, "record": record_of(row)} for row in read_jsonl(hidden)])
+    assert INCIDENT.faulty_service not in opened.replace(public, "").lower()
+    assert all(row["redacted"] for row in read_jsonl(hidden))
 
     # The scripted model walks to the deepest span (productcatalogservice) and names the true
     # service second: worse than what production answered, and the report says so.
@@ -129,11 +134,12 @@ async def test_exported_records_replay_as_an_evaluation_set_redacted_or_not(
             assert server.calls > 0
         [entry] = json.loads((tmp_path / "ranks.json").read_text())
         assert (entry["recordedRank"], entry["replayedRank"]) == (1, 2), lines
+        assert (entry["engine"], entry["paddingLeftOut"]) == ("heuristic", 0)
         truth = f"service/{INCIDENT.faulty_service}"
-        assert lines[1].split() == (["default/confirmed", truth, "1", "2"] if records == plain
-                                    else [entry["id"], entry["truth"], "1", "2"])
+        assert lines[1].split() == (["default/confirmed", truth, "heuristic", "1", "2"] if records == plain
+                                    else [entry["id"], entry["truth"], "heuristic", "1", "2"])
         assert records == plain or (entry["id"].startswith("fi-") and entry["truth"] != truth)
-        assert lines[-2].split() == ["recorded", "1", "100.00%", "100.00%", "1.0000"]
+        assert lines[-2].split() == ["recorded", "(heuristic)", "1", "100.00%", "100.00%", "1.0000"]
         assert lines[-1].split() == ["replayed", "(ThinkFL-next)", "1", "0.00%", "100.00%", "0.5000"]
 
 

@@ -39,6 +39,23 @@ async def _condition(api: Any, name: str, kind: str = "Confirmed", seconds: floa
     raise AssertionError(f"{name} has no {kind} condition: {dict(api.objects[RESOURCE, 'default', name])}")
 
 
+async def _events(api: Any, name: str, reason: str, seconds: float = 5.0) -> list[dict[str, Any]]:
+    """The Events posted about ``name`` (as ``kubectl describe`` lists them), once one has
+    ``reason``: kopf posts them from a queue, just after the status."""
+    import aiohttp
+
+    url = f"{str(api.url).rstrip('/')}/api/v1/namespaces/default/events"
+    mine: list[dict[str, Any]] = []
+    for _ in range(int(seconds / 0.05)):
+        async with aiohttp.ClientSession() as session, session.get(url) as response:
+            items = (await response.json())["items"]
+        mine = [e for e in items if e.get("involvedObject", {}).get("name") == name]
+        if any(e.get("reason") == reason for e in mine):
+            break
+        await asyncio.sleep(0.05)
+    return mine
+
+
 async def _diagnosed(api: Any, name: str) -> dict[str, Any]:
     await _create(api, _incident(name, {"service": "frontend", "time": T}))
     return await _status(api, name, ("Diagnosed",))
@@ -50,11 +67,20 @@ async def test_feedback_in_the_spec_grades_the_answer_without_diagnosing_again(a
     async with operator(api, factory):
         status = await _diagnosed(api, "graded")
         record = decode_record(status["record"])
-        assert TRUE_POD in record["topology"]["pods"] and record["conversations"]
+        assert TRUE_POD in {e["pod"] for e in record["topology"]} and record["conversations"]
         await _merge_patch(api, "graded", {"metadata": {"generation": 2}, "spec": {"feedback": {
             "service": TRUE_SERVICE, "faultType": "network_delay", "by": "alice"}}})
         condition = await _condition(api, "graded")
         await asyncio.sleep(0.5)
+        status = dict(api.objects[RESOURCE, "default", "graded"]["status"])
+        assert status["observedGeneration"] == 2
+        before = dict(status["grade"])
+        await _merge_patch(api, "graded", {"metadata": {"generation": 3}, "spec": {"feedback": {
+            "note": "tc qdisc on the node"}}})  # the grade stays; the generation is observed
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            if api.objects[RESOURCE, "default", "graded"]["status"].get("observedGeneration") == 3:
+                break
     status = dict(api.objects[RESOURCE, "default", "graded"]["status"])
     assert condition["status"] == "True" and condition["reason"] == "FeedbackGraded"
     assert f"true cause {TRUE_SERVICE} ranked 1" in condition["message"] and "alice" in condition["message"]
@@ -62,7 +88,11 @@ async def test_feedback_in_the_spec_grades_the_answer_without_diagnosing_again(a
     assert grade["rank"] == 1 and grade["score"] == 100 and "service" in grade["matched"]
     assert all(isinstance(v, int) for v in grade["factors"].values())
     assert factory.calls == 1  # feedback never re-runs the diagnosis
-    assert status["observedGeneration"] == 2 and status["phase"] == "Diagnosed"
+    assert status["observedGeneration"] == 3 and status["phase"] == "Diagnosed"
+    assert grade == before
+    confirmed = [e for e in await _events(api, "graded", "Confirmed") if e["reason"] == "Confirmed"]
+    assert len(confirmed) == 1 and confirmed[0]["type"] == "Normal"
+    assert f"true cause {TRUE_SERVICE} ranked 1" in confirmed[0]["message"]
     restarted = Counting()
     async with operator(api, restarted):  # nor does a restart after it
         await asyncio.sleep(1.5)
@@ -97,6 +127,71 @@ async def test_invalid_feedback_gets_a_false_condition_with_the_reason(
     assert expected in condition["message"], condition["message"]
     status = api.objects[RESOURCE, "default", "wrong"]["status"]
     assert status.get("grade") is None and status["phase"] == "Diagnosed"  # nothing lost
+
+
+@pytest.mark.asyncio
+async def test_invalid_spec_feedback_gets_a_false_condition_naming_the_field(api: Any) -> None:
+    async with operator(api, Counting()):
+        await _diagnosed(api, "typo")
+        await _merge_patch(api, "typo", {"metadata": {"generation": 2}, "spec": {"feedback": {
+            "service": "recomendationservice", "by": "alice"}}})  # what the API server admits
+        condition = await _condition(api, "typo")
+        events = await _events(api, "typo", "InvalidFeedback")
+    assert condition["status"] == "False" and condition["reason"] == "InvalidFeedback"
+    assert condition["message"].startswith('spec.feedback.service "recomendationservice" is not in '
+                                           "this incident's observed topology")
+    assert 'did you mean "recommendationservice"?' in condition["message"]
+    assert [e["type"] for e in events if e["reason"] == "InvalidFeedback"] == ["Warning"]
+    status = api.objects[RESOURCE, "default", "typo"]["status"]
+    assert status.get("grade") is None and status["phase"] == "Diagnosed"
+
+
+@pytest.mark.asyncio
+async def test_feedback_on_a_failed_incident_says_there_is_nothing_to_grade(api: Any) -> None:
+    async with operator(api, Counting()):
+        await _create(api, _incident("failed", {"service": "frontend", "time": "2023-13-01"}))
+        await _status(api, "failed", ("Failed",))
+        await _merge_patch(api, "failed", {"metadata": {"annotations": {
+            "thinkfl.dev/root-cause": f"service/{TRUE_SERVICE}"}}})
+        condition = await _condition(api, "failed")
+    assert condition["status"] == "False" and condition["reason"] == "NotDiagnosed"
+    assert api.objects[RESOURCE, "default", "failed"]["status"].get("grade") is None
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("given", ["annotation", "spec"])
+async def test_removed_feedback_takes_back_the_grade(api: Any, given: str) -> None:
+    import aiohttp
+    from prometheus_client.parser import text_string_to_metric_families
+
+    label: dict[str, Any] = (
+        {"metadata": {"annotations": {"thinkfl.dev/root-cause": f"service/{TRUE_SERVICE}"}}}
+        if given == "annotation" else
+        {"metadata": {"generation": 2}, "spec": {"feedback": {"service": TRUE_SERVICE}}})
+    removal: dict[str, Any] = (
+        {"metadata": {"annotations": {"thinkfl.dev/root-cause": None}}} if given == "annotation"
+        else {"metadata": {"generation": 3}, "spec": {"feedback": None}})
+    port = _free_port()
+    async with operator(api, Counting(), http_port=port):
+        await _diagnosed(api, "taken-back")
+        await _merge_patch(api, "taken-back", label)
+        assert (await _condition(api, "taken-back"))["status"] == "True"
+        await _merge_patch(api, "taken-back", removal)  # kubectl annotate fi taken-back x-
+        for _ in range(200):
+            condition = await _condition(api, "taken-back")
+            if condition["status"] == "False":
+                break
+        events = await _events(api, "taken-back", "FeedbackRemoved")
+        async with aiohttp.ClientSession() as session, session.get(
+                f"http://127.0.0.1:{port}/metrics") as response:
+            text = await response.text()
+    status = api.objects[RESOURCE, "default", "taken-back"]["status"]
+    assert condition["reason"] == "FeedbackRemoved" and status.get("grade") is None
+    assert status["observedGeneration"] == (3 if given == "spec" else 1)
+    assert [e["type"] for e in events if e["reason"] == "FeedbackRemoved"] == ["Normal"]
+    confirmed = [s.value for family in text_string_to_metric_families(text) for s in family.samples
+                 if s.name == "thinkfl_confirmed_incidents"]
+    assert sum(confirmed) == 0  # out of the live accuracy too
 
 
 @pytest.mark.asyncio

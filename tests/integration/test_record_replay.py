@@ -39,11 +39,12 @@ def synthetic() -> tuple[MemoryStore, Incident]:
     return incident.store(), Incident(time_s=incident.time_s)
 
 
-def diagnosed(engine: str) -> tuple[Diagnosis, dict[str, Any], int]:
+def diagnosed(engine: str, extra_services: int = 2) -> tuple[Diagnosis, dict[str, Any], int]:
     """The synthetic incident diagnosed by ``engine``, its record through the status text, and
-    how many model replies it took."""
+    how many model replies it took (the model names ``extra_services`` services besides the
+    deepest span's)."""
     store, incident = synthetic()
-    with ReplayServer(when_exhausted=WalkPolicy()) as server:
+    with ReplayServer(when_exhausted=WalkPolicy(extra_services)) as server:
         diagnosis = make_engine(engine, configured(server.base_url)).diagnose(store, incident)
         replies = server.calls
     return diagnosis, decode_record(encode_record(build_record(diagnosis, incident))), replies
@@ -102,3 +103,24 @@ def test_a_model_without_an_answer_on_the_record_raises_no_answer() -> None:
     with ReplayServer(["I cannot tell."], when_exhausted="repeat_last") as server, \
             pytest.raises(NoAnswer, match="no usable answer on the replayed record"):
         replay(record, configured(server.base_url, think_steps=1, rethink_steps=0, final_steps=1))
+
+
+def test_the_recorded_answer_is_compared_like_for_like_with_the_replay() -> None:
+    """The model names two services; production pads its answer with the deterministic order
+    to three. Graded on that padding, the recorded answer would rank the padded cause 3rd; a
+    replay is never padded, so the recorded rank it is compared with is the model's own: both
+    miss it."""
+    from thinkfl_operator.feedback.grading import grade_answer
+    from thinkfl_operator.feedback.label import Feedback
+    from thinkfl_operator.feedback.report import replayed_ranks
+    from thinkfl_operator.feedback.rows import check_row, make_row
+
+    original, record, _ = diagnosed("thinkfl", extra_services=0)
+    assert [c.padded for c in original.root_causes] == [False, False, True]
+    assert [a["padded"] for a in record["answer"]] == [False, False, True]
+    label = Feedback(service=original.root_causes[2].service)  # the padded one was the cause
+    row = make_row("default/padded", record, label, grade_answer(original.root_causes, label))
+    assert row["grade"]["rank"] == 3  # as production served it
+    with ReplayServer(when_exhausted=WalkPolicy(extra_services=0)) as server:
+        [result] = replayed_ranks([check_row(row)], configured(server.base_url))
+    assert (result.served, result.recorded, result.replayed, result.padding) == (3, None, None, 1)

@@ -21,16 +21,12 @@ from thinkfl_operator.engines.heuristic.engine import HeuristicEngine
 from thinkfl_operator.engines.thinkfl import prompt
 from thinkfl_operator.errors import UserInputError
 from thinkfl_operator.evaluation.scores import accuracy_table
-from thinkfl_operator.feedback.export import (
-    diagnosis_record,
-    read_jsonl,
-    records_from_objects,
-    write_jsonl,
-)
+from thinkfl_operator.feedback.export import read_jsonl, records_from_objects, write_jsonl
 from thinkfl_operator.feedback.opening import root_of
 from thinkfl_operator.feedback.record import build_record, encode_record
 from thinkfl_operator.feedback.redact import redact
 from thinkfl_operator.feedback.report import merge, ranks_from_objects, ranks_from_records
+from thinkfl_operator.feedback.rows import check_row, record_of
 from thinkfl_operator.models import Incident
 from thinkfl_operator.settings import Settings
 from thinkfl_operator.synthetic import SyntheticIncident, generate
@@ -53,7 +49,8 @@ def incident(name: str) -> tuple[SyntheticIncident, str]:
 
 def fi(name: str, *, label: dict[str, str] | None = None, annotation: str | None = None,
        conditions: list[dict[str, str]] | None = None, record: str | None = None,
-       grade: dict[str, Any] | None = None, engine: str = "heuristic") -> dict[str, Any]:
+       grade: dict[str, Any] | None = None, engine: str = "heuristic",
+       namespace: str = "shop") -> dict[str, Any]:
     """A FailureIncident as the API returns it, diagnosed from ``incident(name)``."""
     text = incident(name if name in FAULTS else "slow-recs")[1]
     spec: dict[str, Any] = {"service": "frontend"}
@@ -61,7 +58,7 @@ def fi(name: str, *, label: dict[str, str] | None = None, annotation: str | None
         spec["feedback"] = label
     annotations = {"thinkfl.dev/root-cause": annotation} if annotation else {}
     return {"apiVersion": "thinkfl.dev/v1alpha1", "kind": "FailureIncident",
-            "metadata": {"name": name, "namespace": "shop", "annotations": annotations},
+            "metadata": {"name": name, "namespace": namespace, "annotations": annotations},
             "spec": spec,
             "status": {"phase": "Diagnosed", "engine": engine, "model": "",
                        "record": text if record is None else record,
@@ -80,6 +77,14 @@ def confirmed_rows() -> list[dict[str, Any]]:
     return rows
 
 
+
+def record_in(name: str) -> dict[str, Any]:
+    """The decoded diagnosis record of ``incident(name)``."""
+    from thinkfl_operator.feedback.record import decode_record
+
+    return decode_record(incident(name)[1])
+
+
 # export -----------------------------------------------------------------------------------------
 
 def test_a_confirmed_incident_becomes_a_row_in_the_openrlhf_prompt_format() -> None:
@@ -87,18 +92,23 @@ def test_a_confirmed_incident_becomes_a_row_in_the_openrlhf_prompt_format() -> N
     [row] = records_from_objects([fi("slow-recs", annotation=f"pod/{synthetic.faulty_pod}")])[0]
     # OpenRLHF's PromptDataset with --input_key input --label_key label --apply_chat_template:
     # data["input"] is the chat the rollout starts from, data["label"] goes to the reward as is.
+    record = record_of(row)
     assert [m["role"] for m in row["input"]] == ["system", "user"]
     assert row["input"][0]["content"] == prompt.SYSTEM_PROMPT
     assert row["input"][1]["content"].startswith(prompt.USER_PREFIX)
-    assert row["input"] == row["conversations"][0][:2]
-    node = row["topology"]["nodes"][synthetic.faulty_pod]
+    assert row["input"] == record["conversations"][0][:2]
+    [node] = [e["node"] for e in record["topology"] if e["pod"] == synthetic.faulty_pod]
     assert json.loads(row["label"]) == {"service": synthetic.faulty_service, "pod": synthetic.faulty_pod,
                                         "node": node}  # a pod label brings its service and node
-    assert isinstance(row["label"], str)
-    assert row["id"] == "shop/slow-recs" and row["engine"] == "heuristic" and row["version"] == 1
-    assert row["grade"]["rank"] == 1 and row["feedback"] == json.loads(row["label"])
-    assert row["incident"]["service"] == "frontend" and row["answer"][0]["rank"] == 1
-    for conversation in row["conversations"]:  # the deterministic engine's steps, in the tool format
+    assert isinstance(row["label"], str) and isinstance(row["record"], str)
+    assert row["id"] == "shop/slow-recs" and row["engine"] == "heuristic" and row["version"] == 2
+    assert row["redacted"] is False and record["version"] == 2
+    assert row["grade"]["rank"] == 1 and row["grade"]["score"] == 100
+    assert row["grade"]["factors"]["pod"] == {"checked": True, "credit": 100}
+    assert row["feedback"] == {"service": synthetic.faulty_service, "pod": synthetic.faulty_pod,
+                               "node": node, "faultType": "", "note": "", "by": ""}
+    assert record["incident"]["service"] == "frontend" and record["answer"][0]["rank"] == 1
+    for conversation in record["conversations"]:  # the deterministic engine's steps, in the tool format
         assert [m["role"] for m in conversation[:3]] == ["system", "user", "assistant"]
         assert conversation[2]["content"].startswith("<tool_call>")
         assert {m["role"] for m in conversation} == {"system", "user", "assistant", "tool"}
@@ -129,7 +139,7 @@ def test_rows_survive_a_jsonl_round_trip(tmp_path: Path) -> None:
     write_jsonl(path, rows)
     assert read_jsonl(path) == rows
     assert len(path.read_text(encoding="utf-8").splitlines()) == len(rows)
-    assert diagnosis_record(rows[0])["conversations"] == rows[0]["conversations"]
+    assert check_row(rows[0]).record == record_of(rows[0])
 
 
 @pytest.mark.parametrize(("line", "problem"), [
@@ -145,104 +155,157 @@ def test_a_bad_line_names_the_file_and_the_line(tmp_path: Path, line: str, probl
 
 # redaction --------------------------------------------------------------------------------------
 
-def names_of(row: dict[str, Any]) -> set[str]:
-    """Every pod, service and node name of a row."""
-    topology = row["topology"]
-    names = set(topology["pods"]) | set(topology["pods"].values()) | set(topology["nodes"].values())
-    names |= set(json.loads(row["label"]).values())
-    return names | {row["incident"]["service"]}
+def fold(text: str) -> str:
+    """Case and ``-``/``_`` gone: ``Recommendation-Service`` → ``recommendationservice``."""
+    return re.sub(r"[-_]", "", text).lower()
 
 
-def without_system_prompts(row: dict[str, Any]) -> str:
-    """The row as JSON, minus the fixed system prompt (its examples name node-1 and
-    recommendationservice: public text of the paper, not the cluster's names)."""
-    messages = [*row["input"], *(m for c in row["conversations"] for m in c)]
+def visible(row: dict[str, Any]) -> str:
+    """The row as JSON with its record opened, minus the fixed system prompt (its examples name
+    node-1 and recommendationservice: public text of the paper, not the cluster's names)."""
+    record = record_of(row)
+    messages = [*row["input"], *(m for c in record["conversations"] for m in c)]
     assert all(m["content"] == prompt.SYSTEM_PROMPT for m in messages if m["role"] == "system")
-    return json.dumps(row).replace(json.dumps(prompt.SYSTEM_PROMPT), '""')
+    return json.dumps({**row, "record": record}).replace(json.dumps(prompt.SYSTEM_PROMPT), '""')
 
 
-def whole(name: str, text: str) -> bool:
-    return re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", text) is not None
+def names_in(row: dict[str, Any]) -> dict[str, set[str]]:
+    """Every name of a row, by kind, operation names included."""
+    record = record_of(row)
+    topology = record["topology"]
+    text = json.dumps(record)
+    operations = {json.loads(f'"{m}"') for m in re.findall(r'\\"operation_name\\":\\"(.*?)\\"', text)}
+    operations |= {root_of(c[1]["content"], {}).operation_name for c in record["conversations"]}
+    return {"services": {e["service"] for e in topology} | {record["incident"]["service"]},
+            "pods": {e["pod"] for e in topology}, "nodes": {e["node"] for e in topology} - {""},
+            "operations": operations}
+
+
+def chatty_rows() -> list[dict[str, Any]]:
+    """Confirmed rows whose free text names services as code and people write them."""
+    objects = [fi(name, label={"pod": incident(name)[0].faulty_pod, "by": "alice@example.com",
+                               "note": "RecommendationService and hipstershop.CartService/GetCart "
+                                       "were throttled; RECOMMENDATIONSERVICE p99 and "
+                                       "ListRecommendations too; see CartServiceClient"})
+               for name in FAULTS]
+    return records_from_objects(objects)[0]
 
 
 def test_redaction_hides_every_name_everywhere() -> None:
-    rows = confirmed_rows()
-    redacted = [redact(row, "s3cret") for row in rows]
-    names = set().union(*(names_of(row) for row in rows))
-    assert {"recommendationservice", "cartservice", "redis-cart", "node-1", "frontend"} <= names
-    for row in redacted:
-        text = without_system_prompts(row)
-        assert not [n for n in names if whole(n, text)]
-        assert "alice" not in text and "by" not in row["feedback"]
-        assert row["id"].startswith("fi-") and "slow-recs" not in text and "busy-cart" not in text
-        assert "throttled" in text  # free text stays, its names go
-        assert row["grade"] == rows[redacted.index(row)]["grade"]
+    rows = chatty_rows()
+    names = {kind: set().union(*(names_in(row)[kind] for row in rows)) for kind in names_in(rows[0])}
+    assert {"recommendationservice", "cartservice", "redis-cart", "frontend"} <= names["services"]
+    assert "hipstershop.RecommendationService/ListRecommendations" in names["operations"]
+    words = {w for op in names["operations"] for w in re.findall(r"[A-Za-z0-9_]+", op) if len(w) > 3}
+    assert {"hipstershop", "ListRecommendations", "Recv"} <= words
+    for row in rows:
+        text = redact(row, "s3cret")
+        shown = visible(text)
+        assert not [s for s in names["services"] if fold(s) in fold(shown)]  # any case, any form
+        assert not [p for p in names["pods"] | names["nodes"]
+                    if re.search(rf"(?<![\w-]){re.escape(p)}(?![\w-])", shown, re.IGNORECASE)]
+        assert not [w for w in words | names["operations"] if w in shown]
+        assert "alice" not in shown and text["feedback"]["by"] == ""
+        assert text["id"].startswith("fi-") and "slow-recs" not in shown and "busy-cart" not in shown
+        assert "throttled" in shown and "p99" in shown  # free text stays, its names go
+        assert text["grade"] == row["grade"] and text["redacted"] is True
 
 
 def test_redaction_keeps_the_structure_and_the_topology() -> None:
     for row in confirmed_rows():
         out = redact(row, "s3cret")
-        assert [[m["role"] for m in c] for c in out["conversations"]] == \
-            [[m["role"] for m in c] for c in row["conversations"]]
+        before, after = record_of(row), check_row(out).record  # still a row that replays
+        assert [[m["role"] for m in c] for c in after["conversations"]] == \
+            [[m["role"] for m in c] for c in before["conversations"]]
         assert [m["role"] for m in out["input"]] == [m["role"] for m in row["input"]]
-        assert [a["rank"] for a in out["answer"]] == [a["rank"] for a in row["answer"]]
-        assert [a["score"] for a in out["answer"]] == [a["score"] for a in row["answer"]]
-        pods, nodes = out["topology"]["pods"], out["topology"]["nodes"]
-        assert len(pods) == len(row["topology"]["pods"]) and len(nodes) == len(row["topology"]["nodes"])
-        assert all(service_of_pod(pod) == service for pod, service in pods.items())  # readable topology
+        assert [(a["rank"], a["score"], a["padded"]) for a in after["answer"]] == \
+            [(a["rank"], a["score"], a["padded"]) for a in before["answer"]]
+        pods = {e["pod"]: e["service"] for e in after["topology"]}
+        nodes = {e["pod"]: e["node"] for e in after["topology"]}
+        assert len(after["topology"]) == len(before["topology"])
+        assert all(service_of_pod(pod) == service for pod, service in pods.items())  # readable
         label = json.loads(out["label"])
         assert pods[label["pod"]] == label["service"] and nodes[label["pod"]] == label["node"]
-        assert out["answer"][0]["service"] == label["service"]
-        for conversation in out["conversations"]:
-            opening = conversation[1]["content"]  # still a well-aligned pandas table
-            assert root_of(opening, pods).cmdb_id in pods
+        assert after["answer"][0]["service"] == label["service"]
+        for conversation in after["conversations"]:
+            root = root_of(conversation[1]["content"], pods)  # still a well-aligned pandas table
+            assert root.cmdb_id in pods and root.operation_name.startswith("op-")
             for message in conversation:
                 if message["role"] == "tool" and message["content"].startswith("["):
-                    spans = json.loads(message["content"])
+                    spans = json.loads(message["content"].split("\n(")[0])
                     assert all(span["cmdb_id"] in pods for span in spans)
+                    assert all(re.fullmatch(r"[\w./ {}*-]+", s["operation_name"]) for s in spans)
 
 
 def test_the_same_salt_gives_the_same_tokens_across_rows_and_another_salt_others() -> None:
     first, second = confirmed_rows()
     shared = "frontend-l4hc4tw67z-g7dpz"
-    assert shared in first["topology"]["pods"] and shared in second["topology"]["pods"]
 
-    def token(row: dict[str, Any], salt: str) -> tuple[str, str]:
-        out = redact(row, salt)
-        index = list(row["topology"]["pods"]).index(shared)
-        pod = list(out["topology"]["pods"])[index]
-        return pod, out["topology"]["pods"][pod]
+    def tokens(row: dict[str, Any], salt: str) -> tuple[str, str, str]:
+        before, after = record_of(row), record_of(redact(row, salt))
+        index = [e["pod"] for e in before["topology"]].index(shared)
+        entry = after["topology"][index]
+        return entry["pod"], entry["service"], root_of(after["conversations"][0][1]["content"],
+                                                       {}).operation_name
 
-    assert token(first, "s3cret") == token(second, "s3cret")
-    assert token(first, "s3cret") != token(first, "other")
+    assert tokens(first, "s3cret") == tokens(second, "s3cret")  # pod, service, operation
+    assert tokens(first, "s3cret") != tokens(first, "other")
     assert redact(first, "s3cret") == redact(first, "s3cret")
 
 
-def test_names_are_replaced_whole_never_inside_a_longer_name() -> None:
-    row = {"topology": {"pods": {"cart-0": "cart", "redis-cart-0": "redis-cart"},
-                        "nodes": {"cart-0": "node-1", "redis-cart-0": "node-10"}},
-           "incident": {"service": "cart", "description": "cart and redis-cart slow on node-1; "
-                                                          "see cartservice-dashboard, node-100"},
-           "answer": [{"rank": 1, "service": "cart", "pod": "cart-0", "node": "node-1", "score": 90}]}
-    out = redact(row, "s")
-    tokens = dict(zip(["cart-0", "redis-cart-0"], out["topology"]["pods"], strict=True))
-    cart, redis = (out["topology"]["pods"][tokens[p]] for p in ("cart-0", "redis-cart-0"))
-    node1, node10 = (out["topology"]["nodes"][tokens[p]] for p in ("cart-0", "redis-cart-0"))
-    assert out["incident"]["description"] == (f"{cart} and {redis} slow on {node1}; "
-                                              "see cartservice-dashboard, node-100")
-    assert len({cart, redis, node1, node10}) == 4 and out["incident"]["service"] == cart
-    assert out["answer"][0] == {"rank": 1, "service": cart, "pod": tokens["cart-0"], "node": node1,
-                                "score": 90}
+def test_a_pods_token_does_not_depend_on_knowing_its_service() -> None:
+    row = confirmed_rows()[0]
+    record = record_of(row)
+    pod = incident("slow-recs")[0].faulty_pod
+    orphan = dict(row, record=json.dumps({**record, "topology": [
+        {**e, "service": ""} if e["pod"] == pod else e for e in record["topology"]]}))
+    index = [e["pod"] for e in record["topology"]].index(pod)
+    tokens = [record_of(redact(r, "s"))["topology"][index]["pod"] for r in (row, orphan)]
+    assert tokens[0] == tokens[1]
+
+
+def test_a_redacted_row_is_marked_and_never_hashed_twice() -> None:
+    row = confirmed_rows()[0]
+    once = redact(row, "s3cret")
+    assert once["redacted"] is True and row["redacted"] is False
+    assert redact(once, "s3cret") == once and redact(once, "other") == once
+
+
+def test_service_spellings_and_operation_words_in_free_text() -> None:
+    from thinkfl_operator.feedback.names import Names
+    from thinkfl_operator.feedback.tokens import (
+        operation_token,
+        service_token,
+        tokens_for,
+        word_token,
+    )
+
+    names = Names(services={"ts-order-service", "ts-order-other-service", "cart"},
+                  operations={"/api/v1/orderservice/order/{orderId}", "GET /api/v1/orderOtherService/x"})
+    substitute = tokens_for(names, "s").substitution()
+    order, other, cart = (service_token(s, "s") for s in
+                          ("ts-order-service", "ts-order-other-service", "cart"))
+    text = ("ts-order-service, TsOrderServiceImpl, OrderService, order_service and orderservice; "
+            "orderOtherService; /api/v1/orderservice/order/{orderId} slow; reorder-service-desk, "
+            "cart and redis-cart and cartservice; orderId retried")
+    assert substitute(text) == (
+        f"{order}, {order}Impl, {order}, {order} and {order}; {other}; "
+        f"{operation_token('/api/v1/orderservice/order/{orderId}', 's')} slow; "
+        f"reorder-service-desk, {cart} and redis-cart and cartservice; "
+        f"{word_token('orderId', 's')} retried")
+    assert operation_token("GET /api/v1/orderOtherService/x", "s") == \
+        f"GET /api/v1/{word_token('orderOtherService', 's')}/{word_token('x', 's')}"
 
 
 # accuracy ---------------------------------------------------------------------------------------
 
-def graded(name: str, engine: str, rank: int | None, confirmed: bool = True) -> dict[str, Any]:
+def graded(name: str, engine: str, rank: int | None, confirmed: bool = True,
+           namespace: str = "shop") -> dict[str, Any]:
     grade: dict[str, Any] = {"score": 0, "matched": [], "factors": {}}
     if rank is not None:
         grade["rank"] = rank
     conditions = CONFIRMED if confirmed else [{"type": "Diagnosed", "status": "True"}]
-    return fi(name, engine=engine, grade=grade, conditions=conditions, record="x")
+    return fi(name, engine=engine, grade=grade, conditions=conditions, record="x", namespace=namespace)
 
 
 def test_accuracy_by_engine_on_a_hand_checked_set() -> None:
@@ -256,7 +319,8 @@ def test_accuracy_by_engine_on_a_hand_checked_set() -> None:
     assert heuristic["r3"] == pytest.approx(2 / 3) and heuristic["mrr"] == pytest.approx(0.5)
     assert thinkfl["count"] == 2 and thinkfl["r1"] == 0.5 and thinkfl["r3"] == 0.5
     assert thinkfl["mrr"] == pytest.approx((1 + 1 / 4) / 2)
-    rows = [{"engine": o["status"]["engine"], "grade": o["status"]["grade"]} for o in objects[:5]]
+    rows = [{"engine": o["status"]["engine"], "grade": {"rank": o["status"]["grade"].get("rank", 0)}}
+            for o in objects[:5]]  # a row says 0 where it missed
     assert ranks_from_records(rows) == ranks
     assert merge(ranks, {"heuristic": [3]}) == {"heuristic": [1, 2, None, 3], "thinkfl": [1, 4]}
 
@@ -276,45 +340,142 @@ def kubectl_files(folder: Path) -> None:
         graded("d", "thinkfl", 2), {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}}]))
 
 
+def report_lines(capsys: pytest.CaptureFixture[str], *argv: str) -> list[list[str]]:
+    assert main(["report", *argv]) == 0
+    return [line.split() for line in capsys.readouterr().out.splitlines()]
+
+
 def test_export_and_report_from_kubectl_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     kubectl_files(tmp_path / "fi")
     out = tmp_path / "records.jsonl"
     assert main(["export", "--from", str(tmp_path / "fi"), "--out", str(out)]) == 0
     assert "2 records written" in capsys.readouterr().out  # d has a record that cannot be read
     assert sorted(r["id"] for r in read_jsonl(out)) == ["shop/busy-cart", "shop/slow-recs"]
-    assert main(["report", "--from", str(tmp_path / "fi")]) == 0
-    report = capsys.readouterr().out.splitlines()
-    assert report[0].split() == ["ENGINE", "CONFIRMED", "R@1", "R@3", "MRR"]
-    assert report[1].split() == ["heuristic", "2", "100.00%", "100.00%", "1.0000"]
-    assert report[2].split() == ["thinkfl", "1", "0.00%", "100.00%", "0.5000"]
-    assert main(["report", "--from", str(out)]) == 0  # from exported records
-    assert capsys.readouterr().out.splitlines()[1].split()[:2] == ["heuristic", "2"]
+    report = report_lines(capsys, "--from", str(tmp_path / "fi"))
+    assert report[0] == ["ENGINE", "CONFIRMED", "R@1", "R@3", "MRR"]
+    assert report[1] == ["heuristic", "2", "100.00%", "100.00%", "1.0000"]
+    assert report[2] == ["thinkfl", "1", "0.00%", "100.00%", "0.5000"]
+    assert report_lines(capsys, "--from", str(out))[1][:2] == ["heuristic", "2"]  # from the records
 
 
-def test_export_redacted_from_records(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    plain, hidden = tmp_path / "plain.jsonl", tmp_path / "hidden.jsonl"
+def test_exporting_into_the_folder_read_never_doubles_rows(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "fi"
+    kubectl_files(folder)
+    out = folder / "records.jsonl"
+    for _ in range(3):  # the --out file of the run before is in the folder read
+        assert main(["export", "--from", str(folder), "--out", str(out)]) == 0
+        assert capsys.readouterr().out.startswith("2 records written")
+    assert len(read_jsonl(out)) == 2
+    # report reads the objects and their rows: each incident counts once.
+    assert report_lines(capsys, "--from", str(folder))[1] == \
+        ["heuristic", "2", "100.00%", "100.00%", "1.0000"]
+    assert main(["export", "--from", str(folder), str(out), "--out", str(tmp_path / "again.jsonl")]) == 0
+    assert "skipped: 4 duplicate" in capsys.readouterr().out  # rows in the folder and given again
+    assert len(read_jsonl(tmp_path / "again.jsonl")) == 2
+
+
+def test_an_object_wins_over_an_exported_row_of_the_same_incident(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rows = confirmed_rows()
+    second = record_of(rows[0])["answer"][1]["service"]  # labeled otherwise before a correction
+    stale = dict(rows[0], label=json.dumps({"service": second}))
+    write_jsonl(tmp_path / "old.jsonl", [stale, rows[1]])
+    live = graded("slow-recs", "heuristic", 1)
+    (tmp_path / "live.json").write_text(json.dumps(live))
+    report = report_lines(capsys, "--from", str(tmp_path / "old.jsonl"), str(tmp_path / "live.json"))
+    assert report[1] == ["heuristic", "2", "100.00%", "100.00%", "1.0000"]  # not 3, and the live rank
+
+
+def test_namespace_applies_to_exported_rows_too(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rows = confirmed_rows()
+    write_jsonl(tmp_path / "rows.jsonl", rows + [redact(rows[0], "s")])
+    assert report_lines(capsys, "--from", str(tmp_path), "--namespace", "shop")[1][:2] == ["heuristic", "2"]
+    assert report_lines(capsys, "--from", str(tmp_path), "--namespace", "other") == \
+        [["no", "confirmed", "and", "graded", "incidents"]]
+    assert report_lines(capsys, "--from", str(tmp_path))[1][:2] == ["heuristic", "3"]
+
+
+def test_export_redacted_from_records(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    plain, hidden, again = tmp_path / "plain.jsonl", tmp_path / "hidden.jsonl", tmp_path / "again.jsonl"
     write_jsonl(plain, confirmed_rows())
     assert main(["export", "--from", str(plain), "--out", str(hidden), "--redact", "--salt", "s"]) == 0
     rows = read_jsonl(hidden)
     assert rows == [redact(row, "s") for row in read_jsonl(plain)]
     assert "recommendationservice-5lgffp2rv8-9lgcj" not in hidden.read_text()
+    # The salt may come from the environment (out of the shell history); a redacted row stays.
+    monkeypatch.setenv("THINKFL_EXPORT_SALT", "s")
+    assert main(["export", "--from", str(plain), str(hidden), "--out", str(again), "--redact"]) == 0
+    assert read_jsonl(again) == rows + rows
+
+
+def _broken(row: dict[str, Any], **changes: Any) -> str:
+    return json.dumps({**row, **changes})
+
+
+def test_every_row_is_checked_before_anything_is_done(tmp_path: Path) -> None:
+    row = confirmed_rows()[0]
+    record = record_of(row)
+    cases = {
+        "'label' is missing or not a JSON object string": {"label": "pod/x"},
+        "'label' key 'cause' is not one of service, pod, node": {"label": '{"cause": "x"}'},
+        'label pod "cartservice-9" is not in this incident\'s observed topology':
+            {"label": '{"pod": "cartservice-9"}'},
+        "label names no root cause": {"label": "{}"},
+        "the record holds no conversation": {"record": json.dumps({**record, "conversations": []})},
+        "'record' is not JSON": {"record": "{"},
+        "record version None is not supported": {"record": "{}"},
+    }
+    for number, (problem, changes) in enumerate(cases.items()):
+        path = tmp_path / f"rows{number}.jsonl"
+        path.write_text(json.dumps(row) + "\n\n" + _broken(row, **changes) + "\n")
+        for argv in (["report", "--from", str(path)], ["evaluate", str(path)],
+                     ["export", "--from", str(path), "--out", str(tmp_path / "x.jsonl")]):
+            with pytest.raises(UserInputError) as caught:
+                _run(argv)
+            assert str(caught.value).startswith(f"{path}:3: ") and problem in str(caught.value), argv
+    assert not (tmp_path / "x.jsonl").exists()
+
+
+def _run(argv: list[str]) -> int:
+    """A command, its user errors raised (``main`` prints them)."""
+    from thinkfl_operator.cli import records
+    from thinkfl_operator.cli.main import build_parser
+    from thinkfl_operator.settings import Settings
+
+    args = build_parser().parse_args(argv)
+    command = {"report": records.cmd_report, "export": records.cmd_export,
+               "evaluate": records.cmd_evaluate_records}[argv[0]]
+    return command(args, Settings())
 
 
 @pytest.mark.parametrize(("argv", "message"), [
     (["report", "--from", "{tmp}/missing"], "missing: no such file or folder"),
     (["report", "--from", "{tmp}/bad.jsonl"], "bad.jsonl:1: not JSON"),
     (["report", "--from", "{tmp}/bad.yaml"], "bad.yaml: not YAML"),
-    (["report", "--from", "{tmp}/rowless.jsonl"], "rowless.jsonl: record 1 (x): record version None"),
-    (["export", "--out", "{tmp}/x.jsonl", "--from", "{tmp}", "--redact"], "--redact and --salt"),
+    (["report", "--from", "{tmp}/rowless.jsonl"], "rowless.jsonl:1: 'record' is missing"),
+    (["export", "--out", "{tmp}/x.jsonl", "--from", "{tmp}", "--redact"], "--redact needs a salt"),
+    (["export", "--out", "{tmp}/x.jsonl", "--from", "{tmp}", "--salt", "s"], "--salt is only used with --redact"),
     (["export", "--out", "{tmp}/no/such/dir/x.jsonl", "--from", "{tmp}/bad.json"], "bad.json: not JSON"),
     (["export", "--out", "{tmp}/no/such/dir/x.jsonl", "--from", "{tmp}/empty.yaml"], "x.jsonl: cannot write"),
     (["evaluate", "{tmp}/bad.jsonl", "--engine", "heuristic"], "--engine does not apply to records"),
-    (["evaluate", "{tmp}/bad.jsonl"], "give --llm-url URL"),
+    (["evaluate", "{tmp}/good.jsonl"], "give --llm-url URL"),
+    (["evaluate", "{tmp}/empty.jsonl", "--llm-url", "http://127.0.0.1:9/v1"], "empty.jsonl: no records"),
     (["evaluate", "{tmp}/bad.jsonl", "--llm-url", "http://127.0.0.1:9/v1"], "bad.jsonl:1: not JSON"),
+    (["evaluate", "{tmp}/badlabel.jsonl", "--llm-url", "http://127.0.0.1:9/v1"],
+     "badlabel.jsonl:1: 'label' is missing or not a JSON object string"),
 ])
 def test_user_errors_are_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                             monkeypatch: pytest.MonkeyPatch,
                                              argv: list[str], message: str) -> None:
+    monkeypatch.delenv("THINKFL_EXPORT_SALT", raising=False)
+    monkeypatch.delenv("THINKFL_LLM__BASE_URL", raising=False)
+    good = confirmed_rows()[0]
     (tmp_path / "bad.jsonl").write_text("{nope\n")
+    (tmp_path / "good.jsonl").write_text(json.dumps(good) + "\n")
+    (tmp_path / "badlabel.jsonl").write_text(_broken(good, label=7) + "\n")
+    (tmp_path / "empty.jsonl").write_text("\n")
     (tmp_path / "rowless.jsonl").write_text('{"id": "x", "engine": "thinkfl", "grade": {"rank": 1}}\n')
     (tmp_path / "bad.yaml").write_text("a: [b\n")
     (tmp_path / "bad.json").write_text("{")
@@ -323,3 +484,25 @@ def test_user_errors_are_one_line_and_exit_2(tmp_path: Path, capsys: pytest.Capt
     out = capsys.readouterr()
     assert code == 2, out
     assert len(out.err.splitlines()) == 1 and message in out.err and "Traceback" not in out.err
+
+
+def test_rows_of_the_first_release_are_read_and_written_in_the_current_shape(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    row = confirmed_rows()[0]
+    record = record_of(row)
+    old = {"id": row["id"], "input": row["input"], "label": row["label"], "version": 1,
+           "incident": {**record["incident"], "time": None}, "engine": record["engine"],
+           "model": record["model"], "conversations": record["conversations"],
+           "answer": [{k: a[k] for k in ("rank", "service", "pod", "node", "score")}
+                      for a in record["answer"]],
+           "topology": {"pods": {e["pod"]: e["service"] for e in record["topology"]},
+                        "nodes": {e["pod"]: e["node"] for e in record["topology"] if e["node"]}},
+           "grade": {"score": 100, "rank": 1, "matched": ["format", "service"],
+                     "factors": {"format": 100, "service": 100}},
+           "feedback": {k: v for k, v in row["feedback"].items() if v}}
+    write_jsonl(tmp_path / "old.jsonl", [old])
+    assert report_lines(capsys, "--from", str(tmp_path / "old.jsonl"))[1][:3] == ["heuristic", "1", "100.00%"]
+    assert main(["export", "--from", str(tmp_path / "old.jsonl"), "--out", str(tmp_path / "new.jsonl")]) == 0
+    [new] = read_jsonl(tmp_path / "new.jsonl")
+    assert new == {**row, "record": new["record"]}
+    assert record_of(new) == {**record, "incident": {**record["incident"], "time": ""}}

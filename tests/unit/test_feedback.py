@@ -179,13 +179,17 @@ def test_a_node_label_ranks_the_node() -> None:
 def test_deterministic_record_rebuilds_one_conversation_per_walked_trace() -> None:
     diagnosis, incident = deterministic()
     record = build_record(diagnosis, incident)
-    assert record["version"] == 1
+    assert record["version"] == 2 and record["truncated"] is False
     assert record["incident"] == {"time": "2026-11-01T10:40:00Z", "traceID": "", "service": "",
                                   "description": "latency alert"}
     assert (record["engine"], record["model"]) == ("heuristic", "")
     assert record["answer"][0] == {"rank": 1, "service": "recommendationservice",
                                    "pod": diagnosis.root_causes[0].pod,
-                                   "node": diagnosis.root_causes[0].node, "score": 100}
+                                   "node": diagnosis.root_causes[0].node, "score": 100,
+                                   "padded": False}
+    # The topology is a list of fixed-key objects, not maps keyed by the cluster's names.
+    assert all(set(e) == {"pod", "service", "node"} for e in record["topology"])
+    assert [e["pod"] for e in record["topology"]] == sorted(diagnosis.topology.pods)
     assert len(record["answer"]) == len(diagnosis.root_causes)
     assert topology_of(record) == diagnosis.topology
     conversations = record["conversations"]
@@ -232,12 +236,20 @@ def _packed(payload: bytes) -> str:
     (base64.b64encode(b"plain bytes").decode(), "the record is not gzip data"),
     (_packed(b"{not json"), "the record unpacks to text that is not JSON"),
     (_packed(b"[1, 2]"), "a record is a JSON object, not list"),
-    (_packed(b'{"version": 2}'), "record version 2 is not supported (this operator reads version 1)"),
+    (_packed(b'{"version": 3}'), "record version 3 is not supported (this operator reads versions 1, 2)"),
     (_packed(b'{"version": 1, "incident": {}, "engine": "x", "model": "", "conversations": [],'
-             b' "answer": []}'), "the record's 'topology' is missing or not an object"),
+             b' "answer": []}'), "the record's topology needs 'pods' and 'nodes' objects"),
+    (_packed(b'{"version": 2, "incident": {}, "engine": "x", "model": "", "conversations": [],'
+             b' "answer": [], "topology": {"pods": {}, "nodes": {}}, "truncated": false}'),
+     "the record's 'topology' is not a list of {pod, service, node} objects"),
+    (_packed(b'{"version": 2, "incident": {}, "engine": "x", "model": "", "conversations": [],'
+             b' "answer": [], "topology": []}'), "the record's 'truncated' is missing"),
     (_packed(b'{"version": 1, "incident": {}, "engine": "x", "model": "", "answer": [],'
              b' "topology": {"pods": {}, "nodes": {}}, "conversations": [[{"role": "bot"}]]}'),
      "the record's conversation 1 is not a list of"),
+    (_packed(b'{"version": 2, "incident": {}, "engine": "x", "model": "", "conversations": [],'
+             b' "answer": [{"rank": "1"}], "topology": [], "truncated": false}'),
+     "the record's answer is not a list of {rank: integer"),
 ])
 def test_garbage_is_refused_with_the_reason(text: str, reason: str) -> None:
     with pytest.raises(InvalidRecord) as caught:
@@ -256,9 +268,9 @@ def _talk(question: str, answer: str) -> list[dict[str, str]]:
 
 
 def _record(*conversations: list[dict[str, str]]) -> dict[str, Any]:
-    return {"version": 1, "incident": {}, "engine": "thinkfl", "model": "ThinkFL",
-            "conversations": list(conversations), "answer": [],
-            "topology": {"pods": {}, "nodes": {}}}
+    return {"version": 2, "incident": {"time": "", "traceID": "", "service": "", "description": ""},
+            "engine": "thinkfl", "model": "ThinkFL", "conversations": list(conversations),
+            "answer": [], "topology": [], "truncated": False}
 
 
 def test_a_big_record_loses_the_longest_conversations_tool_answers_first() -> None:
@@ -270,7 +282,7 @@ def test_a_big_record_loses_the_longest_conversations_tool_answers_first() -> No
     decoded = decode_record(text)
     assert decoded["truncated"] is True
     assert decoded["conversations"] == [short, long[:3] + [{"role": "tool", "content": OMITTED}]]
-    assert "truncated" not in record  # the caller's record is left alone
+    assert record["truncated"] is False  # the caller's record is left alone
 
 
 def test_a_record_still_too_big_drops_whole_conversations() -> None:
@@ -303,3 +315,74 @@ def test_recorded_tools_answer_from_the_record_and_say_what_is_missing() -> None
     other = tools.search_fluctuating_metrics("adservice", "1647758897785")[1]
     assert other.startswith("{}\n(") and NOT_RECORDED in other
     assert [s.summary for s in tools.steps] == ["answered from the record"] * 2 + [NOT_RECORDED] * 2
+
+
+# schema version 1 and padding ------------------------------------------------------------------
+
+def _as_version_1(record: dict[str, Any]) -> dict[str, Any]:
+    """``record`` as the first release wrote it: topology maps keyed by pod, no padding flags,
+    a null time, no ``truncated`` when false."""
+    return {"version": 1, "incident": {**record["incident"], "time": None},
+            "engine": record["engine"], "model": record["model"],
+            "conversations": record["conversations"],
+            "answer": [{k: a[k] for k in ("rank", "service", "pod", "node", "score")}
+                       for a in record["answer"]],
+            "topology": {"pods": {e["pod"]: e["service"] for e in record["topology"]},
+                         "nodes": {e["pod"]: e["node"] for e in record["topology"] if e["node"]}}}
+
+
+def test_a_version_1_status_record_is_still_read_as_version_2() -> None:
+    record = build_record(*deterministic())
+    old = _packed(json.dumps(_as_version_1(record)).encode())
+    assert decode_record(old) == {**record, "incident": {**record["incident"], "time": ""}}
+    assert topology_of(decode_record(old)) == deterministic()[0].topology
+
+
+def _answered(*services: str) -> list[dict[str, str]]:
+    """One model conversation ending with print_results naming ``services``."""
+    causes = [{"service": s, "reason": "slow"} for s in services]
+    return [{"role": "system", "content": prompt.SYSTEM_PROMPT},
+            {"role": "user", "content": "root span"},
+            {"role": "assistant", "content": tool_call_text("search_traces", {"parent_span_id": "a"})},
+            {"role": "tool", "content": "[]"},
+            {"role": "assistant", "content": tool_call_text("print_results", {"root_causes": causes})}]
+
+
+def _model_diagnosis(*answers: list[str]) -> Diagnosis:
+    """A ThinkFL diagnosis whose conversations answered ``answers``, ranked as the engine
+    ranks them: fused, then padded with a deterministic order up to three."""
+    from thinkfl_operator.engines.thinkfl.engine import fuse
+    from thinkfl_operator.feedback.legacy import first_answer
+    from thinkfl_operator.models import Candidate
+    from thinkfl_operator.ranking import rank
+
+    conversations = [_answered(*services) for services in answers]
+    candidates = fuse([first_answer(c) for c in conversations])
+    padding = [Candidate(service="adservice"), Candidate(service="cartservice"),
+               Candidate(service="frontend")]
+    return Diagnosis(root_causes=rank(candidates, TOPO, fallback=padding, minimum=3),
+                     engine="thinkfl", model="ThinkFL",
+                     transcript=[m for c in conversations for m in c], topology=TOPO)
+
+
+@pytest.mark.parametrize(("answers", "named"), [
+    ([["cartservice"]], ["cartservice"]),
+    ([["cartservice"], ["frontend", "cartservice"]], ["cartservice", "frontend"]),
+    ([["frontend", "cartservice", "adservice"]], ["frontend", "cartservice", "adservice"]),
+])
+def test_the_record_says_which_entries_the_model_named_and_which_are_padding(
+        answers: list[list[str]], named: list[str]) -> None:
+    diagnosis = _model_diagnosis(*answers)
+    record = build_record(diagnosis, Incident(time_s=None))
+    assert len(record["answer"]) == 3
+    assert [a["service"] for a in record["answer"] if not a["padded"]] == named
+    assert all(a["padded"] for a in record["answer"][len(named):])
+    # A version-1 record did not say: the padding is found again from its conversations.
+    old = decode_record(_packed(json.dumps(_as_version_1(record)).encode()))
+    assert [a["padded"] for a in old["answer"]] == [a["padded"] for a in record["answer"]]
+
+
+def test_a_deterministic_answer_has_no_padding_in_either_version() -> None:
+    record = build_record(*deterministic())
+    old = decode_record(_packed(json.dumps(_as_version_1(record)).encode()))
+    assert not any(a["padded"] for a in record["answer"] + old["answer"])

@@ -2,13 +2,16 @@
 
 Confirmed incidents come from the cluster (the kubeconfig's, or the pod's service account) or,
 with ``--from``, from files and folders of ``kubectl get fi -o yaml`` / ``-o json`` output
-(single objects, ``List`` kinds, multi-document YAML) and of exported ``.jsonl`` rows.
+(single objects, ``List`` kinds, multi-document YAML) and of exported ``.jsonl`` rows, each
+incident counted once (``feedback.sources``). Every row read is checked before anything is
+done: a bad one is one line naming the file, the line and the problem.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,25 +22,24 @@ from thinkfl_operator.cli.files import write_json
 from thinkfl_operator.cli.render import table
 from thinkfl_operator.errors import UserInputError
 from thinkfl_operator.evaluation.scores import AccuracyRow, accuracy_table
-from thinkfl_operator.feedback.export import (
-    diagnosis_record,
-    read_jsonl,
-    records_from_objects,
-    write_jsonl,
-)
-from thinkfl_operator.feedback.record import InvalidRecord
+from thinkfl_operator.feedback.export import read_numbered, records_from_objects, write_jsonl
 from thinkfl_operator.feedback.redact import redact
 from thinkfl_operator.feedback.report import (
+    Replayed,
     merge,
     ranks_from_objects,
     ranks_from_records,
     replayed_ranks,
 )
+from thinkfl_operator.feedback.rows import Checked, check_row, rebuilt
+from thinkfl_operator.feedback.sources import Selected, select
 from thinkfl_operator.settings import Settings
 
 Command = Callable[[argparse.Namespace, Settings], int]
 #: Files a folder given to --from is searched for.
 SUFFIXES = (".yaml", ".yml", ".json", ".jsonl")
+#: Where ``thinkfl export --redact`` reads its salt when ``--salt`` is not given.
+SALT_ENV = "THINKFL_EXPORT_SALT"
 
 
 def add_parsers(sub: Any) -> None:
@@ -48,9 +50,11 @@ def add_parsers(sub: Any) -> None:
                         help="where to write one row per confirmed incident (replaced if it exists)")
     _source_options(export)
     export.add_argument("--redact", action="store_true",
-                        help="replace pod, service and node names by salted hashes (needs --salt)")
+                        help=f"replace pod, service, node and operation names by salted hashes "
+                             f"(needs --salt or {SALT_ENV})")
     export.add_argument("--salt", default=None, metavar="SALT",
-                        help="secret of the hashes; the same salt gives the same names in every export")
+                        help=f"secret of the hashes (default: ${SALT_ENV}, which keeps it out of "
+                             f"the shell history); the same salt gives the same names in every export")
     report = sub.add_parser("report", help="R@1, R@3 and MRR by engine over confirmed incidents")
     _source_options(report)
 
@@ -61,26 +65,39 @@ def _source_options(parser: argparse.ArgumentParser) -> None:
                                                     ".jsonl records, instead of the cluster")
     parser.add_argument("--namespace", default=None, metavar="NS",
                         help="only incidents of this namespace, in the cluster or in --from "
-                             "objects (default: all)")
+                             "objects and records (default: all)")
 
 
 def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
-    if args.redact != bool(args.salt):
-        raise UserInputError("--redact and --salt SALT go together (keep the salt secret, and "
-                             "reuse it so names match across exports)")
-    objects, rows = _incidents(args)
-    exported, skipped = records_from_objects(objects)
-    exported += rows
-    if args.redact:
-        exported = [redact(row, args.salt) for row in exported]
+    salt = _salt(args)
+    chosen = _incidents(args, skip=args.out)
+    exported, skipped = records_from_objects(chosen.objects)
+    exported += [rebuilt(checked) for checked in chosen.rows]
+    if chosen.duplicates:
+        skipped["duplicate"] += chosen.duplicates
+    if salt is not None:
+        exported = [redact(row, salt) for row in exported]
     write_jsonl(args.out, exported)
     print(f"{len(exported)} records written to {args.out}" + (f"; skipped: {_counts(skipped)}" if skipped else ""))
     return 0
 
 
+def _salt(args: argparse.Namespace) -> str | None:
+    """The salt when redacting, else None. ``THINKFL_EXPORT_SALT`` is read here, not in the
+    operator's settings: it is a secret of this one command, which the operator never holds."""
+    if args.salt and not args.redact:
+        raise UserInputError("--salt is only used with --redact")
+    salt = args.salt or os.environ.get(SALT_ENV, "")
+    if args.redact and not salt:
+        raise UserInputError(f"--redact needs a salt: --salt SALT or {SALT_ENV} (keep it secret, "
+                             "and reuse it so names match across exports)")
+    return salt if args.redact else None
+
+
 def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
-    objects, rows = _incidents(args)
-    accuracy = accuracy_table(merge(ranks_from_objects(objects), ranks_from_records(rows)))
+    chosen = _incidents(args)
+    rows = [rebuilt(checked) for checked in chosen.rows]  # graded again: every row has a grade
+    accuracy = accuracy_table(merge(ranks_from_objects(chosen.objects), ranks_from_records(rows)))
     if not accuracy:
         print("no confirmed and graded incidents")
         return 0
@@ -101,73 +118,92 @@ def replaying(evaluate_dataset: Command) -> Command:
 
 def cmd_evaluate_records(args: argparse.Namespace, settings: Settings) -> int:
     """Each record replayed through the model at ``--llm-url``; its ranks and the recorded
-    answers' against the same labels."""
+    answers' against the same labels (every row checked first)."""
     if args.engine:
         raise UserInputError("--engine does not apply to records: they are replayed through the "
                              "model at --llm-url")
+    rows = checked_rows(args.data_dir)
     if not settings.llm.base_url:
         raise UserInputError("records are replayed through a model: give --llm-url URL "
                              "(or THINKFL_LLM__BASE_URL)")
-    results, skipped = replayed_ranks(read_jsonl(args.data_dir), settings)
-    if skipped:
-        print(f"not replayed: {_counts(skipped)}")
-    if not results:
-        print("no record could be replayed")
-        return 0
-    print("\n".join(table([["RECORD", "TRUE CAUSE", "RECORDED", "REPLAYED"],
-                           *[[r.id, r.truth, _rank(r.recorded), _rank(r.replayed)] for r in results]], "")))
-    ranks = {"recorded": [r.recorded for r in results],
-             f"replayed ({settings.llm.model})": [r.replayed for r in results]}
-    print("\n" + _accuracy_text(accuracy_table(ranks), "RECORDS"))
+    if not rows:
+        raise UserInputError(f"{args.data_dir}: no records in the file")
+    results = replayed_ranks(rows, settings)
+    print(_replayed_text(results, settings.llm.model))
     if args.json:
         write_json(args.json, [r.as_dict() for r in results])
     return 0
 
 
-def _incidents(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """FailureIncident objects and exported rows, from --from or else the cluster."""
+def _replayed_text(results: list[Replayed], model: str) -> str:
+    """Rank by rank, a note when padding was left out, then the accuracy of each side."""
+    lines = table([["RECORD", "TRUE CAUSE", "ENGINE", "RECORDED", "REPLAYED"],
+                   *[[r.id, r.truth, r.engine, _rank(r.recorded), _rank(r.replayed)]
+                     for r in results]], "")
+    padding = sum(r.padding for r in results)
+    if padding:
+        lines += ["", (f"RECORDED ranks the entries the engine named; the {padding} padding "
+                       "entries production added after shorter model answers are left out, as a "
+                       "replay adds none.")]
+    ranks: dict[str, list[int | None]] = {}
+    for r in results:
+        ranks.setdefault(f"recorded ({r.engine})", []).append(r.recorded)
+    ranks[f"replayed ({model})"] = [r.replayed for r in results]
+    return "\n".join([*lines, "", _accuracy_text(accuracy_table(ranks), "RECORDS")])
+
+
+def _incidents(args: argparse.Namespace, skip: Path | None = None) -> Selected:
+    """FailureIncident objects and checked rows, from --from (``skip`` left out of folders)
+    or else the cluster, each incident once."""
     if not args.sources:
         from thinkfl_operator.kube.objects import list_incidents
 
-        return list_incidents(args.namespace), []
-    objects, rows = read_sources(args.sources)
-    if args.namespace:
-        objects = [o for o in objects if (o.get("metadata") or {}).get("namespace") == args.namespace]
-    return objects, rows
+        return select(list_incidents(args.namespace), [])
+    objects, rows = read_sources(args.sources, skip)
+    return select(objects, rows, args.namespace)
 
 
-def read_sources(paths: Sequence[Path]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """FailureIncidents in YAML/JSON files, and rows in ``.jsonl`` files; folders are searched
-    for those suffixes. Other kinds of objects are ignored."""
+def read_sources(paths: Sequence[Path], skip: Path | None = None) -> tuple[list[dict[str, Any]], list[Checked]]:
+    """FailureIncidents in YAML/JSON files, and checked rows in ``.jsonl`` files; folders are
+    searched for those suffixes (``skip`` excepted). Other kinds of objects are ignored."""
     objects: list[dict[str, Any]] = []
-    rows: list[dict[str, Any]] = []
-    for path in _files(paths):
+    rows: list[Checked] = []
+    for path in _files(paths, skip):
         if path.suffix == ".jsonl":
-            rows += _rows_in(path)
+            rows += checked_rows(path)
         else:
             objects += [o for o in _documents(path) if o.get("kind") == "FailureIncident"]
     return objects, rows
 
 
-def _rows_in(path: Path) -> list[dict[str, Any]]:
-    """Exported rows, each checked to hold a readable diagnosis record."""
-    rows = read_jsonl(path)
-    for number, row in enumerate(rows, 1):
+def checked_rows(path: Path) -> list[Checked]:
+    """Every row of an exported file, checked (``rows.check_row``); the first bad one is an
+    error naming the file, the line and the problem."""
+    checked = []
+    for number, row in read_numbered(path):
         try:
-            diagnosis_record(row)
-        except InvalidRecord as exc:
-            raise UserInputError(f"{path}: record {number} ({row.get('id', 'no id')}): {exc}") from None
-    return rows
+            checked.append(check_row(row))
+        except UserInputError as exc:
+            raise UserInputError(f"{path}:{number}: {exc}") from None
+    return checked
 
 
-def _files(paths: Sequence[Path]) -> Iterator[Path]:
+def _files(paths: Sequence[Path], skip: Path | None) -> Iterator[Path]:
     for path in paths:
         if path.is_dir():
-            yield from sorted(p for p in path.rglob("*") if p.suffix in SUFFIXES and p.is_file())
+            yield from sorted(p for p in path.rglob("*") if p.suffix in SUFFIXES and p.is_file()
+                              and not (skip is not None and _same(p, skip)))
         elif path.is_file():
             yield path
         else:
             raise UserInputError(f"{path}: no such file or folder")
+
+
+def _same(path: Path, other: Path) -> bool:
+    try:
+        return path.resolve() == other.resolve()
+    except OSError:
+        return False
 
 
 def _documents(path: Path) -> Iterator[dict[str, Any]]:

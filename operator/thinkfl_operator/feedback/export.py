@@ -1,4 +1,4 @@
-"""Training and evaluation records: one JSONL row per confirmed FailureIncident.
+"""Training and evaluation records: one JSONL row (``rows``) per confirmed FailureIncident.
 
 What the GRPO training reads (researched November 2026). The ThinkFL training code,
 ``LLM4AIOps/OpenRLHF-ThinkFL`` (linked from ``LLM4AIOps/ThinkFL`` README.md), could not be read
@@ -6,35 +6,32 @@ here: no snapshot of it, nor of a fork under ``Zhang-Lingzhe``, is stored. Think
 early 2025, so this format follows upstream ``OpenRLHF/OpenRLHF`` as of April 2025 (commit
 cf14881, v0.6/0.7) and as of today (commit 3c3be62), whose prompt-dataset convention is the same:
 
-* ``openrlhf/utils/utils.py`` ``blending_datasets``: a ``.jsonl`` file is read with
-  ``datasets.load_dataset("json", data_files=...)``, one JSON object per line.
+* ``openrlhf/utils/utils.py`` (now ``openrlhf/datasets/utils.py``) ``blending_datasets``: a
+  ``.jsonl`` file is read with ``datasets.load_dataset("json", data_files=...)``, one JSON object
+  per line. Arrow infers one schema per chunk and casts the others to it, so every row must have
+  the same shape (``rows``): a key named after a pod in one row and another pod in the next fails
+  ("Couldn't cast array of type struct<...>").
 * ``openrlhf/cli/train_ppo_ray.py``: ``--input_key`` (default ``"input"``), ``--label_key``
   (default none), ``--apply_chat_template``, ``--remote_rm_url`` (now ``--data.input_key``,
   ``--data.label_key``, ``--data.apply_chat_template``, ``--reward.remote_url``); GRPO is
-  ``--advantage_estimator group_norm`` (``examples/scripts/train_grpo_llama_ray.sh``).
+  ``--advantage_estimator group_norm`` (now ``--algo.advantage.estimator group_norm``).
 * ``openrlhf/datasets/prompts_dataset.py`` ``preprocess_data``: with ``--apply_chat_template``,
   ``data[input_key]`` is a chat, a list of ``{"role", "content"}`` messages (a bare string is
   wrapped as one user message), rendered with the tokenizer's template and
   ``add_generation_prompt=True``; ``data[label_key]`` is passed through untouched.
 * ``examples/scripts/reward_func.py`` (now ``examples/python/reward_func.py``): the reward is
-  ``reward_func(queries, prompts, labels)``, ``labels`` being those values, one per prompt;
-  the remote HTTP reward gets ``{"query", "prompts", "labels"}``
-  (``openrlhf/utils/remote_rm_utils.py``). Multi-turn rollouts with tool answers, added since,
-  use ``--train.agent_func_path`` (``examples/python/agent_func.py``: the environment's
-  ``step`` gets ``states["label"]``).
+  ``reward_func(queries, prompts, labels)``, ``labels`` being those values, one per prompt; it
+  returned a tensor, and since May 2025 returns ``{"rewards", "scores", "extra_logs"}``. The
+  remote HTTP reward gets ``{"query", "prompts", "labels"}``. ``examples/openrlhf/`` in this
+  repository has a reward function built on our parser and grader.
 
 So each row carries ``input``: the chat the rollout starts from (the system prompt and the first
-user message, the root span, of the incident's first conversation), for ``--input_key input
---apply_chat_template``; and ``label``: a JSON string with the confirmed ``service``/``pod``/
-``node`` (only those known), the keys a ``print_results`` root cause uses, for ``--label_key
-label``. A string keeps the Arrow column one type whatever each label names; the reward function
+user message, the root span, of the incident's first conversation); and ``label``: a JSON string
+with the confirmed ``service``/``pod``/``node`` (only those known), the keys a ``print_results``
+root cause uses. A string keeps the Arrow column one type whatever each label names; the reward
 ``json.loads`` it and compares candidates key by key, as RCLAgent's ``evaluate.py`` compares
 ``cmdb_id`` at the label's level (``LLM4AIOps/RCLAgent-V2``). The multi-factor reward itself
 (``evaluation.grader``) is ours; the fork's was not available to compare with.
-
-The rest of the row is ours: the diagnosis record (schema version 1: ``incident``, ``engine``,
-``model``, ``conversations`` exactly as the model saw them, ``answer``, ``topology``), ``grade``,
-``feedback`` and ``id`` (namespace/name), so the same file replays as an evaluation set.
 """
 
 from __future__ import annotations
@@ -46,30 +43,22 @@ from pathlib import Path
 from typing import Any
 
 from thinkfl_operator.errors import UserInputError
-from thinkfl_operator.feedback.label import (
-    SPEC_KEYS,
-    Feedback,
-    InvalidFeedback,
-    feedback_of,
-    validate,
-)
-from thinkfl_operator.feedback.record import (
-    InvalidRecord,
-    decode_record,
-    encode_record,
-    topology_of,
-)
-
-#: The keys of the diagnosis record (schema version 1) a row carries unchanged.
-RECORD_KEYS = ("version", "incident", "engine", "model", "conversations", "answer", "topology",
-               "truncated")
-LABEL_KEYS = ("service", "pod", "node")
+from thinkfl_operator.feedback.grading import causes_of, grade_answer
+from thinkfl_operator.feedback.label import InvalidFeedback, feedback_of, validate
+from thinkfl_operator.feedback.record import InvalidRecord, decode_record, topology_of
+from thinkfl_operator.feedback.rows import make_row
 
 
 def is_confirmed(obj: Mapping[str, Any]) -> bool:
     """An SRE confirmed the true cause: a ``Confirmed`` condition with status "True"."""
     conditions = (obj.get("status") or {}).get("conditions") or []
     return any(c.get("type") == "Confirmed" and c.get("status") == "True" for c in conditions)
+
+
+def object_id(obj: Mapping[str, Any]) -> str:
+    """``namespace/name`` of an object: a row's ``id``."""
+    meta = obj.get("metadata") or {}
+    return f"{meta.get('namespace', '')}/{meta.get('name', '')}"
 
 
 def records_from_objects(objects: Iterable[Mapping[str, Any]]) -> tuple[list[dict[str, Any]], Counter[str]]:
@@ -109,43 +98,8 @@ def _training_row(obj: Mapping[str, Any]) -> dict[str, Any] | None:
     given = feedback_of(obj.get("spec") or {}, meta.get("annotations") or {})
     if given is None:
         return None
-    feedback = validate(given, topology_of(record))  # a pod label brings its service and node
-    conversations = record["conversations"]
-    if not conversations:
-        raise InvalidRecord("the record holds no conversation")
-    row: dict[str, Any] = {"id": f"{meta.get('namespace', '')}/{meta.get('name', '')}",
-                           "input": _opening(conversations[0]),
-                           "label": json.dumps({k: getattr(feedback, k) for k in LABEL_KEYS
-                                                if getattr(feedback, k)}, sort_keys=True)}
-    row.update({k: record[k] for k in RECORD_KEYS if k in record})
-    row["grade"] = status.get("grade")
-    row["feedback"] = {key: value for key, attr in SPEC_KEYS.items() if (value := getattr(feedback, attr))}
-    return row
-
-
-def _opening(conversation: list[dict[str, str]]) -> list[dict[str, str]]:
-    """The messages up to and including the first user message: where a rollout starts."""
-    for i, message in enumerate(conversation):
-        if message.get("role") == "user":
-            return [dict(m) for m in conversation[: i + 1]]
-    raise InvalidRecord("a conversation has no user message")
-
-
-def diagnosis_record(row: Mapping[str, Any]) -> dict[str, Any]:
-    """The diagnosis record (schema version 1) inside a row, e.g. for a replay, checked as
-    ``status.record`` text is (``InvalidRecord``): rows come from files anyone may edit."""
-    return decode_record(encode_record({k: row[k] for k in RECORD_KEYS if k in row}))
-
-
-def label_of(row: Mapping[str, Any]) -> Feedback:
-    """A row's label (``UserInputError`` naming the row when it is not a JSON object string)."""
-    try:
-        label = json.loads(row["label"])
-    except (KeyError, TypeError, json.JSONDecodeError):
-        label = None
-    if not isinstance(label, dict):
-        raise UserInputError(f"record {row.get('id', '?')}: 'label' is not a JSON object string")
-    return Feedback(**{k: str(label.get(k) or "") for k in LABEL_KEYS})
+    label = validate(given, topology_of(record))  # a pod label brings its service and node
+    return make_row(object_id(obj), record, label, grade_answer(causes_of(record["answer"]), label))
 
 
 def write_jsonl(path: Path, rows: Iterable[Mapping[str, Any]]) -> None:
@@ -157,8 +111,9 @@ def write_jsonl(path: Path, rows: Iterable[Mapping[str, Any]]) -> None:
         raise UserInputError(f"{path}: cannot write: {exc.strerror or exc}") from None
 
 
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """Every row of a JSONL file (blank lines skipped); a bad line names the file and line."""
+def read_numbered(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    """Every row of a JSONL file with its line number (blank lines skipped); a bad line names
+    the file and line."""
     try:
         lines = Path(path).read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
@@ -173,5 +128,10 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
             raise UserInputError(f"{path}:{number}: not JSON: {exc.msg} (column {exc.colno})") from None
         if not isinstance(row, dict):
             raise UserInputError(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
-        rows.append(row)
+        rows.append((number, row))
     return rows
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Every row of a JSONL file (see ``read_numbered``)."""
+    return [row for _, row in read_numbered(path)]

@@ -10,7 +10,7 @@ evaluations. How well the pod and node were named is in the factors.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -40,3 +40,16 @@ def grade_status(graded: Grade) -> dict[str, Any]:
     if graded.rank is not None:
         status["rank"] = graded.rank
     return status
+
+
+def causes_of(answer: Iterable[Mapping[str, Any]]) -> list[RootCause]:
+    """A recorded answer (``record["answer"]``) as ranked causes, padding flags kept."""
+    return [RootCause(rank=a["rank"], node=a.get("node") or "", service=a.get("service") or "",
+                      pod=a.get("pod") or "", reason="", score=a.get("score") or 0,
+                      padded=a.get("padded") is True)
+            for a in answer]
+
+
+def own_part(causes: Sequence[RootCause]) -> list[RootCause]:
+    """The entries the engine named itself, without the padding ranking added after them."""
+    return [cause for cause in causes if not cause.padded]

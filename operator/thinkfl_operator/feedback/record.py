@@ -2,17 +2,25 @@
 
 The record holds what is needed to learn from the incident later, with no other storage: the
 incident, the engine and model, the exact conversations (see ``conversations``), the ranked
-answer and the observed topology. Schema, version 1::
+answer and the observed topology. Schema, version 2::
 
-    {"version": 1,
-     "incident": {"time": RFC 3339 str or null, "traceID": str, "service": str,
+    {"version": 2,
+     "incident": {"time": RFC 3339 str or "", "traceID": str, "service": str,
                   "description": str},
      "engine": str, "model": str,
      "conversations": [[{"role": "system" | "user" | "assistant" | "tool",
                          "content": str}, ...], ...],
-     "answer": [{"rank": int, "service": str, "pod": str, "node": str, "score": int}, ...],
-     "topology": {"pods": {pod: service}, "nodes": {pod: node}},
-     "truncated": true}     # present only when encode_record had to shrink the record
+     "answer": [{"rank": int, "service": str, "pod": str, "node": str, "score": int,
+                 "padded": bool}, ...],
+     "topology": [{"pod": str, "service": str, "node": str}, ...],
+     "truncated": bool}     # true when encode_record had to shrink the record
+
+Every key is always there, no value is null and no key is a name from the cluster, so every
+record has the same shape whatever the incident (Arrow, and so HuggingFace ``datasets``, infer one
+schema for all). ``padded``: the entry was added by ranking to reach the minimum count (the
+deterministic order after a model's shorter answer); the engine did not name it. Version 1 (the
+topology as ``{"pods": {pod: service}, "nodes": {pod: node}}``, no ``padded``) is still read, and
+upgraded (``legacy``).
 
 On the resource it is one ASCII string: compact JSON, gzip with a zero mtime (one record always
 encodes to the same text, so an unchanged status is not rewritten), base64. It is kept under
@@ -31,40 +39,48 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from thinkfl_operator.errors import UserInputError
 from thinkfl_operator.feedback.conversations import Message, conversations_of
+from thinkfl_operator.feedback.shape import InvalidRecord, checked_record
 from thinkfl_operator.models import Diagnosis, Incident, Topology
 
-VERSION = 1
+__all__ = ["MAX_RECORD_CHARS", "OMITTED", "VERSION", "InvalidRecord", "build_record",
+           "decode_record", "encode_record", "topology_of"]
+
+VERSION = 2
 MAX_RECORD_CHARS = 1_048_576
 OMITTED = "[omitted]"
 #: Most bytes a record may unpack to (a guard against gzip bombs in imported files).
 MAX_UNPACKED_BYTES = 64 * 1024 * 1024
-ROLES = ("system", "user", "assistant", "tool")
-_SHAPE: dict[str, tuple[type, str]] = {
-    "incident": (dict, "an object"), "engine": (str, "a string"), "model": (str, "a string"),
-    "conversations": (list, "a list"), "answer": (list, "a list"), "topology": (dict, "an object"),
-}
-
-
-class InvalidRecord(UserInputError):
-    """A record that cannot be read: not base64, not gzip, not JSON, or not the version-1
-    schema. Not retryable: the text itself is wrong."""
 
 
 def build_record(diagnosis: Diagnosis, incident: Incident) -> dict[str, Any]:
-    """The version-1 record of ``diagnosis`` (see the module docstring)."""
+    """The version-2 record of ``diagnosis`` (see the module docstring)."""
     return {
         "version": VERSION,
-        "incident": {"time": _rfc3339(incident.time_s), "traceID": incident.trace_id,
-                     "service": incident.service, "description": incident.description},
+        "incident": {"time": _rfc3339(incident.time_s), "traceID": incident.trace_id or "",
+                     "service": incident.service or "", "description": incident.description or ""},
         "engine": diagnosis.engine,
         "model": diagnosis.model,
         "conversations": conversations_of(diagnosis),
         "answer": [{"rank": c.rank, "service": c.service, "pod": c.pod, "node": c.node,
-                    "score": c.score} for c in diagnosis.root_causes],
-        "topology": {"pods": dict(diagnosis.topology.pods), "nodes": dict(diagnosis.topology.nodes)},
+                    "score": c.score, "padded": c.padded} for c in diagnosis.root_causes],
+        "topology": topology_entries(diagnosis.topology),
+        "truncated": False,
     }
+
+
+def topology_entries(topology: Topology) -> list[dict[str, str]]:
+    """The topology as a list of ``{pod, service, node}``, sorted by pod."""
+    pods = sorted(set(topology.pods) | set(topology.nodes))
+    return [{"pod": pod, "service": topology.pods.get(pod, ""), "node": topology.nodes.get(pod, "")}
+            for pod in pods]
+
+
+def topology_of(record: Mapping[str, Any]) -> Topology:
+    """The observed topology a (version-2) record keeps: what an answer could name."""
+    entries = record["topology"]
+    return Topology(pods={e["pod"]: e["service"] for e in entries},
+                    nodes={e["pod"]: e["node"] for e in entries if e["node"]})
 
 
 def encode_record(record: Mapping[str, Any], max_chars: int = MAX_RECORD_CHARS) -> str:
@@ -91,7 +107,8 @@ def encode_record(record: Mapping[str, Any], max_chars: int = MAX_RECORD_CHARS) 
 
 
 def decode_record(text: str) -> dict[str, Any]:
-    """The record in ``status.record`` text; ``InvalidRecord`` saying what is wrong with it."""
+    """The record in ``status.record`` text, as version 2 whatever version it was written in;
+    ``InvalidRecord`` saying what is wrong with it."""
     try:
         packed = base64.b64decode(text.strip(), validate=True)
     except ValueError:
@@ -101,19 +118,12 @@ def decode_record(text: str) -> dict[str, Any]:
         value = json.loads(_unpack(packed))
     except ValueError:  # also a UnicodeDecodeError
         raise InvalidRecord("the record unpacks to text that is not JSON") from None
-    return _checked(value)
+    return checked_record(value)
 
 
-def topology_of(record: Mapping[str, Any]) -> Topology:
-    """The observed topology a record keeps (what an answer could name)."""
-    topology = record["topology"]
-    return Topology(pods={str(k): str(v) for k, v in topology["pods"].items()},
-                    nodes={str(k): str(v) for k, v in topology["nodes"].items()})
-
-
-def _rfc3339(time_s: float | None) -> str | None:
+def _rfc3339(time_s: float | None) -> str:
     if time_s is None:
-        return None
+        return ""
     return datetime.fromtimestamp(time_s, UTC).isoformat().replace("+00:00", "Z")
 
 
@@ -142,29 +152,3 @@ def _answer(message: Message) -> bool:
 
 def _chars(conversation: list[Message]) -> int:
     return sum(len(m["content"]) for m in conversation)
-
-
-def _checked(value: object) -> dict[str, Any]:
-    """``value`` if it has the version-1 shape; else the first problem as an InvalidRecord."""
-    if not isinstance(value, dict):
-        raise InvalidRecord(f"a record is a JSON object, not {type(value).__name__}")
-    if value.get("version") != VERSION:
-        raise InvalidRecord(f"record version {value.get('version')!r} is not supported "
-                            f"(this operator reads version {VERSION})")
-    for key, (kind, noun) in _SHAPE.items():
-        if not isinstance(value.get(key), kind):
-            raise InvalidRecord(f"the record's {key!r} is missing or not {noun}")
-    if not all(isinstance(value["topology"].get(k), dict) for k in ("pods", "nodes")):
-        raise InvalidRecord("the record's topology needs 'pods' and 'nodes' objects")
-    for number, conversation in enumerate(value["conversations"], 1):
-        if not isinstance(conversation, list) or not all(_is_message(m) for m in conversation):
-            raise InvalidRecord(f"the record's conversation {number} is not a list of "
-                                f"{{role: {'|'.join(ROLES)}, content: text}} messages")
-    if not all(isinstance(a, dict) for a in value["answer"]):
-        raise InvalidRecord("the record's answer is not a list of objects")
-    return value
-
-
-def _is_message(value: object) -> bool:
-    return isinstance(value, dict) and value.get("role") in ROLES \
-        and isinstance(value.get("content"), str)

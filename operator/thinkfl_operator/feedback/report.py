@@ -7,23 +7,24 @@ operator's ``thinkfl_accuracy_*`` series too, so the command and the dashboard n
 
 ``replayed_ranks`` runs exported rows through another model (``feedback.replay``) and grades
 both the recorded and the replayed answer the way a confirmation is graded, so a model can be
-compared with what production answered, incident by incident, before it is rolled out.
+compared with what production answered, incident by incident, before it is rolled out. A
+replay's answer is the model's alone, so the recorded answer it is compared with is the
+engine's alone too: the deterministic padding production added is left out (``Replayed``).
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from thinkfl_operator.engines.thinkfl.client import ChatClient
 from thinkfl_operator.engines.thinkfl.engine import NoAnswer
-from thinkfl_operator.feedback.export import LABEL_KEYS, diagnosis_record, is_confirmed, label_of
-from thinkfl_operator.feedback.grading import grade_answer
+from thinkfl_operator.feedback.export import is_confirmed
+from thinkfl_operator.feedback.grading import causes_of, grade_answer, own_part
 from thinkfl_operator.feedback.label import Feedback
-from thinkfl_operator.feedback.record import InvalidRecord
 from thinkfl_operator.feedback.replay import replay
+from thinkfl_operator.feedback.rows import LABEL_KEYS, Checked
 from thinkfl_operator.models import RootCause
 from thinkfl_operator.settings import Settings
 
@@ -41,7 +42,8 @@ def ranks_from_objects(objects: Iterable[Mapping[str, Any]]) -> Ranks:
 
 
 def ranks_from_records(rows: Iterable[Mapping[str, Any]]) -> Ranks:
-    """Graded rank of every exported row, by its engine (rows are confirmed by construction)."""
+    """Graded rank of every exported row, by its engine (rows are confirmed by construction;
+    ``grade.rank`` 0 or absent: the answer missed)."""
     ranks: Ranks = {}
     for row in rows:
         if isinstance(row.get("grade"), Mapping):
@@ -66,11 +68,17 @@ def _rank(grade: Mapping[str, Any]) -> int | None:
 @dataclass(frozen=True)
 class Replayed:
     """One exported row replayed: the rank of its true cause in the recorded answer and in the
-    replayed one (None: missed; a model that gave no usable answer missed)."""
+    replayed one (None: missed; a model that gave no usable answer missed). Like is graded
+    against like: ``recorded`` is the rank in the entries the engine named itself, without the
+    deterministic padding production adds after a model's shorter answer (a replay adds none);
+    ``served`` is the rank in the answer as production served it."""
 
     id: str
     label: Feedback
+    engine: str
     recorded: int | None
+    served: int | None
+    padding: int  # padding entries left out of the recorded answer
     replayed: int | None
     answer: list[RootCause]
 
@@ -80,35 +88,29 @@ class Replayed:
         return next((f"{k}/{v}" for k in LABEL_KEYS if (v := getattr(self.label, k))), "-")
 
     def as_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "truth": self.truth, "recordedRank": self.recorded,
-                "replayedRank": self.replayed, "ranked": [c.as_dict() for c in self.answer]}
+        return {"id": self.id, "truth": self.truth, "engine": self.engine,
+                "recordedRank": self.recorded, "servedRank": self.served,
+                "paddingLeftOut": self.padding, "replayedRank": self.replayed,
+                "ranked": [c.as_dict() for c in self.answer]}
 
 
-def replayed_ranks(rows: Iterable[Mapping[str, Any]], settings: Settings,
-                   client: ChatClient | None = None) -> tuple[list[Replayed], Counter[str]]:
-    """Every row replayed through the model at ``settings.llm`` (``feedback.replay``) and graded
-    as a confirmation is (``grading.grade_answer``), and the rows that could not be replayed.
+def replayed_ranks(rows: Iterable[Checked], settings: Settings,
+                   client: ChatClient | None = None) -> list[Replayed]:
+    """Every checked row (``rows.check_row``) replayed through the model at ``settings.llm``
+    (``feedback.replay``) and graded as a confirmation is (``grading.grade_answer``).
     ``LLMUnavailable`` (the endpoint is down) stops the run."""
-    results: list[Replayed] = []
-    skipped: Counter[str] = Counter()
-    for row in rows:
-        label = label_of(row)
-        try:
-            record = diagnosis_record(row)
-            answer = replay(record, settings, client).root_causes
-        except InvalidRecord:
-            skipped["invalid record"] += 1
-            continue
-        except NoAnswer:
-            answer = []
-        results.append(Replayed(id=str(row.get("id", "")), label=label,
-                                recorded=grade_answer(_causes(record["answer"]), label).rank,
-                                replayed=grade_answer(answer, label).rank, answer=answer))
-    return results, skipped
+    return [_replayed(row, settings, client) for row in rows]
 
 
-def _causes(answer: Iterable[Mapping[str, Any]]) -> list[RootCause]:
-    """A recorded answer as ranked causes."""
-    return [RootCause(rank=a["rank"], node=a.get("node") or "", service=a.get("service") or "",
-                      pod=a.get("pod") or "", reason="", score=a.get("score") or 0)
-            for a in answer if isinstance(a.get("rank"), int)]
+def _replayed(checked: Checked, settings: Settings, client: ChatClient | None) -> Replayed:
+    try:
+        answer = replay(checked.record, settings, client).root_causes
+    except NoAnswer:
+        answer = []
+    served = causes_of(checked.record["answer"])
+    own = own_part(served)
+    return Replayed(id=str(checked.row["id"]), label=checked.label, engine=checked.record["engine"],
+                    recorded=grade_answer(own, checked.label).rank,
+                    served=grade_answer(served, checked.label).rank,
+                    padding=len(served) - len(own),
+                    replayed=grade_answer(answer, checked.label).rank, answer=answer)

@@ -5,7 +5,10 @@ The label comes from ``spec.feedback`` or the ``thinkfl.dev/root-cause`` annotat
 observed (kept in ``status.record``); the answer in ``status.rootCauses`` is graded with the
 multi-factor grader. The diagnosis is never re-run. Returns the status patch (``grade`` and the
 ``Confirmed`` condition) and the Event to post, or nothing when nothing changed, so replaying
-the same object (a restart, a status echo) neither patches nor posts again.
+the same object (a restart, a status echo) neither patches nor posts again. When the label is
+removed, a grade or Confirmed condition left from it is undone: no grade, ``Confirmed`` False
+with reason ``FeedbackRemoved``, and an Event. A change of the feedback that leaves the grade as
+it is (a note, the fault type) still moves ``observedGeneration``: only the feedback changed.
 """
 
 from __future__ import annotations
@@ -24,6 +27,10 @@ from thinkfl_operator.kube.runner import generation_of
 from thinkfl_operator.models import RootCause
 
 COND_CONFIRMED = "Confirmed"
+#: Reason of the Confirmed condition once the label is removed (the grade goes with it).
+REMOVED = "FeedbackRemoved"
+REMOVED_MESSAGE = ("the root-cause feedback was removed (spec.feedback and the "
+                   "thinkfl.dev/root-cause annotation): the answer is no longer graded")
 
 
 @dataclass
@@ -47,7 +54,7 @@ def confirm(body: Mapping[str, Any], now: datetime | None = None) -> Confirmatio
     except InvalidFeedback as exc:
         return _refused(body, "InvalidFeedback", str(exc), now)
     if label is None:
-        return Confirmation()
+        return _removed(body, now)
     if status.get("phase") == FAILED:
         return _refused(body, "NotDiagnosed",
                         "the incident has no diagnosis to grade (phase Failed)", now)
@@ -60,27 +67,63 @@ def confirm(body: Mapping[str, Any], now: datetime | None = None) -> Confirmatio
         return _refused(body, "NoRecord", f"status.record cannot be read: {exc}", now)
     except InvalidFeedback as exc:
         return _refused(body, "InvalidFeedback", str(exc), now)
+    return _graded(body, label, now)
+
+
+def _graded(body: Mapping[str, Any], label: Feedback, now: datetime | None) -> Confirmation:
+    status = body.get("status") or {}
     engine = str(status.get("engine") or "")
     graded = grade_answer(_causes(status), label)
     grade = grade_status(graded)
     message = _message(label, graded.rank, engine, grade["score"])
     out = Confirmation(graded=True, rank=graded.rank, engine=engine)
-    if status.get("grade") != grade or not _condition_is(status, "True", message):
+    changed = status.get("grade") != grade or not _condition_is(status, "True", message)
+    if changed or _lagging(body):  # a new note or author alone still moves observedGeneration
         out.status = _patch(body, "True", "FeedbackGraded", message, now)
         out.status["grade"] = grade
+    if changed:
         out.events.append(("Normal", "Confirmed", message))
     return out
 
 
 def _refused(body: Mapping[str, Any], reason: str, message: str,
              now: datetime | None) -> Confirmation:
-    out = Confirmation()
+    return _undone(body, reason, message, "Warning", now,
+                   changed=not _condition_is(body.get("status") or {}, "False", message))
+
+
+def _removed(body: Mapping[str, Any], now: datetime | None) -> Confirmation:
+    """No label any more: a grade or a Confirmed condition left from one is undone, once."""
     status = body.get("status") or {}
-    if status.get("grade") is not None or not _condition_is(status, "False", message):
+    confirmed = [c for c in status.get("conditions") or [] if c.get("type") == COND_CONFIRMED]
+    if status.get("grade") is not None or any(c.get("reason") != REMOVED for c in confirmed):
+        return _undone(body, REMOVED, REMOVED_MESSAGE, "Normal", now, changed=True)
+    if confirmed:  # undone already; only a later generation may still be to observe
+        return _undone(body, REMOVED, REMOVED_MESSAGE, "Normal", now, changed=False)
+    generation = generation_of(body.get("metadata") or {})
+    return Confirmation(status={"observedGeneration": generation} if _lagging(body) else {})
+
+
+def _undone(body: Mapping[str, Any], reason: str, message: str, kind: str,
+            now: datetime | None, changed: bool) -> Confirmation:
+    """Confirmed False with ``reason`` and no grade; an Event when that changes the object."""
+    out = Confirmation()
+    changed = changed or (body.get("status") or {}).get("grade") is not None
+    if changed or _lagging(body):
         out.status = _patch(body, "False", reason, message, now)
         out.status["grade"] = None  # a stale grade must not sit beside a refused label
-        out.events.append(("Warning", reason, message))
+    if changed:
+        out.events.append((kind, reason, message))
     return out
+
+
+def _lagging(body: Mapping[str, Any]) -> bool:
+    """Only the feedback changed since the diagnosis, and observedGeneration does not say so."""
+    meta, spec = body.get("metadata") or {}, body.get("spec") or {}
+    status = body.get("status") or {}
+    return status.get("phase") in (DIAGNOSED, FAILED) \
+        and status.get("specDigest") == diagnosis_digest(spec) \
+        and status.get("observedGeneration") != generation_of(meta)
 
 
 def _patch(body: Mapping[str, Any], state: str, reason: str, message: str,

@@ -9,8 +9,11 @@ Alertmanager's ``webhook_config`` posts a group of alerts (payload ``version`` "
                  "generatorURL": ..., "fingerprint": "1a30ba71cca2921f"}]}
 
 Each *firing* alert with a usable service label becomes one ``FailureIncident`` whose name comes
-from the alert's fingerprint (``alert-<fingerprint[:16]>``), so the same alert posted twice maps
-to the same resource (the caller turns the second create's 409 Conflict into "exists").
+from the alert's fingerprint and its ``startsAt`` (``alert-<fingerprint[:16]>-<8 hex digits>``):
+Alertmanager re-sends a firing alert every group interval with the same pair, so it maps to the
+same resource (the caller turns the second create's 409 Conflict into "exists"), while the same
+alert firing again after it resolved starts anew and gets an incident of its own. The
+fingerprint is also a label (``thinkfl.dev/fingerprint``) to find every incident of one alert.
 Resolved alerts are only counted; alerts without a service label are skipped with a reason.
 """
 
@@ -116,7 +119,7 @@ def incidents_from_payload(payload: Any, cfg: AlertIntakeConfig) -> IntakeResult
         annotations = _string_map(alert.get("annotations"), f"{where}.annotations")
         time_text = _rfc3339_utc(alert.get("startsAt"), f"{where}.startsAt")
         fingerprint = _fingerprint(alert.get("fingerprint"), labels, f"{where}.fingerprint")
-        name = incident_name(fingerprint)
+        name = incident_name(fingerprint, time_text)
         if name in seen:
             continue
         seen.add(name)
@@ -160,11 +163,12 @@ def incidents_from_payload(payload: Any, cfg: AlertIntakeConfig) -> IntakeResult
     return result
 
 
-def incident_name(fingerprint: str) -> str:
-    """``alert-<first 16 hex digits>``, lowercased; a non-hex fingerprint is hashed first."""
-    if _HEX.match(fingerprint):
-        return f"alert-{fingerprint[:16].lower()}"
-    return f"alert-{hashlib.sha256(fingerprint.encode()).hexdigest()[:16]}"
+def incident_name(fingerprint: str, starts_at: str) -> str:
+    """``alert-<first 16 hex digits>-<8 hex digits of startsAt>``, lowercased; a non-hex
+    fingerprint is hashed first. One name per firing of one alert."""
+    head = (fingerprint[:16].lower() if _HEX.match(fingerprint)
+            else hashlib.sha256(fingerprint.encode()).hexdigest()[:16])
+    return f"alert-{head}-{hashlib.sha256(starts_at.encode()).hexdigest()[:8]}"
 
 
 def label_value(text: str) -> str:

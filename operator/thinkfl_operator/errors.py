@@ -5,6 +5,7 @@
     │   ├── DatasetError            a dataset file or folder is missing or malformed
     │   └── InvalidIncident         an incident (time, trace ID, window, engine) is invalid
     ├── NoEvidence                  the data holds nothing to diagnose (no spans in the window)
+    ├── DeadlineExceeded            the diagnosis ran out of its time budget; not retried
     └── BackendError                a telemetry backend or the LLM failed; retryable
 
 ``retryable`` on each class tells callers (the operator, the CLI) whether to try again.
@@ -40,7 +41,14 @@ class NoEvidence(ThinkFLError):
     """Nothing to diagnose: no spans around the incident time, or the trace is empty."""
 
 
+class DeadlineExceeded(ThinkFLError):
+    """One diagnosis took longer than its budget (``operator.deadline_s``); the message says
+    what it was waiting for. Not retried: a retry would spend another whole budget."""
+
+
 class BackendError(ThinkFLError):
     """A telemetry backend or the LLM endpoint failed; worth retrying later."""
 
     retryable = True
+    #: Which one failed (jaeger, tempo, prometheus, llm), for reasons and metrics.
+    backend = ""

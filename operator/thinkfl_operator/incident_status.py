@@ -79,10 +79,12 @@ def diagnosed(diagnosis: Diagnosis, generation: int, started: datetime, complete
 
 def diagnosing(generation: int, started: datetime, *,
                conditions: Sequence[dict[str, Any]] | None = None,
-               attempts: int | None = None) -> dict[str, Any]:
-    """The status while an engine works (phase Diagnosing, Diagnosed Unknown/InProgress)."""
-    conds = set_condition(list(conditions or []), COND_DIAGNOSED, "Unknown", "InProgress",
-                          "the incident is being diagnosed", generation, started)
+               attempts: int | None = None, reason: str = "InProgress",
+               message: str = "the incident is being diagnosed") -> dict[str, Any]:
+    """The status while an engine works (phase Diagnosing, Diagnosed Unknown/``reason``); a
+    retry says why and when in ``message`` (reason ``Retrying``)."""
+    conds = set_condition(list(conditions or []), COND_DIAGNOSED, "Unknown", reason,
+                          message, generation, started)
     patch = _cleared(DIAGNOSING, generation, conds, attempts)
     patch["startedAt"] = rfc3339(started)
     return patch

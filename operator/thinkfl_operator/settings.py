@@ -9,8 +9,10 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from thinkfl_operator.errors import UserInputError
 
 SECRETS_DIR = Path("/etc/thinkfl/secrets")
 
@@ -123,5 +125,19 @@ class Settings(BaseSettings):
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """The process-wide settings, read once from the environment."""
-    return Settings()
+    """The process-wide settings, read once from the environment; ``UserInputError`` naming
+    each bad variable and what is wrong with it."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise UserInputError(f"invalid settings: {describe_errors(exc)}") from None
+
+
+def describe_errors(exc: ValidationError) -> str:
+    """``THINKFL_OPERATOR__CONCURRENCY='abc': Input should be a valid integer; ...``."""
+    parts = []
+    for error in exc.errors():
+        name = "THINKFL_" + "__".join(str(part).upper() for part in error["loc"])
+        shown = f"={error['input']!r}" if isinstance(error.get("input"), str | int | float) else ""
+        parts.append(f"{name}{shown}: {error['msg']}")
+    return "; ".join(parts)

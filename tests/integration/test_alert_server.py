@@ -115,15 +115,15 @@ def test_firing_group_creates_one_incident_per_alert_with_a_service() -> None:
             assert response.status == 200
             assert response.content_type == "application/json"
             assert await response.json() == {
-                "created": ["alert-c6eadffa33fcdf37"],
+                "created": ["alert-c6eadffa33fcdf37-fe1cbcc7"],
                 "existing": [],
                 "skipped": [FIRING_SKIP],
                 "resolved": 0,
             }
 
     run(scenario)
-    assert list(kube.objects) == [("thinkfl", "alert-c6eadffa33fcdf37")]
-    incident = kube.objects[("thinkfl", "alert-c6eadffa33fcdf37")]
+    assert list(kube.objects) == [("thinkfl", "alert-c6eadffa33fcdf37-fe1cbcc7")]
+    incident = kube.objects[("thinkfl", "alert-c6eadffa33fcdf37-fe1cbcc7")]
     assert incident["apiVersion"] == "thinkfl.dev/v1alpha1"
     assert incident["kind"] == "FailureIncident"
     assert incident["metadata"]["labels"] == {
@@ -165,19 +165,19 @@ def test_same_alert_in_two_posts_is_created_once() -> None:
     async def scenario() -> None:
         async with serve(make_app(kube.create, CFG)) as client:
             first = await client.post("/alerts", json=FIRING)
-            assert (await first.json())["created"] == ["alert-c6eadffa33fcdf37"]
+            assert (await first.json())["created"] == ["alert-c6eadffa33fcdf37-fe1cbcc7"]
             # Alertmanager re-sends the group every repeat_interval; the fingerprint is stable.
             again = copy.deepcopy(FIRING)
             again["alerts"][0]["annotations"]["description"] = "5xx ratio is now 0.20."
             second = await client.post("/alerts", json=again)
             assert second.status == 200
             body = await second.json()
-            assert body["created"] == [] and body["existing"] == ["alert-c6eadffa33fcdf37"]
+            assert body["created"] == [] and body["existing"] == ["alert-c6eadffa33fcdf37-fe1cbcc7"]
             assert body["resolved"] == 0 and len(body["skipped"]) == 1
 
     run(scenario)
     assert kube.calls == 2 and len(kube.objects) == 1
-    first_description = kube.objects[("thinkfl", "alert-c6eadffa33fcdf37")]["spec"]["description"]
+    first_description = kube.objects[("thinkfl", "alert-c6eadffa33fcdf37-fe1cbcc7")]["spec"]["description"]
     assert first_description.endswith("0.12 over the last 5 minutes.")  # the first one stays
 
 
@@ -189,7 +189,7 @@ def test_duplicate_fingerprints_in_one_post_call_create_once() -> None:
     async def scenario() -> None:
         async with serve(make_app(kube.create, CFG)) as client:
             response = await client.post("/alerts", json=body)
-            assert (await response.json())["created"] == ["alert-c6eadffa33fcdf37"]
+            assert (await response.json())["created"] == ["alert-c6eadffa33fcdf37-fe1cbcc7"]
 
     run(scenario)
     assert kube.calls == 1
@@ -261,13 +261,13 @@ def test_create_failure_is_503_and_the_retry_sees_existing() -> None:
             response = await client.post("/alerts", json=body)
             assert response.status == 503
             assert await response.text() == (
-                "creating FailureIncident thinkfl/alert-0123456789abcdef failed: "
+                "creating FailureIncident thinkfl/alert-0123456789abcdef-fe1cbcc7 failed: "
                 "ConnectionResetError: api server went away"
             )
             retry = await client.post("/alerts", json=body)  # Alertmanager retries 5xx
             assert await retry.json() == {
-                "created": ["alert-0123456789abcdef"],
-                "existing": ["alert-c6eadffa33fcdf37"],
+                "created": ["alert-0123456789abcdef-fe1cbcc7"],
+                "existing": ["alert-c6eadffa33fcdf37-fe1cbcc7"],
                 "skipped": [FIRING_SKIP],
                 "resolved": 0,
             }

@@ -65,7 +65,7 @@ def test_firing_alert_gives_exactly_this_manifest() -> None:
             "apiVersion": "thinkfl.dev/v1alpha1",
             "kind": "FailureIncident",
             "metadata": {
-                "name": "alert-1a30ba71cca2921f",
+                "name": "alert-1a30ba71cca2921f-cf1ff0ae",
                 "namespace": "incidents",
                 "labels": {
                     "thinkfl.dev/fingerprint": "1a30ba71cca2921f",
@@ -110,7 +110,7 @@ def test_mixed_firing_and_resolved() -> None:
                 alert("firing", "bbbbbbbbbbbbbbbb", service="b")),
         CFG,
     )
-    assert [i["metadata"]["name"] for i in result.incidents] == ["alert-bbbbbbbbbbbbbbbb"]
+    assert [i["metadata"]["name"] for i in result.incidents] == ["alert-bbbbbbbbbbbbbbbb-cf1ff0ae"]
     assert result.resolved == 1
 
 
@@ -195,14 +195,25 @@ def test_missing_annotations_and_url() -> None:
 
 
 def test_name_is_deterministic_and_dns_safe() -> None:
-    assert incident_name("1A30BA71CCA2921F") == "alert-1a30ba71cca2921f"
-    assert incident_name("1a30ba71cca2921fdeadbeef") == "alert-1a30ba71cca2921f"
-    odd = incident_name("Not/A Fingerprint!")
-    assert odd == incident_name("Not/A Fingerprint!")
-    assert DNS_1123.match(odd) and len(odd) == len("alert-") + 16
+    start = "2026-11-01T10:40:00Z"
+    name = incident_name("1A30BA71CCA2921F", start)
+    assert name.startswith("alert-1a30ba71cca2921f-") and len(name) == len("alert-") + 16 + 9
+    assert incident_name("1a30ba71cca2921fdeadbeef", start) == name
+    odd = incident_name("Not/A Fingerprint!", start)
+    assert odd == incident_name("Not/A Fingerprint!", start)
+    assert DNS_1123.match(odd) and len(odd) == len(name)
     for fingerprint in ("1a30ba71cca2921f", "ABCDEF0123456789", "weird fp ☃", ""):
-        name = incident_name(fingerprint)
+        name = incident_name(fingerprint, start)
         assert DNS_1123.match(name) and len(name) <= 63, name
+
+
+def test_an_alert_firing_again_after_it_resolved_gets_a_new_incident() -> None:
+    first = alert(service="svc")
+    again = {**first, "startsAt": "2099-01-01T00:00:00Z"}
+    [one] = incidents_from_payload(payload(first), CFG).incidents
+    [two] = incidents_from_payload(payload(again), CFG).incidents
+    assert one["metadata"]["name"] != two["metadata"]["name"]
+    assert one["metadata"]["labels"] == two["metadata"]["labels"]  # same fingerprint label
 
 
 def test_same_alert_twice_gives_the_same_manifest() -> None:

@@ -97,7 +97,11 @@ def _with_overrides(settings: Settings, args: argparse.Namespace) -> Settings:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    settings = _with_overrides(get_settings(), args)
+    try:
+        settings = _with_overrides(get_settings(), args)
+    except UserInputError as exc:
+        sys.stderr.write(f"thinkfl: error: {exc}\n")
+        return EXIT_USER_ERROR
     configure_logging(settings.log_level, settings.log_format)
     try:
         return int(_COMMANDS[args.command](args, settings))
@@ -242,13 +246,9 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
-    import kopf
+    from thinkfl_operator import kube  # registers the handlers on kopf's default registry
 
-    import thinkfl_operator.kube  # noqa: F401  (registers the handlers)
-
-    namespaces = settings.operator.namespaces
-    kopf.run(clusterwide=not namespaces, namespaces=namespaces,
-             liveness_endpoint=f"http://0.0.0.0:{settings.operator.health_port}/healthz")
+    kube.run(settings)
     return 0
 
 

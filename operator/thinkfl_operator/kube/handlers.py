@@ -7,29 +7,34 @@ The operator's HTTP port (Alertmanager webhook, metrics) starts and stops with t
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import kopf
 
 from thinkfl_operator.alert_server import CreateIncident
 from thinkfl_operator.feedback.label import ANNOTATION as ROOT_CAUSE
-from thinkfl_operator.incident_status import PENDING, diagnosing
+from thinkfl_operator.incident_status import PENDING
 from thinkfl_operator.kube import runner
 from thinkfl_operator.kube.client import GROUP, PLURAL, VERSION, IncidentApi
 from thinkfl_operator.kube.confirm import confirm
 from thinkfl_operator.kube.metrics import OperatorMetrics
 from thinkfl_operator.kube.web import HttpServer, build_app
+from thinkfl_operator.kube.workers import Workers
 from thinkfl_operator.settings import Settings
 
-MAX_DELAY_S = 600.0
 #: kopf's own bookkeeping annotations (progress, last handled spec). Not ``thinkfl.dev``: kopf
 #: hides every annotation under its storage prefix from its diffs, which would make the user's
 #: ``thinkfl.dev/rediagnose`` invisible to the update handlers.
 KOPF_PREFIX = "operator.thinkfl.dev"
+#: When a diagnosis is asked for: (decorator, handler id, its filter).
+CAUSES: tuple[tuple[Any, str, dict[str, Any]], ...] = (
+    (kopf.on.create, "created", {}),
+    (kopf.on.resume, "resumed", {}),
+    (kopf.on.update, "spec-changed", {"field": "spec"}),
+    (kopf.on.update, "rediagnose-asked", {"field": ("metadata", "annotations", runner.REDIAGNOSE)}),
+)
 
 
 @dataclass(frozen=True)
@@ -48,10 +53,10 @@ def register(registry: kopf.OperatorRegistry, settings: Settings, open_store: ru
     ``create_incident`` is how the webhook creates incidents (default: the Kubernetes API through
     the official client)."""
     metrics = metrics or OperatorMetrics()
-    limit = asyncio.Semaphore(settings.operator.concurrency)
-    # Requests already answered by this process: the create and resume handlers can both see an
-    # object before the status one of them wrote is visible. One small tuple per request.
-    answered: set[tuple[str, str, int, str]] = set()
+    workers = Workers(settings.operator.concurrency)
+    # Requests already answered by this process (uid, generation, rediagnose): the create and
+    # resume handlers can both see an object before the status one of them wrote is visible.
+    answered: set[tuple[str, int, str]] = set()
     server = HttpServer(build_app(settings, metrics, create_incident or IncidentApi().create),
                         settings.operator.http_port)
 
@@ -68,48 +73,52 @@ def register(registry: kopf.OperatorRegistry, settings: Settings, open_store: ru
     async def stop_http(**_: Any) -> None:
         await server.stop()
 
+    @kopf.on.probe(id="diagnosesRunning", registry=registry)
+    def running(**_: Any) -> int:
+        return workers.running  # shown in kopf's /healthz answer
+
     @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
     def count_phase(type: str, body: kopf.Body, **_: Any) -> None:
         key = (body.metadata.namespace or "", body.metadata.name or "")
         if type == "DELETED":
             metrics.forget(key)
+            uid = runner.request_key(body.metadata)[0]
+            answered.difference_update({r for r in answered if r[0] == uid})
         else:
             metrics.set_phase(key, body.status.get("phase") or PENDING)
 
-    @kopf.on.create(GROUP, VERSION, PLURAL, id="created", registry=registry)
-    @kopf.on.resume(GROUP, VERSION, PLURAL, id="resumed", registry=registry)
-    @kopf.on.update(GROUP, VERSION, PLURAL, id="spec-changed", field="spec", registry=registry)
-    @kopf.on.update(GROUP, VERSION, PLURAL, id="rediagnose-asked", registry=registry,
-                    field=("metadata", "annotations", runner.REDIAGNOSE))
+    async def begin(meta: kopf.Meta, spec: kopf.Spec, status: kopf.Status, patch: kopf.Patch,
+                    **_: Any) -> None:
+        """Show phase Diagnosing before the work starts (kopf writes it when this returns)."""
+        shown = runner.starting(meta, spec, status)
+        if shown is not None and runner.request_key(meta) not in answered:
+            patch.status.update(shown)
+
     async def reconcile(body: kopf.Body, meta: kopf.Meta, spec: kopf.Spec, status: kopf.Status,
                         patch: kopf.Patch, retry: int, **_: Any) -> None:
-        generation = runner.generation_of(meta)
-        rediagnose = (meta.get("annotations") or {}).get(runner.REDIAGNOSE)
-        request = (meta.get("namespace") or "", meta.get("name") or "", generation, rediagnose or "")
+        request = runner.request_key(meta)
         if request in answered or not runner.needs_diagnosis(meta, spec, status):
             return
         if retry == 0:
             kopf.info(body, reason="Started", message="diagnosing")
-        async with limit:
-            outcome = await asyncio.to_thread(runner.run, dict(body), settings, open_store, retry)
-        if outcome.backend:
-            metrics.observe_backend_error(outcome.backend)
-        if outcome.retry:
-            delay = min(settings.operator.retry_delay_s * 2**retry, MAX_DELAY_S)
-            patch.status.update(diagnosing(generation, datetime.now(UTC)))
-            raise kopf.TemporaryError(outcome.retry, delay=delay)
-        if outcome.diagnosis is not None:
-            metrics.observe_diagnosis(outcome.diagnosis, outcome.seconds)
-        if outcome.failure:
-            metrics.observe_failure(outcome.failure)
+        outcome = await workers.run(runner.run, dict(body), settings, open_store, retry)
+        metrics.observe_outcome(outcome)
         patch.status.update(outcome.status)
-        answered.add(request)
-        if rediagnose is not None:
-            patch.metadata.setdefault("annotations", {})[runner.REDIAGNOSED] = rediagnose
         for kind, reason, message in outcome.events:
             kopf.event(body, type=kind, reason=reason, message=message)
+        if outcome.retry:
+            raise kopf.TemporaryError(outcome.retry, delay=outcome.delay_s)
+        answered.add(request)
+        if request[2]:  # the rediagnose value this diagnosis answered
+            patch.metadata.setdefault("annotations", {})[runner.REDIAGNOSED] = request[2]
         # Feedback given before the answer (or kept across a re-diagnosis) grades the new one.
         _confirmed(body, {**dict(body), "status": {**dict(status), **outcome.status}}, patch)
+
+    # One pair per cause; kopf's default lifecycle runs one handler per cycle and writes its
+    # patch before the next, so ``begin``'s Diagnosing is visible while ``reconcile`` works.
+    for on, handler_id, filters in CAUSES:
+        on(GROUP, VERSION, PLURAL, id=f"{handler_id}-begin", registry=registry, **filters)(begin)
+        on(GROUP, VERSION, PLURAL, id=handler_id, registry=registry, **filters)(reconcile)
 
     @kopf.on.update(GROUP, VERSION, PLURAL, id="feedback-given", field="spec.feedback",
                     registry=registry)

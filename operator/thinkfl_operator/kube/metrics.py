@@ -37,6 +37,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from thinkfl_operator.evaluation.scores import RECALL_KS, AccuracyRow, accuracy_table
+from thinkfl_operator.kube.runner import Outcome
 from thinkfl_operator.models import Diagnosis
 
 IncidentKey = tuple[str, str]  # (namespace, name)
@@ -123,6 +124,15 @@ class OperatorMetrics:
         """Incident ``key`` has no (valid) label any more: it leaves the accuracy."""
         with self._state.lock:
             self._state.grades.pop(key, None)
+
+    def observe_outcome(self, outcome: Outcome) -> None:
+        """What one try of the use case gave: an answer, a failure, a failed backend."""
+        if outcome.backend:
+            self.observe_backend_error(outcome.backend)
+        if outcome.diagnosis is not None:
+            self.observe_diagnosis(outcome.diagnosis, outcome.seconds)
+        if outcome.failure:
+            self.observe_failure(outcome.failure)
 
     def observe_diagnosis(self, diagnosis: Diagnosis, seconds: float) -> None:
         """A diagnosis that took ``seconds``: its time, cost and whether the LLM fell back."""

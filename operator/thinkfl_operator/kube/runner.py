@@ -1,8 +1,18 @@
 """The operator's use case for one FailureIncident, without kopf: decide, diagnose, report.
 
-Returns the status to write and the Events to post; the kopf handler only applies them. A spec
-that cannot be used is Failed at once with the reason; no evidence is Failed (nothing will
-appear by retrying); an unreachable backend or LLM asks for a retry until the tries run out.
+Returns the status to write and the Events to post; the kopf handler only applies them.
+
+* A spec that cannot be used is Failed at once (``InvalidSpec``), as is a configuration that
+  cannot serve it (``InvalidConfiguration``), data with nothing to diagnose (``NoEvidence``), a
+  diagnosis past its budget (``DeadlineExceeded``) and a bug (``InternalError``): retrying would
+  not change the answer.
+* An unreachable backend or LLM asks for a retry until the tries run out, then Failed
+  (``BackendUnavailable``, ``LLMUnavailable``); a backend that refuses the request is Failed at
+  once (``NotFound``, ``BackendRejected``), as is a model that gave no usable answer
+  (``NoAnswer``).
+* Engine ``auto`` with the model unreachable answers at once with the deterministic engine and
+  marks the answer provisional (condition LLMFallback, reason ``ModelRetrying``): the model is
+  asked again on each retry, and the deterministic answer stands after the last one.
 """
 
 from __future__ import annotations
@@ -12,19 +22,43 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import structlog
+
+from thinkfl_operator import deadline
 from thinkfl_operator.diagnosis import diagnose
-from thinkfl_operator.errors import BackendError, NoEvidence, UserInputError
+from thinkfl_operator.engines.thinkfl.engine import NoAnswer
+from thinkfl_operator.errors import (
+    BackendError,
+    DeadlineExceeded,
+    InvalidIncident,
+    NoEvidence,
+    UserInputError,
+)
 from thinkfl_operator.feedback.record import build_record, encode_record
 from thinkfl_operator.incident_spec import diagnosis_digest, engine_of, parse_spec
-from thinkfl_operator.incident_status import diagnosed, failed
+from thinkfl_operator.incident_status import (
+    COND_LLM_FALLBACK,
+    DIAGNOSED,
+    DIAGNOSING,
+    diagnosed,
+    diagnosing,
+    failed,
+    set_condition,
+)
 from thinkfl_operator.models import Diagnosis, Incident
 from thinkfl_operator.settings import Settings
+from thinkfl_operator.telemetry.http import NotFound
 from thinkfl_operator.telemetry.store import Store
+
+log = structlog.get_logger(__name__)
 
 TERMINAL = ("Diagnosed", "Failed")
 REDIAGNOSE = "thinkfl.dev/rediagnose"
 #: Annotation recording the rediagnose value last handled.
 REDIAGNOSED = "thinkfl.dev/rediagnosed"
+#: LLMFallback reason of a deterministic answer given while the model is asked again.
+MODEL_RETRYING = "ModelRetrying"
+MAX_DELAY_S = 600.0
 
 StoreFactory = Callable[[Incident, Settings], Store]
 
@@ -33,10 +67,11 @@ StoreFactory = Callable[[Incident, Settings], Store]
 class Outcome:
     status: dict[str, Any] = field(default_factory=dict)
     events: list[tuple[str, str, str]] = field(default_factory=list)  # (type, reason, message)
-    retry: str = ""  # non-empty: a retryable failure, try again later
-    diagnosis: Diagnosis | None = None  # the answer, when there is one
+    retry: str = ""  # non-empty: try again after ``delay_s`` (``status`` is written meanwhile)
+    delay_s: float = 0.0
+    diagnosis: Diagnosis | None = None  # the final answer, when there is one
     seconds: float = 0.0  # wall-clock time of this try
-    failure: str = ""  # the Failed reason (InvalidSpec, NoEvidence, BackendUnavailable)
+    failure: str = ""  # the Failed reason (InvalidSpec, NoEvidence, BackendUnavailable, ...)
     backend: str = ""  # the backend that failed (jaeger, tempo, prometheus, llm), if one did
 
 
@@ -44,13 +79,19 @@ def generation_of(meta: Mapping[str, Any]) -> int:
     return int(meta.get("generation") or 1)
 
 
+def request_key(meta: Mapping[str, Any]) -> tuple[str, int, str]:
+    """What one diagnosis answers: this object (its uid), this generation, this rediagnose."""
+    uid = meta.get("uid") or f"{meta.get('namespace') or ''}/{meta.get('name') or ''}"
+    return str(uid), generation_of(meta), str((meta.get("annotations") or {}).get(REDIAGNOSE) or "")
+
+
 def needs_diagnosis(meta: Mapping[str, Any], spec: Mapping[str, Any], status: Mapping[str, Any]) -> bool:
     """False when the incident was already diagnosed (or failed) for this spec and request.
 
     The spec is compared by digest (``status.specDigest``) so that feedback, which bumps the
     generation, does not ask for a new diagnosis; a status without a digest falls back to the
-    generation."""
-    if status.get("phase") not in TERMINAL:
+    generation. A provisional answer (the model is being asked again) still needs one."""
+    if status.get("phase") not in TERMINAL or provisional(status):
         return True
     digest = status.get("specDigest")
     if digest and digest != diagnosis_digest(spec):
@@ -58,39 +99,127 @@ def needs_diagnosis(meta: Mapping[str, Any], spec: Mapping[str, Any], status: Ma
     if not digest and int(status.get("observedGeneration") or 0) != generation_of(meta):
         return True
     annotations = meta.get("annotations") or {}
-    return bool(annotations.get(REDIAGNOSE, "") != annotations.get(REDIAGNOSED, ""))
+    asked = annotations.get(REDIAGNOSE)
+    return asked is not None and asked != annotations.get(REDIAGNOSED)
+
+
+def provisional(status: Mapping[str, Any]) -> bool:
+    """A Diagnosed status given by the deterministic engine while the model is asked again."""
+    return status.get("phase") == DIAGNOSED and any(
+        c.get("type") == COND_LLM_FALLBACK and c.get("reason") == MODEL_RETRYING
+        for c in status.get("conditions") or [])
+
+
+def starting(meta: Mapping[str, Any], spec: Mapping[str, Any],
+             status: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The status to show before a diagnosis starts (phase Diagnosing); None when there is
+    nothing to diagnose, or the incident already shows Diagnosing or a provisional answer."""
+    if not needs_diagnosis(meta, spec, status):
+        return None
+    if status.get("phase") == DIAGNOSING or provisional(status):
+        return None
+    return diagnosing(generation_of(meta), datetime.now(UTC),
+                      conditions=status.get("conditions") or [])
+
+
+def retry_delay(settings: Settings, retry: int) -> float:
+    """Seconds before try ``retry + 1``: the first delay, doubling, capped at 10 minutes."""
+    return float(min(settings.operator.retry_delay_s * 2**retry, MAX_DELAY_S))
 
 
 def run(body: Mapping[str, Any], settings: Settings, open_store: StoreFactory, attempt: int) -> Outcome:
-    """Diagnose one incident: the status to write, the Events, or a request to retry."""
+    """Diagnose one incident (try ``attempt``, from 0): the status, the Events, or a retry."""
     meta, spec = body.get("metadata") or {}, body.get("spec") or {}
     generation = generation_of(meta)
+    status = body.get("status") or {}
     started = datetime.now(UTC)
     try:
         incident = parse_spec(spec, meta.get("creationTimestamp"))
         engine = engine_of(spec, settings.engine)
-        result = diagnose(open_store(incident, settings), incident, engine, settings)
     except UserInputError as exc:
         return _failed("InvalidSpec", str(exc), generation, spec)
+    try:
+        with deadline.within(settings.operator.deadline_s):
+            result = diagnose(open_store(incident, settings), incident, engine, settings)
+    except InvalidIncident as exc:
+        return _failed("InvalidSpec", str(exc), generation, spec)
+    except UserInputError as exc:
+        return _failed("InvalidConfiguration", str(exc), generation, spec)
     except NoEvidence as exc:
         return _failed("NoEvidence", str(exc), generation, spec)
+    except DeadlineExceeded as exc:
+        return _failed("DeadlineExceeded", str(exc), generation, spec)
     except BackendError as exc:
-        backend = str(getattr(exc, "backend", "") or "unknown").lower()
-        if exc.retryable and attempt < settings.operator.retries:
-            return Outcome(retry=str(exc), backend=backend)
-        out = _failed("BackendUnavailable", str(exc), generation, spec)
-        out.backend = backend
-        return out
+        return _backend_failure(exc, settings, attempt, generation, spec, status)
+    except Exception as exc:  # a bug: say so on the object instead of retrying forever
+        log.exception("diagnosis crashed", incident=f"{meta.get('namespace')}/{meta.get('name')}")
+        return _failed("InternalError", f"{type(exc).__name__}: {exc} (an operator bug; set the "
+                                        f"{REDIAGNOSE} annotation to try again)", generation, spec)
+    return _answered(result, incident, settings, attempt, started, meta, spec, status)
+
+
+def _answered(result: Diagnosis, incident: Incident, settings: Settings, attempt: int,
+              started: datetime, meta: Mapping[str, Any], spec: Mapping[str, Any],
+              status: Mapping[str, Any]) -> Outcome:
     completed = datetime.now(UTC)
-    out = Outcome(status=diagnosed(result, generation, started, completed), diagnosis=result,
+    generation = generation_of(meta)
+    tries = settings.operator.retries + 1
+    out = Outcome(status=diagnosed(result, generation, started, completed,
+                                   conditions=status.get("conditions") or []),
                   seconds=(completed - started).total_seconds())
     out.status["specDigest"] = diagnosis_digest(spec)
     out.status["record"] = encode_record(build_record(result, incident))
+    out.status["attempts"] = attempt + 1
+    retrying = result.llm_unreachable and attempt + 1 < tries
+    if retrying:
+        out.retry = f"the model is unreachable: {result.fallback_reason}"
+        out.delay_s = retry_delay(settings, attempt)
+        out.status["conditions"] = set_condition(
+            out.status["conditions"], COND_LLM_FALLBACK, "True", MODEL_RETRYING,
+            f"{result.fallback_reason}; the model is asked again in {out.delay_s:g} s "
+            f"(try {attempt + 2} of {tries})", generation, completed)
+    else:
+        out.diagnosis = result
+    if result.llm_unreachable:
+        out.backend = "llm"
+    if not result.llm_unreachable or attempt == 0:
+        out.events = _answer_events(result)
+    elif not retrying:  # the last try, and the model is still unreachable
+        still = f"the model is still unreachable after {tries} tries; the deterministic answer stands"
+        out.events = [("Warning", "LLMFallback", still)]
+    return out
+
+
+def _answer_events(result: Diagnosis) -> list[tuple[str, str, str]]:
+    events = []
     if result.fallback_reason is not None:
-        out.events.append(("Warning", "LLMFallback", result.fallback_reason))
+        events.append(("Warning", "LLMFallback", result.fallback_reason))
     top = result.top
     message = f"top cause {top.service or top.node} ({top.pod or '-'}), score {top.score}" if top else "no cause"
-    out.events.append(("Normal", "Diagnosed", f"{message}; engine {result.engine}"))
+    events.append(("Normal", "Diagnosed", f"{message}; engine {result.engine}"))
+    return events
+
+
+def _backend_failure(exc: BackendError, settings: Settings, attempt: int, generation: int,
+                     spec: Mapping[str, Any], status: Mapping[str, Any]) -> Outcome:
+    backend = str(exc.backend or "unknown").lower()
+    tries = settings.operator.retries + 1
+    if exc.retryable and attempt + 1 < tries:
+        delay = retry_delay(settings, attempt)
+        message = f"{exc}; try {attempt + 2} of {tries} in {delay:g} s"
+        shown = diagnosing(generation, datetime.now(UTC), conditions=status.get("conditions") or [],
+                           attempts=attempt + 1, reason="Retrying", message=message)
+        return Outcome(status=shown, retry=str(exc), delay_s=delay, backend=backend)
+    if exc.retryable:
+        reason = "LLMUnavailable" if backend == "llm" else "BackendUnavailable"
+        text = f"{exc} (gave up after {tries} {'try' if tries == 1 else 'tries'})"
+    else:
+        reason = ("NoAnswer" if isinstance(exc, NoAnswer) else
+                  "NotFound" if isinstance(exc, NotFound) else "BackendRejected")
+        text = str(exc)
+    out = _failed(reason, text, generation, spec)
+    out.backend = backend
+    out.status["attempts"] = attempt + 1
     return out
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
 import time
@@ -43,29 +44,42 @@ API_VERSION = f"{GROUP}/{VERSION}"
 STARTUP_TIMEOUT_S = 30.0
 
 
-class _Emulator(kmock.KubernetesEmulator):
-    """kmock's emulator plus what an API server does on create that kopf and kubectl rely on:
+class Emulator(kmock.KubernetesEmulator):
+    """kmock's emulator plus what an API server does on writes that kopf and kubectl rely on:
     a name from ``generateName`` (kopf names its Events so), a ``uid`` and a
-    ``creationTimestamp`` (kmock's documented way: inherit for special field treatment).
+    ``creationTimestamp`` on create, and a new ``resourceVersion`` on every write (kmock's
+    documented way: inherit for special field treatment). Without versions kopf cannot tell a
+    stale watch event from the current object: it patches the body and the status in two
+    requests, and would handle the event of the first as if the second had not happened.
 
-    It also forgets the requests it has finished serving: kmock keeps every request for test
-    assertions and matches each new one against that whole log, so a long run slows down
-    quadratically (200 incidents: ~85 s instead of ~15 s, all of it in kmock's matching).
+    It also forgets the requests it has finished serving (unless ``keep_requests``, for tests
+    that read them back): kmock keeps every request for test assertions and matches each new one
+    against that whole log, so a long run slows down quadratically (200 incidents: ~85 s
+    instead of ~15 s, all of it in kmock's matching).
     """
+
+    #: Keep every request served (kmock's default), for tests that assert on them.
+    keep_requests = False
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
         self._serving: set[int] = set()  # ids of the requests not answered yet (watches stay)
+        self._versions = itertools.count(1)
 
     async def _handle(self, request: kmock.Request) -> Any:
-        if request.action == kmock.action.CREATE and isinstance(request.data, dict):
+        writes = (kmock.action.CREATE, kmock.action.UPDATE)
+        if request.action in writes and isinstance(request.data, dict):
             meta = request.data.setdefault("metadata", {})
+            meta["resourceVersion"] = str(next(self._versions))
+        if request.action == kmock.action.CREATE and isinstance(request.data, dict):
+            meta = request.data["metadata"]
             if not meta.get("name") and meta.get("generateName"):
                 meta["name"] = meta["generateName"] + uuid.uuid4().hex[:5]
             meta.setdefault("uid", str(uuid.uuid4()))
             meta.setdefault("creationTimestamp", _now())
         self._serving.add(id(request))
-        self._requests[:] = [r for r in self._requests if id(r) in self._serving]
+        if not self.keep_requests:
+            self._requests[:] = [r for r in self._requests if id(r) in self._serving]
         try:
             return await super()._handle(request)
         finally:
@@ -80,7 +94,7 @@ class _Emulator(kmock.KubernetesEmulator):
 class Cluster:
     """The running emulator and operator, seen through the Kubernetes API as a client sees it."""
 
-    def __init__(self, api: _Emulator, session: aiohttp.ClientSession) -> None:
+    def __init__(self, api: Emulator, session: aiohttp.ClientSession) -> None:
         self.api = api
         self.url = str(api.url).rstrip("/")
         self._session = session
@@ -103,6 +117,22 @@ class Cluster:
                 raise RuntimeError(f"creating {namespace}/{name}: HTTP {response.status}: "
                                    f"{(await response.text())[:300]}")
         return time.monotonic()
+
+    async def patch(self, name: str, patch: Mapping[str, Any], namespace: str = "default") -> None:
+        """A JSON merge patch (what ``kubectl annotate`` / ``kubectl patch --type merge`` send)."""
+        headers = {"Content-Type": "application/merge-patch+json"}
+        async with self._session.patch(self.path(namespace, name), json=dict(patch),
+                                       headers=headers) as response:
+            if response.status != 200:
+                raise RuntimeError(f"patching {namespace}/{name}: HTTP {response.status}: "
+                                   f"{(await response.text())[:300]}")
+
+    async def delete(self, name: str, namespace: str = "default") -> None:
+        """``kubectl delete fi NAME``; the watch forgets the phases it saw of it."""
+        async with self._session.delete(self.path(namespace, name)) as response:
+            if response.status not in (200, 202):
+                raise RuntimeError(f"deleting {namespace}/{name}: HTTP {response.status}: "
+                                   f"{(await response.text())[:300]}")
 
     async def get(self, name: str, namespace: str = "default") -> dict[str, Any]:
         """GET one FailureIncident (``kubectl get fi NAME -o json``)."""
@@ -165,12 +195,15 @@ class Cluster:
                 buffer += chunk
                 *lines, buffer = buffer.split(b"\n")
                 for line in filter(None, (ln.strip() for ln in lines)):
-                    await self._seen(json.loads(line).get("object") or {}, now)
+                    event = json.loads(line)
+                    await self._seen(event.get("type"), event.get("object") or {}, now)
 
-    async def _seen(self, obj: Mapping[str, Any], now: float) -> None:
+    async def _seen(self, kind: str | None, obj: Mapping[str, Any], now: float) -> None:
         phase = (obj.get("status") or {}).get("phase")
         name = (obj.get("metadata") or {}).get("name")
-        if phase and name and phase not in self.reached.setdefault(name, {}):
+        if kind == "DELETED" and name:
+            self.reached.pop(name, None)
+        elif phase and name and phase not in self.reached.setdefault(name, {}):
             self.reached[name][phase] = now
             async with self._changed:
                 self._changed.notify_all()
@@ -200,7 +233,7 @@ async def sandbox(settings: Settings, open_store: StoreFactory, quiet: bool = Tr
     settings = settings.model_copy(
         update={"operator": settings.operator.model_copy(update={"http_port": 0})})
     registry = kopf.OperatorRegistry()
-    async with _Emulator() as api, kmock.Server(api):
+    async with Emulator() as api, kmock.Server(api):
         with warnings.catch_warnings():  # kmock 0.8 reads its bundle with a deprecated call
             warnings.simplefilter("ignore", DeprecationWarning)
             api.resources.load_bundled()
@@ -231,7 +264,7 @@ async def sandbox(settings: Settings, open_store: StoreFactory, quiet: bool = Tr
                 kopf_logger.setLevel(level)
 
 
-async def _started(api: _Emulator, operator: asyncio.Task[None]) -> None:
+async def _started(api: Emulator, operator: asyncio.Task[None]) -> None:
     """Wait until kopf watches FailureIncidents; raise at once if the operator died."""
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     while not api.watched(PLURAL):

@@ -18,6 +18,7 @@ from typing import Any, Self, TypeVar
 
 import requests
 
+from thinkfl_operator import deadline
 from thinkfl_operator.errors import BackendError, UserInputError
 
 T = TypeVar("T")
@@ -141,31 +142,34 @@ class HttpBackend:
     def _get_text(self, path: str, params: Mapping[str, Any] | None) -> str:
         delay = self.backoff_s
         for attempt in range(self.retries + 1):
+            deadline.check(f"asking {self.name} at {self.url}")
             try:
                 return self._once(path, params)
             except _Transient as exc:
                 if attempt == self.retries:
+                    deadline.check(f"asking {self.name} at {self.url}: {exc.cause}")
                     raise BackendUnavailable(
                         f"{self.name} at {self.url} is unreachable: {exc.cause} "
                         f"(after {attempt + 1} {'try' if attempt == 0 else 'tries'})",
                         backend=self.name, url=self.url, path=path, status=exc.status,
                         detail=exc.cause,
                     ) from None
-                self._sleep(min(max(delay, exc.retry_after), MAX_BACKOFF_S))
+                deadline.sleep(min(max(delay, exc.retry_after), MAX_BACKOFF_S), self._sleep)
                 delay = min(delay * 2, MAX_BACKOFF_S)
         raise AssertionError("unreachable")
 
     def _once(self, path: str, params: Mapping[str, Any] | None) -> str:
         self.requests += 1
+        timeout_s = deadline.timeout(self.timeout_s)
         try:
             response = self._session.get(
                 self.url + path, params=dict(params) if params else None,
-                headers=self._headers, timeout=self.timeout_s,
+                headers=self._headers, timeout=timeout_s,
             )
             # JSON is UTF-8 (RFC 8259); ``response.text`` would guess the charset, slowly.
             text = response.content.decode("utf-8", errors="replace").lstrip("\ufeff")
         except requests.Timeout as exc:
-            cause = f"{type(exc).__name__} (no answer within {self.timeout_s:g} s)"
+            cause = f"{type(exc).__name__} (no answer within {timeout_s:g} s)"
             raise _Transient(cause) from None
         except requests.ConnectionError as exc:
             raise _Transient(type(exc).__name__) from None

@@ -45,6 +45,7 @@ from prometheus_api_client import PrometheusConnect
 from prometheus_api_client.exceptions import PrometheusApiClientException
 from urllib3.util.retry import Retry
 
+from thinkfl_operator import deadline
 from thinkfl_operator.errors import BackendError
 from thinkfl_operator.telemetry.store import KpiBlock
 
@@ -205,11 +206,14 @@ def is_plain_selector(expr: str) -> bool:
 class PrometheusUnavailable(BackendError):
     """Prometheus did not answer usably after retries (connection, timeout, 5xx)."""
 
+    backend = "prometheus"
+
 
 class PrometheusQueryError(BackendError):
     """Prometheus rejected the request (bad PromQL, 4xx): retrying will not help."""
 
     retryable = False
+    backend = "prometheus"
 
 
 class _Transient(Exception):
@@ -294,13 +298,15 @@ class PrometheusMetrics:
         """``fn`` with retries on transient failures; typed errors naming the server."""
         delay = self.backoff_s
         for attempt in range(self.retries + 1):
+            deadline.check(f"asking Prometheus at {self.url}")
             try:
                 return self._once(what, fn)
             except _Transient as exc:
                 if attempt == self.retries:
+                    deadline.check(f"asking Prometheus at {self.url}: {exc}")
                     raise PrometheusUnavailable(
                         f"Prometheus at {self.url}: {exc} (after {attempt + 1} tries)") from None
-                self._sleep(delay)
+                deadline.sleep(delay, self._sleep)
                 delay = min(delay * 2, MAX_BACKOFF_S)
         raise AssertionError("unreachable")
 

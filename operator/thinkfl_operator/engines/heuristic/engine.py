@@ -58,7 +58,8 @@ class HeuristicEngine:
         clock.lap("score")
         leader = max(pods.values(), key=lambda e: e.score, default=None)
         traces = ([incident.trace_id] if incident.trace_id else
-                  walk.pick_traces(win.window, leader, self.settings.heuristic.max_traces))
+                  walk.pick_traces(win.window, leader,
+                                  incident.max_traces or self.settings.heuristic.max_traces))
         tools = self._toolbox(store, win, traces)
         topology = _topology(store, win)
         self._corroborate(tools, pods, win.anchor_s)

@@ -32,6 +32,7 @@ class LLMRejected(BackendError):
     """The endpoint refused the request (4xx other than 429): retrying will not help."""
 
     retryable = False
+    backend = "llm"
 
 
 @dataclass(frozen=True)

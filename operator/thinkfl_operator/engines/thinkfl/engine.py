@@ -9,9 +9,11 @@ padded with the deterministic order when the model names fewer).
 
 from __future__ import annotations
 
+import math
 import time
 from collections import defaultdict
 
+from thinkfl_operator import deadline
 from thinkfl_operator.engines.heuristic.engine import HeuristicEngine
 from thinkfl_operator.engines.thinkfl.client import ChatClient
 from thinkfl_operator.engines.thinkfl.conversation import Conversation, Outcome, stages
@@ -51,22 +53,27 @@ class ThinkFLEngine:
     def diagnose(self, store: Store, incident: Incident) -> Diagnosis:
         started = time.monotonic()
         baseline = self.heuristic.diagnose(store, incident)
-        traces = [incident.trace_id] if incident.trace_id else baseline.traces[: self.settings.llm.max_traces]
+        count = incident.max_traces or self.settings.llm.max_traces
+        traces = [incident.trace_id] if incident.trace_id else baseline.traces[:count]
         outcomes: list[tuple[Outcome, Toolbox]] = []
-        problem = ""
+        problem, unreachable = "", False
+        # The model's budget, and never past the whole diagnosis's (the operator's deadline).
+        ends = min(started + self.settings.llm.deadline_s, deadline.ends() or math.inf)
         try:
-            self._converse_all(store, incident, traces, started + self.settings.llm.deadline_s, outcomes)
+            self._converse_all(store, incident, traces, ends, outcomes)
         except BackendError as exc:
             if not self.auto:
                 raise
-            problem = str(exc)
+            problem, unreachable = str(exc), exc.retryable
         candidates = fuse([o.candidates for o, _ in outcomes])
         if not candidates:
             ended = ", ".join(o.ended or "interrupted" for o, _ in outcomes) or "no trace to show it"
             reason = problem or f"the model gave no usable answer within its budget ({ended})"
             if not self.auto:
                 raise NoAnswer(reason)
-            return self._fallback(baseline, reason, outcomes)
+            answer = self._fallback(baseline, reason, outcomes)
+            answer.llm_unreachable = unreachable
+            return answer
         result = self._result(store, baseline, outcomes, candidates, time.monotonic() - started)
         if problem:
             result.notes.insert(0, f"LLM failed after some traces were answered: {problem}")

@@ -1,0 +1,36 @@
+"""Where diagnoses run: at most ``size`` at once, each in a thread of the workers' own pool.
+
+A diagnosis blocks (HTTP to the backends and the model, CPU in the engine), so it leaves the
+event loop; its own pool means neither the default executor's size (min(32, CPUs + 4)) nor the
+webhook's API calls limit it. The caller's context variables (tracing) go with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+class Workers:
+    """``await workers.run(fn, *args)``: ``fn(*args)`` in a worker thread, within the limit."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.running = 0  # diagnoses in their thread now (the liveness probe shows it)
+        self._limit = asyncio.Semaphore(size)
+        self._pool = ThreadPoolExecutor(size, thread_name_prefix="diagnosis")
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        async with self._limit:
+            self.running += 1
+            try:
+                work = functools.partial(contextvars.copy_context().run, fn, *args)
+                return await asyncio.get_running_loop().run_in_executor(self._pool, work)
+            finally:
+                self.running -= 1

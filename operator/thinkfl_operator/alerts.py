@@ -62,6 +62,8 @@ class AlertIntakeConfig:
     service_labels: tuple[str, ...] = ("service", "service_name", "app", "job")
     namespace: str = "default"
     engine: str = ""
+    #: The label naming where the application's pods run (spec.targetNamespace); "" = none.
+    namespace_label: str = "namespace"
 
     def __post_init__(self) -> None:
         labels = tuple(self.service_labels)  # a list from settings is accepted too
@@ -149,6 +151,9 @@ def incidents_from_payload(payload: Any, cfg: AlertIntakeConfig) -> IntakeResult
         }
         if cfg.engine:
             spec["engine"] = cfg.engine
+        target = labels.get(cfg.namespace_label, "").strip() if cfg.namespace_label else ""
+        if _DNS_LABEL.match(target):
+            spec["targetNamespace"] = target
         result.incidents.append({
             "apiVersion": API_VERSION,
             "kind": KIND,

@@ -72,8 +72,9 @@ def parse_spec(spec: Mapping[str, Any], created: str | None = None) -> Incident:
     time_s = fields.time()
     window_s = fields.window()
     max_traces = fields.max_traces()
-    fields.string("targetNamespace", NAMESPACE_PATTERN, MAX_NAMESPACE,
-                  "a namespace name (lowercase letters, digits and '-', at most 63 characters)")
+    namespace = fields.string("targetNamespace", NAMESPACE_PATTERN, MAX_NAMESPACE,
+                              "a namespace name (lowercase letters, digits and '-', at most 63 "
+                              "characters)")
     description = fields.description()
     fields.engine()
     problems.extend(_unknown_fields(spec))
@@ -88,7 +89,7 @@ def parse_spec(spec: Mapping[str, Any], created: str | None = None) -> Incident:
         raise InvalidIncident("; ".join(problems))
     return Incident(time_s=time_s, trace_id=trace_id, root_span_id=root_span_id,
                     service=service, window_s=window_s, max_traces=max_traces,
-                    description=description)
+                    description=description, namespace=namespace)
 
 
 def engine_of(spec: Mapping[str, Any], default: str) -> str:

@@ -92,9 +92,9 @@ def diagnosing(generation: int, started: datetime, *,
 
 def pending(generation: int, message: str = "waiting to be diagnosed", *,
             conditions: Sequence[dict[str, Any]] | None = None,
-            now: datetime | None = None) -> dict[str, Any]:
-    """The status of an incident not yet started (phase Pending, Diagnosed Unknown/Pending)."""
-    conds = set_condition(list(conditions or []), COND_DIAGNOSED, "Unknown", "Pending",
+            now: datetime | None = None, reason: str = "Pending") -> dict[str, Any]:
+    """The status of an incident not yet started (phase Pending, Diagnosed Unknown/``reason``)."""
+    conds = set_condition(list(conditions or []), COND_DIAGNOSED, "Unknown", reason,
                           message, generation, now or _now())
     patch = _cleared(PENDING, generation, conds, None)
     patch["startedAt"] = None

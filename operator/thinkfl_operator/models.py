@@ -67,6 +67,7 @@ class Incident:
     window_s: float | None = None  # seconds after time_s searched for anomalous traces
     max_traces: int | None = None
     description: str = ""
+    namespace: str = ""  # where the incident's pods run ("" = unknown)
 
 
 @dataclass(frozen=True, slots=True)

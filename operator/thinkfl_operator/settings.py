@@ -91,6 +91,7 @@ class OperatorSettings(BaseModel):
     deadline_s: float = Field(300.0, gt=0, description="Wall-clock budget of one diagnosis.")
     http_port: int = Field(8080, ge=0, le=65535, description="Port of the Alertmanager webhook (POST /alerts) and the operator's metrics (GET /metrics); 0 = not served.")
     health_port: int = Field(8081, ge=1, le=65535, description="Port of kopf's liveness endpoint (GET /healthz) under `thinkfl run`.")
+    pod_nodes_from_api: bool = Field(False, description="Read each pod's node from the Kubernetes API (list pods in the incident's namespace) when Prometheus has no kube_pod_info; needs RBAC list on pods (Helm topology.readPods).")
 
 
 class AlertSettings(BaseModel):
@@ -99,6 +100,7 @@ class AlertSettings(BaseModel):
     service_labels: list[str] = Field(default_factory=lambda: ["service", "service_name", "app", "job"], description="Alert labels tried in order for the incident's service (JSON list).")
     namespace: str = Field("default", description="Namespace the incidents are created in.")
     engine: str = Field("", pattern="^(|auto|thinkfl|heuristic)$", description="Engine written to each incident; empty = the operator's default.")
+    namespace_label: str = Field("namespace", description="Alert label naming the namespace of the application's pods (written to spec.targetNamespace); empty = none.")
 
 
 class Settings(BaseSettings):

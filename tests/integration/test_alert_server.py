@@ -137,6 +137,7 @@ def test_firing_group_creates_one_incident_per_alert_with_a_service() -> None:
     }
     assert incident["spec"] == {
         "service": "ts-contacts-service",
+        "targetNamespace": "train-ticket",  # the alert's namespace label: where its pods run
         "time": "2023-01-30T11:51:46.123456Z",
         "description": "ts-contacts-service error rate above 5%\n"
                        "5xx ratio is 0.12 over the last 5 minutes.",

@@ -19,9 +19,9 @@ import kopf
 import pytest
 import pytest_asyncio
 
-from thinkfl_operator.kube.client import IncidentApi
 from thinkfl_operator.kube.handlers import Registered, register
 from thinkfl_operator.kube.sandbox import Emulator, sandbox
+from thinkfl_operator.kubeapi.incidents import IncidentApi
 from thinkfl_operator.models import Incident
 from thinkfl_operator.settings import Settings
 from thinkfl_operator.synthetic import generate
@@ -71,7 +71,7 @@ async def operator(server: Any, factory: Callable[[Incident, Settings], Store],
     settings = settings.model_copy(update={
         "operator": settings.operator.model_copy(update={"http_port": http_port})})
     registered = register(registry, settings, factory,
-                          create_incident=IncidentApi(host=str(server.url)).create)
+                          api=IncidentApi(host=str(server.url)))
     task = asyncio.create_task(kopf.operator(registry=registry, clusterwide=True, standalone=True))
     try:
         yield registered
@@ -227,24 +227,64 @@ async def test_spec_change_diagnoses_again(api: Any) -> None:
 async def test_rbac_grants_exactly_what_the_operator_calls(api: Any) -> None:
     """Every (group, resource, verb) the operator used against the API is granted by the chart's
     rules for a cluster-wide install, and nothing else is."""
-    from pathlib import Path
-
-    import helm_python as helm  # the real Helm engine
-    import yaml
-
     port = _free_port()
     async with operator(api, Counting(), http_port=port):  # the webhook creates the incident
         answer = await _post_alerts(port, _alert_payload("firing"))
         await _status(api, answer["created"][0], ("Diagnosed",))
+    assert _used(api) == _granted({})
+
+
+@pytest.mark.asyncio
+async def test_pod_nodes_come_from_the_api_when_asked_and_rbac_grants_exactly_that(api: Any) -> None:
+    """With topology.readPods, a pod's node unknown to the spans and to Prometheus comes from
+    the pods listed through the API, and the chart grants exactly what that adds (list pods)."""
+    from tests.fakes.trace_api import TraceApiServer
+    from thinkfl_operator.kube import live_stores
+    from thinkfl_operator.kubeapi.pods import PodNodes
+    from thinkfl_operator.settings import OperatorSettings, TracesSettings
+
+    nodeless = INCIDENT.spans.assign(node="")  # spans that do not say where pods run
+    for pod in sorted(set(INCIDENT.spans["pod"])):
+        await _post(api, "/api/v1/namespaces/default/pods", {
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": pod, "namespace": "default"},
+            "spec": {"nodeName": f"api-{INCIDENT.nodes[pod]}"}})
+    settings = Settings(operator=OperatorSettings(pod_nodes_from_api=True),
+                        traces=TracesSettings(search_limit=10_000, baseline_limit=10_000))
+    with TraceApiServer(nodeless, flavor="jaeger", apis={"v1"}) as jaeger:
+        settings = settings.model_copy(update={
+            "traces": settings.traces.model_copy(update={"url": jaeger.url})})
+        async with operator(api, live_stores(PodNodes(host=str(api.url))), settings):
+            await _create(api, _incident("placed", {"service": "frontend", "time": T}))
+            status = await _status(api, "placed", ("Diagnosed", "Failed"), seconds=30)
+    assert status["phase"] == "Diagnosed", status
+    top = status["rootCauses"][0]
+    assert top["service"] == "recommendationservice"
+    assert top["node"] == f"api-{INCIDENT.nodes[top['pod']]}"
+    assert _used(api) - {("", "pods", "create")} == _granted({"topology": {"readPods": True}})
+
+
+def _used(api: Any) -> set[tuple[str, str, str]]:
+    """(group, resource, verb) of every request the emulator served, discovery left out."""
     used = set()
-    for request in api._requests:  # kmock keeps every request it served
+    for request in api._requests:  # the recording emulator keeps every request it served
         resource = request.resource
         if resource is None or resource.plural is None:
             continue  # discovery: no RBAC needed
         plural = resource.plural + (f"/{request.subresource}" if request.subresource else "")
         used.add((resource.group, plural, _VERBS[str(request.action).split(".")[-1]]))
+    return used
+
+
+def _granted(values: dict[str, Any]) -> set[tuple[str, str, str]]:
+    """(group, resource, verb) the chart's Roles and ClusterRoles grant with ``values``,
+    rendered by the real Helm engine."""
+    from pathlib import Path
+
+    import helm_python as helm
+    import yaml
+
     chart = helm.Chart.load(Path(__file__).resolve().parents[2] / "helm" / "thinkfl-operator")
-    rendered = chart.render({}, name="thinkfl-operator", namespace="thinkfl")
+    rendered = chart.render(values, name="thinkfl-operator", namespace="thinkfl")
     granted = set()
     for name, text in rendered.items():
         if not name.endswith(".yaml"):
@@ -254,7 +294,15 @@ async def test_rbac_grants_exactly_what_the_operator_calls(api: Any) -> None:
                 for rule in doc["rules"]:
                     granted |= {(g, r, v) for g in rule["apiGroups"] for r in rule["resources"]
                                 for v in rule["verbs"]}
-    assert used == granted
+    return granted
+
+
+async def _post(api: Any, path: str, body: dict[str, Any]) -> None:
+    import aiohttp
+
+    async with aiohttp.ClientSession() as session, session.post(
+            f"{str(api.url).rstrip('/')}{path}", json=body) as response:
+        assert response.status in (200, 201), await response.text()
 
 
 def _free_port() -> int:

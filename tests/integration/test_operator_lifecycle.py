@@ -74,6 +74,24 @@ async def test_diagnosing_shows_while_the_engine_works() -> None:
 
 
 @pytest.mark.asyncio
+async def test_a_queued_incident_shows_pending_until_a_worker_takes_it() -> None:
+    slow = Slow(INCIDENT.spans, INCIDENT.metrics, INCIDENT.nodes)
+    settings = Settings(operator=OperatorSettings(concurrency=1))
+    names = ["first", "second", "third"]
+    async with sandbox(settings, lambda *_: slow) as cluster:
+        for name in names:
+            await cluster.create(name, SPEC)
+        done = [await cluster.wait(name, timeout_s=30) for name in names]
+    assert {obj["status"]["phase"] for obj in done} == {"Diagnosed"}
+    queued = [n for n in names if cluster.first(n, ("Pending",)) is not None]
+    assert queued, cluster.reached  # one worker, three incidents: some had to wait
+    for name in queued:
+        pending, diagnosing = cluster.first(name, ("Pending",)), cluster.first(name, ("Diagnosing",))
+        assert pending is not None and diagnosing is not None
+        assert pending < diagnosing < (cluster.first(name) or 0), cluster.reached[name]
+
+
+@pytest.mark.asyncio
 async def test_a_deleted_incident_created_again_is_diagnosed_again() -> None:
     factory = Counting()
     async with sandbox(Settings(), factory) as cluster:

@@ -207,6 +207,16 @@ def test_name_is_deterministic_and_dns_safe() -> None:
         assert DNS_1123.match(name) and len(name) <= 63, name
 
 
+def test_the_namespace_label_names_where_the_pods_run() -> None:
+    [incident] = incidents_from_payload(payload(alert(service="svc", namespace="shop")), CFG).incidents
+    assert incident["spec"]["targetNamespace"] == "shop"
+    [odd] = incidents_from_payload(payload(alert(service="svc", namespace="Not A Name")), CFG).incidents
+    assert "targetNamespace" not in odd["spec"]
+    off = AlertIntakeConfig(namespace="thinkfl", namespace_label="")
+    [none] = incidents_from_payload(payload(alert(service="svc", namespace="shop")), off).incidents
+    assert "targetNamespace" not in none["spec"]
+
+
 def test_an_alert_firing_again_after_it_resolved_gets_a_new_incident() -> None:
     first = alert(service="svc")
     again = {**first, "startsAt": "2099-01-01T00:00:00Z"}

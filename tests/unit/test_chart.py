@@ -56,6 +56,7 @@ PROFILES = ["defaults"] + sorted(p.name.removesuffix("-values.yaml")
 # Helm prints as 1e+06 unless they go through `int`; rendered like a profile.
 DISTINCT = {
     "engine": "thinkfl", "concurrency": 63, "watchNamespaces": ["team-a", "team-b"],
+    "topology": {"readPods": True},
     "budgets": {"deadlineSeconds": 1234567, "retries": 99, "retryDelaySeconds": 2.5},
     "traces": {"backend": "tempo", "url": "http://tempo.observability:3200", "api": "v3",
                "searchLimit": 9999, "timeoutSeconds": 7.5},
@@ -65,13 +66,15 @@ DISTINCT = {
         "thinkSteps": 3, "rethinkSteps": 0, "finalSteps": 5, "maxTokens": 1000000,
         "deadlineSeconds": 2000000}},
     "logging": {"level": "DEBUG", "format": "console"},
-    "alerts": {"serviceLabels": ["svc", "app"], "namespace": "team-b", "engine": "heuristic"},
+    "alerts": {"serviceLabels": ["svc", "app"], "namespace": "team-b", "engine": "heuristic",
+               "namespaceLabel": "kubernetes_namespace"},
 }
 EXTRA_PROFILES: dict[str, dict[str, Any]] = {"distinct": DISTINCT}
 # Each value the operator's environment carries as is → the Settings field it becomes.
 VALUE_SETTINGS = {
     "watchNamespaces": "operator.namespaces",
     "concurrency": "operator.concurrency",
+    "topology.readPods": "operator.pod_nodes_from_api",
     "budgets.deadlineSeconds": "operator.deadline_s",
     "budgets.retries": "operator.retries",
     "budgets.retryDelaySeconds": "operator.retry_delay_s",
@@ -93,6 +96,7 @@ VALUE_SETTINGS = {
     "logging.format": "log_format",
     "alerts.serviceLabels": "alerts.service_labels",
     "alerts.engine": "alerts.engine",
+    "alerts.namespaceLabel": "alerts.namespace_label",
 }
 # RBAC, after kopf's docs/deployment-rbac.yaml. Framework: what kopf 1.45 itself calls -- CRDs
 # listed and watched (resource observation), namespaces listed and watched only when given
@@ -104,9 +108,10 @@ FRAMEWORK_NAMESPACE_RULES = {("", "namespaces"): {"list", "watch"}}  # namespace
 FRAMEWORK_NAMESPACED_RULES = {("", "events"): {"create"}}
 APPLICATION_RULES = {("thinkfl.dev", "failureincidents"): {"list", "watch", "patch", "create"},
                      ("thinkfl.dev", "failureincidents/status"): {"patch"}}
+POD_RULES = {("", "pods"): {"list"}}  # topology.readPods only
 NAMESPACED_RULES = FRAMEWORK_NAMESPACED_RULES | APPLICATION_RULES
 HEADINGS = {"Framework": FRAMEWORK_CLUSTER_RULES | FRAMEWORK_NAMESPACE_RULES
-            | FRAMEWORK_NAMESPACED_RULES, "Application": APPLICATION_RULES}
+            | FRAMEWORK_NAMESPACED_RULES, "Application": APPLICATION_RULES | POD_RULES}
 WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection", "escalate", "bind",
                "impersonate", "*"}
 # An excerpt of prometheus-operator's ServiceMonitor (monitoring.coreos.com/v1) CRD schema: the
@@ -328,6 +333,12 @@ def _docker_ignored(path: str) -> bool:
         if any(regex.match(candidate) for candidate in candidates):
             ignored = not negated
     return ignored
+
+
+def _namespaced_rules(profile: str) -> dict[tuple[str, str], set[str]]:
+    """The namespaced rules the profile grants: pods only with topology.readPods."""
+    pods = POD_RULES if _merged(profile)["topology"]["readPods"] else {}
+    return NAMESPACED_RULES | pods
 
 
 def _rules(objects: list[dict[str, Any]]) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
@@ -588,7 +599,7 @@ def test_values_schema_enforces_the_settings_ranges(value: str) -> None:
         assert alternatives is not None, pattern
         assert set(node["enum"]) == set(alternatives.group(1).split("|"))
     expected_type = {int: "integer", float: "number", str: "string", list: "array",
-                     dict: "object"}[getattr(field.annotation, "__origin__", field.annotation)]
+                     dict: "object", bool: "boolean"}[getattr(field.annotation, "__origin__", field.annotation)]
     assert node.get("type", "string" if "enum" in node else None) == expected_type
 
 
@@ -759,7 +770,7 @@ def test_rbac_is_least_privilege(profile: str) -> None:
             for resource in rule["resources"]:
                 assert set(rule["verbs"]) <= known.get((group, resource), set()), rule
                 written = set(rule["verbs"]) & WRITE_VERBS
-                assert written <= NAMESPACED_RULES.get((group, resource), set()), rule
+                assert written <= _namespaced_rules(profile).get((group, resource), set()), rule
 
 
 @pytest.mark.parametrize("profile", PROFILES)
@@ -786,7 +797,7 @@ def test_rbac_scope_follows_the_watched_namespaces(profile: str) -> None:
         assert roles == {}
         for (group, resource), verbs in FRAMEWORK_NAMESPACE_RULES.items():
             assert _granted(cluster, group, resource) == set()
-        for (group, resource), verbs in NAMESPACED_RULES.items():
+        for (group, resource), verbs in _namespaced_rules(profile).items():
             assert _granted(cluster, group, resource) == verbs
     else:
         assert sorted(roles) == sorted(watched)
@@ -794,7 +805,7 @@ def test_rbac_scope_follows_the_watched_namespaces(profile: str) -> None:
             assert _granted(cluster, group, resource) == verbs
         for role in roles.values():
             assert role["metadata"]["name"] == RBAC_NAME
-            for (group, resource), verbs in NAMESPACED_RULES.items():
+            for (group, resource), verbs in _namespaced_rules(profile).items():
                 assert _granted(cluster, group, resource) == set()
                 assert _granted(role["rules"], group, resource) == verbs
     assert len(bindings) == 1 + len(watched)

@@ -53,7 +53,7 @@ def test_service_with_time_and_every_optional_field() -> None:
     }
     assert parse_spec(spec, created=CREATED) == Incident(
         time_s=T_S, service="ts-contacts-service", window_s=900.0, max_traces=3,
-        description="p99 latency of ts-contacts-service above 2 s")
+        description="p99 latency of ts-contacts-service above 2 s", namespace="train-ticket")
 
 
 @pytest.mark.parametrize(("text", "expected"), [

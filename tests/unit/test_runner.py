@@ -14,7 +14,7 @@ from tests.fakes.trace_api import Fault as TraceFault
 from tests.fakes.trace_api import TraceApiServer
 from thinkfl_operator.errors import NoEvidence
 from thinkfl_operator.incident_spec import diagnosis_digest
-from thinkfl_operator.kube import live_store, runner
+from thinkfl_operator.kube import live_stores, runner
 from thinkfl_operator.models import Incident
 from thinkfl_operator.settings import LLMSettings, OperatorSettings, Settings, TracesSettings
 from thinkfl_operator.synthetic import generate
@@ -124,7 +124,7 @@ def test_what_retrying_cannot_fix_fails_at_once_with_the_reason(
 
 
 def test_an_operator_without_a_tracing_backend_says_what_to_configure() -> None:
-    out = runner.run(body(), settings(), live_store, 0)
+    out = runner.run(body(), settings(), live_stores(), 0)
     assert out.failure == "InvalidConfiguration"
     assert "THINKFL_TRACES__URL" in condition(out.status)["message"]
 

@@ -156,7 +156,7 @@ def _incidents(args: argparse.Namespace, skip: Path | None = None) -> Selected:
     """FailureIncident objects and checked rows, from --from (``skip`` left out of folders)
     or else the cluster, each incident once."""
     if not args.sources:
-        from thinkfl_operator.kube.objects import list_incidents
+        from thinkfl_operator.kubeapi.listing import list_incidents
 
         return select(list_incidents(args.namespace), [])
     objects, rows = read_sources(args.sources, skip)

@@ -8,22 +8,40 @@ endpoint come from kopf's own flags: ``-n NS``, ``--liveness URL``).
 
 from __future__ import annotations
 
+import functools
+
 import kopf
 
 from thinkfl_operator.errors import UserInputError
 from thinkfl_operator.kube.handlers import register
+from thinkfl_operator.kube.runner import StoreFactory
+from thinkfl_operator.kubeapi.pods import PodNodes
 from thinkfl_operator.models import Incident
 from thinkfl_operator.settings import Settings, get_settings
 from thinkfl_operator.telemetry.live import open_live
 from thinkfl_operator.telemetry.store import Store
 
 
-def live_store(incident: Incident, settings: Settings) -> Store:
-    """Evidence for one incident from the configured Jaeger/Tempo and Prometheus."""
-    if not settings.traces.url:
-        raise UserInputError("no tracing backend is configured: set THINKFL_TRACES__URL (Helm "
-                             "value traces.url) to the Jaeger query or Tempo URL")
-    return open_live(settings.traces, settings.prometheus, incident.service, incident.time_s)
+def live_stores(pods: PodNodes | None = None) -> StoreFactory:
+    """Evidence for each incident from the configured Jaeger/Tempo and Prometheus; a pod's node
+    from ``pods`` (the Kubernetes API) when Prometheus cannot tell and the settings allow it."""
+
+    def live_store(incident: Incident, settings: Settings) -> Store:
+        if not settings.traces.url:
+            raise UserInputError("no tracing backend is configured: set THINKFL_TRACES__URL (Helm "
+                                 "value traces.url) to the Jaeger query or Tempo URL")
+        lookup = None
+        if settings.operator.pod_nodes_from_api and incident.namespace:
+            lookup = (pods or _default_pods()).lookup(incident.namespace)
+        return open_live(settings.traces, settings.prometheus, incident.service, incident.time_s,
+                         lookup)
+
+    return live_store
+
+
+@functools.cache
+def _default_pods() -> PodNodes:
+    return PodNodes()
 
 
 def run(settings: Settings) -> None:
@@ -35,4 +53,4 @@ def run(settings: Settings) -> None:
              liveness_endpoint=f"http://0.0.0.0:{settings.operator.health_port}/healthz")
 
 
-register(kopf.get_default_registry(), get_settings(), live_store)
+register(kopf.get_default_registry(), get_settings(), live_stores())

@@ -12,17 +12,21 @@ from dataclasses import dataclass
 from typing import Any
 
 import kopf
+import structlog
 
-from thinkfl_operator.alert_server import CreateIncident
+from thinkfl_operator.errors import BackendError
 from thinkfl_operator.feedback.label import ANNOTATION as ROOT_CAUSE
 from thinkfl_operator.incident_status import PENDING
 from thinkfl_operator.kube import runner
-from thinkfl_operator.kube.client import GROUP, PLURAL, VERSION, IncidentApi
 from thinkfl_operator.kube.confirm import confirm
 from thinkfl_operator.kube.metrics import OperatorMetrics
 from thinkfl_operator.kube.web import HttpServer, build_app
 from thinkfl_operator.kube.workers import Workers
+from thinkfl_operator.kubeapi.client import GROUP, PLURAL, VERSION
+from thinkfl_operator.kubeapi.incidents import IncidentApi
 from thinkfl_operator.settings import Settings
+
+log = structlog.get_logger(__name__)
 
 #: kopf's own bookkeeping annotations (progress, last handled spec). Not ``thinkfl.dev``: kopf
 #: hides every annotation under its storage prefix from its diffs, which would make the user's
@@ -46,19 +50,18 @@ class Registered:
 
 
 def register(registry: kopf.OperatorRegistry, settings: Settings, open_store: runner.StoreFactory,
-             *, metrics: OperatorMetrics | None = None,
-             create_incident: CreateIncident | None = None) -> Registered:
+             *, metrics: OperatorMetrics | None = None, api: IncidentApi | None = None) -> Registered:
     """Attach the startup tuning, the HTTP port and the incident handlers to ``registry``.
 
-    ``create_incident`` is how the webhook creates incidents (default: the Kubernetes API through
-    the official client)."""
+    ``api`` is how the webhook creates incidents and a queued diagnosis shows that it started
+    (default: the Kubernetes API through the official client, in-cluster or the kubeconfig)."""
     metrics = metrics or OperatorMetrics()
     workers = Workers(settings.operator.concurrency)
     # Requests already answered by this process (uid, generation, rediagnose): the create and
     # resume handlers can both see an object before the status one of them wrote is visible.
     answered: set[tuple[str, int, str]] = set()
-    server = HttpServer(build_app(settings, metrics, create_incident or IncidentApi().create),
-                        settings.operator.http_port)
+    api = api or IncidentApi()
+    server = HttpServer(build_app(settings, metrics, api.create), settings.operator.http_port)
 
     @kopf.on.startup(registry=registry)
     async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
@@ -87,12 +90,21 @@ def register(registry: kopf.OperatorRegistry, settings: Settings, open_store: ru
         else:
             metrics.set_phase(key, body.status.get("phase") or PENDING)
 
-    async def begin(meta: kopf.Meta, spec: kopf.Spec, status: kopf.Status, patch: kopf.Patch,
-                    **_: Any) -> None:
-        """Show phase Diagnosing before the work starts (kopf writes it when this returns)."""
-        shown = runner.starting(meta, spec, status)
-        if shown is not None and runner.request_key(meta) not in answered:
-            patch.status.update(shown)
+    async def show(meta: kopf.Meta, spec: kopf.Spec, status: dict[str, Any], queued: bool) -> None:
+        """Phase Pending while the incident waits for a worker, Diagnosing once it has one.
+
+        Written through the API at once (kopf writes a handler's patch only when the handler
+        returns), best effort: kopf writes the outcome either way. ``status`` is what the
+        incident shows; it is updated with what was written."""
+        shown = runner.starting(meta, spec, status, queued=queued)
+        if shown is None:
+            return
+        try:
+            await api.patch_status(meta.namespace or "", meta.name or "", shown)
+        except BackendError as exc:
+            log.warning("phase not shown", incident=meta.name, phase=shown["phase"], error=str(exc))
+            return
+        status.update(shown)
 
     async def reconcile(body: kopf.Body, meta: kopf.Meta, spec: kopf.Spec, status: kopf.Status,
                         patch: kopf.Patch, retry: int, **_: Any) -> None:
@@ -101,7 +113,10 @@ def register(registry: kopf.OperatorRegistry, settings: Settings, open_store: ru
             return
         if retry == 0:
             kopf.info(body, reason="Started", message="diagnosing")
-        outcome = await workers.run(runner.run, dict(body), settings, open_store, retry)
+        showing = dict(status)
+        outcome = await workers.run(runner.run, dict(body), settings, open_store, retry,
+                                    on_queue=lambda: show(meta, spec, showing, queued=True),
+                                    on_start=lambda: show(meta, spec, showing, queued=False))
         metrics.observe_outcome(outcome)
         patch.status.update(outcome.status)
         for kind, reason, message in outcome.events:
@@ -114,10 +129,7 @@ def register(registry: kopf.OperatorRegistry, settings: Settings, open_store: ru
         # Feedback given before the answer (or kept across a re-diagnosis) grades the new one.
         _confirmed(body, {**dict(body), "status": {**dict(status), **outcome.status}}, patch)
 
-    # One pair per cause; kopf's default lifecycle runs one handler per cycle and writes its
-    # patch before the next, so ``begin``'s Diagnosing is visible while ``reconcile`` works.
     for on, handler_id, filters in CAUSES:
-        on(GROUP, VERSION, PLURAL, id=f"{handler_id}-begin", registry=registry, **filters)(begin)
         on(GROUP, VERSION, PLURAL, id=handler_id, registry=registry, **filters)(reconcile)
 
     @kopf.on.update(GROUP, VERSION, PLURAL, id="feedback-given", field="spec.feedback",

@@ -18,7 +18,7 @@ Returns the status to write and the Events to post; the kopf handler only applie
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -40,9 +40,11 @@ from thinkfl_operator.incident_status import (
     COND_LLM_FALLBACK,
     DIAGNOSED,
     DIAGNOSING,
+    PENDING,
     diagnosed,
     diagnosing,
     failed,
+    pending,
     set_condition,
 )
 from thinkfl_operator.models import Diagnosis, Incident
@@ -110,16 +112,22 @@ def provisional(status: Mapping[str, Any]) -> bool:
         for c in status.get("conditions") or [])
 
 
-def starting(meta: Mapping[str, Any], spec: Mapping[str, Any],
-             status: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The status to show before a diagnosis starts (phase Diagnosing); None when there is
-    nothing to diagnose, or the incident already shows Diagnosing or a provisional answer."""
-    if not needs_diagnosis(meta, spec, status):
+def starting(meta: Mapping[str, Any], spec: Mapping[str, Any], status: Mapping[str, Any],
+             queued: bool = False) -> dict[str, Any] | None:
+    """The status to show before a diagnosis starts: phase Diagnosing, or Pending when it has
+    to wait for a worker (``queued``). None when there is nothing to diagnose, or the incident
+    already shows that phase or a provisional answer."""
+    if not needs_diagnosis(meta, spec, status) or provisional(status):
         return None
-    if status.get("phase") == DIAGNOSING or provisional(status):
+    phase = PENDING if queued else DIAGNOSING
+    if status.get("phase") == phase:
         return None
-    return diagnosing(generation_of(meta), datetime.now(UTC),
-                      conditions=status.get("conditions") or [])
+    generation, now = generation_of(meta), datetime.now(UTC)
+    if queued:
+        return pending(generation, "waiting for a free worker: every one is diagnosing",
+                       conditions=status.get("conditions") or [], now=now, reason="Queued")
+    return diagnosing(generation, now, conditions=status.get("conditions") or [])
+
 
 
 def retry_delay(settings: Settings, retry: int) -> float:
@@ -138,6 +146,8 @@ def run(body: Mapping[str, Any], settings: Settings, open_store: StoreFactory, a
         engine = engine_of(spec, settings.engine)
     except UserInputError as exc:
         return _failed("InvalidSpec", str(exc), generation, spec)
+    # The application's pods run in spec.targetNamespace, else beside the incident.
+    incident = replace(incident, namespace=incident.namespace or str(meta.get("namespace") or ""))
     try:
         with deadline.within(settings.operator.deadline_s):
             result = diagnose(open_store(incident, settings), incident, engine, settings)

@@ -33,9 +33,10 @@ import aiohttp
 import kmock
 import kopf
 
-from thinkfl_operator.kube.client import GROUP, PLURAL, VERSION
 from thinkfl_operator.kube.handlers import register
 from thinkfl_operator.kube.runner import TERMINAL, StoreFactory
+from thinkfl_operator.kubeapi.client import GROUP, PLURAL, VERSION
+from thinkfl_operator.kubeapi.incidents import IncidentApi
 from thinkfl_operator.settings import Settings
 
 KIND = "FailureIncident"
@@ -213,7 +214,8 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _resource() -> kmock.ResourceInfo:
+def resource_info() -> kmock.ResourceInfo:
+    """FailureIncident as the emulator serves it: namespaced, with a status subresource."""
     return kmock.ResourceInfo(kind=KIND, namespaced=True, subresources=["status"],
                               verbs=["list", "watch", "get", "patch", "create", "update", "delete"])
 
@@ -237,14 +239,14 @@ async def sandbox(settings: Settings, open_store: StoreFactory, quiet: bool = Tr
         with warnings.catch_warnings():  # kmock 0.8 reads its bundle with a deprecated call
             warnings.simplefilter("ignore", DeprecationWarning)
             api.resources.load_bundled()
-        api.resources[RESOURCE] = _resource()
+        api.resources[RESOURCE] = resource_info()
         url = str(api.url)
 
         @kopf.on.login(registry=registry)
         def login(**_: Any) -> kopf.ConnectionInfo:
             return kopf.ConnectionInfo(server=url, insecure=True)
 
-        register(registry, settings, open_store)
+        register(registry, settings, open_store, api=IncidentApi(host=url))
         operator = asyncio.create_task(
             kopf.operator(registry=registry, clusterwide=True, standalone=True), name="sandbox-operator")
         async with aiohttp.ClientSession() as session:

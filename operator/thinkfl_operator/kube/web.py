@@ -19,7 +19,8 @@ def build_app(settings: Settings, metrics: OperatorMetrics, create: CreateIncide
     """The webhook app of ``alert_server`` plus ``GET /metrics``."""
     alerts = settings.alerts
     intake = AlertIntakeConfig(service_labels=tuple(alerts.service_labels),
-                               namespace=alerts.namespace, engine=alerts.engine)
+                               namespace=alerts.namespace, engine=alerts.engine,
+                               namespace_label=alerts.namespace_label)
     app = make_app(create, intake)
 
     async def scrape(request: web.Request) -> web.Response:

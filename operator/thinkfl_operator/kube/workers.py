@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -26,10 +26,22 @@ class Workers:
         self._limit = asyncio.Semaphore(size)
         self._pool = ThreadPoolExecutor(size, thread_name_prefix="diagnosis")
 
-    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+    def busy(self) -> bool:
+        """Every worker is taken: a new diagnosis would wait."""
+        return self._limit.locked()
+
+    async def run(self, fn: Callable[..., T], *args: Any,
+                  on_queue: Callable[[], Awaitable[None]] | None = None,
+                  on_start: Callable[[], Awaitable[None]] | None = None) -> T:
+        """``fn(*args)`` once a worker is free; ``on_queue`` is awaited first when it has to wait
+        for one, ``on_start`` when it has one."""
+        if on_queue is not None and self.busy():
+            await on_queue()
         async with self._limit:
             self.running += 1
             try:
+                if on_start is not None:
+                    await on_start()
                 work = functools.partial(contextvars.copy_context().run, fn, *args)
                 return await asyncio.get_running_loop().run_in_executor(self._pool, work)
             finally:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable
 
 import pandas as pd
 
@@ -44,9 +45,11 @@ class LiveStore(MemoryStore):
         service: str = "",
         around_s: float | None = None,
         step_s: float = 60.0,
+        node_lookup: Callable[[str], str] | None = None,
     ) -> None:
         super().__init__(service_of=service_of_pod)
         self.traces, self.prometheus, self.cfg = traces, metrics, cfg
+        self.node_lookup = node_lookup  # pod → node when neither spans nor Prometheus say
         self.service, self.around_s, self.step_s = service, around_s, step_s
         self.name = f"{traces.name} at {traces.url}" if traces else "live"
         self._searched: list[tuple[float, float]] = []
@@ -173,6 +176,8 @@ class LiveStore(MemoryStore):
         node = super().node_of(pod)
         if not node and self.prometheus is not None:
             node = self.prometheus.node_of(pod)
+        if not node and self.node_lookup is not None:
+            node = self.node_lookup(pod)
         return node
 
     def close(self) -> None:
@@ -182,8 +187,10 @@ class LiveStore(MemoryStore):
 
 
 def open_live(traces: TracesSettings, prometheus: PrometheusSettings, service: str = "",
-              around_s: float | None = None) -> LiveStore:
-    """A LiveStore from the settings (either backend may be absent)."""
+              around_s: float | None = None,
+              node_lookup: Callable[[str], str] | None = None) -> LiveStore:
+    """A LiveStore from the settings (either backend may be absent); ``node_lookup`` tells a
+    pod's node when Prometheus cannot."""
     client: JaegerClient | TempoClient | None = None
     if traces.url and traces.backend == "jaeger":
         client = JaegerClient(traces.url, api=traces.api, timeout_s=traces.timeout_s,
@@ -196,4 +203,4 @@ def open_live(traces: TracesSettings, prometheus: PrometheusSettings, service: s
         metrics = PrometheusMetrics(prometheus.url, prometheus.catalog or DEFAULT_CATALOG,
                                     timeout_s=prometheus.timeout_s, retries=prometheus.retries,
                                     backoff_s=prometheus.backoff_s)
-    return LiveStore(client, metrics, traces, service, around_s, prometheus.step_s)
+    return LiveStore(client, metrics, traces, service, around_s, prometheus.step_s, node_lookup)

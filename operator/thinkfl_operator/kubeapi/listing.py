@@ -12,7 +12,7 @@ import kubernetes
 import urllib3
 
 from thinkfl_operator.errors import BackendError
-from thinkfl_operator.kube.client import GROUP, PLURAL, VERSION, api_client
+from thinkfl_operator.kubeapi.client import GROUP, PLURAL, VERSION, api_client
 
 PAGE = 500  # objects per list call; a record is up to 1 MiB, so a page stays well below 1 GiB
 TIMEOUT_S = 60.0  # per call: a hung API server must not hang the command

@@ -1,0 +1,52 @@
+"""Writing FailureIncidents outside kopf's own patches: the Alertmanager webhook creates them,
+and the handlers mark one Diagnosing when a queued diagnosis gets its worker (kopf writes a
+handler's patch only when the handler returns)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
+import kubernetes
+
+from thinkfl_operator.errors import BackendError
+from thinkfl_operator.kubeapi.client import GROUP, PLURAL, VERSION, api_client
+
+
+class IncidentApi:
+    """Creating FailureIncidents and patching their status; the client is made lazily."""
+
+    def __init__(self, host: str | None = None) -> None:
+        self._host = host
+        self._api: kubernetes.client.CustomObjectsApi | None = None
+
+    def _objects(self) -> kubernetes.client.CustomObjectsApi:
+        if self._api is None:
+            self._api = kubernetes.client.CustomObjectsApi(api_client(self._host))
+        return self._api
+
+    async def create(self, manifest: Mapping[str, Any]) -> str:
+        """``"created"``, or ``"exists"`` when the API answered 409 Conflict (same name)."""
+        namespace = manifest["metadata"]["namespace"]
+        try:
+            await asyncio.to_thread(self._objects().create_namespaced_custom_object,
+                                    GROUP, VERSION, namespace, PLURAL, dict(manifest))
+        except kubernetes.client.ApiException as exc:
+            if exc.status == 409:
+                return "exists"
+            raise BackendError(f"Kubernetes API answered {exc.status} {exc.reason} creating "
+                               f"{namespace}/{manifest['metadata']['name']}") from None
+        return "created"
+
+    async def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
+        """A merge patch of ``status`` (the status subresource); ``BackendError`` when refused."""
+        try:
+            # A JSON merge patch: the client would otherwise send a strategic merge patch, which
+            # the API server refuses for custom resources (415).
+            await asyncio.to_thread(self._objects().patch_namespaced_custom_object_status,
+                                    GROUP, VERSION, namespace, PLURAL, name, {"status": dict(status)},
+                                    _content_type="application/merge-patch+json")
+        except kubernetes.client.ApiException as exc:
+            raise BackendError(f"Kubernetes API answered {exc.status} {exc.reason} patching the "
+                               f"status of {namespace}/{name}") from None

@@ -1,0 +1,94 @@
+"""The official client's calls outside kopf, against kmock's emulator: pod → node listing (cached,
+and harmless when the API refuses or is away) and the status merge patch."""
+
+from __future__ import annotations
+
+import asyncio
+import warnings
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import kmock
+import pytest
+import pytest_asyncio
+
+from thinkfl_operator.kube.sandbox import RESOURCE, Emulator, resource_info
+from thinkfl_operator.kubeapi.incidents import IncidentApi
+from thinkfl_operator.kubeapi.pods import PodNodes
+
+
+class Recording(Emulator):
+    keep_requests = True
+
+
+@pytest_asyncio.fixture
+async def api() -> AsyncIterator[Any]:
+    async with Recording() as emulator, kmock.Server(emulator):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            emulator.resources.load_bundled()
+        emulator.resources[RESOURCE] = resource_info()
+        yield emulator
+
+
+async def _post(api: Any, path: str, body: dict[str, Any]) -> None:
+    async with aiohttp.ClientSession() as session, session.post(
+            f"{str(api.url).rstrip('/')}{path}", json=body) as response:
+        assert response.status in (200, 201), await response.text()
+
+
+async def _pod(api: Any, name: str, node: str | None, namespace: str = "shop") -> None:
+    spec = {"containers": [{"name": "app", "image": "app:1"}]}
+    if node:
+        spec["nodeName"] = node
+    await _post(api, f"/api/v1/namespaces/{namespace}/pods", {
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": namespace},
+        "spec": spec})
+
+
+def _pod_lists(api: Any) -> int:
+    return sum(1 for r in api._requests if r.resource is not None
+               and r.resource.plural == "pods" and str(r.action).endswith("LIST"))
+
+
+@pytest.mark.asyncio
+async def test_pod_nodes_lists_a_namespace_once_per_ttl(api: Any) -> None:
+    await _pod(api, "cart-1", "node-a")
+    await _pod(api, "cart-2", None)  # not scheduled yet
+    await _pod(api, "other-1", "node-b", namespace="elsewhere")
+    now = [0.0]
+    pods = PodNodes(host=str(api.url), ttl_s=60, clock=lambda: now[0])
+    node_of = pods.lookup("shop")
+    assert _pod_lists(api) == 0  # listed on first use only
+    found = await asyncio.to_thread(lambda: [node_of(p) for p in ("cart-1", "cart-2", "other-1")])
+    assert found == ["node-a", "", ""]
+    await asyncio.to_thread(pods.nodes, "shop")
+    assert _pod_lists(api) == 1
+    now[0] = 61.0
+    await asyncio.to_thread(pods.nodes, "shop")
+    assert _pod_lists(api) == 2
+
+
+def test_pod_nodes_without_an_api_gives_no_nodes_and_no_error() -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # nothing listens there once closed
+    assert PodNodes(host=f"http://127.0.0.1:{port}").nodes("shop") == {}
+
+
+@pytest.mark.asyncio
+async def test_status_is_merge_patched(api: Any) -> None:
+    await _post(api, "/apis/thinkfl.dev/v1alpha1/namespaces/default/failureincidents", {
+        "apiVersion": "thinkfl.dev/v1alpha1", "kind": "FailureIncident",
+        "metadata": {"name": "one", "namespace": "default"},
+        "spec": {"service": "frontend", "time": "2026-11-01T10:40:00Z"},
+        "status": {"phase": "Pending", "summary": "kept"}})
+    await IncidentApi(host=str(api.url)).patch_status("default", "one", {"phase": "Diagnosing"})
+    status = api.objects[RESOURCE, "default", "one"]["status"]
+    assert status["phase"] == "Diagnosing" and status["summary"] == "kept"
+    [patch] = [r for r in api._requests if str(r.action).endswith("UPDATE")]
+    assert patch.subresource == "status"
+    assert patch.headers.get("Content-Type") == "application/merge-patch+json"

@@ -7,8 +7,18 @@
     ├── NoEvidence                  the data holds nothing to diagnose (no spans in the window)
     ├── DeadlineExceeded            the diagnosis ran out of its time budget; not retried
     └── BackendError                a telemetry backend or the LLM failed; retryable
+        ├── BackendUnavailable      (telemetry.http) no usable answer after retries; retryable
+        ├── PrometheusUnavailable   (telemetry.prometheus) the same for Prometheus; retryable
+        ├── LLMUnavailable          (engines.thinkfl.client) the same for the model; retryable
+        ├── NotFound                (telemetry.http) 404: the trace does not exist
+        ├── BackendRejected, InvalidResponse, PrometheusQueryError, LLMRejected
+        │                           the backend refused the request or answered nonsense
+        ├── LLMTimedOut             (engines.thinkfl.client) the model's budget ran out
+        └── NoAnswer                (engines.thinkfl.engine) the model gave no usable answer
 
-``retryable`` on each class tells callers (the operator, the CLI) whether to try again.
+``retryable`` on each class tells callers (the operator, the CLI) whether to try again; a
+``BackendError`` also names its ``backend`` and the status ``reason`` the operator writes when it
+gives up.
 """
 
 from __future__ import annotations
@@ -52,3 +62,5 @@ class BackendError(ThinkFLError):
     retryable = True
     #: Which one failed (jaeger, tempo, prometheus, llm), for reasons and metrics.
     backend = ""
+    #: The Failed reason once the operator stops trying (CamelCase, for the status condition).
+    reason = "BackendUnavailable"

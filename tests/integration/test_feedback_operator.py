@@ -20,6 +20,7 @@ from tests.integration.test_operator import (
     _status,
     api,
     operator,
+    resumed,
 )
 from thinkfl_operator.feedback.record import decode_record
 
@@ -94,8 +95,8 @@ async def test_feedback_in_the_spec_grades_the_answer_without_diagnosing_again(a
     assert len(confirmed) == 1 and confirmed[0]["type"] == "Normal"
     assert f"true cause {TRUE_SERVICE} ranked 1" in confirmed[0]["message"]
     restarted = Counting()
-    async with operator(api, restarted):  # nor does a restart after it
-        await asyncio.sleep(1.5)
+    async with operator(api, restarted) as running:  # nor does a restart after it
+        await resumed(running, "graded")
     assert restarted.calls == 0
 
 

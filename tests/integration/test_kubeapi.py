@@ -92,3 +92,20 @@ async def test_status_is_merge_patched(api: Any) -> None:
     [patch] = [r for r in api._requests if str(r.action).endswith("UPDATE")]
     assert patch.subresource == "status"
     assert patch.headers.get("Content-Type") == "application/merge-patch+json"
+
+
+@pytest.mark.asyncio
+async def test_an_unreachable_api_is_a_backend_error_naming_the_call() -> None:
+    import socket
+
+    from thinkfl_operator.errors import BackendError
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    incidents = IncidentApi(host=f"http://127.0.0.1:{port}")
+    with pytest.raises(BackendError, match="unreachable patching the status of default/one"):
+        await incidents.patch_status("default", "one", {"phase": "Diagnosing"})
+    manifest = {"metadata": {"name": "two", "namespace": "default"}}
+    with pytest.raises(BackendError, match="unreachable creating default/two"):
+        await incidents.create(manifest)

@@ -100,6 +100,18 @@ async def api() -> AsyncIterator[Any]:
         yield emulator
 
 
+async def resumed(registered: Registered, *names: str, settle_s: float = 0.5) -> None:
+    """Once a (re)started operator has seen ``names`` (their listing reached its handlers), and
+    ``settle_s`` more for the resume handlers that run after: what a restart test waits for
+    before asserting that nothing was diagnosed again."""
+    for _ in range(400):
+        if all(registered.metrics.phase(("default", name)) for name in names):
+            await asyncio.sleep(settle_s)
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"the operator never saw {names}")
+
+
 def kmock_resource() -> Any:
     return kmock.ResourceInfo(kind="FailureIncident", namespaced=True,
                               verbs=["list", "watch", "get", "patch", "create", "update", "delete"],
@@ -156,8 +168,8 @@ async def test_diagnosed_incident_is_not_diagnosed_again_after_a_restart(api: An
         await _status(api, "once", ("Diagnosed",))
     assert first.calls == 1
     second = Counting()
-    async with operator(api, second):  # the operator restarts and resumes every object
-        await asyncio.sleep(1.5)
+    async with operator(api, second) as restarted:  # it restarts and resumes every object
+        await resumed(restarted, "once")
     assert second.calls == 0
     assert api.objects[RESOURCE, "default", "once"]["status"]["phase"] == "Diagnosed"
 
@@ -202,8 +214,8 @@ async def test_rediagnose_annotation_diagnoses_again_once_per_value(api: Any) ->
         await asyncio.sleep(1.0)
     assert factory.calls == 2
     restarted = Counting()
-    async with operator(api, restarted):  # the answered request stays answered after a restart
-        await asyncio.sleep(1.5)
+    async with operator(api, restarted) as running:  # answered stays answered after a restart
+        await resumed(running, "again")
     assert restarted.calls == 0
 
 
@@ -526,8 +538,8 @@ async def test_operator_stopped_mid_diagnosis_finishes_it_once(api: Any) -> None
     assert calls[0] == 1
     assert api.objects[RESOURCE, "default", "midway"]["status"]["phase"] == "Diagnosed"
     again = Counting()
-    async with operator(api, again):
-        await asyncio.sleep(1.5)
+    async with operator(api, again) as running:
+        await resumed(running, "midway")
     assert again.calls == 0
 
 

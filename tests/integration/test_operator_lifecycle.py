@@ -30,6 +30,7 @@ from tests.integration.test_operator import (
     _status,
     api,
     operator,
+    resumed,
 )
 from thinkfl_operator.kube.sandbox import sandbox
 from thinkfl_operator.models import Incident
@@ -185,6 +186,6 @@ async def test_removing_the_rediagnose_annotation_does_not_diagnose_again_on_res
     assert factory.calls == 2
     for _ in range(2):
         restarted = Counting()
-        async with operator(api, restarted):
-            await asyncio.sleep(1.5)
+        async with operator(api, restarted) as running:
+            await resumed(running, "asked")
         assert restarted.calls == 0

@@ -204,3 +204,43 @@ def test_thinkfl_with_the_model_down_for_good_fails_llm_unavailable() -> None:
         out = runner.run(body(), cfg, memory, 0)
     assert out.failure == "LLMUnavailable" and out.backend == "llm"
     assert url in condition(out.status)["message"]
+
+
+def test_a_failed_retry_keeps_the_provisional_answer_and_the_last_one_makes_it_final() -> None:
+    llm = LLMSettings(retries=0, backoff_s=0)
+    down = raising(BackendUnavailable("Jaeger at http://j is unreachable: HTTP 503",
+                                      backend="Jaeger", url="http://j", path="/api/traces"))
+    with ReplayServer([Fault(503)], when_exhausted="repeat_last") as server:
+        cfg = Settings(engine="auto", llm=llm.model_copy(update={"base_url": server.base_url}),
+                       operator=OperatorSettings(retries=2, retry_delay_s=5))
+        first = runner.run(body(), cfg, memory, 0)
+    shown = first.status
+    second = runner.run(body(status=shown), cfg, down, 1)  # Jaeger down on the retry
+    assert second.retry and "phase" not in second.status  # the answer shown is not touched
+    assert runner.provisional({**shown, **second.status})
+    assert "the last try failed" in condition({**shown, **second.status}, "LLMFallback")["message"]
+    last = runner.run(body(status={**shown, **second.status}), cfg, down, 2)
+    final = {**shown, **last.status}
+    assert not last.retry and not last.failure and final["phase"] == "Diagnosed"
+    assert final["rootCauses"] == shown["rootCauses"] and not runner.provisional(final)
+    assert condition(final, "LLMFallback")["reason"] == "DeterministicEngineAnswered"
+    assert [e[1] for e in last.events] == ["LLMFallback"]
+    assert "the deterministic answer stands" in last.events[0][2]
+
+
+def test_a_slow_model_is_out_of_time_not_unreachable() -> None:
+    """The budget runs out while the model is still answering: ``auto`` gives the deterministic
+    answer at once and does not retry a working model; ``thinkfl`` fails DeadlineExceeded."""
+    from tests.fakes.openai_replay import Reply
+
+    llm = LLMSettings(retries=0, backoff_s=0, request_timeout_s=30)
+    with ReplayServer([Reply("<tool_call>{}</tool_call>", delay_s=3)],
+                      when_exhausted="repeat_last") as server:
+        base = Settings(llm=llm.model_copy(update={"base_url": server.base_url}),
+                        operator=OperatorSettings(retries=3, deadline_s=0.8))
+        auto = runner.run(body(), base.model_copy(update={"engine": "auto"}), memory, 0)
+        only = runner.run(body(), base.model_copy(update={"engine": "thinkfl"}), memory, 0)
+    assert not auto.retry and auto.status["engine"] == "heuristic"
+    assert condition(auto.status, "LLMFallback")["reason"] == "DeterministicEngineAnswered"
+    assert "still answering" in condition(auto.status, "LLMFallback")["message"]
+    assert only.failure == "DeadlineExceeded" and not only.retry

@@ -81,7 +81,7 @@ def register(registry: kopf.OperatorRegistry, settings: Settings, open_store: ru
         return workers.running  # shown in kopf's /healthz answer
 
     @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
-    def count_phase(type: str, body: kopf.Body, **_: Any) -> None:
+    async def count_phase(type: str, body: kopf.Body, **_: Any) -> None:  # on the loop: no lock
         key = (body.metadata.namespace or "", body.metadata.name or "")
         if type == "DELETED":
             metrics.forget(key)

@@ -114,6 +114,11 @@ class OperatorMetrics:
         with self._state.lock:
             self._state.phases[key] = phase
 
+    def phase(self, key: IncidentKey) -> str | None:
+        """The phase incident ``key`` was last seen in; None when the operator has not seen it."""
+        with self._state.lock:
+            return self._state.phases.get(key)
+
     def forget(self, key: IncidentKey) -> None:
         """Incident ``key`` was deleted: it leaves the phase counts and the accuracy."""
         with self._state.lock:

@@ -26,7 +26,6 @@ import structlog
 
 from thinkfl_operator import deadline
 from thinkfl_operator.diagnosis import diagnose
-from thinkfl_operator.engines.thinkfl.engine import NoAnswer
 from thinkfl_operator.errors import (
     BackendError,
     DeadlineExceeded,
@@ -49,7 +48,6 @@ from thinkfl_operator.incident_status import (
 )
 from thinkfl_operator.models import Diagnosis, Incident
 from thinkfl_operator.settings import Settings
-from thinkfl_operator.telemetry.http import NotFound
 from thinkfl_operator.telemetry.store import Store
 
 log = structlog.get_logger(__name__)
@@ -129,7 +127,6 @@ def starting(meta: Mapping[str, Any], spec: Mapping[str, Any], status: Mapping[s
     return diagnosing(generation, now, conditions=status.get("conditions") or [])
 
 
-
 def retry_delay(settings: Settings, retry: int) -> float:
     """Seconds before try ``retry + 1``: the first delay, doubling, capped at 10 minutes."""
     return float(min(settings.operator.retry_delay_s * 2**retry, MAX_DELAY_S))
@@ -151,21 +148,53 @@ def run(body: Mapping[str, Any], settings: Settings, open_store: StoreFactory, a
     try:
         with deadline.within(settings.operator.deadline_s):
             result = diagnose(open_store(incident, settings), incident, engine, settings)
-    except InvalidIncident as exc:
-        return _failed("InvalidSpec", str(exc), generation, spec)
-    except UserInputError as exc:
-        return _failed("InvalidConfiguration", str(exc), generation, spec)
-    except NoEvidence as exc:
-        return _failed("NoEvidence", str(exc), generation, spec)
-    except DeadlineExceeded as exc:
-        return _failed("DeadlineExceeded", str(exc), generation, spec)
-    except BackendError as exc:
-        return _backend_failure(exc, settings, attempt, generation, spec, status)
-    except Exception as exc:  # a bug: say so on the object instead of retrying forever
-        log.exception("diagnosis crashed", incident=f"{meta.get('namespace')}/{meta.get('name')}")
-        return _failed("InternalError", f"{type(exc).__name__}: {exc} (an operator bug; set the "
-                                        f"{REDIAGNOSE} annotation to try again)", generation, spec)
+    except Exception as exc:  # noqa: BLE001 -- every failure ends in a status; bugs are logged
+        out = _unanswered(exc, settings, attempt, meta, spec, status)
+        return _kept(out, status, settings, attempt, generation) if provisional(status) else out
     return _answered(result, incident, settings, attempt, started, meta, spec, status)
+
+
+def _unanswered(exc: Exception, settings: Settings, attempt: int, meta: Mapping[str, Any],
+                spec: Mapping[str, Any], status: Mapping[str, Any]) -> Outcome:
+    generation = generation_of(meta)
+    if isinstance(exc, InvalidIncident):
+        return _failed("InvalidSpec", str(exc), generation, spec)
+    if isinstance(exc, UserInputError):
+        return _failed("InvalidConfiguration", str(exc), generation, spec)
+    if isinstance(exc, NoEvidence):
+        return _failed("NoEvidence", str(exc), generation, spec)
+    if isinstance(exc, DeadlineExceeded):
+        return _failed("DeadlineExceeded", str(exc), generation, spec)
+    if isinstance(exc, BackendError):
+        return _backend_failure(exc, settings, attempt, generation, spec, status)
+    # A bug: say so on the object instead of retrying forever.
+    log.error("diagnosis crashed", incident=f"{meta.get('namespace')}/{meta.get('name')}",
+              exc_info=exc)
+    return _failed("InternalError", f"{type(exc).__name__}: {exc} (an operator bug; set the "
+                                    f"{REDIAGNOSE} annotation to try again)", generation, spec)
+
+
+def _kept(out: Outcome, status: Mapping[str, Any], settings: Settings, attempt: int,
+          generation: int) -> Outcome:
+    """A try after a provisional answer failed on its own: the deterministic answer shown stays
+    (the model is asked again while tries are left, else the answer is final)."""
+    tries = settings.operator.retries + 1
+    why = out.retry or (out.events[0][2] if out.events else out.failure)
+    now = datetime.now(UTC)
+    if out.retry:
+        message = (f"the last try failed ({why}); the model is asked again in {out.delay_s:g} s "
+                   f"(try {attempt + 2} of {tries})")
+        reason = MODEL_RETRYING
+    else:
+        message = f"the model could not be asked again ({why}); the deterministic answer stands"
+        reason = "DeterministicEngineAnswered"
+    conditions = set_condition(list(status.get("conditions") or []), COND_LLM_FALLBACK, "True",
+                               reason, message, generation, now)
+    kept = Outcome(status={"conditions": conditions, "attempts": attempt + 1}, retry=out.retry,
+                   delay_s=out.delay_s, backend=out.backend)
+    if not out.retry:
+        kept.events = [("Warning", "LLMFallback", message)]
+    return kept
 
 
 def _answered(result: Diagnosis, incident: Incident, settings: Settings, attempt: int,
@@ -220,14 +249,9 @@ def _backend_failure(exc: BackendError, settings: Settings, attempt: int, genera
         shown = diagnosing(generation, datetime.now(UTC), conditions=status.get("conditions") or [],
                            attempts=attempt + 1, reason="Retrying", message=message)
         return Outcome(status=shown, retry=str(exc), delay_s=delay, backend=backend)
-    if exc.retryable:
-        reason = "LLMUnavailable" if backend == "llm" else "BackendUnavailable"
-        text = f"{exc} (gave up after {tries} {'try' if tries == 1 else 'tries'})"
-    else:
-        reason = ("NoAnswer" if isinstance(exc, NoAnswer) else
-                  "NotFound" if isinstance(exc, NotFound) else "BackendRejected")
-        text = str(exc)
-    out = _failed(reason, text, generation, spec)
+    text = f"{exc} (gave up after {tries} {'try' if tries == 1 else 'tries'})" \
+        if exc.retryable else str(exc)
+    out = _failed(exc.reason, text, generation, spec)
     out.backend = backend
     out.status["attempts"] = attempt + 1
     return out

@@ -9,9 +9,12 @@ from collections.abc import Mapping
 from typing import Any
 
 import kubernetes
+import urllib3
 
 from thinkfl_operator.errors import BackendError
 from thinkfl_operator.kubeapi.client import GROUP, PLURAL, VERSION, api_client
+
+TIMEOUT_S = 10.0  # per call: a hung API server must not hold a worker or the webhook
 
 
 class IncidentApi:
@@ -31,12 +34,16 @@ class IncidentApi:
         namespace = manifest["metadata"]["namespace"]
         try:
             await asyncio.to_thread(self._objects().create_namespaced_custom_object,
-                                    GROUP, VERSION, namespace, PLURAL, dict(manifest))
+                                    GROUP, VERSION, namespace, PLURAL, dict(manifest),
+                                    _request_timeout=TIMEOUT_S)
         except kubernetes.client.ApiException as exc:
             if exc.status == 409:
                 return "exists"
             raise BackendError(f"Kubernetes API answered {exc.status} {exc.reason} creating "
                                f"{namespace}/{manifest['metadata']['name']}") from None
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise BackendError(f"Kubernetes API unreachable creating "
+                               f"{namespace}/{manifest['metadata']['name']}: {exc}") from None
         return "created"
 
     async def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
@@ -46,7 +53,11 @@ class IncidentApi:
             # the API server refuses for custom resources (415).
             await asyncio.to_thread(self._objects().patch_namespaced_custom_object_status,
                                     GROUP, VERSION, namespace, PLURAL, name, {"status": dict(status)},
-                                    _content_type="application/merge-patch+json")
+                                    _content_type="application/merge-patch+json",
+                                    _request_timeout=TIMEOUT_S)
         except kubernetes.client.ApiException as exc:
             raise BackendError(f"Kubernetes API answered {exc.status} {exc.reason} patching the "
                                f"status of {namespace}/{name}") from None
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise BackendError(f"Kubernetes API unreachable patching the status of "
+                               f"{namespace}/{name}: {exc}") from None

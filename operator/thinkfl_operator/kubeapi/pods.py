@@ -19,6 +19,8 @@ import kubernetes
 import structlog
 import urllib3
 
+from thinkfl_operator import deadline
+from thinkfl_operator.errors import BackendError
 from thinkfl_operator.kubeapi.client import api_client
 
 log = structlog.get_logger(__name__)
@@ -50,31 +52,35 @@ class PodNodes:
         return node_of
 
     def nodes(self, namespace: str) -> dict[str, str]:
-        """Pod → node of every scheduled pod of ``namespace``; {} when the API cannot tell."""
+        """Pod → node of every scheduled pod of ``namespace``; {} when the API cannot tell.
+
+        The list call runs outside the lock (two diagnoses may both list a namespace once)."""
         with self._lock:
             cached = self._cache.get(namespace)
             if cached is not None and self._clock() - cached[0] < self._ttl_s:
                 return cached[1]
-            try:
-                found = self._list(namespace)
-            except (kubernetes.client.ApiException, urllib3.exceptions.HTTPError, OSError,
-                    ValueError) as exc:
-                log.warning("pods not listed: no nodes from the Kubernetes API",
-                            namespace=namespace, error=_reason(exc))
-                found = {}
+        try:
+            found = self._list(namespace)
+        except (kubernetes.client.ApiException, urllib3.exceptions.HTTPError, OSError,
+                ValueError, BackendError) as exc:  # BackendError: no Kubernetes configuration
+            log.warning("pods not listed: no nodes from the Kubernetes API",
+                        namespace=namespace, error=_reason(exc))
+            found = {}
+        with self._lock:
             self._cache[namespace] = (self._clock(), found)
-            return found
+        return found
 
     def _list(self, namespace: str) -> dict[str, str]:
-        if self._api is None:
-            self._api = kubernetes.client.CoreV1Api(api_client(self._host))
+        with self._lock:
+            if self._api is None:
+                self._api = kubernetes.client.CoreV1Api(api_client(self._host))
         found: dict[str, str] = {}
         token: str | None = None
         while True:
             # The raw JSON: only two fields are read, and the client's models would refuse a
             # pod shape they do not know.
-            paging: dict[str, Any] = {"limit": PAGE, "_request_timeout": TIMEOUT_S,
-                                      "_preload_content": False}
+            paging: dict[str, Any] = {"limit": PAGE, "_preload_content": False,
+                                      "_request_timeout": deadline.timeout(TIMEOUT_S)}
             if token:
                 paging["_continue"] = token
             response: Any = self._api.list_namespaced_pod(namespace, **paging)  # raw: urllib3

@@ -51,18 +51,21 @@ class NotFound(HttpBackendError):
     """HTTP 404: the object (or, on older versions, the API route) does not exist."""
 
     retryable = False
+    reason = "NotFound"
 
 
 class BackendRejected(HttpBackendError):
     """HTTP 4xx other than 404 and 429: the request is wrong; retrying will not help."""
 
     retryable = False
+    reason = "BackendRejected"
 
 
 class InvalidResponse(HttpBackendError):
     """A 2xx answer whose body is not JSON (or not the JSON shape expected)."""
 
     retryable = False
+    reason = "BackendRejected"
 
 
 class _Transient(Exception):

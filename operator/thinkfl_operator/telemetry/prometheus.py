@@ -214,6 +214,7 @@ class PrometheusQueryError(BackendError):
 
     retryable = False
     backend = "prometheus"
+    reason = "BackendRejected"
 
 
 class _Transient(Exception):
@@ -270,6 +271,7 @@ class PrometheusMetrics:
         self.pod_label = pod_label
         self.node_source = node_source
         self.namespace = namespace
+        self.timeout_s = timeout_s
         self.retries = retries
         self.backoff_s = backoff_s
         self._sleep = sleep
@@ -337,8 +339,8 @@ class PrometheusMetrics:
 
     def query(self, promql: str, at_s: float) -> list[dict[str, Any]]:
         """An instant query's ``result`` list."""
-        result = self._call(f"query {promql!r}",
-                            lambda: self._prom.custom_query(promql, params={"time": at_s}))
+        result = self._call(f"query {promql!r}", lambda: self._prom.custom_query(
+            promql, params={"time": at_s}, timeout=deadline.timeout(self.timeout_s)))
         return list(result or [])
 
     def query_range(self, promql: str, start_s: float, end_s: float,
@@ -347,7 +349,8 @@ class PrometheusMetrics:
         start, end = _utc(start_s), _utc(end_s)
         result = self._call(
             f"query_range {promql!r}",
-            lambda: self._prom.custom_query_range(promql, start, end, step=f"{step_s:g}"))
+            lambda: self._prom.custom_query_range(promql, start, end, step=f"{step_s:g}",
+                                                  timeout=deadline.timeout(self.timeout_s)))
         return list(result or [])
 
     def series(self, selector: str, start_s: float, end_s: float) -> list[dict[str, str]]:

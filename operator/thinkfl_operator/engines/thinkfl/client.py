@@ -26,6 +26,7 @@ class LLMUnavailable(BackendError):
     """The LLM endpoint did not give a usable answer after retries (retryable later)."""
 
     backend = "llm"
+    reason = "LLMUnavailable"
 
 
 class LLMRejected(BackendError):
@@ -33,6 +34,16 @@ class LLMRejected(BackendError):
 
     retryable = False
     backend = "llm"
+    reason = "BackendRejected"
+
+
+class LLMTimedOut(BackendError):
+    """The model was still answering when its budget (the conversation's deadline, never past
+    the incident's) ran out: a working but slow model, not an unreachable one."""
+
+    retryable = False
+    backend = "llm"
+    reason = "DeadlineExceeded"
 
 
 @dataclass(frozen=True)
@@ -58,14 +69,23 @@ class ChatClient:
         )
 
     def complete(self, messages: list[dict[str, str]], deadline: float) -> Completion:
-        """One reply; retried on transient failures until ``deadline`` (a monotonic time)."""
+        """One reply; retried on transient failures until ``deadline`` (a monotonic time).
+
+        ``LLMTimedOut`` when the budget runs out while the model is answering a request that
+        had not failed before; after transient failures it is ``LLMUnavailable``."""
         delay = self.cfg.backoff_s
+        last = ""
         for attempt in range(self.cfg.retries + 1):
             try:
                 return self._once(messages, deadline)
             except LLMRejected:
                 raise
+            except LLMTimedOut:
+                if attempt == 0:
+                    raise
+                raise LLMUnavailable(f"LLM at {self.url}: {last} (after {attempt + 1} tries)") from None
             except LLMUnavailable as exc:
+                last = str(exc)
                 wait = max(delay, exc.retry_after if isinstance(exc, _Transient) else 0.0)
                 last_try = attempt == self.cfg.retries
                 if last_try or self._clock.monotonic() + wait >= deadline:
@@ -88,6 +108,9 @@ class ChatClient:
         except openai.RateLimitError as exc:
             raise _Transient("rate limited (429)", _retry_after(exc)) from None
         except openai.APITimeoutError:
+            if timeout < self.cfg.request_timeout_s:  # cut short by the budget: slow, not down
+                raise LLMTimedOut(f"LLM at {self.url} was still answering when the budget ran "
+                                  f"out ({timeout:.1f} s were left)") from None
             raise _Transient(f"no answer within {timeout:.1f} s") from None
         except openai.APIConnectionError as exc:
             raise _Transient(f"cannot connect ({_cause(exc)})") from None

@@ -17,7 +17,7 @@ from thinkfl_operator import deadline
 from thinkfl_operator.engines.heuristic.engine import HeuristicEngine
 from thinkfl_operator.engines.thinkfl.client import ChatClient
 from thinkfl_operator.engines.thinkfl.conversation import Conversation, Outcome, stages
-from thinkfl_operator.errors import BackendError
+from thinkfl_operator.errors import BackendError, DeadlineExceeded
 from thinkfl_operator.evidence.toolbox import Toolbox
 from thinkfl_operator.evidence.topology import observed
 from thinkfl_operator.models import FALLBACK_PREFIX, Candidate, Diagnosis, Incident, Topology, Usage
@@ -35,6 +35,7 @@ class NoAnswer(BackendError):
 
     retryable = False
     backend = "llm"
+    reason = "NoAnswer"
 
 
 class ThinkFLEngine:
@@ -61,7 +62,7 @@ class ThinkFLEngine:
         ends = min(started + self.settings.llm.deadline_s, deadline.ends() or math.inf)
         try:
             self._converse_all(store, incident, traces, ends, outcomes)
-        except BackendError as exc:
+        except (BackendError, DeadlineExceeded) as exc:  # the deterministic answer is ready
             if not self.auto:
                 raise
             problem, unreachable = str(exc), exc.retryable

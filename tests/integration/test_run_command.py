@@ -1,0 +1,118 @@
+"""``thinkfl run`` and ``kopf run -m thinkfl_operator.kube`` as processes, as a container runs them.
+
+Each starts against kmock's emulator through a kubeconfig (as ``kubectl`` and the in-cluster
+client find the API), with the settings in the environment. No tracing backend is configured, so
+an incident ends Failed with ``InvalidConfiguration`` saying what to set: the whole path from the
+process's own settings to the status, its liveness endpoint and its metrics port.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+import warnings
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import kmock
+import pytest
+import pytest_asyncio
+
+from thinkfl_operator.kube.sandbox import RESOURCE, Emulator, resource_info
+
+COMMANDS = {
+    "thinkfl run": [sys.executable, "-m", "thinkfl_operator.cli.main", "run"],
+    "kopf run -m": [sys.executable, "-m", "kopf", "run", "--standalone", "-A",
+                    "-m", "thinkfl_operator.kube", "--liveness", "http://127.0.0.1:{health}/healthz"],
+}
+
+
+@pytest_asyncio.fixture
+async def api() -> AsyncIterator[Any]:
+    async with Emulator() as emulator, kmock.Server(emulator):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            emulator.resources.load_bundled()
+        emulator.resources[RESOURCE] = resource_info()
+        yield emulator
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _kubeconfig(path: Path, server: str) -> Path:
+    path.write_text(f"""apiVersion: v1
+kind: Config
+clusters: [{{name: kmock, cluster: {{server: "{server}"}}}}]
+users: [{{name: tester, user: {{token: not-checked}}}}]
+contexts: [{{name: kmock, context: {{cluster: kmock, user: tester}}}}]
+current-context: kmock
+""")
+    return path
+
+
+async def _get(url: str) -> tuple[int, str]:
+    async with aiohttp.ClientSession() as session, session.get(url) as response:
+        return response.status, await response.text()
+
+
+async def _until(url: str, seconds: float = 30.0) -> str:
+    for _ in range(int(seconds / 0.1)):
+        try:
+            status, text = await _get(url)
+            if status == 200:
+                return text
+        except aiohttp.ClientError:
+            pass
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{url} never answered 200")
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+async def test_the_operator_process_handles_an_incident(api: Any, tmp_path: Path,
+                                                        command: str) -> None:
+    http, health = _free_port(), _free_port()
+    server = str(api.url).rstrip("/")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("THINKFL_")}
+    env.update(KUBECONFIG=str(_kubeconfig(tmp_path / "kubeconfig", server)),
+               THINKFL_OPERATOR__HTTP_PORT=str(http), THINKFL_OPERATOR__HEALTH_PORT=str(health),
+               THINKFL_LOG_FORMAT="json")
+    argv = [part.format(health=health) for part in COMMANDS[command]]
+    log = (tmp_path / "operator.log").open("w")
+    process = await asyncio.create_subprocess_exec(*argv, env=env, stdout=log, stderr=log)
+    try:
+        liveness = await _until(f"http://127.0.0.1:{health}/healthz")
+        async with aiohttp.ClientSession() as session, session.post(
+                f"{server}/apis/thinkfl.dev/v1alpha1/namespaces/default/failureincidents",
+                json={"apiVersion": "thinkfl.dev/v1alpha1", "kind": "FailureIncident",
+                      "metadata": {"name": "from-a-process", "namespace": "default"},
+                      "spec": {"service": "frontend", "time": "2026-11-01T10:40:00Z"}}) as response:
+            assert response.status in (200, 201), await response.text()
+        status: dict[str, Any] = {}
+        for _ in range(300):
+            status = dict(api.objects[RESOURCE, "default", "from-a-process"].get("status") or {})
+            if status.get("phase") == "Failed":
+                break
+            await asyncio.sleep(0.1)
+        metrics = await _until(f"http://127.0.0.1:{http}/metrics")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        code = await asyncio.wait_for(process.wait(), 30)
+        log.close()
+    output = (tmp_path / "operator.log").read_text()
+    assert status.get("phase") == "Failed", (status, output[-2000:])
+    condition = {c["type"]: c for c in status["conditions"]}["Diagnosed"]
+    assert condition["reason"] == "InvalidConfiguration"
+    assert "THINKFL_TRACES__URL" in condition["message"]
+    assert "diagnosesRunning" in liveness  # the probe reports the work in flight
+    assert 'thinkfl_diagnosis_failures_total{reason="InvalidConfiguration"} 1.0' in metrics
+    assert code == 0, output[-2000:]

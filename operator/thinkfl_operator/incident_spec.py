@@ -62,7 +62,7 @@ def parse_spec(spec: Mapping[str, Any], created: str | None = None) -> Incident:
     Raises ``InvalidIncident`` naming every bad field and value.
     """
     if not isinstance(spec, Mapping):
-        raise InvalidIncident(f"a FailureIncident spec must be an object, not {_show(spec)}")
+        raise InvalidIncident(f"a FailureIncident spec must be an object, not {quoted(spec)}")
     problems: list[str] = []
     fields = _Fields(spec, problems)
     trace_id = fields.hex_id("traceID", "trace ID")
@@ -82,7 +82,7 @@ def parse_spec(spec: Mapping[str, Any], created: str | None = None) -> Incident:
             "traceID", "service", "time"):
         problems.append(STARTING_POINT)
     if root_span_id and not trace_id and not fields.failed("traceID"):
-        problems.append(f"spec.rootSpanID {_show(spec['rootSpanID'])} needs spec.traceID")
+        problems.append(f"spec.rootSpanID {quoted(spec['rootSpanID'])} needs spec.traceID")
     if time_s is None and created is not None:
         time_s = _created_time(created, problems)
     if problems:
@@ -146,7 +146,7 @@ class _Fields:
         if value is None:
             return None
         if not isinstance(value, str):
-            self._problem(name, f"spec.{name} {_show(value)} is not a string")
+            self._problem(name, f"spec.{name} {quoted(value)} is not a string")
             return None
         return value
 
@@ -159,7 +159,7 @@ class _Fields:
         if value is None:
             return ""
         if re.fullmatch(HEX_ID_PATTERN, value) is None:
-            self._problem(name, f"spec.{name} {_show(value)} is not a {what} "
+            self._problem(name, f"spec.{name} {quoted(value)} is not a {what} "
                                 "(1 to 32 hexadecimal digits)")
             return ""
         return value.lower()
@@ -169,7 +169,7 @@ class _Fields:
         if value is None:
             return ""
         if len(value) > limit or re.fullmatch(pattern, value) is None:
-            self._problem(name, f"spec.{name} {_show(value)} is not {what}")
+            self._problem(name, f"spec.{name} {quoted(value)} is not {what}")
             return ""
         return value
 
@@ -180,7 +180,7 @@ class _Fields:
         try:
             return parse_rfc3339(value).timestamp()
         except ValueError:
-            self._problem("time", f"spec.time {_show(value)} is not an RFC 3339 time")
+            self._problem("time", f"spec.time {quoted(value)} is not an RFC 3339 time")
             return None
 
     def window(self) -> float | None:
@@ -190,14 +190,14 @@ class _Fields:
         try:
             seconds = parse_window(value)
         except ValueError:
-            self._problem("window", f"spec.window {_show(value)} is not a duration "
+            self._problem("window", f"spec.window {quoted(value)} is not a duration "
                                     "like 90s, 15m or 1h")
             return None
         if seconds <= 0:
-            self._problem("window", f"spec.window {_show(value)} is not longer than 0s")
+            self._problem("window", f"spec.window {quoted(value)} is not longer than 0s")
             return None
         if seconds > MAX_WINDOW_S:
-            self._problem("window", f"spec.window {_show(value)} is longer than 24h")
+            self._problem("window", f"spec.window {quoted(value)} is longer than 24h")
             return None
         return seconds
 
@@ -206,7 +206,7 @@ class _Fields:
         if value is None:
             return None
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_TRACES:
-            self._problem("maxTraces", f"spec.maxTraces {_show(value)} is not a whole number "
+            self._problem("maxTraces", f"spec.maxTraces {quoted(value)} is not a whole number "
                                        f"from 1 to {MAX_TRACES}")
             return None
         return value
@@ -236,15 +236,15 @@ def _created_time(created: str, problems: list[str]) -> float | None:
     try:
         return parse_rfc3339(created).timestamp()
     except ValueError:
-        problems.append(f"metadata.creationTimestamp {_show(created)} is not an RFC 3339 time")
+        problems.append(f"metadata.creationTimestamp {quoted(created)} is not an RFC 3339 time")
         return None
 
 
 def _bad_engine(value: object) -> str:
-    return f"spec.engine {_show(value)} is not one of {', '.join(ENGINES)}"
+    return f"spec.engine {quoted(value)} is not one of {', '.join(ENGINES)}"
 
 
-def _show(value: object) -> str:
+def quoted(value: object) -> str:
     """A value as a message quotes it: strings in double quotes, numbers bare, long ones cut."""
     if isinstance(value, str) and len(value) > _SHOWN:
         value = value[: _SHOWN - 1] + "…"

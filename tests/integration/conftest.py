@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import warnings
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
+import kmock
 import pytest
+import pytest_asyncio
 
 from tests.fakes.prometheus_server import RealPrometheus, nezha_to_openmetrics, require_binaries
 from tests.shared import shared_path
+from thinkfl_operator.kube.sandbox import RESOURCE, Emulator, resource_info
 
 #: The TrainTicket day whose metrics are backfilled into ``prometheus_nezha_tt``.
 NEZHA_TT_DAY = ("datasets", "nezha", "rca_data", "2023-01-30")
@@ -23,3 +28,21 @@ def prometheus_nezha_tt(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Re
     with RealPrometheus(source, workdir=workdir / "server") as server:
         source.unlink()  # ~80 MB, no longer needed once the blocks are written
         yield server
+
+
+class Recording(Emulator):
+    """kmock's emulator as an API server behaves (uids, resource versions; see ``Emulator``),
+    keeping every request it served for the tests that read them back (RBAC)."""
+
+    keep_requests = True
+
+
+@pytest_asyncio.fixture
+async def api() -> AsyncIterator[Any]:
+    """A Kubernetes API on 127.0.0.1 that knows FailureIncidents (and the built-in kinds)."""
+    async with Recording() as emulator, kmock.Server(emulator):
+        with warnings.catch_warnings():  # kmock 0.8 reads its bundle with a deprecated call
+            warnings.simplefilter("ignore", DeprecationWarning)
+            emulator.resources.load_bundled()
+        emulator.resources[RESOURCE] = resource_info()
+        yield emulator

@@ -26,15 +26,12 @@ from tests.integration.test_operator import (
     Counting,
     _merge_patch,
     _plain,
-    api,
     operator,
 )
 from thinkfl_operator.cli.main import main
 from thinkfl_operator.engines.thinkfl import prompt
 from thinkfl_operator.feedback.export import read_jsonl
 from thinkfl_operator.feedback.rows import record_of
-
-__all__ = ["api"]  # the kmock fixture, shared with the operator tests
 
 
 def kubeconfig(tmp_path: Path, server: str) -> Path:

@@ -18,13 +18,10 @@ from tests.integration.test_operator import (
     _incident,
     _merge_patch,
     _status,
-    api,
     operator,
     resumed,
 )
 from thinkfl_operator.feedback.record import decode_record
-
-__all__ = ["api"]  # the kmock fixture, shared with the operator tests
 
 TRUE_SERVICE = INCIDENT.faulty_service
 TRUE_POD = INCIDENT.faulty_pod

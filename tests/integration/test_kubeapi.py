@@ -4,32 +4,14 @@ and harmless when the API refuses or is away) and the status merge patch."""
 from __future__ import annotations
 
 import asyncio
-import warnings
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
-import kmock
 import pytest
-import pytest_asyncio
 
-from thinkfl_operator.kube.sandbox import RESOURCE, Emulator, resource_info
+from thinkfl_operator.kube.sandbox import RESOURCE
 from thinkfl_operator.kubeapi.incidents import IncidentApi
 from thinkfl_operator.kubeapi.pods import PodNodes
-
-
-class Recording(Emulator):
-    keep_requests = True
-
-
-@pytest_asyncio.fixture
-async def api() -> AsyncIterator[Any]:
-    async with Recording() as emulator, kmock.Server(emulator):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            emulator.resources.load_bundled()
-        emulator.resources[RESOURCE] = resource_info()
-        yield emulator
 
 
 async def _post(api: Any, path: str, body: dict[str, Any]) -> None:

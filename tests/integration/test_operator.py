@@ -10,17 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import warnings
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import kmock
 import kopf
 import pytest
-import pytest_asyncio
 
 from thinkfl_operator.kube.handlers import Registered, register
-from thinkfl_operator.kube.sandbox import Emulator, sandbox
+from thinkfl_operator.kube.sandbox import sandbox
 from thinkfl_operator.kubeapi.incidents import IncidentApi
 from thinkfl_operator.models import Incident
 from thinkfl_operator.settings import Settings
@@ -82,24 +79,6 @@ async def operator(server: Any, factory: Callable[[Incident, Settings], Store],
         await registered.server.stop()
 
 
-class Recording(Emulator):
-    """kmock's emulator as an API server behaves (uids, resource versions; see ``Emulator``),
-    keeping every request it served for the RBAC test."""
-
-    keep_requests = True
-
-
-@pytest_asyncio.fixture
-async def api() -> AsyncIterator[Any]:
-    """A Kubernetes API on 127.0.0.1 that knows FailureIncidents."""
-    async with Recording() as emulator, kmock.Server(emulator):
-        with warnings.catch_warnings():  # kmock 0.8 reads its bundle with a deprecated call
-            warnings.simplefilter("ignore", DeprecationWarning)
-            emulator.resources.load_bundled()
-        emulator.resources[RESOURCE] = kmock_resource()
-        yield emulator
-
-
 async def resumed(registered: Registered, *names: str, settle_s: float = 0.5) -> None:
     """Once a (re)started operator has seen ``names`` (their listing reached its handlers), and
     ``settle_s`` more for the resume handlers that run after: what a restart test waits for
@@ -110,12 +89,6 @@ async def resumed(registered: Registered, *names: str, settle_s: float = 0.5) ->
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f"the operator never saw {names}")
-
-
-def kmock_resource() -> Any:
-    return kmock.ResourceInfo(kind="FailureIncident", namespaced=True,
-                              verbs=["list", "watch", "get", "patch", "create", "update", "delete"],
-                              subresources=["status"])
 
 
 async def _status(api: Any, name: str, phases: tuple[str, ...], seconds: float = 15.0) -> dict[str, Any]:

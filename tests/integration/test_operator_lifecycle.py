@@ -28,7 +28,6 @@ from tests.integration.test_operator import (
     _incident,
     _merge_patch,
     _status,
-    api,
     operator,
     resumed,
 )
@@ -39,7 +38,6 @@ from thinkfl_operator.telemetry.live import open_live
 from thinkfl_operator.telemetry.memory import MemoryStore
 from thinkfl_operator.telemetry.store import Store
 
-__all__ = ["api"]  # the kmock fixture, shared with the operator tests
 SPEC = {"service": "frontend", "time": T}
 
 

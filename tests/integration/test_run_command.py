@@ -13,33 +13,19 @@ import os
 import signal
 import socket
 import sys
-import warnings
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import kmock
 import pytest
-import pytest_asyncio
 
-from thinkfl_operator.kube.sandbox import RESOURCE, Emulator, resource_info
+from thinkfl_operator.kube.sandbox import RESOURCE
 
 COMMANDS = {
     "thinkfl run": [sys.executable, "-m", "thinkfl_operator.cli.main", "run"],
     "kopf run -m": [sys.executable, "-m", "kopf", "run", "--standalone", "-A",
                     "-m", "thinkfl_operator.kube", "--liveness", "http://127.0.0.1:{health}/healthz"],
 }
-
-
-@pytest_asyncio.fixture
-async def api() -> AsyncIterator[Any]:
-    async with Emulator() as emulator, kmock.Server(emulator):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            emulator.resources.load_bundled()
-        emulator.resources[RESOURCE] = resource_info()
-        yield emulator
 
 
 def _free_port() -> int:

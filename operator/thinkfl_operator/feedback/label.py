@@ -16,13 +16,13 @@ service and node). Every error is an ``InvalidFeedback`` naming the field and th
 from __future__ import annotations
 
 import difflib
-import json
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from thinkfl_operator.errors import UserInputError
+from thinkfl_operator.incident_spec import quoted
 from thinkfl_operator.models import Topology
 
 ANNOTATION = "thinkfl.dev/root-cause"
@@ -33,7 +33,6 @@ SPEC_KEYS = {"node": "node", "service": "service", "pod": "pod", "faultType": "f
 
 _FORM = re.compile(r"\s*(service|pod|node)\s*/\s*([^\s/]+)\s*", re.IGNORECASE)
 _LISTED = 8  # names listed in a message before "…"
-_SHOWN = 80  # characters of a bad value quoted in a message
 
 
 class InvalidFeedback(UserInputError):
@@ -65,7 +64,7 @@ def from_spec(value: Mapping[str, Any] | None) -> Feedback | None:
         return None
     if not isinstance(value, Mapping):
         raise InvalidFeedback(f"{SPEC_FIELD} must be an object like {{service: NAME}}, "
-                              f"not {_show(value)}")
+                              f"not {quoted(value)}")
     problems = [f"{SPEC_FIELD}.{key} is not a feedback field (known: {', '.join(SPEC_KEYS)})"
                 for key in value if key not in SPEC_KEYS]
     fields: dict[str, str] = {}
@@ -76,7 +75,7 @@ def from_spec(value: Mapping[str, Any] | None) -> Feedback | None:
         if isinstance(raw, str):
             fields[attr] = raw.strip()
         else:
-            problems.append(f"{SPEC_FIELD}.{key} {_show(raw)} is not a string")
+            problems.append(f"{SPEC_FIELD}.{key} {quoted(raw)} is not a string")
     if problems:
         raise InvalidFeedback("; ".join(problems))
     return _named(Feedback(**fields))
@@ -87,7 +86,7 @@ def from_annotation(text: str) -> Feedback:
     or ``node/NAME`` (spaces around the parts are ignored)."""
     match = _FORM.fullmatch(text)
     if match is None:
-        raise InvalidFeedback(f"{ANNOTATION} {_show(text)} is not service/NAME, pod/NAME or node/NAME")
+        raise InvalidFeedback(f"{ANNOTATION} {quoted(text)} is not service/NAME, pod/NAME or node/NAME")
     return Feedback(origin=ANNOTATION, **{match[1].lower(): match[2]})
 
 
@@ -134,26 +133,16 @@ def _known(feedback: Feedback, kind: str, name: str, names: Collection[str]) -> 
     known = sorted(n for n in names if n)
     listing = f"{kind}s: {', '.join(known[:_LISTED])}{'…' if len(known) > _LISTED else ''}" \
         if known else f"no {kind}s were observed"
-    message = (f"{feedback.where(kind)} {_show(name)} is not in this incident's observed "
+    message = (f"{feedback.where(kind)} {quoted(name)} is not in this incident's observed "
                f"topology ({listing})")
     close = difflib.get_close_matches(name, known, n=1)
-    raise InvalidFeedback(message + (f"; did you mean {_show(close[0])}?" if close else ""))
+    raise InvalidFeedback(message + (f"; did you mean {quoted(close[0])}?" if close else ""))
 
 
 def _agree(feedback: Feedback, kind: str, given: str, observed: str) -> str:
     """The pod's observed ``kind`` (service or node), unless the label says otherwise."""
     if given and observed and given != observed:
-        raise InvalidFeedback(f"{feedback.where(kind)} {_show(given)} contradicts "
-                              f"{feedback.where('pod')} {_show(feedback.pod)}, whose {kind} "
-                              f"is {_show(observed)}")
+        raise InvalidFeedback(f"{feedback.where(kind)} {quoted(given)} contradicts "
+                              f"{feedback.where('pod')} {quoted(feedback.pod)}, whose {kind} "
+                              f"is {quoted(observed)}")
     return given or observed
-
-
-def _show(value: object) -> str:
-    """A value as a message quotes it: strings in double quotes, long ones cut."""
-    if isinstance(value, str) and len(value) > _SHOWN:
-        value = value[: _SHOWN - 1] + "…"
-    try:
-        return json.dumps(value, ensure_ascii=False)
-    except (TypeError, ValueError):
-        return repr(value)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import socket
 import warnings
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import aiohttp
 import kmock
 import pytest
 import pytest_asyncio
@@ -46,3 +48,17 @@ async def api() -> AsyncIterator[Any]:
             emulator.resources.load_bundled()
         emulator.resources[RESOURCE] = resource_info()
         yield emulator
+
+
+def free_port() -> int:
+    """A port nothing listens on (once the probe socket is closed)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def post_json(api: Any, path: str, body: dict[str, Any]) -> None:
+    """POST ``body`` to ``path`` of the API (what ``kubectl create -f`` sends); 200 or 201."""
+    async with aiohttp.ClientSession() as session, session.post(
+            f"{str(api.url).rstrip('/')}{path}", json=body) as response:
+        assert response.status in (200, 201), await response.text()

@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 
+from tests.integration.conftest import free_port
 from tests.integration.test_operator import (
     INCIDENT,
     RESOURCE,
     Counting,
     T,
     _create,
-    _free_port,
     _incident,
     _merge_patch,
     _status,
@@ -169,7 +169,7 @@ async def test_removed_feedback_takes_back_the_grade(api: Any, given: str) -> No
     removal: dict[str, Any] = (
         {"metadata": {"annotations": {"thinkfl.dev/root-cause": None}}} if given == "annotation"
         else {"metadata": {"generation": 3}, "spec": {"feedback": None}})
-    port = _free_port()
+    port = free_port()
     async with operator(api, Counting(), http_port=port):
         await _diagnosed(api, "taken-back")
         await _merge_patch(api, "taken-back", label)
@@ -207,7 +207,7 @@ async def test_metrics_report_live_accuracy_over_confirmed_incidents(api: Any) -
     import aiohttp
     from prometheus_client.parser import text_string_to_metric_families
 
-    port = _free_port()
+    port = free_port()
     truths = {"acc-1": f"service/{TRUE_SERVICE}", "acc-2": f"pod/{TRUE_POD}",
               "acc-3": "service/frontend"}
     async with operator(api, Counting(), http_port=port):

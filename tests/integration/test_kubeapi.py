@@ -6,25 +6,19 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import aiohttp
 import pytest
 
+from tests.integration.conftest import free_port, post_json
 from thinkfl_operator.kube.sandbox import RESOURCE
 from thinkfl_operator.kubeapi.incidents import IncidentApi
 from thinkfl_operator.kubeapi.pods import PodNodes
-
-
-async def _post(api: Any, path: str, body: dict[str, Any]) -> None:
-    async with aiohttp.ClientSession() as session, session.post(
-            f"{str(api.url).rstrip('/')}{path}", json=body) as response:
-        assert response.status in (200, 201), await response.text()
 
 
 async def _pod(api: Any, name: str, node: str | None, namespace: str = "shop") -> None:
     spec = {"containers": [{"name": "app", "image": "app:1"}]}
     if node:
         spec["nodeName"] = node
-    await _post(api, f"/api/v1/namespaces/{namespace}/pods", {
+    await post_json(api, f"/api/v1/namespaces/{namespace}/pods", {
         "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": namespace},
         "spec": spec})
 
@@ -53,17 +47,12 @@ async def test_pod_nodes_lists_a_namespace_once_per_ttl(api: Any) -> None:
 
 
 def test_pod_nodes_without_an_api_gives_no_nodes_and_no_error() -> None:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]  # nothing listens there once closed
-    assert PodNodes(host=f"http://127.0.0.1:{port}").nodes("shop") == {}
+    assert PodNodes(host=f"http://127.0.0.1:{free_port()}").nodes("shop") == {}
 
 
 @pytest.mark.asyncio
 async def test_status_is_merge_patched(api: Any) -> None:
-    await _post(api, "/apis/thinkfl.dev/v1alpha1/namespaces/default/failureincidents", {
+    await post_json(api, "/apis/thinkfl.dev/v1alpha1/namespaces/default/failureincidents", {
         "apiVersion": "thinkfl.dev/v1alpha1", "kind": "FailureIncident",
         "metadata": {"name": "one", "namespace": "default"},
         "spec": {"service": "frontend", "time": "2026-11-01T10:40:00Z"},
@@ -78,14 +67,9 @@ async def test_status_is_merge_patched(api: Any) -> None:
 
 @pytest.mark.asyncio
 async def test_an_unreachable_api_is_a_backend_error_naming_the_call() -> None:
-    import socket
-
     from thinkfl_operator.errors import BackendError
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    incidents = IncidentApi(host=f"http://127.0.0.1:{port}")
+    incidents = IncidentApi(host=f"http://127.0.0.1:{free_port()}")
     with pytest.raises(BackendError, match="unreachable patching the status of default/one"):
         await incidents.patch_status("default", "one", {"phase": "Diagnosing"})
     manifest = {"metadata": {"name": "two", "namespace": "default"}}

@@ -16,6 +16,7 @@ from typing import Any
 import kopf
 import pytest
 
+from tests.integration.conftest import free_port, post_json
 from thinkfl_operator.kube.handlers import Registered, register
 from thinkfl_operator.kube.sandbox import sandbox
 from thinkfl_operator.kubeapi.incidents import IncidentApi
@@ -212,7 +213,7 @@ async def test_spec_change_diagnoses_again(api: Any) -> None:
 async def test_rbac_grants_exactly_what_the_operator_calls(api: Any) -> None:
     """Every (group, resource, verb) the operator used against the API is granted by the chart's
     rules for a cluster-wide install, and nothing else is."""
-    port = _free_port()
+    port = free_port()
     async with operator(api, Counting(), http_port=port):  # the webhook creates the incident
         answer = await _post_alerts(port, _alert_payload("firing"))
         await _status(api, answer["created"][0], ("Diagnosed",))
@@ -230,7 +231,7 @@ async def test_pod_nodes_come_from_the_api_when_asked_and_rbac_grants_exactly_th
 
     nodeless = INCIDENT.spans.assign(node="")  # spans that do not say where pods run
     for pod in sorted(set(INCIDENT.spans["pod"])):
-        await _post(api, "/api/v1/namespaces/default/pods", {
+        await post_json(api, "/api/v1/namespaces/default/pods", {
             "apiVersion": "v1", "kind": "Pod", "metadata": {"name": pod, "namespace": "default"},
             "spec": {"nodeName": f"api-{INCIDENT.nodes[pod]}"}})
     settings = Settings(operator=OperatorSettings(pod_nodes_from_api=True),
@@ -282,22 +283,6 @@ def _granted(values: dict[str, Any]) -> set[tuple[str, str, str]]:
     return granted
 
 
-async def _post(api: Any, path: str, body: dict[str, Any]) -> None:
-    import aiohttp
-
-    async with aiohttp.ClientSession() as session, session.post(
-            f"{str(api.url).rstrip('/')}{path}", json=body) as response:
-        assert response.status in (200, 201), await response.text()
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _alert_payload(status: str, fingerprint: str = "1a30ba71cca2921f") -> dict[str, Any]:
     """Alertmanager's webhook body (version 4) with one alert."""
     return {"version": "4", "status": status, "receiver": "thinkfl", "groupKey": "{}:{}",
@@ -327,7 +312,7 @@ async def _post_alerts(port: int, payload: Any, expect: int = 200) -> Any:
 
 @pytest.mark.asyncio
 async def test_alertmanager_webhook_creates_incidents_the_operator_diagnoses(api: Any) -> None:
-    port = _free_port()
+    port = free_port()
     async with operator(api, Counting(), http_port=port):
         first = await _post_alerts(port, _alert_payload("firing"))
         assert len(first["created"]) == 1 and first["existing"] == []
@@ -356,7 +341,7 @@ async def test_operator_metrics_count_phases_diagnoses_and_backend_errors(api: A
 
     settings = Settings(operator=OperatorSettings(retries=0, retry_delay_s=0.05),
                         traces=TracesSettings(retries=0))
-    port = _free_port()
+    port = free_port()
     with TraceApiServer(INCIDENT.spans, flavor="jaeger", apis={"v1"},
                         faults=[Fault(status=500, times=None, path="/api/traces")]) as jaeger:
         def store(incident: Incident, cfg: Settings) -> Store:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from tests.integration.conftest import free_port
 from thinkfl_operator.kube.sandbox import RESOURCE
 
 COMMANDS = {
@@ -26,12 +26,6 @@ COMMANDS = {
     "kopf run -m": [sys.executable, "-m", "kopf", "run", "--standalone", "-A",
                     "-m", "thinkfl_operator.kube", "--liveness", "http://127.0.0.1:{health}/healthz"],
 }
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _kubeconfig(path: Path, server: str) -> Path:
@@ -66,7 +60,7 @@ async def _until(url: str, seconds: float = 30.0) -> str:
 @pytest.mark.parametrize("command", sorted(COMMANDS))
 async def test_the_operator_process_handles_an_incident(api: Any, tmp_path: Path,
                                                         command: str) -> None:
-    http, health = _free_port(), _free_port()
+    http, health = free_port(), free_port()
     server = str(api.url).rstrip("/")
     env = {k: v for k, v in os.environ.items() if not k.startswith("THINKFL_")}
     env.update(KUBECONFIG=str(_kubeconfig(tmp_path / "kubeconfig", server)),

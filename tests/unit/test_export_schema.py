@@ -16,6 +16,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.json as paj
 
+from tests.records import as_version_1
 from tests.unit.test_export import fi, incident, record_in
 from thinkfl_operator.feedback.export import records_from_objects, write_jsonl
 from thinkfl_operator.feedback.record import encode_record
@@ -24,13 +25,7 @@ from thinkfl_operator.feedback.redact import redact
 
 def _version_1(record: dict[str, Any]) -> str:
     """A status.record as the first release wrote it (maps keyed by pod, no padding flags)."""
-    old = {"version": 1, "incident": {**record["incident"], "time": None},
-           "engine": record["engine"], "model": record["model"],
-           "conversations": record["conversations"],
-           "answer": [{k: a[k] for k in ("rank", "service", "pod", "node", "score")}
-                      for a in record["answer"]],
-           "topology": {"pods": {e["pod"]: e["service"] for e in record["topology"]},
-                        "nodes": {e["pod"]: e["node"] for e in record["topology"] if e["node"]}}}
+    old = as_version_1(record)
     return base64.b64encode(gzip.compress(json.dumps(old).encode())).decode()
 
 

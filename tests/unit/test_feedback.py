@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tests.records import as_version_1
 from thinkfl_operator.engines.heuristic.engine import HeuristicEngine
 from thinkfl_operator.engines.thinkfl import prompt
 from thinkfl_operator.evidence.toolbox import tool_call_text
@@ -319,21 +320,9 @@ def test_recorded_tools_answer_from_the_record_and_say_what_is_missing() -> None
 
 # schema version 1 and padding ------------------------------------------------------------------
 
-def _as_version_1(record: dict[str, Any]) -> dict[str, Any]:
-    """``record`` as the first release wrote it: topology maps keyed by pod, no padding flags,
-    a null time, no ``truncated`` when false."""
-    return {"version": 1, "incident": {**record["incident"], "time": None},
-            "engine": record["engine"], "model": record["model"],
-            "conversations": record["conversations"],
-            "answer": [{k: a[k] for k in ("rank", "service", "pod", "node", "score")}
-                       for a in record["answer"]],
-            "topology": {"pods": {e["pod"]: e["service"] for e in record["topology"]},
-                         "nodes": {e["pod"]: e["node"] for e in record["topology"] if e["node"]}}}
-
-
 def test_a_version_1_status_record_is_still_read_as_version_2() -> None:
     record = build_record(*deterministic())
-    old = _packed(json.dumps(_as_version_1(record)).encode())
+    old = _packed(json.dumps(as_version_1(record)).encode())
     assert decode_record(old) == {**record, "incident": {**record["incident"], "time": ""}}
     assert topology_of(decode_record(old)) == deterministic()[0].topology
 
@@ -378,11 +367,11 @@ def test_the_record_says_which_entries_the_model_named_and_which_are_padding(
     assert [a["service"] for a in record["answer"] if not a["padded"]] == named
     assert all(a["padded"] for a in record["answer"][len(named):])
     # A version-1 record did not say: the padding is found again from its conversations.
-    old = decode_record(_packed(json.dumps(_as_version_1(record)).encode()))
+    old = decode_record(_packed(json.dumps(as_version_1(record)).encode()))
     assert [a["padded"] for a in old["answer"]] == [a["padded"] for a in record["answer"]]
 
 
 def test_a_deterministic_answer_has_no_padding_in_either_version() -> None:
     record = build_record(*deterministic())
-    old = decode_record(_packed(json.dumps(_as_version_1(record)).encode()))
+    old = decode_record(_packed(json.dumps(as_version_1(record)).encode()))
     assert not any(a["padded"] for a in record["answer"] + old["answer"])

@@ -195,6 +195,9 @@ class Diagnosis:
     # The root span each walked trace opened with: the deterministic engine's path is rebuilt
     # from these and ``steps`` as conversations (the model's own are kept in ``transcript``).
     roots: list[Span] = field(default_factory=list)
+    # What the logs showed, one line a person reads per service ("ts-route-service: vanished
+    # template `RouteController#53 …` 27 → 0 per minute"); empty when no log evidence was read.
+    log_evidence: list[str] = field(default_factory=list)
     # ``auto`` answered for the model because its endpoint was unreachable: asking again later
     # may give the model's answer (the operator does, within its tries).
     llm_unreachable: bool = False
@@ -218,5 +221,6 @@ class Diagnosis:
             "traces": list(self.traces),
             "usage": self.usage.as_dict(),
             "notes": list(self.notes),
+            "log_evidence": list(self.log_evidence),
             "transcript": list(self.transcript),
         }

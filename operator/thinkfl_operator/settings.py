@@ -81,6 +81,27 @@ class PrometheusSettings(BaseModel):
     backoff_s: float = Field(0.5, ge=0, description="First retry delay; doubles each retry.")
 
 
+class LogsSettings(BaseModel):
+    """Log evidence: Grafana Loki, or the Kubernetes API's pods/log, and how much of it is read."""
+
+    enabled: bool = Field(True, description="Use log evidence when a source is configured (false: traces and metrics only).")
+    loki_url: str = Field("", description="Grafana Loki base URL, e.g. http://loki-gateway.monitoring; empty = no Loki.")
+    loki_tenant: str = Field("", description="X-Scope-OrgID sent to a multi-tenant Loki; empty = none.")
+    pod_logs: bool = Field(False, description="Without Loki, read pods/log of the target namespace's pods through the Kubernetes API (needs RBAC get on pods/log: Helm logs.podLogs).")
+    namespace_label: str = Field("namespace", description="Loki stream label holding the Kubernetes namespace.")
+    pod_label: str = Field("pod", description="Loki stream label holding the pod name.")
+    service_labels: list[str] = Field(default_factory=lambda: ["service_name", "app", "container"], description="Loki stream labels tried in order for the service (JSON list); none present = the service derived from the pod name.")
+    history_minutes: float = Field(60.0, gt=0, description="Minutes of logs before the incident window used as each service's normal template mix.")
+    lead_seconds: float = Field(30.0, ge=0, description="Seconds before the incident time counted in the log window (a service's errors often start before the alert fires).")
+    guard_seconds: float = Field(30.0, ge=0, description="Seconds between the history and the log window left out of both.")
+    max_lines: int = Field(50000, ge=100, description="Most log lines read per incident (history is sampled to fit).")
+    max_requests: int = Field(40, ge=1, description="Most requests to the log backend per incident.")
+    entry_limit: int = Field(5000, ge=1, description="Entries asked per Loki query (Loki's max_entries_limit_per_query, default 5000).")
+    timeout_s: float = Field(10.0, gt=0, description="Timeout of one request to the log backend.")
+    retries: int = Field(2, ge=0, le=10, description="Retries of a failed request (connection, timeout, 5xx, 429).")
+    backoff_s: float = Field(0.5, ge=0, description="First retry delay; doubles each retry.")
+
+
 class OperatorSettings(BaseModel):
     """The kopf operator: what it watches, how much it does at once, how it retries."""
 
@@ -121,6 +142,7 @@ class Settings(BaseSettings):
     llm: LLMSettings = Field(default_factory=LLMSettings)
     traces: TracesSettings = Field(default_factory=TracesSettings)
     prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)
+    logs: LogsSettings = Field(default_factory=LogsSettings)
     operator: OperatorSettings = Field(default_factory=OperatorSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
 

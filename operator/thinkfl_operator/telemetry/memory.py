@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping
 
 import pandas as pd
 
+from thinkfl_operator.telemetry.loglines import LogSource
 from thinkfl_operator.telemetry.naming import service_of_pod
 from thinkfl_operator.telemetry.quality import DataQuality
 from thinkfl_operator.telemetry.spans import SpanTable, clean_spans, empty_frame
@@ -23,8 +24,10 @@ class MemoryStore:
         metrics: Mapping[str, KpiBlock | pd.DataFrame] | None = None,
         nodes: dict[str, str] | None = None,
         service_of: Callable[[str], str] = service_of_pod,
+        logs: LogSource | None = None,
     ) -> None:
         self.quality = DataQuality()
+        self.logs = logs
         self._spans = clean_spans(spans, self.quality) if spans is not None else empty_frame()
         self._metrics: MetricFrames = as_blocks(metrics)
         self._nodes = dict(nodes or {})

@@ -1,4 +1,5 @@
-"""The Nezha layout (``rca_data/<day>``): per-minute trace CSVs and per-pod metric CSVs.
+"""The Nezha layout (``rca_data/<day>``): per-minute trace CSVs, per-pod metric CSVs and, where
+the day has them, per-minute log CSVs (``telemetry.nezha_logs``).
 
 Files are read lazily and cached. File names (``HH_MM_trace.csv``) are only a hint for which
 files may hold a time range: spans and samples are always selected by their own timestamps,
@@ -22,6 +23,7 @@ from thinkfl_operator.errors import DatasetError
 from thinkfl_operator.telemetry.csvio import read_table
 from thinkfl_operator.telemetry.memory import MemoryStore
 from thinkfl_operator.telemetry.naming import service_of_pod
+from thinkfl_operator.telemetry.nezha_logs import NezhaLogs, has_logs
 from thinkfl_operator.telemetry.quality import DataQuality
 from thinkfl_operator.telemetry.spans import (
     categorical,
@@ -74,6 +76,7 @@ class NezhaStore(MemoryStore):
         }
         self._loaded: set[Path] = set()
         self._metric_cache: dict[str, KpiBlock] = {}
+        self.logs = NezhaLogs(root / "log", self.quality) if has_logs(root) else None
 
     # spans -------------------------------------------------------------------------------
     def _files_for(self, start_us: int, end_us: int) -> list[Path]:

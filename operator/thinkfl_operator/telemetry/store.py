@@ -9,6 +9,7 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 
+from thinkfl_operator.telemetry.loglines import LogSource
 from thinkfl_operator.telemetry.quality import DataQuality
 from thinkfl_operator.telemetry.spans import SpanTable
 
@@ -56,6 +57,8 @@ class Store(Protocol):
 
     name: str
     quality: DataQuality
+    #: Where the application's log lines come from (None: no log evidence).
+    logs: LogSource | None
 
     def spans_between(self, start_us: int, end_us: int) -> SpanTable:
         """Every span that starts in [start_us, end_us) (by its own timestamp)."""

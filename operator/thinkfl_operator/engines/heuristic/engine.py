@@ -7,7 +7,11 @@
 3. Rank services by their best pod; services with no shift follow, the entry service of the
    window's traces first (an entry service that fails fast leaves little trace downstream),
    then by metric fluctuation.
-4. Walk the tools along the most anomalous traces so the path is readable, then print_results.
+4. Fuse with the incident's log shifts (each service's template mix against its history) and
+   CPU shifts (``fusion``): a service's suspicion is its strongest evidence of any kind, so a
+   code fault that only logs show still comes first. A window without spans is diagnosed from
+   logs and metrics alone.
+5. Walk the tools along the most anomalous traces so the path is readable, then print_results.
 """
 
 from __future__ import annotations
@@ -17,15 +21,20 @@ import time
 from thinkfl_operator.engines.heuristic import walk
 from thinkfl_operator.engines.heuristic.cache import MeasuredCache
 from thinkfl_operator.engines.heuristic.critical import trace_evidence
+from thinkfl_operator.engines.heuristic.fusion import fuse
+from thinkfl_operator.engines.heuristic.logevidence import read_log_evidence
+from thinkfl_operator.engines.heuristic.resources import cpu_shifts
 from thinkfl_operator.engines.heuristic.scoring import PodEvidence, score_pods
 from thinkfl_operator.engines.heuristic.signals import compute_shifts, span_measurements
 from thinkfl_operator.engines.heuristic.window import Windows, split
+from thinkfl_operator.errors import NoEvidence
+from thinkfl_operator.evidence.logshift import LogEvidence, log_lines, log_notes
 from thinkfl_operator.evidence.toolbox import Toolbox
 from thinkfl_operator.evidence.topology import observed
 from thinkfl_operator.models import Candidate, Diagnosis, Fluctuation, Incident, Topology, Usage
 from thinkfl_operator.ranking import rank
 from thinkfl_operator.settings import Settings
-from thinkfl_operator.telemetry.spans import SpanTable
+from thinkfl_operator.telemetry.spans import SpanTable, empty_frame
 from thinkfl_operator.telemetry.store import Store
 
 #: How many of the leading services get their metrics checked for corroboration.
@@ -50,7 +59,10 @@ class HeuristicEngine:
 
     def diagnose(self, store: Store, incident: Incident) -> Diagnosis:
         clock = _Clock()
-        win = split(store, incident, self.settings.heuristic, self._cache)
+        try:
+            win = split(store, incident, self.settings.heuristic, self._cache)
+        except NoEvidence as exc:
+            return self._without_spans(store, incident, clock, exc)
         clock.lap("load")
         pods = score_pods(compute_shifts(win.baseline, win.window, win.measured))
         if not pods and incident.trace_id:
@@ -61,18 +73,51 @@ class HeuristicEngine:
                   walk.pick_traces(win.window, leader,
                                   incident.max_traces or self.settings.heuristic.max_traces))
         tools = self._toolbox(store, win, traces)
-        topology = _topology(store, win)
+        logs = read_log_evidence(store, win.start_s, win.end_s, self.settings.logs)
+        topology = _topology(store, win, logs)
         self._corroborate(tools, pods, win.anchor_s)
         ordered = _order(pods, topology, win, tools)
         clock.lap("rank")
+        start = win.start_s - self.settings.logs.lead_seconds
+        ordered = fuse(ordered, logs, cpu_shifts(store, start, win.end_s))
+        clock.lap("logs")
         self._walk(tools, win, ordered, pods, traces)
+        return self._finish(store, tools, ordered, topology, traces, logs, clock)
+
+    def _without_spans(self, store: Store, incident: Incident, clock: _Clock, exc: NoEvidence) -> Diagnosis:
+        """No spans in the window (tracing off or sampled away): logs and metrics alone, when
+        the incident has a time and the store has either; else the NoEvidence stands."""
+        cfg = self.settings.heuristic
+        if incident.time_s is None:
+            raise exc
+        start, end = incident.time_s - cfg.lead_seconds, incident.time_s + (incident.window_s or cfg.window_seconds)
+        logs = read_log_evidence(store, start, end, self.settings.logs)
+        cpu = cpu_shifts(store, start - self.settings.logs.lead_seconds, end)
+        if (logs is None or not logs.usable) and not cpu:
+            raise exc
+        clock.lap("logs")
+        ev = self.settings.evidence
+        tools = Toolbox(store, SpanTable(empty_frame()), ev.max_tool_chars, ev.baseline_minutes * 60,
+                        ev.current_minutes * 60, ev.sigma)
+        ordered = fuse([], logs, cpu)
+        topology = observed(store, logs.pods if logs is not None else {}, {})
+        for cand in ordered[:3]:
+            tools.search_fluctuating_metrics(cand.service, str(int(incident.time_s * 1000)))
+        note = "no spans in the incident window: diagnosed from " + \
+            " and ".join(k for k, v in (("logs", logs is not None and logs.usable), ("metrics", bool(cpu))) if v)
+        return self._finish(store, tools, ordered, topology, [], logs, clock, [note])
+
+    def _finish(self, store: Store, tools: Toolbox, ordered: list[Candidate], topology: Topology,
+                traces: list[str], logs: LogEvidence | None, clock: _Clock,
+                notes: list[str] | None = None) -> Diagnosis:
         result = rank(ordered, topology, minimum=self.settings.heuristic.min_candidates)[:MAX_CANDIDATES]
         tools.print_results([Candidate(r.node, r.service, r.pod) for r in result])
         clock.lap("walk")
         usage = Usage(tool_calls=len(tools.steps), seconds=clock.laps)
         roots = [r for t in traces if (r := tools.spans.trace(t).root()) is not None]
         return Diagnosis(root_causes=result, engine=self.name, steps=tools.steps, traces=traces,
-                         usage=usage, notes=store.quality.notes(), topology=topology, roots=roots)
+                         usage=usage, notes=[*(notes or []), *log_notes(logs), *store.quality.notes()],
+                         topology=topology, roots=roots, log_evidence=log_lines(logs))
 
     def _toolbox(self, store: Store, win: Windows, traces: list[str]) -> Toolbox:
         """Tools over the traces to walk (the index is built for those spans only)."""
@@ -131,10 +176,12 @@ def _metric_reason(found: list[Fluctuation]) -> str:
     return f"{f.kpi} {f.regular_mean:.2f} → {f.current_mean:.2f}"
 
 
-def _topology(store: Store, win: Windows) -> Topology:
+def _topology(store: Store, win: Windows, logs: LogEvidence | None = None) -> Topology:
     pairs = win.window[["pod", "service", "node"]].drop_duplicates("pod")
     pods = {str(p): str(s) for p, s in zip(pairs["pod"], pairs["service"], strict=True)}
     nodes = {str(p): str(n) for p, n in zip(pairs["pod"], pairs["node"], strict=True)}
+    for pod, service in (logs.pods.items() if logs is not None else ()):
+        pods.setdefault(pod, service)
     return observed(store, pods, nodes)
 
 

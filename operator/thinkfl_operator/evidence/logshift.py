@@ -1,0 +1,216 @@
+"""How far each service's mix of log templates in the incident window departs from its history.
+
+Code-level faults barely move traces and metrics, and show plainly in logs: a thrown exception
+makes a line that normally follows another one vanish, a wrong return value makes a new ERROR
+line appear or a usual one stop. Per service, each template's share of the service's lines in
+the window is compared with its share in the service's pooled history (minutes before the
+window, a guard left out): ``z = (n_w − N_w·p) / sqrt(N_w·p·(1−p) + 1)`` with ``p`` the
+history share (smoothed). Shares, not raw rates, so a change of load that moves every line of a
+service alike is no anomaly. A service that logged steadily and fell silent is one too.
+
+Rates shown to a person are per minute of *covered* time (``LogBatch.coverage``), so a source
+that could not read everything (a budget, an entry limit, missing files) never fakes a drop.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from thinkfl_operator.evidence.templates import is_problem, levels, templates
+from thinkfl_operator.telemetry.loglines import LogBatch, covered_seconds
+
+#: Templates of one service kept as evidence (strongest first).
+KEPT_TEMPLATES = 3
+#: A service that logged at least this many lines per window-length of history and none in
+#: the window fell silent.
+SILENT_MIN_EXPECTED = 10.0
+#: A template shift weaker than this is not shown as evidence.
+MIN_SHOWN_Z = 3.0
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateShift:
+    """One template's change in one service."""
+
+    service: str
+    template: str
+    level: str
+    before_per_min: float
+    during_per_min: float
+    z: float
+
+    def describe(self) -> str:
+        """``new ERROR `…` 0 → 19 per minute``, ``template `…` 27 → 0 per minute``."""
+        label = "template"
+        if self.before_per_min == 0 and self.during_per_min > 0:
+            label = f"new {self.level}" if self.level else "new template"
+        elif self.during_per_min == 0:
+            label = "vanished template"
+        elif is_problem(self.level):
+            label = f"{self.level} template"
+        return (f"{label} `{_shown(self.template)}` {_rate(self.before_per_min)} → "
+                f"{_rate(self.during_per_min)} per minute")
+
+
+@dataclass(slots=True)
+class ServiceLogs:
+    """A service's log shift: its score (strongest |z|) and the templates behind it."""
+
+    service: str
+    score: float
+    lines_window: int
+    lines_history: int
+    shifts: list[TemplateShift] = field(default_factory=list)
+    silent: bool = False
+
+    def reason(self) -> str:
+        if self.silent:
+            return f"stopped logging: {self.lines_history} lines before, none in the window"
+        return "; ".join(s.describe() for s in self.shifts[:2])
+
+
+@dataclass(slots=True)
+class LogEvidence:
+    """Per-service log shifts of one incident and what they were computed from."""
+
+    services: dict[str, ServiceLogs]
+    window_minutes: float
+    history_minutes: float
+    lines: int
+    source: str = ""
+    notes: list[str] = field(default_factory=list)
+    pods: dict[str, str] = field(default_factory=dict)  # pod → service of the lines read
+
+    @property
+    def usable(self) -> bool:
+        return self.window_minutes > 0 and self.history_minutes > 0 and bool(self.services)
+
+    def ranked(self) -> list[ServiceLogs]:
+        return sorted(self.services.values(), key=lambda s: s.score, reverse=True)
+
+    def robust_z(self) -> dict[str, float]:
+        """Each service's score as a robust z against the other services (median, MAD)."""
+        if not self.services:
+            return {}
+        scores = np.array([s.score for s in self.services.values()])
+        median = float(np.median(scores))
+        scale = max(1.4826 * float(np.median(np.abs(scores - median))), 0.5)
+        return {name: (s.score - median) / scale for name, s in self.services.items()}
+
+
+def log_shifts(batch: LogBatch, window: tuple[float, float], history: tuple[float, float],
+               source: str = "") -> LogEvidence:
+    """Shifts of the template mix in ``window`` against ``history`` (epoch-second intervals)."""
+    counts = _counts(batch, window, history)
+    w_min = _covered(batch, *window) / 60.0
+    h_min = _covered(batch, *history) / 60.0
+    evidence = LogEvidence({}, w_min, h_min, len(batch.lines), source, list(batch.notes))
+    if not batch.lines.empty:
+        pairs = batch.lines[["pod", "service"]].drop_duplicates("pod")
+        evidence.pods = {str(p): str(s) for p, s in zip(pairs["pod"], pairs["service"], strict=True) if p}
+    if counts.empty or w_min <= 0 or h_min <= 0:
+        return evidence
+    for service, group in counts.groupby("service", sort=False, observed=True):
+        evidence.services[str(service)] = _service_shift(str(service), group, w_min, h_min)
+    return evidence
+
+
+def _counts(batch: LogBatch, window: tuple[float, float], history: tuple[float, float]) -> pd.DataFrame:
+    """service, template, level, window count, history count."""
+    parts = []
+    if not batch.lines.empty:
+        t = batch.lines["time_ns"].to_numpy() / 1e9
+        where = np.where((t >= window[0]) & (t < window[1]), 1, np.where((t >= history[0]) & (t < history[1]), 0, -1))
+        keep = where >= 0
+        lines = batch.lines[keep]
+        if len(lines):
+            frame = pd.DataFrame({"service": lines["service"].to_numpy(), "template": templates(lines["line"]).to_numpy(),
+                                  "level": levels(lines["line"]).to_numpy(), "in_window": where[keep] == 1})
+            parts.append(frame.assign(n=1))
+    if not batch.patterns.empty:
+        p = batch.patterns
+        t = p["time_s"].to_numpy(dtype="float64")
+        where = np.where((t >= window[0]) & (t < window[1]), 1, np.where((t >= history[0]) & (t < history[1]), 0, -1))
+        p = p[where >= 0]
+        parts.append(pd.DataFrame({"service": p["service"].to_numpy(), "template": p["pattern"].to_numpy(),
+                                   "level": levels(p["pattern"]).to_numpy(), "in_window": where[where >= 0] == 1,
+                                   "n": p["count"].to_numpy()}))
+    if not parts:
+        return pd.DataFrame()
+    frame = pd.concat(parts, ignore_index=True)
+    grouped = frame.groupby(["service", "template", "level", "in_window"], sort=False)["n"].sum().unstack(fill_value=0)
+    grouped = grouped.reindex(columns=[False, True], fill_value=0)
+    grouped.columns = ["history", "window"]
+    return grouped.reset_index()
+
+
+def _service_shift(service: str, group: pd.DataFrame, w_min: float, h_min: float) -> ServiceLogs:
+    w = group["window"].to_numpy(dtype="float64")
+    h = group["history"].to_numpy(dtype="float64")
+    n_w, n_h = float(w.sum()), float(h.sum())
+    result = ServiceLogs(service, 0.0, int(n_w), int(n_h))
+    if n_h == 0:
+        return result  # nothing to compare with: a service new to the window is no evidence alone
+    if n_w == 0:
+        expected = n_h / h_min * w_min
+        if expected >= SILENT_MIN_EXPECTED:
+            result.score, result.silent = expected / math.sqrt(expected + 1.0), True
+        return result
+    share = (h + 0.5) / (n_h + 0.5 * len(h))
+    expected = n_w * share
+    z = (w - expected) / np.sqrt(expected * (1.0 - share) + 1.0)
+    order = np.argsort(-np.abs(z))
+    result.score = float(abs(z[order[0]]))
+    templates_, levels_ = group["template"].to_numpy(), group["level"].to_numpy()
+    for i in order[:KEPT_TEMPLATES]:
+        if abs(z[i]) < MIN_SHOWN_Z:
+            break
+        result.shifts.append(TemplateShift(service, str(templates_[i]), str(levels_[i]),
+                                           h[i] / h_min, w[i] / w_min, float(z[i])))
+    return result
+
+
+def _covered(batch: LogBatch, start_s: float, end_s: float) -> float:
+    if batch.coverage:
+        return covered_seconds(batch.coverage, start_s, end_s)
+    return max(0.0, end_s - start_s) if not batch.empty else 0.0
+
+
+def _rate(per_min: float) -> str:
+    return f"{per_min:.0f}" if per_min >= 1 or per_min == 0 else f"{per_min:.1f}"
+
+
+def _shown(template: str, limit: int = 80) -> str:
+    text = template
+    for level in ("FATAL", "ERROR", "WARN", "INFO", "DEBUG", "TRACE"):
+        if text.startswith(level + " "):
+            text = text[len(level) + 1:]
+            break
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def log_lines(evidence: LogEvidence | None, limit: int = 5) -> list[str]:
+    """The strongest services' log shifts, one line each, for the status and the CLI."""
+    if evidence is None or not evidence.usable:
+        return []
+    return [f"{s.service}: {s.reason()}" for s in evidence.ranked()[:limit] if s.shifts or s.silent]
+
+
+def log_notes(evidence: LogEvidence | None) -> list[str]:
+    """What the log evidence was made of, and anything a person should know about it."""
+    if evidence is None:
+        return []
+    read = (f"logs: {evidence.lines} lines from {evidence.source or 'the log source'}, "
+            f"{evidence.window_minutes:.1f} min of window against {evidence.history_minutes:.0f} min of history")
+    return [read, *evidence.notes]
+
+
+def strongest(evidence: LogEvidence, services: Sequence[str]) -> ServiceLogs | None:
+    """The named service with the strongest log shift (None when none shifted)."""
+    found = [evidence.services[s] for s in services if s in evidence.services]
+    return max(found, key=lambda s: s.score, default=None)

@@ -1,0 +1,204 @@
+"""The Nezha ``log/`` folder: per-minute CSVs of Docker json-file records, as log lines.
+
+``HH_MM_log.csv`` has ``Timestamp,TimeUnixNano,Node,PodName,Container,TraceID,SpanID,Log``;
+``Log`` is the Docker record (``{"log": "<line>\\n", "stream": …, "time": …}``). The same rules
+as for trace files hold: file names only hint at which files may hold a time range, lines are
+picked by their own ``TimeUnixNano``, repeated lines of overlapping files are kept once, and
+broken rows (a record spliced into another, a time that is not a number) are skipped and
+counted, never fatal. A file covers the runs of its lines' times (a stray line hours away from
+the rest does not make the file "cover" those hours), so rates are computed over real coverage.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from thinkfl_operator.telemetry.loglines import (
+    MAX_LINE_CHARS,
+    LogBatch,
+    empty_lines,
+    merge_coverage,
+)
+from thinkfl_operator.telemetry.naming import service_of_pod
+from thinkfl_operator.telemetry.quality import DataQuality
+
+REQUIRED = ("TimeUnixNano", "PodName", "Log")
+_TEXT = ("Timestamp", "Node", "PodName", "Container", "TraceID", "SpanID", "Log")
+_FILE_MINUTE = re.compile(r"^(\d{1,2})_(\d{2})_log\.csv$")
+#: Files whose name-minute lies this far outside a requested range are still read.
+_HINT_SLACK = timedelta(minutes=20)
+#: Lines further apart than this split a file's coverage into separate runs (seconds).
+_RUN_GAP_S = 30.0
+#: A run of fewer lines than this is a stray row, not coverage.
+_MIN_RUN_LINES = 10
+#: The ``log`` field of a Docker json-file record (escapes kept, undone below).
+_DOCKER_LOG = r'^\s*\{\s*"log"\s*:\s*"(?P<line>(?:[^"\\]|\\.)*)"'
+_ESCAPES = (("\\n", "\n"), ("\\t", "\t"), ('\\"', '"'), ("\\/", "/"), ("\\\\", "\\"))
+
+
+def has_logs(day: Path) -> bool:
+    return (day / "log").is_dir() and any((day / "log").glob("*.csv"))
+
+
+class NezhaLogs:
+    """A ``LogSource`` over one day's ``log/`` folder (files read lazily, then kept)."""
+
+    name = "nezha logs"
+
+    def __init__(self, folder: Path, quality: DataQuality | None = None) -> None:
+        self.folder = folder
+        self.quality = quality if quality is not None else DataQuality()
+        self._files = sorted(folder.glob("*.csv")) if folder.is_dir() else []
+        self._day = _folder_day(folder.parent)
+        self._loaded: set[Path] = set()
+        self._lines = empty_lines()
+        self._coverage: tuple[tuple[float, float], ...] = ()
+
+    def logs(self, start_s: float, end_s: float, services: Sequence[str] = ()) -> LogBatch:
+        self._ensure_loaded(self._files_for(start_s, end_s))
+        times = self._lines["time_ns"].to_numpy()
+        lo, hi = times.searchsorted(int(start_s * 1e9)), times.searchsorted(int(end_s * 1e9))
+        lines = self._lines.iloc[lo:hi]
+        if services:
+            lines = lines[lines["service"].isin(list(services))]
+        coverage = tuple((max(a, start_s), min(b, end_s)) for a, b in self._coverage
+                         if b > start_s and a < end_s)
+        return LogBatch(lines=lines, coverage=coverage)
+
+    # files -------------------------------------------------------------------------------
+    def _files_for(self, start_s: float, end_s: float) -> list[Path]:
+        if self._day is None:
+            return self._files
+        lo = datetime.fromtimestamp(max(start_s, 0), UTC) - _HINT_SLACK
+        hi = datetime.fromtimestamp(min(end_s, 253_000_000_000), UTC) + _HINT_SLACK
+        chosen = []
+        for path in self._files:
+            match = _FILE_MINUTE.match(path.name)
+            minute = None if match is None else \
+                self._day + timedelta(hours=int(match.group(1)), minutes=int(match.group(2)))
+            if minute is None or lo <= minute <= hi:
+                chosen.append(path)
+        return chosen
+
+    def _ensure_loaded(self, paths: list[Path]) -> None:
+        new = [p for p in paths if p not in self._loaded]
+        if not new:
+            return
+        frames, runs = [], list(self._coverage)
+        for path in new:
+            frame = self._read(path)
+            runs += _runs(frame["time_ns"].to_numpy())
+            frames.append(frame)
+        self._loaded.update(new)
+        merged = pd.concat([self._lines, *frames], ignore_index=True)
+        repeated = merged.duplicated(["time_ns", "pod", "line"], keep="first")
+        self.quality.add("repeated log lines", int(repeated.sum()))
+        merged = merged[~repeated.to_numpy()]
+        self._lines = merged.sort_values("time_ns", kind="stable").reset_index(drop=True)
+        self._coverage = merge_coverage(runs)
+
+    def _read(self, path: Path) -> pd.DataFrame:
+        table = _read_csv(path, self.quality)
+        times = _int_column(table.column("TimeUnixNano"))
+        line = _docker_lines(table.column("Log"))
+        keep = pc.and_(pc.is_valid(times), pc.is_valid(line))
+        kept = pc.sum(pc.cast(keep, pa.int64())).as_py() or 0
+        self.quality.add("log rows without a time", len(table) - int(kept))
+        pods = _text(table, "PodName")
+        frame = pd.DataFrame({
+            "time_ns": times.to_numpy(zero_copy_only=False),
+            "pod": pods,
+            "line": line.to_numpy(zero_copy_only=False),
+            "trace_id": _text(table, "TraceID"),
+            "span_id": _text(table, "SpanID"),
+        })[keep.to_numpy(zero_copy_only=False)]
+        frame["time_ns"] = frame["time_ns"].astype("int64")
+        long = frame["line"].str.len() > MAX_LINE_CHARS
+        if long.any():
+            self.quality.add(f"log lines cut to {MAX_LINE_CHARS} characters", int(long.sum()))
+            frame.loc[long, "line"] = frame.loc[long, "line"].str.slice(0, MAX_LINE_CHARS)
+        names = {p: service_of_pod(p) for p in frame["pod"].unique()}
+        frame.insert(2, "service", frame["pod"].map(names))
+        return frame
+
+
+def _read_csv(path: Path, quality: DataQuality) -> pa.Table:
+    """The file with broken rows (wrong column count) skipped and counted."""
+    from thinkfl_operator.errors import DatasetError
+
+    try:
+        header = path.open("r", encoding="utf-8", errors="replace").readline()
+    except OSError as exc:
+        raise DatasetError(path, f"cannot read: {exc.strerror or exc}") from None
+    names = [h.strip() for h in header.strip().split(",")]
+    missing = [c for c in REQUIRED if c not in names]
+    if missing:
+        raise DatasetError(path, f"missing column(s) {', '.join(missing)}; header is {header.strip()[:200]!r}")
+    broken = 0
+
+    def skip(_row: pacsv.InvalidRow) -> str:
+        nonlocal broken
+        broken += 1
+        return "skip"
+
+    types = {c: pa.string() for c in names}
+    try:
+        table = pacsv.read_csv(path, parse_options=pacsv.ParseOptions(invalid_row_handler=skip),
+                               convert_options=pacsv.ConvertOptions(column_types=types))
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise DatasetError(path, f"malformed CSV: {str(exc).splitlines()[0]}") from None
+    quality.add("broken log rows (wrong number of fields)", broken)
+    return table
+
+
+def _int_column(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Text to int64, null where it is not a whole number."""
+    text = pc.utf8_trim_whitespace(column)
+    ok = pc.match_substring_regex(text, r"^\d{1,19}$")
+    return pc.cast(pc.if_else(ok, text, None), pa.int64())
+
+
+def _docker_lines(column: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """The ``log`` field of each Docker record, unescaped, without its trailing newline; a
+    value that is not a Docker record is taken as the line itself."""
+    column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    found = pc.struct_field(pc.extract_regex(column, _DOCKER_LOG), "line")
+    line = pc.if_else(pc.is_valid(found), found, column)
+    for escaped, plain in _ESCAPES:
+        line = pc.replace_substring(line, escaped, plain)
+    return pc.utf8_rtrim(line, characters="\r\n")
+
+
+def _text(table: pa.Table, name: str) -> np.ndarray:
+    if name not in table.column_names:
+        return np.full(len(table), "", dtype=object)
+    return np.asarray(pc.fill_null(table.column(name), "").to_numpy(zero_copy_only=False), dtype=object)
+
+
+def _runs(times_ns: np.ndarray) -> list[tuple[float, float]]:
+    """The time runs a file covers: its sorted line times split at gaps, stray lines dropped."""
+    if len(times_ns) == 0:
+        return []
+    t = np.sort(times_ns.astype("float64") / 1e9)
+    cuts = np.flatnonzero(np.diff(t) > _RUN_GAP_S) + 1
+    out = []
+    for part in np.split(t, cuts):
+        if len(part) >= _MIN_RUN_LINES:
+            out.append((float(part[0]), float(part[-1])))
+    return out
+
+
+def _folder_day(root: Path) -> datetime | None:
+    try:
+        return datetime.strptime(root.name[:10], "%Y-%m-%d").replace(tzinfo=UTC)
+    except ValueError:
+        return None

@@ -198,6 +198,9 @@ class Diagnosis:
     # What the logs showed, one line a person reads per service ("ts-route-service: vanished
     # template `RouteController#53 …` 27 → 0 per minute"); empty when no log evidence was read.
     log_evidence: list[str] = field(default_factory=list)
+    # The service the logs alone put first with a strong shift ("" when none): ``auto`` puts it
+    # ahead of a model answer that names another (the model cannot see logs).
+    log_lead: str = ""
     # ``auto`` answered for the model because its endpoint was unreachable: asking again later
     # may give the model's answer (the operator does, within its tries).
     llm_unreachable: bool = False

@@ -21,7 +21,7 @@ import time
 from thinkfl_operator.engines.heuristic import walk
 from thinkfl_operator.engines.heuristic.cache import MeasuredCache
 from thinkfl_operator.engines.heuristic.critical import trace_evidence
-from thinkfl_operator.engines.heuristic.fusion import fuse
+from thinkfl_operator.engines.heuristic.fusion import fuse, log_lead
 from thinkfl_operator.engines.heuristic.logevidence import read_log_evidence
 from thinkfl_operator.engines.heuristic.resources import cpu_shifts
 from thinkfl_operator.engines.heuristic.scoring import PodEvidence, score_pods
@@ -117,7 +117,8 @@ class HeuristicEngine:
         roots = [r for t in traces if (r := tools.spans.trace(t).root()) is not None]
         return Diagnosis(root_causes=result, engine=self.name, steps=tools.steps, traces=traces,
                          usage=usage, notes=[*(notes or []), *log_notes(logs), *store.quality.notes()],
-                         topology=topology, roots=roots, log_evidence=log_lines(logs))
+                         topology=topology, roots=roots, log_evidence=log_lines(logs),
+                         log_lead=log_lead(ordered, logs))
 
     def _toolbox(self, store: Store, win: Windows, traces: list[str]) -> Toolbox:
         """Tools over the traces to walk (the index is built for those spans only)."""

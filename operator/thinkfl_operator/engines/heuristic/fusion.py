@@ -27,6 +27,18 @@ CPU_WEIGHT = 2.0
 CPU_OFFSET = 10.0
 #: Share of the summed evidence added to the strongest (corroboration).
 CORROBORATION = 0.2
+#: A log robust z this strong makes the service the logs' own lead (``Diagnosis.log_lead``).
+STRONG_LOG_Z = 10.0
+
+
+def log_lead(ordered: list[Candidate], logs: LogEvidence | None) -> str:
+    """The top service when its log shift alone is strong and the strongest of all services."""
+    if not ordered or logs is None or not logs.usable:
+        return ""
+    log_z = logs.robust_z()
+    top = ordered[0].service
+    best = max(log_z, key=lambda s: log_z[s], default="")
+    return top if best == top and log_z.get(top, 0.0) >= STRONG_LOG_Z else ""
 
 
 def fuse(ordered: list[Candidate], logs: LogEvidence | None, cpu: dict[str, CpuShift]) -> list[Candidate]:
@@ -62,5 +74,10 @@ def _candidate(base: Candidate, service: str, parts: dict[str, float], score: fl
         reasons.append(shift.describe())
     if base.reason and (parts["traces"] > 0 or not reasons):
         reasons.insert(0 if lead == "traces" else len(reasons), base.reason)
-    pod = base.pod or (shift.pod if shift is not None and lead == "cpu" else "")
+    pod = base.pod
+    if not pod and lead == "cpu" and shift is not None:
+        pod = shift.pod
+    elif not pod and lead == "logs" and logs is not None:
+        pods = [p for p, s in logs.pods.items() if s == service]
+        pod = pods[0] if len(pods) == 1 else ""  # several pods: the logs do not say which
     return Candidate(base.node, service, pod, "; ".join(r for r in reasons if r), score)

@@ -117,10 +117,11 @@ class ThinkFLEngine:
         topology = _topology(store, [tools for _, tools in outcomes])
         padding = [Candidate(c.node, c.service, c.pod, f"deterministic engine: {c.reason}" if c.reason
                              else "deterministic engine: ranked next") for c in baseline.root_causes]
+        candidates, lead_note = self._with_log_lead(baseline, candidates)
         ranked = rank(candidates, topology, fallback=padding, minimum=self.settings.heuristic.min_candidates)
         usage = Usage(seconds={"heuristic": sum(baseline.usage.seconds.values()), "total": seconds})
         account_usage(usage, outcomes)
-        notes = [p for o, _ in outcomes for p in o.problems][:20]
+        notes = [*lead_note, *[p for o, _ in outcomes for p in o.problems][:20]]
         return Diagnosis(
             root_causes=ranked,
             engine="thinkfl",
@@ -131,7 +132,23 @@ class ThinkFLEngine:
             notes=notes + baseline.notes,
             transcript=[m for o, _ in outcomes for m in o.messages],
             topology=topology,
+            log_evidence=list(baseline.log_evidence),
+            log_lead=baseline.log_lead,
         )
+
+    def _with_log_lead(self, baseline: Diagnosis, candidates: list[Candidate]) -> tuple[list[Candidate], list[str]]:
+        """``auto``: a service the logs alone put first with a strong shift goes ahead of a model
+        answer naming another (the model's tools show no logs); the model's order follows."""
+        lead = baseline.log_lead
+        if not self.auto or not lead or (candidates and candidates[0].service == lead):
+            return candidates, []
+        first = next((c for c in baseline.root_causes if c.service == lead), None)
+        if first is None:
+            return candidates, []
+        put = Candidate(first.node, lead, first.pod, f"logs: {first.reason}")
+        model_top = candidates[0].service if candidates else "nothing"
+        note = f"logs put {lead} first (strong log shift the model cannot see); the model's top was {model_top}"
+        return [put, *[c for c in candidates if c.service != lead]], [note]
 
 
 def account_usage(usage: Usage, outcomes: list[tuple[Outcome, Toolbox]]) -> None:

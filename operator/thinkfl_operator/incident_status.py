@@ -25,7 +25,7 @@ from thinkfl_operator.models import Diagnosis, RootCause, Step, Usage
 
 PENDING, DIAGNOSING, DIAGNOSED, FAILED = "Pending", "Diagnosing", "Diagnosed", "Failed"
 #: Condition types.
-COND_DIAGNOSED, COND_LLM_FALLBACK = "Diagnosed", "LLMFallback"
+COND_DIAGNOSED, COND_LLM_FALLBACK, COND_LOGS = "Diagnosed", "LLMFallback", "LogEvidence"
 
 # Caps from the CRD schema.
 MAX_ROOT_CAUSES = 10
@@ -48,7 +48,9 @@ _REASON = re.compile(r"[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?")
 _STATUSES = ("True", "False", "Unknown")
 #: What a diagnosis writes; the other phases clear them.
 RESULT_FIELDS = ("topCause", "summary", "rootCauses", "traces", "steps", "engine", "model",
-                 "usage", "notes", "completedAt", "record", "grade")
+                 "usage", "notes", "logEvidence", "completedAt", "record", "grade")
+MAX_LOG_LINES = 5
+LOG_LINE_CHARS = 512
 
 
 def diagnosed(diagnosis: Diagnosis, generation: int, started: datetime, completed: datetime,
@@ -59,6 +61,7 @@ def diagnosed(diagnosis: Diagnosis, generation: int, started: datetime, complete
     conds = set_condition(list(conditions or []), COND_DIAGNOSED, "True", "Diagnosed",
                           _diagnosed_message(diagnosis), generation, completed)
     conds = _fallback_condition(conds, diagnosis.fallback_reason, generation, completed)
+    conds = _logs_condition(conds, diagnosis, generation, completed)
     return {
         "phase": DIAGNOSED,
         "observedGeneration": generation,
@@ -72,6 +75,7 @@ def diagnosed(diagnosis: Diagnosis, generation: int, started: datetime, complete
         "model": _cut(diagnosis.model, NAME_CHARS),
         "usage": usage_entry(diagnosis.usage, (completed - started).total_seconds()),
         "notes": notes,
+        "logEvidence": [_line(x, LOG_LINE_CHARS) for x in diagnosis.log_evidence[:MAX_LOG_LINES]],
         "startedAt": rfc3339(started),
         "completedAt": rfc3339(completed),
     }
@@ -232,6 +236,22 @@ def _fallback_condition(conditions: list[dict[str, Any]], reason: str | None, ge
         return set_condition(conditions, COND_LLM_FALLBACK, "False", "NoFallback",
                              "the configured engine answered", generation, now)
     return conditions
+
+
+def _logs_condition(conditions: list[dict[str, Any]], diagnosis: Diagnosis, generation: int,
+                    now: datetime) -> list[dict[str, Any]]:
+    """LogEvidence True (LogsRead) or False (LogsUnavailable, the diagnosis went on without
+    logs); absent when no log source is configured."""
+    if diagnosis.logs_read is None:
+        return conditions
+    about = next((n for n in diagnosis.notes if n.startswith("logs: ")), "")
+    if diagnosis.logs_read:
+        return set_condition(conditions, COND_LOGS, "True", "LogsRead",
+                             about[len("logs: "):] or "log lines read", generation, now)
+    problems = [n for n in diagnosis.notes if "log" in n.lower() and n != about]
+    message = "; ".join(problems) or "the log source had too little to compare"
+    return set_condition(conditions, COND_LOGS, "False", "LogsUnavailable",
+                         f"diagnosed without logs: {message}", generation, now)
 
 
 def _diagnosed_message(diagnosis: Diagnosis) -> str:

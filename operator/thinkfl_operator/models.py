@@ -201,6 +201,9 @@ class Diagnosis:
     # The service the logs alone put first with a strong shift ("" when none): ``auto`` puts it
     # ahead of a model answer that names another (the model cannot see logs).
     log_lead: str = ""
+    # Whether log evidence was used: None = no log source, True = read and compared with its
+    # history, False = the source failed or had too little (the notes say why).
+    logs_read: bool | None = None
     # ``auto`` answered for the model because its endpoint was unreachable: asking again later
     # may give the model's answer (the operator does, within its tries).
     llm_unreachable: bool = False

@@ -68,8 +68,14 @@ DISTINCT = {
     "logging": {"level": "DEBUG", "format": "console"},
     "alerts": {"serviceLabels": ["svc", "app"], "namespace": "team-b", "engine": "heuristic",
                "namespaceLabel": "kubernetes_namespace"},
+    "logs": {"enabled": False, "podLogs": True, "historyMinutes": 45.5, "maxLines": 1234567,
+             "loki": {"url": "http://loki-gateway.monitoring", "tenant": "team-b", "labels": {
+                 "namespace": "k8s_namespace_name", "pod": "k8s_pod_name",
+                 "service": ["k8s_deployment_name"]}}},
 }
-EXTRA_PROFILES: dict[str, dict[str, Any]] = {"distinct": DISTINCT}
+# pods/log without Loki and without topology.readPods, the whole cluster watched.
+POD_LOGS = {"logs": {"podLogs": True}}
+EXTRA_PROFILES: dict[str, dict[str, Any]] = {"distinct": DISTINCT, "pod-logs": POD_LOGS}
 # Each value the operator's environment carries as is → the Settings field it becomes.
 VALUE_SETTINGS = {
     "watchNamespaces": "operator.namespaces",
@@ -97,21 +103,32 @@ VALUE_SETTINGS = {
     "alerts.serviceLabels": "alerts.service_labels",
     "alerts.engine": "alerts.engine",
     "alerts.namespaceLabel": "alerts.namespace_label",
+    "logs.enabled": "logs.enabled",
+    "logs.loki.url": "logs.loki_url",
+    "logs.loki.tenant": "logs.loki_tenant",
+    "logs.loki.labels.namespace": "logs.namespace_label",
+    "logs.loki.labels.pod": "logs.pod_label",
+    "logs.loki.labels.service": "logs.service_labels",
+    "logs.podLogs": "logs.pod_logs",
+    "logs.historyMinutes": "logs.history_minutes",
+    "logs.maxLines": "logs.max_lines",
 }
 # RBAC, after kopf's docs/deployment-rbac.yaml. Framework: what kopf 1.45 itself calls -- CRDs
 # listed and watched (resource observation), namespaces listed and watched only when given
 # namespaces are watched (namespace observer), Events POSTed. The operator runs kopf standalone:
 # no peering. Application: what the operator does with its own resource -- list, watch and patch
-# (progress annotations), create (the Alertmanager webhook), and the status patched.
+# (progress annotations), create (the Alertmanager webhook), and the status patched; pods listed
+# for their nodes (topology.readPods) or for their logs, read through pods/log (logs.podLogs).
 FRAMEWORK_CLUSTER_RULES = {("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"}}
 FRAMEWORK_NAMESPACE_RULES = {("", "namespaces"): {"list", "watch"}}  # namespaced installs only
 FRAMEWORK_NAMESPACED_RULES = {("", "events"): {"create"}}
 APPLICATION_RULES = {("thinkfl.dev", "failureincidents"): {"list", "watch", "patch", "create"},
                      ("thinkfl.dev", "failureincidents/status"): {"patch"}}
-POD_RULES = {("", "pods"): {"list"}}  # topology.readPods only
+POD_RULES = {("", "pods"): {"list"}}  # topology.readPods or logs.podLogs
+LOG_RULES = {("", "pods/log"): {"get"}}  # logs.podLogs only
 NAMESPACED_RULES = FRAMEWORK_NAMESPACED_RULES | APPLICATION_RULES
 HEADINGS = {"Framework": FRAMEWORK_CLUSTER_RULES | FRAMEWORK_NAMESPACE_RULES
-            | FRAMEWORK_NAMESPACED_RULES, "Application": APPLICATION_RULES | POD_RULES}
+            | FRAMEWORK_NAMESPACED_RULES, "Application": APPLICATION_RULES | POD_RULES | LOG_RULES}
 WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection", "escalate", "bind",
                "impersonate", "*"}
 # An excerpt of prometheus-operator's ServiceMonitor (monitoring.coreos.com/v1) CRD schema: the
@@ -336,9 +353,12 @@ def _docker_ignored(path: str) -> bool:
 
 
 def _namespaced_rules(profile: str) -> dict[tuple[str, str], set[str]]:
-    """The namespaced rules the profile grants: pods only with topology.readPods."""
-    pods = POD_RULES if _merged(profile)["topology"]["readPods"] else {}
-    return NAMESPACED_RULES | pods
+    """The namespaced rules the profile grants: pods listed only with topology.readPods or
+    logs.podLogs, their logs read only with logs.podLogs."""
+    merged = _merged(profile)
+    logs = merged["logs"]["podLogs"]
+    pods = POD_RULES if merged["topology"]["readPods"] or logs else {}
+    return NAMESPACED_RULES | pods | (LOG_RULES if logs else {})
 
 
 def _rules(objects: list[dict[str, Any]]) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
@@ -784,7 +804,7 @@ def test_rbac_rules_sit_under_their_framework_or_application_heading(profile: st
                 assert (group, resource) in HEADINGS[heading], (heading, rule)
 
 
-@pytest.mark.parametrize("profile", [*PROFILES, "distinct"])
+@pytest.mark.parametrize("profile", [*PROFILES, "distinct", "pod-logs"])
 def test_rbac_scope_follows_the_watched_namespaces(profile: str) -> None:
     objects = _objects(profile)
     watched = _merged(profile)["watchNamespaces"]
@@ -815,6 +835,42 @@ def test_rbac_scope_follows_the_watched_namespaces(profile: str) -> None:
             {"kind": "ServiceAccount", "name": RELEASE, "namespace": NAMESPACE}]
         assert binding["roleRef"]["kind"] == (
             "Role" if binding["kind"] == "RoleBinding" else "ClusterRole")
+
+
+@pytest.mark.parametrize("profile", [*PROFILES, "distinct", "pod-logs"])
+def test_rbac_grants_each_call_once(profile: str) -> None:
+    """topology.readPods and logs.podLogs both need pods listed: one rule grants it."""
+    for obj in _objects(profile):
+        if obj["kind"] in ("ClusterRole", "Role"):
+            grants = [(group, resource, verb) for rule in obj["rules"]
+                      for group in rule["apiGroups"] for resource in rule["resources"]
+                      for verb in rule["verbs"]]
+            assert len(grants) == len(set(grants)), obj["rules"]
+
+
+def test_pod_logs_grant_reading_pods_and_their_logs_only_when_asked() -> None:
+    def granted(values: dict[str, Any]) -> set[str]:
+        objects = _parse(_chart().render(values, name=RELEASE, namespace=NAMESPACE))
+        rules = [r for o in objects if o["kind"] in ("ClusterRole", "Role") for r in o["rules"]]
+        return {f"{verb} {resource}" for resource in ("pods", "pods/log")
+                for verb in _granted(rules, "", resource)}
+    assert granted({}) == set()
+    assert granted({"topology": {"readPods": True}}) == {"list pods"}
+    assert granted(POD_LOGS) == {"list pods", "get pods/log"}
+    assert granted({"logs": {"podLogs": True}, "watchNamespaces": ["shop"]}) == {
+        "list pods", "get pods/log"}
+    notes = _render("pod-logs")["thinkfl-operator/templates/NOTES.txt"]
+    assert "Log evidence:         the pods' logs through the Kubernetes API" in notes
+
+
+def test_notes_say_where_log_evidence_comes_from() -> None:
+    def line(profile: str) -> str:
+        notes = _render(profile)["thinkfl-operator/templates/NOTES.txt"]
+        [found] = [n for n in notes.splitlines() if n.startswith("Log evidence:")]
+        return found
+    assert "none. Set logs.loki.url" in line("defaults")
+    assert line("tempo").endswith(f"Grafana Loki at {_merged('tempo')['logs']['loki']['url']}.")
+    assert "off (logs.enabled=false)" in line("distinct")
 
 
 def test_rbac_names_of_same_named_releases_in_two_namespaces_differ() -> None:

@@ -23,7 +23,7 @@ from thinkfl_operator.evaluation.labels import read_faults
 from thinkfl_operator.logs import configure_logging
 from thinkfl_operator.models import Incident
 from thinkfl_operator.settings import Settings, get_settings
-from thinkfl_operator.telemetry.live import open_live
+from thinkfl_operator.telemetry.live import live_logs, open_live
 from thinkfl_operator.telemetry.open import open_dataset
 from thinkfl_operator.telemetry.store import Store
 
@@ -56,12 +56,16 @@ def build_parser() -> argparse.ArgumentParser:
     diag.add_argument("--tempo-url", default=None, metavar="URL", help="Tempo, e.g. http://localhost:3200")
     diag.add_argument("--prometheus-url", default=None, metavar="URL",
                       help="Prometheus, e.g. http://localhost:9090 (KPIs for the metrics tool)")
+    diag.add_argument("--loki-url", default=None, metavar="URL",
+                      help="Grafana Loki, e.g. http://localhost:3100 (log evidence)")
+    diag.add_argument("--namespace", default="", help="namespace of the application's pods (Loki stream selector)")
     diag.add_argument("--time", help='incident time, e.g. "2023-01-30 11:51:46" (UTC) or RFC 3339')
     diag.add_argument("--trace-id", default="", help="diagnose this trace")
     diag.add_argument("--service", default="", help="the service that alerted (optional)")
     diag.add_argument("--window", type=float, default=None, metavar="SECONDS",
                       help="seconds after --time searched for anomalous spans")
     diag.add_argument("--engine", default=None, choices=ENGINES)
+    _logs_option(diag)
     _llm_options(diag)
     diag.add_argument("--json", type=Path, metavar="FILE", help="write the full result as JSON")
 
@@ -69,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
                                          "or replay exported records (RECORDS.jsonl) through --llm-url")
     ev.add_argument("data_dir", type=Path, metavar="DATA_DIR")
     ev.add_argument("--engine", default=None, choices=ENGINES)
+    _logs_option(ev)
     _llm_options(ev)
     ev.add_argument("--json", type=Path, metavar="FILE", help="write one entry per fault as JSON")
 
@@ -78,6 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("data_dir", type=Path, metavar="DATA_DIR")
     records.add_parsers(sub)
     return parser
+
+
+def _logs_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-logs", action="store_true",
+                        help="leave log evidence out (traces and metrics only; THINKFL_LOGS__ENABLED=false)")
 
 
 def _llm_options(parser: argparse.ArgumentParser) -> None:
@@ -90,9 +100,13 @@ def _with_overrides(settings: Settings, args: argparse.Namespace) -> Settings:
     """Command-line LLM options over the environment's settings."""
     update = {k: v for k, v in (("base_url", getattr(args, "llm_url", None)),
                                 ("model", getattr(args, "model", None))) if v}
-    if not update:
-        return settings
-    return settings.model_copy(update={"llm": settings.llm.model_copy(update=update)})
+    if update:
+        settings = settings.model_copy(update={"llm": settings.llm.model_copy(update=update)})
+    logs = {k: v for k, v in (("enabled", False if getattr(args, "no_logs", False) else None),
+                              ("loki_url", getattr(args, "loki_url", None))) if v is not None}
+    if logs:
+        settings = settings.model_copy(update={"logs": settings.logs.model_copy(update=logs)})
+    return settings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -197,9 +211,10 @@ def cmd_diagnose(args: argparse.Namespace, settings: Settings) -> int:
 
 def _store(args: argparse.Namespace, settings: Settings, incident: Incident) -> tuple[Store, str]:
     """The offline folder, or the live backends from the flags (over the settings)."""
-    live = args.jaeger_url or args.tempo_url or args.prometheus_url
+    live = args.jaeger_url or args.tempo_url or args.prometheus_url or args.loki_url
     if args.data_dir is not None and live:
-        raise UserInputError("give either DATA_DIR or live backends (--jaeger-url/--tempo-url/--prometheus-url)")
+        raise UserInputError("give either DATA_DIR or live backends "
+                             "(--jaeger-url/--tempo-url/--prometheus-url/--loki-url)")
     if args.data_dir is not None:
         return open_dataset(args.data_dir), str(args.data_dir)
     traces = settings.traces
@@ -211,8 +226,10 @@ def _store(args: argparse.Namespace, settings: Settings, incident: Incident) -> 
         prometheus = prometheus.model_copy(update={"url": args.prometheus_url})
     if not traces.url:
         raise UserInputError("give DATA_DIR, or a tracing backend: --jaeger-url URL or --tempo-url URL")
-    store = open_live(traces, prometheus, incident.service, incident.time_s)
-    return store, f"{store.name}" + (f", Prometheus at {prometheus.url}" if prometheus.url else "")
+    logs = live_logs(settings.logs, args.namespace)
+    store = open_live(traces, prometheus, incident.service, incident.time_s, logs=logs)
+    return store, f"{store.name}" + (f", Prometheus at {prometheus.url}" if prometheus.url else "") + \
+        (f", {logs.name}" if logs is not None else "")
 
 
 def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:

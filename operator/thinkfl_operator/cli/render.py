@@ -42,6 +42,9 @@ def describe(incident: Incident, diagnosis: Diagnosis, source: str) -> str:
             args = args[: _ARG_WIDTH - 1] + "…"
         lines.append(f"    {i:>2}. {step.tool}({args})")
         lines.append(f"        → {step.summary}")
+    if diagnosis.log_evidence:
+        lines.append("  Log Evidence:")
+        lines += [f"    {line}" for line in diagnosis.log_evidence]
     if diagnosis.traces:
         lines.append(f"  Traces:      {', '.join(diagnosis.traces)}")
     usage = diagnosis.usage

@@ -65,6 +65,9 @@ def build_record(diagnosis: Diagnosis, incident: Incident) -> dict[str, Any]:
         "answer": [{"rank": c.rank, "service": c.service, "pod": c.pod, "node": c.node,
                     "score": c.score, "padded": c.padded} for c in diagnosis.root_causes],
         "topology": topology_entries(diagnosis.topology),
+        # What the logs showed (the model's tools do not show logs): kept beside its answer.
+        "logEvidence": list(diagnosis.log_evidence),
+        "logLead": diagnosis.log_lead,
         "truncated": False,
     }
 

@@ -47,6 +47,9 @@ def checked_record(value: object) -> dict[str, Any]:
                               for c in value["conversations"]],
             "answer": [_cause(a) for a in value["answer"]],
             "topology": [{k: e[k] for k in _TOPOLOGY_KEYS} for e in value["topology"]],
+            # Optional (records before log evidence have neither): what the logs showed.
+            "logEvidence": [str(x) for x in value.get("logEvidence") or [] if isinstance(x, str)],
+            "logLead": str(value.get("logLead") or ""),
             "truncated": value["truncated"]}
 
 

@@ -15,10 +15,12 @@ import kopf
 from thinkfl_operator.errors import UserInputError
 from thinkfl_operator.kube.handlers import register
 from thinkfl_operator.kube.runner import StoreFactory
+from thinkfl_operator.kubeapi.podlogs import PodLogs
 from thinkfl_operator.kubeapi.pods import PodNodes
 from thinkfl_operator.models import Incident
 from thinkfl_operator.settings import Settings, get_settings
-from thinkfl_operator.telemetry.live import open_live
+from thinkfl_operator.telemetry.live import live_logs, open_live
+from thinkfl_operator.telemetry.loglines import LogSource
 from thinkfl_operator.telemetry.store import Store
 
 
@@ -34,9 +36,18 @@ def live_stores(pods: PodNodes | None = None) -> StoreFactory:
         if settings.operator.pod_nodes_from_api and incident.namespace:
             lookup = (pods or _default_pods()).lookup(incident.namespace)
         return open_live(settings.traces, settings.prometheus, incident.service, incident.time_s,
-                         lookup)
+                         lookup, logs=_log_source(settings, incident))
 
     return live_store
+
+
+def _log_source(settings: Settings, incident: Incident) -> LogSource | None:
+    """Loki when configured; else the Kubernetes API's pods/log when the chart allows it
+    (``logs.podLogs``) and the incident says where its pods run; else no log evidence."""
+    logs = live_logs(settings.logs, incident.namespace)
+    if logs is None and settings.logs.enabled and settings.logs.pod_logs and incident.namespace:
+        logs = PodLogs(incident.namespace, settings.logs)
+    return logs
 
 
 @functools.cache

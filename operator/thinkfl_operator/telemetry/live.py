@@ -15,8 +15,10 @@ from collections.abc import Callable
 
 import pandas as pd
 
-from thinkfl_operator.settings import PrometheusSettings, TracesSettings
+from thinkfl_operator.settings import LogsSettings, PrometheusSettings, TracesSettings
 from thinkfl_operator.telemetry.jaeger import JaegerClient
+from thinkfl_operator.telemetry.loglines import LogSource
+from thinkfl_operator.telemetry.loki import LokiLogs
 from thinkfl_operator.telemetry.memory import MemoryStore
 from thinkfl_operator.telemetry.naming import service_of_pod
 from thinkfl_operator.telemetry.prometheus import DEFAULT_CATALOG, PrometheusMetrics
@@ -46,8 +48,9 @@ class LiveStore(MemoryStore):
         around_s: float | None = None,
         step_s: float = 60.0,
         node_lookup: Callable[[str], str] | None = None,
+        logs: LogSource | None = None,
     ) -> None:
-        super().__init__(service_of=service_of_pod)
+        super().__init__(service_of=service_of_pod, logs=logs)
         self.traces, self.prometheus, self.cfg = traces, metrics, cfg
         self.node_lookup = node_lookup  # pod → node when neither spans nor Prometheus say
         self.service, self.around_s, self.step_s = service, around_s, step_s
@@ -181,14 +184,16 @@ class LiveStore(MemoryStore):
         return node
 
     def close(self) -> None:
-        for client in (self.traces, self.prometheus):
-            if client is not None:
-                client.close()
+        for client in (self.traces, self.prometheus, self.logs):
+            close = getattr(client, "close", None)
+            if close is not None:
+                close()
 
 
 def open_live(traces: TracesSettings, prometheus: PrometheusSettings, service: str = "",
               around_s: float | None = None,
-              node_lookup: Callable[[str], str] | None = None) -> LiveStore:
+              node_lookup: Callable[[str], str] | None = None,
+              logs: LogSource | None = None) -> LiveStore:
     """A LiveStore from the settings (either backend may be absent); ``node_lookup`` tells a
     pod's node when Prometheus cannot."""
     client: JaegerClient | TempoClient | None = None
@@ -203,4 +208,12 @@ def open_live(traces: TracesSettings, prometheus: PrometheusSettings, service: s
         metrics = PrometheusMetrics(prometheus.url, prometheus.catalog or DEFAULT_CATALOG,
                                     timeout_s=prometheus.timeout_s, retries=prometheus.retries,
                                     backoff_s=prometheus.backoff_s)
-    return LiveStore(client, metrics, traces, service, around_s, prometheus.step_s, node_lookup)
+    return LiveStore(client, metrics, traces, service, around_s, prometheus.step_s, node_lookup, logs)
+
+
+def live_logs(cfg: LogsSettings, namespace: str = "") -> LogSource | None:
+    """Loki when configured and logs are on (the Kubernetes API's pods/log is the operator's
+    choice, made above this layer); None otherwise."""
+    if not cfg.enabled or not cfg.loki_url:
+        return None
+    return LokiLogs(cfg, namespace)

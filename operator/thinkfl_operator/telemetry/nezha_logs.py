@@ -124,7 +124,7 @@ class NezhaLogs:
         frame["time_ns"] = frame["time_ns"].astype("int64")
         long = frame["line"].str.len() > MAX_LINE_CHARS
         if long.any():
-            self.quality.add(f"log lines cut to {MAX_LINE_CHARS} characters", int(long.sum()))
+            self.quality.add(f"characters past {MAX_LINE_CHARS} of long log lines (lines cut)", int(long.sum()))
             frame.loc[long, "line"] = frame.loc[long, "line"].str.slice(0, MAX_LINE_CHARS)
         names = {p: service_of_pod(p) for p in frame["pod"].unique()}
         frame.insert(2, "service", frame["pod"].map(names))

@@ -118,7 +118,8 @@ class HeuristicEngine:
         return Diagnosis(root_causes=result, engine=self.name, steps=tools.steps, traces=traces,
                          usage=usage, notes=[*(notes or []), *log_notes(logs), *store.quality.notes()],
                          topology=topology, roots=roots, log_evidence=log_lines(logs),
-                         log_lead=log_lead(ordered, logs))
+                         log_lead=log_lead(ordered, logs),
+                         logs_read=None if logs is None else logs.usable)
 
     def _toolbox(self, store: Store, win: Windows, traces: list[str]) -> Toolbox:
         """Tools over the traces to walk (the index is built for those spans only)."""

@@ -134,6 +134,7 @@ class ThinkFLEngine:
             topology=topology,
             log_evidence=list(baseline.log_evidence),
             log_lead=baseline.log_lead,
+            logs_read=baseline.logs_read,
         )
 
     def _with_log_lead(self, baseline: Diagnosis, candidates: list[Candidate]) -> tuple[list[Candidate], list[str]]:

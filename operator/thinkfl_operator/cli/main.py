@@ -252,6 +252,8 @@ def _entry(result: runner.FaultResult) -> dict[str, Any]:
         return entry
     entry["ranked"] = [{"service": c.service, "pod": c.pod, "node": c.node, "score": c.score}
                        for c in result.diagnosis.root_causes]
+    entry["traces"] = list(result.diagnosis.traces)
+    entry["logEvidence"] = list(result.diagnosis.log_evidence)
     return entry
 
 

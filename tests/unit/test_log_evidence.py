@@ -1,0 +1,145 @@
+"""Log evidence: Nezha log files read defensively, templates, template-mix shifts, and fusion."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.shared import shared_path
+from thinkfl_operator.engines.heuristic.fusion import fuse, log_lead
+from thinkfl_operator.engines.heuristic.resources import CpuShift
+from thinkfl_operator.evidence.logshift import log_lines, log_shifts
+from thinkfl_operator.evidence.templates import levels, templates
+from thinkfl_operator.models import Candidate
+from thinkfl_operator.telemetry.loglines import LogBatch, covered_seconds, merge_coverage
+from thinkfl_operator.telemetry.nezha_logs import NezhaLogs
+
+T0 = 1_700_000_000.0
+HEADER = ["Timestamp", "TimeUnixNano", "Node", "PodName", "Container", "TraceID", "SpanID", "Log"]
+
+
+def _docker(line: str) -> str:
+    return json.dumps({"log": line + "\n", "stream": "stdout", "time": "x"})
+
+
+def _write(path: Path, rows: list[list[str]], raw_tail: str = "") -> None:
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(HEADER)
+        writer.writerows(rows)
+        fh.write(raw_tail)
+
+
+def _row(t: float, pod: str, line: str) -> list[str]:
+    return ["", str(int(t * 1e9)), "n1", pod, "server", "ab" * 16, "cd" * 8, _docker(line)]
+
+
+def test_templates_mask_ids_numbers_and_clocks_but_keep_the_statement() -> None:
+    lines = pd.Series([
+        "17:03:11.532 INFO  v.c.VerifyCodeController#54 TraceID: 0af7651916cd43dd8448eb211c80319c "
+        "SpanID: b7ad6b7169203331 [verifyCode][verify result: false]",
+        "17:04:12.001 INFO  v.c.VerifyCodeController#54 TraceID: 1af7651916cd43dd8448eb211c80319c "
+        "SpanID: c7ad6b7169203331 [verifyCode][verify result: true]",
+        "2023-01-29T09:02:12Z ERROR order 4f1b2c3d-aaaa-bbbb-cccc-1234567890ab failed after 32 ms",
+    ])
+    found = templates(lines)
+    assert found[0] == found[1]
+    assert "VerifyCodeController#54" in found[0] and "TraceID" not in found[0]
+    assert "4f1b2c3d" not in found[2] and "32" not in found[2]
+    assert list(levels(lines)) == ["INFO", "INFO", "ERROR"]
+
+
+def test_nezha_logs_skip_broken_rows_and_drop_repeats(tmp_path: Path) -> None:
+    day = tmp_path / "day"  # no date in the name: every file may hold any time
+    (day / "log").mkdir(parents=True)
+    rows = [_row(T0 + i, "svc-a-5dc8d4f9fd-llznp", f"INFO A#1 step {i}") for i in range(20)]
+    # A record spliced into another (too many fields), and a time that is not a number.
+    _write(day / "log" / "09_03_log.csv", rows, raw_tail='x,1,2,3,4,5,6,7,8,9\nx,notatime,n,p,c,t,s,"{}"\n')
+    _write(day / "log" / "09_04_log.csv", rows[10:])  # overlaps the first file
+    source = NezhaLogs(day / "log")
+    batch = source.logs(T0 - 60, T0 + 60)
+    assert len(batch.lines) == 20
+    assert list(batch.lines["service"].unique()) == ["svc-a"]
+    assert batch.lines["line"].iloc[0] == "INFO A#1 step 0"
+    skipped = dict(source.quality.skipped)
+    assert skipped["broken log rows (wrong number of fields)"] == 1
+    assert skipped["log rows without a time"] == 1
+    assert skipped["repeated log lines"] == 10
+    assert covered_seconds(batch.coverage, T0, T0 + 19) == pytest.approx(19.0)
+
+
+@pytest.mark.shared_data
+def test_the_real_spliced_record_is_skipped_and_counted() -> None:
+    day = shared_path("datasets", "nezha", "rca_data", "2023-01-29")
+    source = NezhaLogs(day / "log")
+    batch = source.logs(1674986700.0, 1674986820.0)  # the minutes of 10_06_log.csv
+    assert len(batch.lines) > 1000
+    assert source.quality.skipped["broken log rows (wrong number of fields)"] >= 1
+
+
+def _batch(rows: list[tuple[float, str, str]]) -> LogBatch:
+    frame = pd.DataFrame({"time_ns": np.array([int(t * 1e9) for t, _, _ in rows], dtype="int64"),
+                          "pod": [f"{s}-5dc8d4f9fd-llznp" for _, s, _ in rows],
+                          "service": [s for _, s, _ in rows], "line": [x for _, _, x in rows],
+                          "trace_id": "", "span_id": ""})
+    return LogBatch(lines=frame.sort_values("time_ns").reset_index(drop=True),
+                    coverage=merge_coverage([(T0 - 1200, T0 + 180)]))
+
+
+def _steady(service: str, start: float, end: float, lines: list[str]) -> list[tuple[float, str, str]]:
+    return [(t, service, line) for t in np.arange(start, end, 2.0) for line in lines]
+
+
+def test_a_vanished_line_and_a_new_error_are_found_and_described() -> None:
+    history = _steady("route", T0 - 1200, T0 - 60, ["INFO RouteController#47 query", "INFO RouteController#53 query list"])
+    history += _steady("seat", T0 - 1200, T0 - 60, ["INFO SeatController#57 left tickets"])
+    window = _steady("route", T0, T0 + 120, ["INFO RouteController#47 query"])  # #53 vanished
+    window += _steady("seat", T0, T0 + 120, ["INFO SeatController#57 left tickets"])
+    window += _steady("basic", T0, T0 + 120, ["INFO Basic#1 fine"])
+    window += [(T0 + i, "seat", "ERROR SeatServiceImpl#99 No contacts according to contactsId 7")
+               for i in range(0, 120, 6)]
+    evidence = log_shifts(_batch(history + window), (T0, T0 + 120), (T0 - 1200, T0 - 60))
+    route = evidence.services["route"]
+    vanished = next(s for s in route.shifts if "#53" in s.template)
+    assert vanished.during_per_min == 0 and vanished.before_per_min == pytest.approx(30, rel=0.05)
+    assert "vanished template `RouteController#53 query list` 30 → 0 per minute" in route.reason()
+    seat = evidence.services["seat"]
+    assert seat.reason().startswith("new ERROR `SeatServiceImpl#99 No contacts` 0 → 10 per minute")
+    assert "basic" not in [s.service for s in evidence.ranked()[:2]]  # new to the window: no history
+    assert log_lines(evidence)[0].startswith(("route:", "seat:"))
+
+
+def test_a_load_change_alone_is_no_log_anomaly() -> None:
+    lines = ["INFO A#1 start", "INFO A#2 done"]
+    history = _steady("a", T0 - 1200, T0 - 60, lines)
+    window = [(t, "a", line) for t in np.arange(T0, T0 + 120, 0.5) for line in lines]  # 4x the load
+    evidence = log_shifts(_batch(history + window), (T0, T0 + 120), (T0 - 1200, T0 - 60))
+    assert evidence.services["a"].score < 3.0
+    assert evidence.services["a"].shifts == []
+
+
+def test_fusion_lets_the_source_that_sees_the_fault_lead() -> None:
+    history = _steady("route", T0 - 1200, T0 - 60, ["INFO R#47 q", "INFO R#53 list"])
+    for other in ("a", "b", "c", "d"):
+        history += _steady(other, T0 - 1200, T0 - 60, ["INFO X#1 y"])
+    window = _steady("route", T0, T0 + 120, ["INFO R#47 q"])
+    for other in ("a", "b", "c", "d"):
+        window += _steady(other, T0, T0 + 120, ["INFO X#1 y"])
+    logs = log_shifts(_batch(history + window), (T0, T0 + 120), (T0 - 1200, T0 - 60))
+    # Trace noise on an unrelated service loses to a strong log shift …
+    noisy = [Candidate(service="a", pod="a-1", reason="own time 1 ms → 2 ms", score=3.0)]
+    ranked = fuse(noisy, logs, {})
+    assert ranked[0].service == "route" and "vanished template" in ranked[0].reason
+    assert log_lead(ranked, logs) == "route"
+    # … a clear trace shift keeps its place over the same log shift …
+    clear = [Candidate(service="a", pod="a-1", reason="calls wait 1 ms → 200 ms", score=12.0)]
+    assert fuse(clear, logs, {})[0].service == "a"
+    # … and a CPU shift far outside the pod's history wins on CPU.
+    cpu = {"b": CpuShift("b-1", "b", "CpuUsageRate(%)", 5.0, 95.0, 180.0)}
+    top = fuse(noisy, logs, cpu)[0]
+    assert top.service == "b" and top.pod == "b-1" and "CpuUsageRate(%) 5.00 → 95.00" in top.reason

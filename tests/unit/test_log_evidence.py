@@ -41,10 +41,10 @@ def _row(t: float, pod: str, line: str) -> list[str]:
 
 def test_templates_mask_ids_numbers_and_clocks_but_keep_the_statement() -> None:
     lines = pd.Series([
-        "17:03:11.532 INFO  v.c.VerifyCodeController#54 TraceID: 0af7651916cd43dd8448eb211c80319c "
-        "SpanID: b7ad6b7169203331 [verifyCode][verify result: false]",
-        "17:04:12.001 INFO  v.c.VerifyCodeController#54 TraceID: 1af7651916cd43dd8448eb211c80319c "
-        "SpanID: c7ad6b7169203331 [verifyCode][verify result: true]",
+        ("17:03:11.532 INFO  v.c.VerifyCodeController#54 TraceID: 0af7651916cd43dd8448eb211c80319c "
+        "SpanID: b7ad6b7169203331 [verifyCode][verify result: false]"),
+        ("17:04:12.001 INFO  v.c.VerifyCodeController#54 TraceID: 1af7651916cd43dd8448eb211c80319c "
+        "SpanID: c7ad6b7169203331 [verifyCode][verify result: true]"),
         "2023-01-29T09:02:12Z ERROR order 4f1b2c3d-aaaa-bbbb-cccc-1234567890ab failed after 32 ms",
     ])
     found = templates(lines)

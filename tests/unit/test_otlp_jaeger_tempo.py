@@ -31,8 +31,10 @@ from thinkfl_operator.telemetry.jaeger import (
     v3_frame,
 )
 from thinkfl_operator.telemetry.otlp import (
+    ERROR_STATUS,
     any_value,
     attributes,
+    error_attributes,
     normalize_span_id,
     normalize_trace_id,
     otlp_frame,
@@ -561,3 +563,32 @@ def test_duplicate_spans_survive_the_client_and_are_dropped_by_cleaning(
     assert len(spans) == 5
     quality = DataQuality()
     assert len(clean_spans(spans, quality)) == 4 and quality.skipped["repeated spans"] == 1
+
+
+@pytest.mark.parametrize(("attrs", "events", "error"), [
+    ({"http.status_code": 503}, [], True),
+    ({"http.response.status_code": "500"}, [], True),
+    ({"http.status_code": 404}, [], False),  # the client's mistake, not this span's failure
+    ({"rpc.grpc.status_code": 13}, [], True),
+    ({"rpc.grpc.status_code": 5}, [], False),  # NOT_FOUND is an answer
+    ({"error": "true"}, [], True),
+    ({}, [{"name": "exception", "attributes": []}], True),
+    ({}, [{"name": "retry"}], False),
+])
+def test_status_codes_and_exception_events_mark_errors(attrs: dict[str, Any], events: list[Any],
+                                                       error: bool) -> None:
+    assert error_attributes(attrs) is (error and not events)
+    assert (span_status({"code": 0}, attrs, events) == ERROR_STATUS) is error
+
+
+def test_v1_span_logs_with_an_exception_mark_the_span_as_failed() -> None:
+    trace = {"traceID": "a" * 32, "spans": [{
+        "traceID": "a" * 32, "spanID": "b" * 16, "operationName": "GET /x", "references": [],
+        "startTime": 1_700_000_000_000_000, "duration": 1000, "processID": "p1",
+        "tags": [{"key": "http.status_code", "type": "int64", "value": 200}],
+        "logs": [{"timestamp": 1_700_000_000_000_100,
+                  "fields": [{"key": "event", "type": "string", "value": "error"},
+                             {"key": "message", "type": "string", "value": "boom"}]}]}],
+        "processes": {"p1": {"serviceName": "svc", "tags": []}}}
+    frame = v1_trace_frame(trace)
+    assert list(frame["status"].astype(str)) == [ERROR_STATUS]

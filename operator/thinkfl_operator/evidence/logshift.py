@@ -129,8 +129,10 @@ def _counts(batch: LogBatch, window: tuple[float, float], history: tuple[float, 
         keep = where >= 0
         lines = batch.lines[keep]
         if len(lines):
-            frame = pd.DataFrame({"service": lines["service"].to_numpy(), "template": templates(lines["line"]).to_numpy(),
-                                  "level": levels(lines["line"]).to_numpy(), "in_window": where[keep] == 1})
+            template = lines["template"] if "template" in lines else templates(lines["line"])
+            level = lines["level"] if "level" in lines else levels(lines["line"])
+            frame = pd.DataFrame({"service": lines["service"].to_numpy(), "template": template.to_numpy(),
+                                  "level": level.to_numpy(), "in_window": where[keep] == 1})
             parts.append(frame.assign(n=1))
     if not batch.patterns.empty:
         p = batch.patterns

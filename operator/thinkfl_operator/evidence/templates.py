@@ -15,8 +15,6 @@ template per logging statement on every system we read (Java logback, Go, Python
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -24,15 +22,18 @@ import pyarrow.compute as pc
 
 #: Tokens of a masked line kept as its template.
 TEMPLATE_TOKENS = 4
-#: Characters of a line looked at (the template is in the first words).
+#: Characters of a line looked at (the template is in the first words): clocks and trace
+#: fields are cut from this head, the rest is masked in its first ``MASKED_CHARS``.
 HEAD_CHARS = 300
+MASKED_CHARS = 120
 LEVELS = ("FATAL", "ERROR", "WARN", "INFO", "DEBUG", "TRACE")
 _LEVEL_ALIASES = {"WARNING": "WARN", "CRITICAL": "FATAL", "SEVERE": "ERROR", "PANIC": "FATAL",
                   "ERR": "ERROR", "CRIT": "FATAL", "EMERG": "FATAL"}
-_LEVEL = re.compile(
-    r"(?i)(?:^|[\s\[\"'=:|])(FATAL|CRITICAL|CRIT|PANIC|EMERG|SEVERE|ERROR|ERR|WARNING|WARN|INFO|DEBUG|TRACE)"
-    r"(?:$|[\s\]\"',:|])")
-#: (RE2 pattern, replacement), applied in order.
+_LEVEL_RE2 = (
+    r"(?i)(?:^|[\s\[\"'=:|])(?P<level>FATAL|CRITICAL|CRIT|PANIC|EMERG|SEVERE|ERROR|ERR|WARNING|WARN|INFO|DEBUG"
+    r"|TRACE)(?:$|[\s\]\"',:|])")
+#: (RE2 pattern, replacement), applied in order; the first three remove, the rest mask.
+_REMOVED = 3
 _MASKS = (
     # clock and date prefixes: 17:02:12.420, 2023-01-29T09:02:12.42Z, 2023/01/29 09:02:12
     (r"\d{4}[-/]\d{2}[-/]\d{2}[T ]?(\d{2}:\d{2}:\d{2}([.,]\d+)?)?(Z|[+-]\d{2}:?\d{2})?", ""),
@@ -53,9 +54,10 @@ def templates(lines: pd.Series) -> pd.Series:
     """The template of each line (same index)."""
     if lines.empty:
         return pd.Series([], index=lines.index, dtype=object)
-    text = pa.array(lines.astype(str).to_numpy(dtype=object), type=pa.string())
-    text = pc.utf8_slice_codeunits(text, 0, HEAD_CHARS)
-    for pattern, replacement in _MASKS:
+    text = pc.utf8_slice_codeunits(_arrow(lines), 0, HEAD_CHARS)
+    for number, (pattern, replacement) in enumerate(_MASKS):
+        if number == _REMOVED:
+            text = pc.utf8_slice_codeunits(pc.utf8_trim_whitespace(text), 0, MASKED_CHARS)
         text = pc.replace_substring_regex(text, pattern, replacement)
     text = pc.utf8_trim_whitespace(text)
     tokens = pc.split_pattern(text, " ", max_splits=TEMPLATE_TOKENS)
@@ -68,9 +70,18 @@ def levels(lines: pd.Series) -> pd.Series:
     """The severity each line states ("" when none), normalized to ``LEVELS``."""
     if lines.empty:
         return pd.Series([], index=lines.index, dtype=object)
-    found = lines.astype(str).str.slice(0, HEAD_CHARS).str.extract(_LEVEL, expand=False).fillna("")
-    upper = found.str.upper()
-    return upper.map(lambda v: _LEVEL_ALIASES.get(v, v))
+    head = pc.utf8_slice_codeunits(_arrow(lines), 0, HEAD_CHARS)
+    found = pc.struct_field(pc.extract_regex(head, _LEVEL_RE2), "level")
+    upper = pc.utf8_upper(pc.fill_null(found, ""))
+    for alias, level in _LEVEL_ALIASES.items():
+        upper = pc.if_else(pc.equal(upper, alias), level, upper)
+    return pd.Series(np.asarray(upper.to_numpy(zero_copy_only=False), dtype=object), index=lines.index)
+
+
+def _arrow(lines: pd.Series) -> pa.Array:
+    """The lines as one pyarrow string array (no copy when pandas already holds them so)."""
+    array = pa.array(lines, type=pa.string(), from_pandas=True)
+    return pc.fill_null(array, "")
 
 
 def is_problem(level: str) -> bool:

@@ -37,6 +37,7 @@ from thinkfl_operator.telemetry.otlp import (
     OK_STATUS,
     Row,
     base64_bytes,
+    error_attributes,
     int_value,
     normalize_span_id,
     normalize_trace_id,
@@ -236,7 +237,7 @@ def v1_rows(trace: Mapping[str, Any]) -> Iterator[Row]:
             str(span.get("operationName") or ""),
             int_value(span.get("startTime"), 0),
             int_value(span.get("duration"), 0),
-            ERROR_STATUS if _is_error(tags) else OK_STATUS,
+            ERROR_STATUS if _is_error(tags, span.get("logs")) else OK_STATUS,
             span_kind(text_value(tags.get("span.kind"))),
         )
 
@@ -281,11 +282,16 @@ def v1_tags(tags: Any) -> dict[str, Any]:
     return out
 
 
-def _is_error(tags: Mapping[str, Any]) -> bool:
-    error = tags.get("error")
-    if error is True or str(error).lower() == "true":
+def _is_error(tags: Mapping[str, Any], logs: object = None) -> bool:
+    """Error tags (``otlp.error_attributes``), or a span log recording an error or exception
+    (``event=error``, ``exception.type``: OpenTracing and OpenTelemetry exception events)."""
+    if error_attributes(tags):
         return True
-    return str(tags.get("otel.status_code") or "").upper() == "ERROR"
+    for entry in logs if isinstance(logs, list) else ():
+        fields = v1_tags(entry.get("fields")) if isinstance(entry, Mapping) else {}
+        if str(fields.get("event") or "").lower() in ("error", "exception") or "exception.type" in fields:
+            return True
+    return False
 
 
 # ---------------------------------------------------------------------------------- helpers

@@ -167,10 +167,42 @@ def span_kind(value: object) -> str:
     return lower if lower in KINDS else ""
 
 
-def span_status(status: object) -> str:
-    """"2" for an OTLP error status (``{"code": 2}`` or ``STATUS_CODE_ERROR``), else "0"."""
+def span_status(status: object, attrs: Mapping[str, Any] | None = None,
+                events: Iterable[Mapping[str, Any]] | None = None) -> str:
+    """"2" for an error: an OTLP error status (``{"code": 2}`` or ``STATUS_CODE_ERROR``), error
+    attributes (``error_attributes``) or an ``exception`` event; else "0"."""
     code = status.get("code") if isinstance(status, Mapping) else status
-    return ERROR_STATUS if str(code).strip().upper() in _ERROR_CODES else OK_STATUS
+    if str(code).strip().upper() in _ERROR_CODES or error_attributes(attrs or {}):
+        return ERROR_STATUS
+    if any(str(e.get("name") or "").lower() == "exception" for e in events or () if isinstance(e, Mapping)):
+        return ERROR_STATUS
+    return OK_STATUS
+
+
+#: gRPC codes OpenTelemetry's semantic conventions count as server errors.
+_GRPC_ERRORS = {2, 4, 12, 13, 14, 15}
+
+
+def error_attributes(attrs: Mapping[str, Any]) -> bool:
+    """Whether span attributes (Jaeger tags) say the span failed: ``error=true``,
+    ``otel.status_code=ERROR``, an HTTP status ≥ 500 (``http.status_code`` or
+    ``http.response.status_code``), or a gRPC code the conventions call an error."""
+    error = attrs.get("error")
+    if error is True or str(error).lower() == "true":
+        return True
+    if str(attrs.get("otel.status_code") or "").upper() == "ERROR":
+        return True
+    for key in ("http.status_code", "http.response.status_code"):
+        if _number(attrs.get(key)) >= 500:
+            return True
+    return _number(attrs.get("rpc.grpc.status_code"), -1) in _GRPC_ERRORS
+
+
+def _number(value: object, default: int = 0) -> int:
+    try:
+        return int(str(value).strip()) if value is not None and value != "" else default
+    except ValueError:
+        return default
 
 
 def int_value(value: object, default: int | None = None) -> int:
@@ -238,7 +270,7 @@ def _row(span: Mapping[str, Any], service: str, pod: str, node: str) -> Row:
         str(span.get("name") or ""),
         start_ns // 1000,
         (end_ns - start_ns) // 1000,
-        span_status(span.get("status")),
+        span_status(span.get("status"), attributes(span.get("attributes")), span.get("events")),
         span_kind(span.get("kind")),
     )
 

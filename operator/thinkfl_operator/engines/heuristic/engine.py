@@ -22,7 +22,7 @@ from thinkfl_operator.engines.heuristic import walk
 from thinkfl_operator.engines.heuristic.cache import MeasuredCache
 from thinkfl_operator.engines.heuristic.critical import trace_evidence
 from thinkfl_operator.engines.heuristic.fusion import fuse, log_lead
-from thinkfl_operator.engines.heuristic.logevidence import read_log_evidence
+from thinkfl_operator.engines.heuristic.logevidence import LogCache, log_period, read_log_evidence
 from thinkfl_operator.engines.heuristic.resources import cpu_shifts
 from thinkfl_operator.engines.heuristic.scoring import PodEvidence, score_pods
 from thinkfl_operator.engines.heuristic.signals import compute_shifts, span_measurements
@@ -51,11 +51,15 @@ class HeuristicEngine:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._cache = MeasuredCache(span_measurements)
+        self._logs = LogCache()
 
     def preload(self, store: Store, start_s: float, end_s: float) -> None:
         """Load and measure the spans of a whole period at once (evaluation of many incidents)."""
         horizon = self.settings.heuristic.baseline_minutes * 60
         self._cache.between(store, start_s - horizon, end_s + self.settings.heuristic.window_seconds + horizon)
+        if store.logs is not None and self.settings.logs.enabled:
+            _, (first, _) = log_period(start_s, start_s, self.settings.logs)
+            self._logs.load(store.logs, first, end_s + self.settings.heuristic.window_seconds)
 
     def diagnose(self, store: Store, incident: Incident) -> Diagnosis:
         clock = _Clock()
@@ -73,7 +77,7 @@ class HeuristicEngine:
                   walk.pick_traces(win.window, leader,
                                   incident.max_traces or self.settings.heuristic.max_traces))
         tools = self._toolbox(store, win, traces)
-        logs = read_log_evidence(store, win.start_s, win.end_s, self.settings.logs)
+        logs = read_log_evidence(store, win.start_s, win.end_s, self.settings.logs, self._logs)
         topology = _topology(store, win, logs)
         self._corroborate(tools, pods, win.anchor_s)
         ordered = _order(pods, topology, win, tools)
@@ -91,7 +95,7 @@ class HeuristicEngine:
         if incident.time_s is None:
             raise exc
         start, end = incident.time_s - cfg.lead_seconds, incident.time_s + (incident.window_s or cfg.window_seconds)
-        logs = read_log_evidence(store, start, end, self.settings.logs)
+        logs = read_log_evidence(store, start, end, self.settings.logs, self._logs)
         cpu = cpu_shifts(store, start - self.settings.logs.lead_seconds, end)
         if (logs is None or not logs.usable) and not cpu:
             raise exc

@@ -8,24 +8,64 @@ evidence and a note: the diagnosis goes on with traces and metrics.
 
 from __future__ import annotations
 
-import structlog
+from dataclasses import replace
 
 from thinkfl_operator.evidence.logshift import LogEvidence, log_shifts
+from thinkfl_operator.evidence.templates import levels, templates
 from thinkfl_operator.settings import LogsSettings
+from thinkfl_operator.telemetry.loglines import LogBatch, LogSource
 from thinkfl_operator.telemetry.store import Store
 
-log = structlog.get_logger(__name__)
+
+class LogCache:
+    """The templated lines of one period of one source, reused by every incident inside it
+    (an evaluation preloads the whole day; a live incident reads its own period once)."""
+
+    def __init__(self) -> None:
+        self._source: LogSource | None = None
+        self._range = (0.0, 0.0)
+        self._batch = LogBatch()
+
+    def batch(self, source: LogSource, start_s: float, end_s: float) -> LogBatch:
+        """The source's lines in [start_s, end_s) with ``template`` and ``level`` columns."""
+        lo, hi = self._range
+        if source is not self._source or start_s < lo or end_s > hi:
+            self.load(source, start_s, end_s)
+        lines = self._batch.lines
+        times = lines["time_ns"].to_numpy()
+        a, b = times.searchsorted(int(start_s * 1e9)), times.searchsorted(int(end_s * 1e9))
+        coverage = tuple((max(x, start_s), min(y, end_s)) for x, y in self._batch.coverage
+                         if y > start_s and x < end_s)
+        patterns = self._batch.patterns
+        if not patterns.empty:
+            t = patterns["time_s"].to_numpy()
+            patterns = patterns[(t >= start_s) & (t < end_s)]
+        return replace(self._batch, lines=lines.iloc[a:b], coverage=coverage, patterns=patterns)
+
+    def load(self, source: LogSource, start_s: float, end_s: float) -> None:
+        batch = source.logs(start_s, end_s)
+        lines = batch.lines.sort_values("time_ns", kind="stable") if not batch.lines.empty else batch.lines
+        lines = lines.assign(template=templates(lines["line"]), level=levels(lines["line"]))
+        self._source, self._range = source, (start_s, end_s)
+        self._batch = replace(batch, lines=lines)
 
 
-def read_log_evidence(store: Store, start_s: float, end_s: float, cfg: LogsSettings) -> LogEvidence | None:
-    """Shifts of every service's template mix in [start_s − lead, end_s) against its history;
-    None when logs are off or the store has no log source."""
-    source = getattr(store, "logs", None)
-    if not cfg.enabled or source is None:
-        return None
+def log_period(start_s: float, end_s: float, cfg: LogsSettings) -> tuple[tuple[float, float], tuple[float, float]]:
+    """The log window (from ``lead_seconds`` before ``start_s``) and the history before it."""
     window = (start_s - cfg.lead_seconds, end_s)
     history = (window[0] - cfg.guard_seconds - cfg.history_minutes * 60.0, window[0] - cfg.guard_seconds)
-    batch = source.logs(history[0], window[1])
+    return window, history
+
+
+def read_log_evidence(store: Store, start_s: float, end_s: float, cfg: LogsSettings,
+                      cache: LogCache | None = None) -> LogEvidence | None:
+    """Shifts of every service's template mix in [start_s − lead, end_s) against its history;
+    None when logs are off or the store has no log source."""
+    source = store.logs
+    if not cfg.enabled or source is None:
+        return None
+    window, history = log_period(start_s, end_s, cfg)
+    batch = (cache or LogCache()).batch(source, history[0], window[1])
     evidence = log_shifts(batch, window, history, source.name)
     if batch.empty:
         evidence.notes.append(f"no log lines from {source.name} between the history and the window")

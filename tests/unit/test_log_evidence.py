@@ -143,3 +143,23 @@ def test_fusion_lets_the_source_that_sees_the_fault_lead() -> None:
     cpu = {"b": CpuShift("b-1", "b", "CpuUsageRate(%)", 5.0, 95.0, 180.0)}
     top = fuse(noisy, logs, cpu)[0]
     assert top.service == "b" and top.pod == "b-1" and "CpuUsageRate(%) 5.00 → 95.00" in top.reason
+
+
+def test_a_flood_a_huge_line_and_binary_junk_cost_bounded_memory_and_say_so(tmp_path: Path) -> None:
+    folder = tmp_path / "day" / "log"
+    folder.mkdir(parents=True)
+    pod = "svc-a-5dc8d4f9fd-llznp"
+    normal = [_row(T0 + i, pod, f"INFO A#1 step {i}") for i in range(30)]
+    normal.append(_row(T0 + 31, pod, "INFO A#2 " + "x" * (1 << 20)))  # a 1 MiB line
+    normal.append(_row(T0 + 32, pod, "\x00\x01\ufffd\x7f binary \x1b[31m junk"))
+    _write(folder / "09_03_log.csv", normal)
+    flood = [_row(T0 + 120 + i / 1000, pod, "ERROR flood") for i in range(5000)]
+    _write(folder / "09_05_log.csv", flood)
+    source = NezhaLogs(folder, max_file_lines=1000)
+    batch = source.logs(T0 - 60, T0 + 600)
+    assert len(batch.lines) == 32
+    assert batch.lines["line"].str.len().max() <= 2000
+    notes = source.quality.notes()
+    assert any("more than 1000 lines (left out: 09_05_log.csv)" in n for n in notes)
+    assert any("characters past 2000 of long log lines" in n for n in notes)
+    assert covered_seconds(batch.coverage, T0 + 100, T0 + 600) == 0  # the flood is no coverage

@@ -36,6 +36,8 @@ _TEXT = ("Timestamp", "Node", "PodName", "Container", "TraceID", "SpanID", "Log"
 _FILE_MINUTE = re.compile(r"^(\d{1,2})_(\d{2})_log\.csv$")
 #: Files whose name-minute lies this far outside a requested range are still read.
 _HINT_SLACK = timedelta(minutes=20)
+#: A minute file with more lines than this is a flood, left out whole (memory stays bounded).
+MAX_FILE_LINES = 500_000
 #: Lines further apart than this split a file's coverage into separate runs (seconds).
 _RUN_GAP_S = 30.0
 #: A run of fewer lines than this is a stray row, not coverage.
@@ -57,8 +59,10 @@ class NezhaLogs:
 
     name = "nezha logs"
 
-    def __init__(self, folder: Path, quality: DataQuality | None = None) -> None:
+    def __init__(self, folder: Path, quality: DataQuality | None = None,
+                 max_file_lines: int = MAX_FILE_LINES) -> None:
         self.folder = folder
+        self.max_file_lines = max_file_lines
         self.quality = quality if quality is not None else DataQuality()
         self._files = sorted(folder.glob("*.csv")) if folder.is_dir() else []
         self._day = _folder_day(folder.parent)
@@ -110,7 +114,9 @@ class NezhaLogs:
         self._coverage = merge_coverage(runs)
 
     def _read(self, path: Path) -> pd.DataFrame:
-        table = _read_csv(path, self.quality)
+        table = _read_csv(path, self.quality, self.max_file_lines)
+        if table is None:
+            return empty_lines()
         times = _int_column(table.column("TimeUnixNano"))
         line = _docker_lines(table.column("Log"))
         long = pc.sum(pc.cast(pc.greater(pc.utf8_length(line), MAX_LINE_CHARS), pa.int64())).as_py() or 0
@@ -133,8 +139,10 @@ class NezhaLogs:
         return frame
 
 
-def _read_csv(path: Path, quality: DataQuality) -> pa.Table:
-    """The file with broken rows (wrong column count) skipped and counted."""
+def _read_csv(path: Path, quality: DataQuality, max_lines: int) -> pa.Table | None:
+    """The file streamed in blocks with broken rows (wrong column count) skipped and counted;
+    None (and a note) when it holds more than ``max_lines`` rows: a flood is left out whole,
+    since a part of it would fake the rates, and reading it whole would cost unbounded memory."""
     from thinkfl_operator.errors import DatasetError
 
     try:
@@ -153,13 +161,22 @@ def _read_csv(path: Path, quality: DataQuality) -> pa.Table:
         return "skip"
 
     types = {c: pa.string() for c in names}
+    batches, rows = [], 0
     try:
-        table = pacsv.read_csv(path, parse_options=pacsv.ParseOptions(invalid_row_handler=skip),
-                               convert_options=pacsv.ConvertOptions(column_types=types))
+        reader = pacsv.open_csv(path, parse_options=pacsv.ParseOptions(invalid_row_handler=skip),
+                                convert_options=pacsv.ConvertOptions(column_types=types),
+                                read_options=pacsv.ReadOptions(block_size=1 << 22))
+        for batch in reader:
+            rows += batch.num_rows
+            if rows > max_lines:
+                reader.close()
+                quality.add(f"log files with more than {max_lines} lines (left out: {path.name})")
+                return None
+            batches.append(batch)
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
         raise DatasetError(path, f"malformed CSV: {str(exc).splitlines()[0]}") from None
     quality.add("broken log rows (wrong number of fields)", broken)
-    return table
+    return pa.Table.from_batches(batches, schema=reader.schema)
 
 
 def _int_column(column: pa.ChunkedArray) -> pa.ChunkedArray:

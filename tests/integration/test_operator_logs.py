@@ -1,0 +1,93 @@
+"""Log evidence through the real operator (kopf against kmock): what it read goes to
+``status.logEvidence`` and a LogEvidence condition; a log backend that cannot answer never fails
+the incident, it is diagnosed from traces and metrics and says so."""
+
+from __future__ import annotations
+
+import csv
+import json
+import socket
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.test_operator import INCIDENT, T, _create, _incident, _status, operator
+from thinkfl_operator.models import Incident
+from thinkfl_operator.settings import LogsSettings, Settings
+from thinkfl_operator.telemetry.loki import LokiLogs
+from thinkfl_operator.telemetry.memory import MemoryStore
+from thinkfl_operator.telemetry.nezha_logs import NezhaLogs
+from thinkfl_operator.telemetry.store import Store
+
+HEADER = ["Timestamp", "TimeUnixNano", "Node", "PodName", "Container", "TraceID", "SpanID", "Log"]
+
+
+def _log_folder(root: Path) -> Path:
+    """An hour of steady lines of every service, and from the incident on, the faulty one's
+    usual ``#53`` line gone and a new ERROR line in its place (an exception)."""
+    folder = root / "logs" / "log"
+    folder.mkdir(parents=True)
+    pods = sorted({p for p in INCIDENT.spans["pod"].astype(str).unique()})
+    faulty = INCIDENT.faulty_pod
+    rows = []
+    for second in range(int(INCIDENT.time_s) - 3600, int(INCIDENT.time_s) + 180, 5):
+        for pod in pods:
+            lines = [f"INFO Handler#47 request served in {second % 97} ms"]
+            if pod != faulty or second < INCIDENT.time_s:
+                lines.append("INFO Handler#53 recommendations listed")
+            else:
+                lines.append("ERROR Handler#60 catalog lookup failed: NullPointerException")
+            for line in lines:
+                doc = json.dumps({"log": line + "\n", "stream": "stdout", "time": ""}, separators=(",", ":"))
+                rows.append(["", str(second * 10**9), "n", pod, "server", "", "", doc])
+    with (folder / "all_log.csv").open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(HEADER)
+        writer.writerows(rows)
+    return folder
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.asyncio
+async def test_log_evidence_is_written_to_the_status(api: Any, tmp_path: Path) -> None:
+    folder = _log_folder(tmp_path)
+
+    def factory(incident: Incident, settings: Settings) -> Store:
+        store = INCIDENT.store()
+        return MemoryStore(store._spans, store._metrics, store._nodes, logs=NezhaLogs(folder))
+
+    async with operator(api, factory):
+        await _create(api, _incident("with-logs", {"service": "frontend", "time": T, "engine": "heuristic"}))
+        status = await _status(api, "with-logs", ("Diagnosed", "Failed"))
+    assert status["phase"] == "Diagnosed", status
+    condition = {c["type"]: c for c in status["conditions"]}["LogEvidence"]
+    assert condition["status"] == "True" and condition["reason"] == "LogsRead"
+    first = status["logEvidence"][0]
+    assert first.startswith(f"{INCIDENT.faulty_service}: ")
+    assert "`Handler#60 catalog lookup failed:`" in first or "`Handler#53 recommendations listed`" in first
+    assert status["rootCauses"][0]["service"] == INCIDENT.faulty_service
+
+
+@pytest.mark.asyncio
+async def test_unreachable_loki_leaves_the_diagnosis_to_traces_and_metrics(api: Any) -> None:
+    loki = LogsSettings(loki_url=f"http://127.0.0.1:{_closed_port()}", retries=0, timeout_s=1.0)
+
+    def factory(incident: Incident, settings: Settings) -> Store:
+        store = INCIDENT.store()
+        return MemoryStore(store._spans, store._metrics, store._nodes, logs=LokiLogs(loki))
+
+    async with operator(api, factory):
+        await _create(api, _incident("no-loki", {"service": "frontend", "time": T, "engine": "heuristic"}))
+        status = await _status(api, "no-loki", ("Diagnosed", "Failed"))
+    assert status["phase"] == "Diagnosed", status
+    condition = {c["type"]: c for c in status["conditions"]}["LogEvidence"]
+    assert condition["status"] == "False" and condition["reason"] == "LogsUnavailable"
+    assert "Loki" in condition["message"] and "diagnosed without logs" in condition["message"]
+    assert status["rootCauses"][0]["service"] == INCIDENT.faulty_service
+    assert status.get("logEvidence") == []

@@ -21,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from thinkfl_operator.telemetry.loglines import LogSource
 from thinkfl_operator.telemetry.memory import MemoryStore
 from thinkfl_operator.telemetry.spans import COLUMNS
 
@@ -276,8 +277,8 @@ class SyntheticIncident:
     faulty_pod: str
     faulty_service: str
 
-    def store(self) -> MemoryStore:
-        return MemoryStore(self.spans, self.metrics, self.nodes)
+    def store(self, logs: LogSource | None = None) -> MemoryStore:
+        return MemoryStore(self.spans, self.metrics, self.nodes, logs=logs)
 
 
 def _check(fault: str, service: str, minutes: int, traces_per_minute: int) -> None:

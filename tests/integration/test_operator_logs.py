@@ -16,7 +16,6 @@ from tests.integration.test_operator import INCIDENT, T, _create, _incident, _st
 from thinkfl_operator.models import Incident
 from thinkfl_operator.settings import LogsSettings, Settings
 from thinkfl_operator.telemetry.loki import LokiLogs
-from thinkfl_operator.telemetry.memory import MemoryStore
 from thinkfl_operator.telemetry.nezha_logs import NezhaLogs
 from thinkfl_operator.telemetry.store import Store
 
@@ -59,8 +58,7 @@ async def test_log_evidence_is_written_to_the_status(api: Any, tmp_path: Path) -
     folder = _log_folder(tmp_path)
 
     def factory(incident: Incident, settings: Settings) -> Store:
-        store = INCIDENT.store()
-        return MemoryStore(store._spans, store._metrics, store._nodes, logs=NezhaLogs(folder))
+        return INCIDENT.store(logs=NezhaLogs(folder))
 
     async with operator(api, factory):
         await _create(api, _incident("with-logs", {"service": "frontend", "time": T, "engine": "heuristic"}))
@@ -79,8 +77,7 @@ async def test_unreachable_loki_leaves_the_diagnosis_to_traces_and_metrics(api: 
     loki = LogsSettings(loki_url=f"http://127.0.0.1:{_closed_port()}", retries=0, timeout_s=1.0)
 
     def factory(incident: Incident, settings: Settings) -> Store:
-        store = INCIDENT.store()
-        return MemoryStore(store._spans, store._metrics, store._nodes, logs=LokiLogs(loki))
+        return INCIDENT.store(logs=LokiLogs(loki))
 
     async with operator(api, factory):
         await _create(api, _incident("no-loki", {"service": "frontend", "time": T, "engine": "heuristic"}))

@@ -13,15 +13,13 @@ incident *window* (what is left at the end; a range no longer than the history i
 3. Loki 3's pattern ingester, when the server has it and every service fits in the request
    budget: one ``/loki/api/v1/patterns`` query per service over the whole range (``step=60s``)
    fills ``patterns``, and only the window is read as lines. A 404 (what Loki answers without
-   the pattern ingester: an empty body), a 400, or no pattern for a service Loki holds lines of
-   (older than the ingester keeps) means lines for everything, remembered by this instance.
+   the pattern ingester: an empty body) or a 400 means lines for the history, remembered by
+   this instance; so does, for this call, no pattern of a service Loki holds lines of.
 4. Lines: the window in full, newest first (``direction=backward``), then the history, all of
-   it or minutes sampled evenly so that the whole fits ``max_lines`` and ``max_requests``
-   (``telemetry.loki_plan``), each slice paged ``direction=forward``. ``start`` is inclusive and
-   ``end`` exclusive (nanoseconds); a page that returns ``limit`` entries is complete only before
-   its last timestamp (after it, backward), and the next page starts there, so lines sharing
-   that nanosecond are read again rather than lost. A limit Loki refuses ("max entries limit
-   per query exceeded, … (N > M)") is lowered to M once, with a note.
+   it or minutes sampled evenly so that the whole fits ``max_lines`` and ``max_requests``, each
+   slice paged ``direction=forward`` (``telemetry.loki_plan``: a full page is complete only up
+   to its last nanosecond, which the next page reads again). A limit Loki refuses ("max entries
+   limit per query exceeded, … (N > M)") is lowered to M, with a note.
 
 Never raises for Loki: unreachable, slow (``logs.timeout_s``, and at most ``DEADLINE_SHARE`` of
 what is left of the incident's ``deadline``), refusing (400 with Loki's own message), or odd
@@ -43,7 +41,12 @@ from thinkfl_operator import deadline
 from thinkfl_operator.errors import DeadlineExceeded, UserInputError
 from thinkfl_operator.settings import LogsSettings
 from thinkfl_operator.telemetry.http import BackendRejected, HttpBackend, HttpBackendError, NotFound
-from thinkfl_operator.telemetry.loglines import LogBatch, covered_seconds, merge_coverage
+from thinkfl_operator.telemetry.loglines import (
+    MAX_LINE_CHARS,
+    LogBatch,
+    covered_seconds,
+    merge_coverage,
+)
 from thinkfl_operator.telemetry.loki_plan import (
     MINUTE_NS,
     Bin,
@@ -53,6 +56,7 @@ from thinkfl_operator.telemetry.loki_plan import (
     bins_from_counts,
     pages,
     plan_reads,
+    settle_page,
 )
 from thinkfl_operator.telemetry.loki_shapes import (
     LABEL_NAME,
@@ -259,35 +263,12 @@ class _Reader:
                 if not self._lower_limit(exc):
                     raise
                 continue
-            streams = parse_streams(body)
-            count = sum(len(s) for s in streams)
-            if count < limit:
-                self._keep(streams, lo, hi)
-                return True
-            times = [s.times for s in streams if len(s)]
-            if direction == "forward":
-                edge = max(int(t.max()) for t in times)
-                if edge == lo:  # a whole page at one nanosecond: keep it, move past it
-                    self._keep(streams, lo, lo)
-                    lo += 1
-                    continue
-                self._keep([s.where(s.times < edge) for s in streams], lo, edge)
-                lo = edge
-            else:
-                edge = min(int(t.min()) for t in times)
-                if edge == hi - 1:
-                    self._keep(streams, hi, hi)
-                    hi -= 1
-                    continue
-                self._keep([s.where(s.times > edge) for s in streams], edge + 1, hi)
-                hi = edge + 1
+            kept, done, (lo, hi) = settle_page(parse_streams(body), lo, hi, limit, direction)
+            self.streams += [s for s in kept if len(s)]
+            self.lines_left -= sum(len(s) for s in kept)
+            if done is not None:
+                self.covered.append(done)
         return True
-
-    def _keep(self, streams: list[Stream], lo: int, hi: int) -> None:
-        self.streams += [s for s in streams if len(s)]
-        self.lines_left -= sum(len(s) for s in streams)
-        if hi > lo:
-            self.covered.append((lo, hi))
 
     def _lower_limit(self, exc: BackendRejected) -> bool:
         match = _MAX_ENTRIES.search(exc.detail)
@@ -318,12 +299,13 @@ class _Reader:
                          f"{self.cfg.max_requests} requests): {done:.0f} of {total:.0f} s "
                          f"complete")
         if counts.cut:
-            notes.append(f"{counts.cut} lines longer than the cap were cut")
+            notes.append(f"{counts.cut} lines longer than {MAX_LINE_CHARS} characters were cut")
         if counts.binary:
-            notes.append(f"{counts.binary} lines held binary data (control bytes replaced)")
-        rows = self.patterns
+            notes.append(f"{counts.binary} lines held binary data (control bytes replaced by "
+                         f"U+FFFD)")
         return LogBatch(lines=frame, coverage=coverage, notes=tuple(notes),
-                        patterns=patterns_frame(rows), requests=self.http.requests - self.first)
+                        patterns=patterns_frame(self.patterns),
+                        requests=self.http.requests - self.first)
 
 
 @contextlib.contextmanager
@@ -340,5 +322,6 @@ def _describe(exc: Exception, url: str) -> str:
     if isinstance(exc, LokiShapeError):
         return f"Loki at {url} answered in an unexpected shape: {exc}"
     if isinstance(exc, DeadlineExceeded):
-        return f"stopped reading Loki at {url}: {exc}"
+        return (f"stopped reading Loki at {url}: out of time (the logs may use "
+                f"{DEADLINE_SHARE:.0%} of what is left of the incident's time budget)")
     return str(exc)

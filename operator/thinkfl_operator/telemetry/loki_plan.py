@@ -12,6 +12,11 @@ goes to the history: all of it when it fits, else ``n`` minutes spread evenly ov
 largest ``n`` that fits both budgets), adjacent chosen minutes packed into slices of at most
 ``PACK`` × the entry limit so that one request reads each (a minute above the limit is paged).
 The reader checks the budgets again as it goes: counts can be stale.
+
+``settle_page``: Loki's ``start`` is inclusive and ``end`` exclusive (ns). A page that returns
+``limit`` entries is complete only before its last timestamp (after it, backward): the lines of
+that nanosecond are dropped and the next page starts (ends) there, so they are read again, not
+lost.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from thinkfl_operator.telemetry.loki_shapes import alternation, pod_and_service
+from thinkfl_operator.telemetry.loki_shapes import Stream, alternation, pod_and_service
 
 MINUTE_NS = 60_000_000_000
 #: A history slice is filled up to this share of the entry limit (room for late lines).
@@ -178,3 +183,21 @@ def _pack(past: Sequence[Bin], chosen: Sequence[int], entry_limit: int) -> list[
             slices.append(Slice(b.lo_ns, b.hi_ns, b.lines))
         previous = i
     return slices
+
+
+def settle_page(streams: list[Stream], lo: int, hi: int, limit: int, direction: str,
+                ) -> tuple[list[Stream], tuple[int, int] | None, tuple[int, int]]:
+    """What one page of [lo, hi) settles: the entries to keep, the interval now complete (None:
+    none) and what is left to read (empty when done)."""
+    if sum(len(s) for s in streams) < limit:
+        return streams, (lo, hi), (hi, hi)
+    times = [s.times for s in streams if len(s)]
+    if direction == "forward":
+        edge = max(int(t.max()) for t in times)
+        if edge == lo:  # a whole page at one nanosecond: keep it, move past it
+            return streams, None, (lo + 1, hi)
+        return [s.where(s.times < edge) for s in streams], (lo, edge), (edge, hi)
+    edge = min(int(t.min()) for t in times)
+    if edge == hi - 1:
+        return streams, None, (lo, hi - 1)
+    return [s.where(s.times > edge) for s in streams], (edge + 1, hi), (lo, edge + 1)

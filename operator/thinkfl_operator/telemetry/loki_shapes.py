@@ -36,8 +36,11 @@ LABEL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 TRACE_KEYS = ("trace_id", "traceID", "traceId", "TraceID")
 SPAN_KEYS = ("span_id", "spanID", "spanId", "SpanID")
 # TraceID: <hex>, trace_id=<hex>, "traceId":"<hex>" (and the same for spans).
-_TRACE = re.compile(r"""(?i)\btrace_?id["']?\s*[:=]\s*["']?([0-9a-f]{16,32})(?![0-9a-f])""")
-_SPAN = re.compile(r"""(?i)\bspan_?id["']?\s*[:=]\s*["']?([0-9a-f]{8,16})(?![0-9a-f])""")
+# (Letter classes rather than re.I: twice as fast on long lines.)
+_TRACE = re.compile(r"""\b[Tt][Rr][Aa][Cc][Ee]_?[Ii][Dd]["']?\s*[:=]\s*["']?"""
+                    r"""([0-9a-fA-F]{16,32})(?![0-9a-fA-F])""")
+_SPAN = re.compile(r"""\b[Ss][Pp][Aa][Nn]_?[Ii][Dd]["']?\s*[:=]\s*["']?"""
+                   r"""([0-9a-fA-F]{8,16})(?![0-9a-fA-F])""")
 #: Control bytes (tab, newline, CR excepted) and U+FFFD (bytes that were not UTF-8): a binary line.
 _BINARY = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffd]")
 
@@ -190,45 +193,52 @@ def lines_frame(streams: Sequence[Stream], pod_label: str,
     """``LINE_COLUMNS`` of the streams' entries, sorted by time (stable)."""
     if not any(len(s) for s in streams):
         return empty_lines(), LineCounts()
-    times, pods, services, lines, traces, spans = [], [], [], [], [], []
-    cut = binary = 0
+    times: list[np.ndarray] = []
+    pods: list[str] = []
+    services: list[str] = []
+    raw: list[str] = []
+    meta: list[Mapping[str, str]] = []
     for stream in streams:
-        if not len(stream):
-            continue
         pod, service, _ = pod_and_service(stream.labels, pod_label, service_labels)
         times.append(stream.times)
         pods += [pod] * len(stream)
         services += [service] * len(stream)
-        for line, meta in zip(stream.lines, stream.metadata, strict=True):
-            line = line.rstrip("\r\n")
-            if _BINARY.search(line):
-                binary += 1
-                line = _BINARY.sub("\ufffd", line)
-            if len(line) > MAX_LINE_CHARS:
-                cut += 1
-                line = line[:MAX_LINE_CHARS]
-            lines.append(line)
-            traces.append(_id(meta, stream.labels, TRACE_KEYS, _TRACE, line))
-            spans.append(_id(meta, stream.labels, SPAN_KEYS, _SPAN, line))
+        raw += stream.lines
+        # IDs a stream label carries (older Lokis merge structured metadata into the labels)
+        meta += [{**stream.labels, **m} for m in stream.metadata] \
+            if _has_ids(stream.labels) else stream.metadata
+    lines = pd.Series(raw, dtype=object).str.rstrip("\r\n")
+    binary = lines.str.contains(_BINARY)
+    if binary.any():
+        lines[binary] = lines[binary].str.replace(_BINARY, "\ufffd", regex=True)
+    long = lines.str.len() > MAX_LINE_CHARS
+    if long.any():
+        lines[long] = lines[long].str.slice(0, MAX_LINE_CHARS)
     frame = pd.DataFrame({
         "time_ns": np.concatenate(times).astype(np.int64),
         "pod": pd.Series(pods, dtype=object), "service": pd.Series(services, dtype=object),
-        "line": pd.Series(lines, dtype=object), "trace_id": pd.Series(traces, dtype=object),
-        "span_id": pd.Series(spans, dtype=object),
+        "line": lines.astype(object),
+        "trace_id": _ids(lines, meta, TRACE_KEYS, _TRACE),
+        "span_id": _ids(lines, meta, SPAN_KEYS, _SPAN),
     }, columns=list(LINE_COLUMNS))
     frame = frame.sort_values("time_ns", kind="stable", ignore_index=True)
-    return frame, LineCounts(cut, binary)
+    return frame, LineCounts(int(long.sum()), int(binary.sum()))
 
 
-def _id(meta: Mapping[str, str], labels: Mapping[str, str], keys: Sequence[str],
-        pattern: re.Pattern[str], line: str) -> str:
-    for source in (meta, labels):
-        for key in keys:
-            value = source.get(key)
+def _has_ids(labels: Mapping[str, str]) -> bool:
+    return any(key in labels for key in (*TRACE_KEYS, *SPAN_KEYS))
+
+
+def _ids(lines: pd.Series, meta: Sequence[Mapping[str, str]], keys: Sequence[str],
+         pattern: re.Pattern[str]) -> pd.Series:
+    """The ID in each entry's metadata (first of ``keys``), else the one its line shows."""
+    found = lines.str.extract(pattern, expand=False).fillna("").str.lower().astype(object)
+    for i, entry in enumerate(meta):
+        if entry:
+            value = next((entry[k] for k in keys if entry.get(k)), "")
             if value:
-                return value.strip().lower()
-    match = pattern.search(line)
-    return match.group(1).lower() if match else ""
+                found.iat[i] = value.strip().lower()
+    return found
 
 
 def patterns_frame(rows: Sequence[tuple[float, str, str, int]]) -> pd.DataFrame:

@@ -7,6 +7,12 @@ it), so one seed always yields the same frames. The fault is active in ``[T, T +
   the faulty pod's own server span is unchanged.
 * ``cpu_contention``: the own time of the faulty pod's server spans is ×8, its CPU KPI rises.
 * ``return``: the faulty pod's server spans end after ~5% of their time, without child calls.
+* ``exception``: a method of the faulty pod throws and the service answers with a business
+  error: traces and metrics do not move (as in the real code faults we have), only its logs do:
+  the line its handler writes after the lookup stops, and an ERROR line takes its place.
+
+Every server span also writes log lines (``logs``: the handler's two INFO lines with the trace
+and span IDs, as Java services log them), so the log evidence has the same shape as real logs.
 """
 
 from __future__ import annotations
@@ -22,10 +28,10 @@ import numpy.typing as npt
 import pandas as pd
 
 from thinkfl_operator.telemetry.loglines import LogSource
-from thinkfl_operator.telemetry.memory import MemoryStore
+from thinkfl_operator.telemetry.memory import MemoryLogs, MemoryStore
 from thinkfl_operator.telemetry.spans import COLUMNS
 
-FAULTS = ("network_delay", "cpu_contention", "return")
+FAULTS = ("network_delay", "cpu_contention", "return", "exception")
 #: service → (gRPC interface, median own time of its server spans in ms).
 _SERVICES: dict[str, tuple[str, float]] = {
     "frontend": ("hipstershop.Frontend", 3.0),
@@ -233,8 +239,37 @@ def _shift(cols: dict[str, npt.NDArray[np.float64]], fault: str, on: npt.NDArray
         cols["CpuUsageRate(%)"][on] += 45.0
     elif fault == "network_delay":
         cols["PodServerLatencyP90(s)"][on] += _DELAY_US / 1e6
-    else:
+    elif fault == "return":
         cols["NetworkReceiveBytes"][on] *= 0.2
+
+
+def _logs(spans: pd.DataFrame, fault: str, faulty_pod: str, window_us: tuple[int, int]) -> pd.DataFrame:
+    """Two lines per server span (``loglines.LINE_COLUMNS``): the handler's "request" line at
+    the span's start and its "done" line at its end; under ``exception`` the faulty pod's "done"
+    line becomes an ERROR in the fault window."""
+    server = spans[spans["operation"].astype(str).str.startswith("/") | (spans["parent_id"] == "")]
+    method = server["operation"].astype(str).str.rsplit("/", n=1).str[-1].str.rstrip(".")
+    handler = server["service"].astype(str).str.replace("service", "", regex=False).str.capitalize() + \
+        "Handler"
+    start, end = server["start_us"].to_numpy(), (server["start_us"] + server["duration_us"]).to_numpy()
+    ids = " TraceID: " + server["trace_id"].astype(str) + " SpanID: " + server["span_id"].astype(str)
+    request = "INFO  " + handler + "#41" + ids + " [" + method + "][request received]"
+    done = "INFO  " + handler + "#57" + ids + " [" + method + "][done in " + \
+        (server["duration_us"] // 1000).astype(str) + " ms]"
+    if fault == "exception":
+        hit = ((server["pod"].astype(str) == faulty_pod) & (server["start_us"] >= window_us[0])
+               & (server["start_us"] < window_us[1])).to_numpy()
+        done = done.where(~hit, "ERROR " + handler + "#63" + ids + " [" + method +
+                          "][lookup failed: java.lang.NullPointerException: item is null]")
+    lines = pd.DataFrame({
+        "time_ns": np.concatenate([start, end]).astype("int64") * 1000,
+        "pod": np.concatenate([server["pod"].astype(str).to_numpy()] * 2),
+        "service": np.concatenate([server["service"].astype(str).to_numpy()] * 2),
+        "line": np.concatenate([request.to_numpy(), done.to_numpy()]),
+        "trace_id": np.concatenate([server["trace_id"].astype(str).to_numpy()] * 2),
+        "span_id": np.concatenate([server["span_id"].astype(str).to_numpy()] * 2),
+    })
+    return lines.sort_values("time_ns", kind="stable").reset_index(drop=True)
 
 
 def _metrics(
@@ -276,9 +311,11 @@ class SyntheticIncident:
     fault: str
     faulty_pod: str
     faulty_service: str
+    logs: pd.DataFrame
 
     def store(self, logs: LogSource | None = None) -> MemoryStore:
-        return MemoryStore(self.spans, self.metrics, self.nodes, logs=logs)
+        """The incident as a store; its own log lines unless another log source is given."""
+        return MemoryStore(self.spans, self.metrics, self.nodes, logs=logs or MemoryLogs(self.logs))
 
 
 def _check(fault: str, service: str, minutes: int, traces_per_minute: int) -> None:
@@ -322,4 +359,5 @@ def generate(
     spans = _spans(traces, sim, minutes * traces_per_minute, start_s, end_s)
     ts = start_s + STEP_S * np.arange(minutes + 1, dtype=np.float64)  # one sample a minute
     metrics = _metrics(kpis, nodes, ts, (ts >= t) & (ts <= end_s), fault, faulty_pod)
-    return SyntheticIncident(spans, metrics, nodes, t, fault, faulty_pod, service)
+    logs = _logs(spans, fault, faulty_pod, sim.window_us)
+    return SyntheticIncident(spans, metrics, nodes, t, fault, faulty_pod, service, logs)

@@ -67,6 +67,7 @@ class ServiceLogs:
     lines_history: int
     shifts: list[TemplateShift] = field(default_factory=list)
     silent: bool = False
+    pod: str = ""  # the pod whose lines moved most in the strongest template ("" if unknown)
 
     def reason(self) -> str:
         if self.silent:
@@ -115,13 +116,26 @@ def log_shifts(batch: LogBatch, window: tuple[float, float], history: tuple[floa
         evidence.pods = {str(p): str(s) for p, s in zip(pairs["pod"], pairs["service"], strict=True) if p}
     if counts.empty or w_min <= 0 or h_min <= 0:
         return evidence
-    for service, group in counts.groupby("service", sort=False, observed=True):
-        evidence.services[str(service)] = _service_shift(str(service), group, w_min, h_min)
+    for service, by_pod in counts.groupby("service", sort=False, observed=True):
+        group = by_pod.groupby(["template", "level"], sort=False, as_index=False)[["history", "window"]].sum()
+        found = _service_shift(str(service), group, w_min, h_min)
+        found.pod = _moved_pod(by_pod, found, w_min, h_min)
+        evidence.services[str(service)] = found
     return evidence
 
 
+def _moved_pod(by_pod: pd.DataFrame, found: ServiceLogs, w_min: float, h_min: float) -> str:
+    """The pod whose rate of the service's strongest template changed most."""
+    if not found.shifts:
+        return ""
+    rows = by_pod[by_pod["template"] == found.shifts[0].template]
+    change = (rows["window"] / w_min - rows["history"] / h_min).abs()
+    pods = rows["pod"].astype(str).to_numpy()
+    return str(pods[int(np.argmax(change.to_numpy()))]) if len(rows) else ""
+
+
 def _counts(batch: LogBatch, window: tuple[float, float], history: tuple[float, float]) -> pd.DataFrame:
-    """service, template, level, window count, history count."""
+    """service, pod, template, level, window count, history count."""
     parts = []
     if not batch.lines.empty:
         t = batch.lines["time_ns"].to_numpy() / 1e9
@@ -131,7 +145,8 @@ def _counts(batch: LogBatch, window: tuple[float, float], history: tuple[float, 
         if len(lines):
             template = lines["template"] if "template" in lines else templates(lines["line"])
             level = lines["level"] if "level" in lines else levels(lines["line"])
-            frame = pd.DataFrame({"service": lines["service"].to_numpy(), "template": template.to_numpy(),
+            frame = pd.DataFrame({"service": lines["service"].to_numpy(), "pod": lines["pod"].to_numpy(),
+                                  "template": template.to_numpy(),
                                   "level": level.to_numpy(), "in_window": where[keep] == 1})
             parts.append(frame.assign(n=1))
     if not batch.patterns.empty:
@@ -139,13 +154,14 @@ def _counts(batch: LogBatch, window: tuple[float, float], history: tuple[float, 
         t = p["time_s"].to_numpy(dtype="float64")
         where = np.where((t >= window[0]) & (t < window[1]), 1, np.where((t >= history[0]) & (t < history[1]), 0, -1))
         p = p[where >= 0]
-        parts.append(pd.DataFrame({"service": p["service"].to_numpy(), "template": p["pattern"].to_numpy(),
+        parts.append(pd.DataFrame({"service": p["service"].to_numpy(), "pod": "", "template": p["pattern"].to_numpy(),
                                    "level": levels(p["pattern"]).to_numpy(), "in_window": where[where >= 0] == 1,
                                    "n": p["count"].to_numpy()}))
     if not parts:
         return pd.DataFrame()
     frame = pd.concat(parts, ignore_index=True)
-    grouped = frame.groupby(["service", "template", "level", "in_window"], sort=False)["n"].sum().unstack(fill_value=0)
+    grouped = frame.groupby(["service", "pod", "template", "level", "in_window"], sort=False)["n"].sum()
+    grouped = grouped.unstack(fill_value=0)
     grouped = grouped.reindex(columns=[False, True], fill_value=0)
     grouped.columns = ["history", "window"]
     return grouped.reset_index()

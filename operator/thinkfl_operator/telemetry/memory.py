@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 import pandas as pd
 
-from thinkfl_operator.telemetry.loglines import LogSource
+from thinkfl_operator.telemetry.loglines import LogBatch, LogSource
 from thinkfl_operator.telemetry.naming import service_of_pod
 from thinkfl_operator.telemetry.quality import DataQuality
 from thinkfl_operator.telemetry.spans import SpanTable, clean_spans, empty_frame
@@ -77,3 +77,24 @@ class MemoryStore:
 
     def service_of(self, pod: str) -> str:
         return self._service_of(pod)
+
+
+class MemoryLogs:
+    """A ``LogSource`` over lines already in memory (``loglines.LINE_COLUMNS``), complete for
+    the span of their own times: the demo's generator and tests use it."""
+
+    name = "memory logs"
+
+    def __init__(self, lines: pd.DataFrame) -> None:
+        self._lines = lines.sort_values("time_ns", kind="stable").reset_index(drop=True)
+        times = self._lines["time_ns"].to_numpy()
+        self._span = (times[0] / 1e9, times[-1] / 1e9 + 1e-9) if len(times) else (0.0, 0.0)
+
+    def logs(self, start_s: float, end_s: float, services: Sequence[str] = ()) -> LogBatch:
+        times = self._lines["time_ns"].to_numpy()
+        lo, hi = times.searchsorted(int(start_s * 1e9)), times.searchsorted(int(end_s * 1e9))
+        lines = self._lines.iloc[lo:hi]
+        if services:
+            lines = lines[lines["service"].isin(list(services))]
+        a, b = max(self._span[0], start_s), min(self._span[1], end_s)
+        return LogBatch(lines=lines, coverage=((a, b),) if b > a else ())

@@ -22,6 +22,10 @@ from thinkfl_operator.models import Candidate
 
 #: Log shifts: weight of log1p(robust z across services).
 LOG_WEIGHT = 2.5
+#: A service's own log shift (strongest template |z|) below this is noise whatever the other
+#: services show: the largest of a hundred templates' |z| under no change is about 3
+#: (measured plateau: 3 to 4).
+LOG_MIN_SCORE = 4.0
 #: CPU shifts: weight of log1p(z − offset); a pod's CPU moves by a few z on its own.
 CPU_WEIGHT = 2.0
 CPU_OFFSET = 10.0
@@ -49,6 +53,7 @@ def fuse(ordered: list[Candidate], logs: LogEvidence | None, cpu: dict[str, CpuS
         if cand.service and cand.service not in by_service:
             by_service[cand.service] = cand
     log_z = logs.robust_z() if logs is not None and logs.usable else {}
+    log_z = {s: z for s, z in log_z.items() if logs is not None and logs.services[s].score >= LOG_MIN_SCORE}
     services = list(by_service) + [s for s in [*log_z, *cpu] if s not in by_service]
     scored = []
     for position, service in enumerate(dict.fromkeys(services)):
@@ -77,7 +82,6 @@ def _candidate(base: Candidate, service: str, parts: dict[str, float], score: fl
     pod = base.pod
     if not pod and lead == "cpu" and shift is not None:
         pod = shift.pod
-    elif not pod and lead == "logs" and logs is not None:
-        pods = [p for p, s in logs.pods.items() if s == service]
-        pod = pods[0] if len(pods) == 1 else ""  # several pods: the logs do not say which
+    elif not pod and lead == "logs" and logs is not None and service in logs.services:
+        pod = logs.services[service].pod
     return Candidate(base.node, service, pod, "; ".join(r for r in reasons if r), score)

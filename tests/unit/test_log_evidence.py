@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -163,3 +164,31 @@ def test_a_flood_a_huge_line_and_binary_junk_cost_bounded_memory_and_say_so(tmp_
     assert any("more than 1000 lines (left out: 09_05_log.csv)" in n for n in notes)
     assert any("characters past 2000 of long log lines" in n for n in notes)
     assert covered_seconds(batch.coverage, T0 + 100, T0 + 600) == 0  # the flood is no coverage
+
+
+def test_a_line_that_falls_with_its_calls_is_traffic_not_a_fault() -> None:
+    """A caller stopped calling ``list``: the callee's ``list`` lines fall with its spans (no
+    shift once weighed by traffic), while ``get`` calls go on and its ``#53`` line vanished."""
+    from thinkfl_operator.engines.heuristic.traffic import template_traffic
+
+    spans, rows = [], []
+    for i, t in enumerate(np.arange(T0 - 1200, T0 + 120, 2.0)):
+        calls = [("get", "INFO C#47 get"), ("get", "INFO C#53 got")]
+        if t < T0 or i % 4 == 0:  # `list` calls drop to a quarter in the window
+            calls += [("list", "INFO C#60 list"), ("list", "INFO C#61 listed")]
+        for n, (operation, line) in enumerate(calls):
+            span = f"{i:08x}{n // 2:08x}"
+            if not (operation == "get" and "#53" in line and t >= T0):  # #53 vanishes
+                rows.append((t, "callee", line, span))
+            if n % 2 == 0:
+                spans.append({"span_id": span, "service": "callee", "operation": operation,
+                              "start_us": int(t * 1e6)})
+    batch = _batch([(t, s, line) for t, s, line, _ in rows])
+    batch.lines["span_id"] = [sp for _, _, _, sp in sorted(rows, key=lambda r: r[0])]
+    lines = batch.lines.assign(template=templates(batch.lines["line"]))
+    window, history = (T0, T0 + 120), (T0 - 1200, T0 - 60)
+    traffic = template_traffic(pd.DataFrame(spans), lines, window, history)
+    assert traffic[("callee", "INFO C#60 list")] == pytest.approx(0.25, rel=0.2)
+    weighed = log_shifts(replace(batch, lines=lines), window, history, traffic=traffic)
+    shifted = {s.template for s in weighed.services["callee"].shifts}
+    assert "INFO C#53 got" in shifted and "INFO C#60 list" not in shifted

@@ -15,7 +15,7 @@ that could not read everything (a budget, an entry limit, missing files) never f
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -105,8 +105,10 @@ class LogEvidence:
 
 
 def log_shifts(batch: LogBatch, window: tuple[float, float], history: tuple[float, float],
-               source: str = "") -> LogEvidence:
-    """Shifts of the template mix in ``window`` against ``history`` (epoch-second intervals)."""
+               source: str = "", traffic: Mapping[tuple[str, str], float] | None = None) -> LogEvidence:
+    """Shifts of the template mix in ``window`` against ``history`` (epoch-second intervals).
+    ``traffic`` weighs a (service, template)'s expected share by how the calls of its
+    operation changed (``engines.heuristic.traffic``); absent pairs weigh 1."""
     counts = _counts(batch, window, history)
     w_min = _covered(batch, *window) / 60.0
     h_min = _covered(batch, *history) / 60.0
@@ -118,7 +120,10 @@ def log_shifts(batch: LogBatch, window: tuple[float, float], history: tuple[floa
         return evidence
     for service, by_pod in counts.groupby("service", sort=False, observed=True):
         group = by_pod.groupby(["template", "level"], sort=False, as_index=False)[["history", "window"]].sum()
-        found = _service_shift(str(service), group, w_min, h_min)
+        weights = None
+        if traffic:
+            weights = np.array([traffic.get((str(service), str(t)), 1.0) for t in group["template"]])
+        found = _service_shift(str(service), group, w_min, h_min, weights)
         found.pod = _moved_pod(by_pod, found, w_min, h_min)
         evidence.services[str(service)] = found
     return evidence
@@ -167,7 +172,8 @@ def _counts(batch: LogBatch, window: tuple[float, float], history: tuple[float, 
     return grouped.reset_index()
 
 
-def _service_shift(service: str, group: pd.DataFrame, w_min: float, h_min: float) -> ServiceLogs:
+def _service_shift(service: str, group: pd.DataFrame, w_min: float, h_min: float,
+                   weights: np.ndarray | None = None) -> ServiceLogs:
     w = group["window"].to_numpy(dtype="float64")
     h = group["history"].to_numpy(dtype="float64")
     n_w, n_h = float(w.sum()), float(h.sum())
@@ -180,6 +186,8 @@ def _service_shift(service: str, group: pd.DataFrame, w_min: float, h_min: float
             result.score, result.silent = expected / math.sqrt(expected + 1.0), True
         return result
     share = (h + 0.5) / (n_h + 0.5 * len(h))
+    if weights is not None:  # the share each template would have if only traffic moved it
+        share = share * weights / float(np.sum(share * weights))
     expected = n_w * share
     z = (w - expected) / np.sqrt(expected * (1.0 - share) + 1.0)
     order = np.argsort(-np.abs(z))

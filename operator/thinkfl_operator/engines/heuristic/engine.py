@@ -77,7 +77,8 @@ class HeuristicEngine:
                   walk.pick_traces(win.window, leader,
                                   incident.max_traces or self.settings.heuristic.max_traces))
         tools = self._toolbox(store, win, traces)
-        logs = read_log_evidence(store, win.start_s, win.end_s, self.settings.logs, self._logs)
+        logs = read_log_evidence(store, win.start_s, win.end_s, self.settings.logs, self._logs,
+                                 win.measured.frame)
         topology = _topology(store, win, logs)
         self._corroborate(tools, pods, win.anchor_s)
         ordered = _order(pods, topology, win, tools)

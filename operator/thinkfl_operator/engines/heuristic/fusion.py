@@ -8,8 +8,9 @@ unrelated services move a little by chance and the logs of the faulty one a lot;
 delay the reverse. Summing lets one source's noise outvote the other's signal; the maximum lets
 the source that sees the fault speak, so a CPU fault still wins on CPU and a code fault on logs.
 
-Measured on the labeled days in ../shared (service R@1; the plateau holds for log weights 2 to
-3, CPU weights 2 to 3, CPU offsets 10 to 20 and corroboration 0 to 0.3): see README, *Numbers*.
+Measured on the labeled days in ../shared (service R@1 12/14, 17/17 and 7/8 on the plateau of
+log weights 1.5 to 2, log floors 0 to 4, CPU weights 2 to 3, CPU offsets 10 to 20 and
+corroboration 0 to 0.3; weights are per kind of evidence, never per service): README, *Numbers*.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from thinkfl_operator.evidence.logshift import LogEvidence
 from thinkfl_operator.models import Candidate
 
 #: Log shifts: weight of log1p(robust z across services).
-LOG_WEIGHT = 2.5
+LOG_WEIGHT = 2.0
 #: A service's own log shift (strongest template |z|) below this is noise whatever the other
 #: services show: the largest of a hundred templates' |z| under no change is about 3
 #: (measured plateau: 3 to 4).

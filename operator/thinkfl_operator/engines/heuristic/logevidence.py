@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pandas as pd
+
+from thinkfl_operator.engines.heuristic.traffic import template_traffic
 from thinkfl_operator.evidence.logshift import LogEvidence, log_shifts
 from thinkfl_operator.evidence.templates import levels, templates
 from thinkfl_operator.settings import LogsSettings
@@ -58,7 +61,7 @@ def log_period(start_s: float, end_s: float, cfg: LogsSettings) -> tuple[tuple[f
 
 
 def read_log_evidence(store: Store, start_s: float, end_s: float, cfg: LogsSettings,
-                      cache: LogCache | None = None) -> LogEvidence | None:
+                      cache: LogCache | None = None, spans: pd.DataFrame | None = None) -> LogEvidence | None:
     """Shifts of every service's template mix in [start_s − lead, end_s) against its history;
     None when logs are off or the store has no log source."""
     source = store.logs
@@ -66,7 +69,8 @@ def read_log_evidence(store: Store, start_s: float, end_s: float, cfg: LogsSetti
         return None
     window, history = log_period(start_s, end_s, cfg)
     batch = (cache or LogCache()).batch(source, history[0], window[1])
-    evidence = log_shifts(batch, window, history, source.name)
+    traffic = template_traffic(spans, batch.lines, window, history) if spans is not None else {}
+    evidence = log_shifts(batch, window, history, source.name, traffic)
     if batch.empty:
         evidence.notes.append(f"no log lines from {source.name} between the history and the window")
     elif not evidence.usable:

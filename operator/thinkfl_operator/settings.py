@@ -90,7 +90,7 @@ class LogsSettings(BaseModel):
     pod_logs: bool = Field(False, description="Without Loki, read pods/log of the target namespace's pods through the Kubernetes API (needs RBAC get on pods/log: Helm logs.podLogs).")
     namespace_label: str = Field("namespace", description="Loki stream label holding the Kubernetes namespace.")
     pod_label: str = Field("pod", description="Loki stream label holding the pod name.")
-    service_labels: list[str] = Field(default_factory=lambda: ["service_name", "app", "container"], description="Loki stream labels tried in order for the service (JSON list); none present = the service derived from the pod name.")
+    service_labels: list[str] = Field(default_factory=lambda: ["service_name", "app"], description="Loki stream labels tried in order for the service (JSON list); none present = the service derived from the pod name (a container label names the container, not the service, so it is not among the defaults).")
     history_minutes: float = Field(60.0, gt=0, description="Minutes of logs before the incident window used as each service's normal template mix.")
     lead_seconds: float = Field(30.0, ge=0, description="Seconds before the incident time counted in the log window (a service's errors often start before the alert fires).")
     guard_seconds: float = Field(30.0, ge=0, description="Seconds between the history and the log window left out of both.")

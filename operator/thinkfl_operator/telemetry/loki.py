@@ -83,7 +83,8 @@ class _BudgetSpent(Exception):
 
 
 class LokiLogs:
-    """``LogSource`` over Grafana Loki, for the pods of ``namespace`` (empty: every pod)."""
+    """``LogSource`` over Grafana Loki, for the pods of ``namespace`` (empty: every pod).
+    One instance serves one incident at a time (calls are not meant to run concurrently)."""
 
     name = "loki"
 
@@ -127,7 +128,7 @@ class _Reader:
     def __init__(self, source: LokiLogs, start_s: float, end_s: float,
                  services: tuple[str, ...]) -> None:
         self.source, self.cfg, self.http = source, source.settings, source.http
-        self.start_ns, self.end_ns = int(start_s * 1e9), int(end_s * 1e9)
+        self.start_ns, self.end_ns = round(start_s * 1e9), round(end_s * 1e9)
         self.services = services
         self.first = self.http.requests
         self.lines_left = self.cfg.max_lines
@@ -228,14 +229,17 @@ class _Reader:
             if matcher is None:
                 return False
             try:
-                body = self._get(PATTERNS, {"query": selector([*base, matcher]), "step": "60s",
-                                            "start": self.start_ns, "end": self.end_ns})
-            except (NotFound, BackendRejected) as exc:
-                self.source.patterns_available = False
-                self.notes.append(f"{_describe(exc, self.source.url)}: no pattern ingester, "
-                                  f"history read as lines")
+                found = parse_patterns(self._get(PATTERNS, {
+                    "query": selector([*base, matcher]), "step": "60s",
+                    "start": self.start_ns, "end": self.end_ns}))
+            except (HttpBackendError, LokiShapeError) as exc:
+                lacking = isinstance(exc, NotFound | BackendRejected)
+                if lacking:
+                    self.source.patterns_available = False
+                self.notes.append(f"{_describe(exc, self.source.url)}: "
+                                  f"{'no pattern ingester, ' if lacking else ''}history read as "
+                                  f"lines")
                 return False
-            found = parse_patterns(body)
             if not found:
                 self.notes.append(f"Loki's pattern ingester has no patterns of {service} (it "
                                   f"holds its lines): history read as lines")

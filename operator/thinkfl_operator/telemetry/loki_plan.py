@@ -6,8 +6,8 @@ metric query; it maps pods to services as the lines will be, and gives the simpl
 narrowing the streams to some services (one service label, else the exact pods).
 
 ``plan_reads``: the minutes split into the *window* (the end of the range, read in full, newest
-first) and the *history* before it. Minutes Loki counts
-no line in are complete without a request. The window is planned first; what the budgets leave
+first) and the *history* before it. Minutes Loki counts no line in are complete without a
+request. The window is planned first; what the budgets leave
 goes to the history: all of it when it fits, else ``n`` minutes spread evenly over it (the
 largest ``n`` that fits both budgets), adjacent chosen minutes packed into slices of at most
 ``PACK`` × the entry limit so that one request reads each (a minute above the limit is paged).

@@ -57,4 +57,8 @@ def _operation_ratios(spans: pd.DataFrame, window: tuple[float, float],
     w = in_w.reindex(both, fill_value=0).to_numpy(dtype="float64")
     h = in_h.reindex(both, fill_value=0).to_numpy(dtype="float64")
     rates = ((w + 1.0) / w_sec) / ((h + 1.0) / h_sec)
-    return {tuple(k.split("\x00", 1)): float(r) for k, r in zip(both, rates, strict=True)}  # type: ignore[misc]
+    out: dict[tuple[str, str], float] = {}
+    for key, rate in zip(both, rates, strict=True):
+        service, operation = str(key).split("\x00", 1)
+        out[(service, operation)] = float(rate)
+    return out

@@ -39,6 +39,9 @@ POD_HORIZON_S = 3600.0
 class LiveStore(MemoryStore):
     """Spans from Jaeger/Tempo and KPIs from Prometheus, for one incident."""
 
+    #: Every new time range read is requests to the backends.
+    remote = True
+
     def __init__(
         self,
         traces: JaegerClient | TempoClient | None,

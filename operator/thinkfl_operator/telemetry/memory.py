@@ -17,6 +17,8 @@ class MemoryStore:
     """Spans and KPI frames held in memory, selected by their own timestamps."""
 
     name = "memory"
+    #: Reading another time range costs no request to a backend.
+    remote = False
 
     def __init__(
         self,

@@ -59,6 +59,8 @@ class Store(Protocol):
     quality: DataQuality
     #: Where the application's log lines come from (None: no log evidence).
     logs: LogSource | None
+    #: Reading another time range means requests to live backends (read only what is needed).
+    remote: bool
 
     def spans_between(self, start_us: int, end_us: int) -> SpanTable:
         """Every span that starts in [start_us, end_us) (by its own timestamp)."""

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import time
 
+import pandas as pd
+
 from thinkfl_operator.engines.heuristic import walk
 from thinkfl_operator.engines.heuristic.cache import MeasuredCache
 from thinkfl_operator.engines.heuristic.critical import trace_evidence
@@ -54,12 +56,15 @@ class HeuristicEngine:
         self._logs = LogCache()
 
     def preload(self, store: Store, start_s: float, end_s: float) -> None:
-        """Load and measure the spans of a whole period at once (evaluation of many incidents)."""
+        """Load and measure the spans (and template the log lines) of a whole period at once
+        (evaluation of many incidents): the span baselines, the log histories and the windows."""
         horizon = self.settings.heuristic.baseline_minutes * 60
-        self._cache.between(store, start_s - horizon, end_s + self.settings.heuristic.window_seconds + horizon)
-        if store.logs is not None and self.settings.logs.enabled:
-            _, (first, _) = log_period(start_s, start_s, self.settings.logs)
-            self._logs.load(store.logs, first, end_s + self.settings.heuristic.window_seconds)
+        last = end_s + self.settings.heuristic.window_seconds + horizon
+        _, (first_log, _) = log_period(start_s, start_s, self.settings.logs)
+        logs = store.logs is not None and self.settings.logs.enabled
+        self._cache.between(store, min(start_s - horizon, first_log) if logs else start_s - horizon, last)
+        if logs and store.logs is not None:
+            self._logs.load(store.logs, first_log, end_s + self.settings.heuristic.window_seconds)
 
     def diagnose(self, store: Store, incident: Incident) -> Diagnosis:
         clock = _Clock()
@@ -78,7 +83,7 @@ class HeuristicEngine:
                                   incident.max_traces or self.settings.heuristic.max_traces))
         tools = self._toolbox(store, win, traces)
         logs = read_log_evidence(store, win.start_s, win.end_s, self.settings.logs, self._logs,
-                                 win.measured.frame)
+                                 self._traffic_spans(store, win))
         topology = _topology(store, win, logs)
         self._corroborate(tools, pods, win.anchor_s)
         ordered = _order(pods, topology, win, tools)
@@ -125,6 +130,16 @@ class HeuristicEngine:
                          topology=topology, roots=roots, log_evidence=log_lines(logs),
                          log_lead=log_lead(ordered, logs),
                          logs_read=None if logs is None else logs.usable)
+
+    def _traffic_spans(self, store: Store, win: Windows) -> pd.DataFrame:
+        """The spans the log shifts weigh traffic with: those of the log history and window, the
+        same whether the day was preloaded or this incident is diagnosed alone; from live
+        backends only those already read (no extra searches for the sake of weights)."""
+        if store.remote:
+            return win.measured.frame
+        (_, end), (first, _) = log_period(win.start_s, win.end_s, self.settings.logs)
+        frame, _ = self._cache.between(store, first, end)
+        return frame
 
     def _toolbox(self, store: Store, win: Windows, traces: list[str]) -> Toolbox:
         """Tools over the traces to walk (the index is built for those spans only)."""

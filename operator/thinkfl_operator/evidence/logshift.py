@@ -118,14 +118,19 @@ def log_shifts(batch: LogBatch, window: tuple[float, float], history: tuple[floa
         evidence.pods = {str(p): str(s) for p, s in zip(pairs["pod"], pairs["service"], strict=True) if p}
     if counts.empty or w_min <= 0 or h_min <= 0:
         return evidence
-    for service, by_pod in counts.groupby("service", sort=False, observed=True):
-        group = by_pod.groupby(["template", "level"], sort=False, as_index=False)[["history", "window"]].sum()
+    per_service = (counts.groupby(["service", "template", "level"], sort=True, observed=True)
+                   [["history", "window"]].sum().reset_index())
+    services = per_service["service"].astype(str).to_numpy()
+    bounds = np.flatnonzero(np.r_[True, services[1:] != services[:-1], True])
+    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+        service, group = services[lo], per_service.iloc[lo:hi]
         weights = None
         if traffic:
-            weights = np.array([traffic.get((str(service), str(t)), 1.0) for t in group["template"]])
-        found = _service_shift(str(service), group, w_min, h_min, weights)
-        found.pod = _moved_pod(by_pod, found, w_min, h_min)
-        evidence.services[str(service)] = found
+            weights = np.array([traffic.get((service, str(t)), 1.0) for t in group["template"]])
+        found = _service_shift(service, group, w_min, h_min, weights)
+        if found.shifts:
+            found.pod = _moved_pod(counts[counts["service"] == service], found, w_min, h_min)
+        evidence.services[service] = found
     return evidence
 
 

@@ -169,7 +169,7 @@ def test_a_flood_a_huge_line_and_binary_junk_cost_bounded_memory_and_say_so(tmp_
 def test_a_line_that_falls_with_its_calls_is_traffic_not_a_fault() -> None:
     """A caller stopped calling ``list``: the callee's ``list`` lines fall with its spans (no
     shift once weighed by traffic), while ``get`` calls go on and its ``#53`` line vanished."""
-    from thinkfl_operator.engines.heuristic.traffic import template_traffic
+    from thinkfl_operator.engines.heuristic.traffic import template_operations, template_traffic
 
     spans, rows = [], []
     for i, t in enumerate(np.arange(T0 - 1200, T0 + 120, 2.0)):
@@ -187,7 +187,8 @@ def test_a_line_that_falls_with_its_calls_is_traffic_not_a_fault() -> None:
     batch.lines["span_id"] = [sp for _, _, _, sp in sorted(rows, key=lambda r: r[0])]
     lines = batch.lines.assign(template=templates(batch.lines["line"]))
     window, history = (T0, T0 + 120), (T0 - 1200, T0 - 60)
-    traffic = template_traffic(pd.DataFrame(spans), lines, window, history)
+    frame = pd.DataFrame(spans)
+    traffic = template_traffic(frame, template_operations(frame, lines), window, history)
     assert traffic[("callee", "INFO C#60 list")] == pytest.approx(0.25, rel=0.2)
     weighed = log_shifts(replace(batch, lines=lines), window, history, traffic=traffic)
     shifted = {s.template for s in weighed.services["callee"].shifts}

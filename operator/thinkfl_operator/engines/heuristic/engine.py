@@ -81,16 +81,16 @@ class HeuristicEngine:
         traces = ([incident.trace_id] if incident.trace_id else
                   walk.pick_traces(win.window, leader,
                                   incident.max_traces or self.settings.heuristic.max_traces))
-        tools = self._toolbox(store, win, traces)
         logs = read_log_evidence(store, win.start_s, win.end_s, self.settings.logs, self._logs,
                                  self._traffic_spans(store, win))
+        clock.lap("logs")
+        tools = self._toolbox(store, win, traces)
         topology = _topology(store, win, logs)
         self._corroborate(tools, pods, win.anchor_s)
         ordered = _order(pods, topology, win, tools)
-        clock.lap("rank")
         start = win.start_s - self.settings.logs.lead_seconds
         ordered = fuse(ordered, logs, cpu_shifts(store, start, win.end_s))
-        clock.lap("logs")
+        clock.lap("rank")
         self._walk(tools, win, ordered, pods, traces)
         return self._finish(store, tools, ordered, topology, traces, logs, clock)
 
@@ -132,14 +132,14 @@ class HeuristicEngine:
                          logs_read=None if logs is None else logs.usable)
 
     def _traffic_spans(self, store: Store, win: Windows) -> pd.DataFrame:
-        """The spans the log shifts weigh traffic with: those of the log history and window, the
-        same whether the day was preloaded or this incident is diagnosed alone; from live
-        backends only those already read (no extra searches for the sake of weights)."""
+        """The spans the log shifts weigh traffic with: every span measured around the log
+        history and window (the same frame whether the day was preloaded or this incident is
+        diagnosed alone); from live backends only those already read (no extra searches)."""
         if store.remote:
             return win.measured.frame
         (_, end), (first, _) = log_period(win.start_s, win.end_s, self.settings.logs)
-        frame, _ = self._cache.between(store, first, end)
-        return frame
+        _, measured = self._cache.between(store, first, end)
+        return measured.frame
 
     def _toolbox(self, store: Store, win: Windows, traces: list[str]) -> Toolbox:
         """Tools over the traces to walk (the index is built for those spans only)."""

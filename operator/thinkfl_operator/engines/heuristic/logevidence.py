@@ -12,7 +12,7 @@ from dataclasses import replace
 
 import pandas as pd
 
-from thinkfl_operator.engines.heuristic.traffic import template_traffic
+from thinkfl_operator.engines.heuristic.traffic import template_operations, template_traffic
 from thinkfl_operator.evidence.logshift import LogEvidence, log_shifts
 from thinkfl_operator.evidence.templates import levels, templates
 from thinkfl_operator.settings import LogsSettings
@@ -28,6 +28,13 @@ class LogCache:
         self._source: LogSource | None = None
         self._range = (0.0, 0.0)
         self._batch = LogBatch()
+        self._owners: tuple[int, pd.DataFrame] | None = None
+
+    def owners(self, spans: pd.DataFrame) -> pd.DataFrame:
+        """Each cached template's operation, from ``spans`` (joined once per span frame)."""
+        if self._owners is None or self._owners[0] != id(spans):
+            self._owners = (id(spans), template_operations(spans, self._batch.lines))
+        return self._owners[1]
 
     def batch(self, source: LogSource, start_s: float, end_s: float) -> LogBatch:
         """The source's lines in [start_s, end_s) with ``template`` and ``level`` columns."""
@@ -51,6 +58,7 @@ class LogCache:
         lines = lines.assign(template=templates(lines["line"]), level=levels(lines["line"]))
         self._source, self._range = source, (start_s, end_s)
         self._batch = replace(batch, lines=lines)
+        self._owners = None
 
 
 def log_period(start_s: float, end_s: float, cfg: LogsSettings) -> tuple[tuple[float, float], tuple[float, float]]:
@@ -68,8 +76,9 @@ def read_log_evidence(store: Store, start_s: float, end_s: float, cfg: LogsSetti
     if not cfg.enabled or source is None:
         return None
     window, history = log_period(start_s, end_s, cfg)
-    batch = (cache or LogCache()).batch(source, history[0], window[1])
-    traffic = template_traffic(spans, batch.lines, window, history) if spans is not None else {}
+    cache = cache or LogCache()
+    batch = cache.batch(source, history[0], window[1])
+    traffic = template_traffic(spans, cache.owners(spans), window, history) if spans is not None else {}
     evidence = log_shifts(batch, window, history, source.name, traffic)
     if batch.empty:
         evidence.notes.append(f"no log lines from {source.name} between the history and the window")

@@ -14,6 +14,7 @@ that could not read everything (a budget, an entry limit, missing files) never f
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -122,7 +123,7 @@ def log_shifts(batch: LogBatch, window: tuple[float, float], history: tuple[floa
                    [["history", "window"]].sum().reset_index())
     services = per_service["service"].astype(str).to_numpy()
     bounds = np.flatnonzero(np.r_[True, services[1:] != services[:-1], True])
-    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+    for lo, hi in itertools.pairwise(bounds):
         service, group = services[lo], per_service.iloc[lo:hi]
         weights = None
         if traffic:

@@ -23,7 +23,7 @@ import pandas as pd
 from thinkfl_operator.engines.heuristic import walk
 from thinkfl_operator.engines.heuristic.cache import MeasuredCache
 from thinkfl_operator.engines.heuristic.critical import trace_evidence
-from thinkfl_operator.engines.heuristic.fusion import fuse, log_lead
+from thinkfl_operator.engines.heuristic.fusion import CPU_OFFSET, fuse, log_lead
 from thinkfl_operator.engines.heuristic.logevidence import LogCache, log_period, read_log_evidence
 from thinkfl_operator.engines.heuristic.resources import cpu_shifts
 from thinkfl_operator.engines.heuristic.scoring import PodEvidence, score_pods
@@ -68,6 +68,7 @@ class HeuristicEngine:
 
     def diagnose(self, store: Store, incident: Incident) -> Diagnosis:
         clock = _Clock()
+        self._load_once(store, incident)
         try:
             win = split(store, incident, self.settings.heuristic, self._cache)
         except NoEvidence as exc:
@@ -81,8 +82,9 @@ class HeuristicEngine:
         traces = ([incident.trace_id] if incident.trace_id else
                   walk.pick_traces(win.window, leader,
                                   incident.max_traces or self.settings.heuristic.max_traces))
+        with_logs = store.logs is not None and self.settings.logs.enabled
         logs = read_log_evidence(store, win.start_s, win.end_s, self.settings.logs, self._logs,
-                                 self._traffic_spans(store, win))
+                                 self._traffic_spans(store, win) if with_logs else None)
         clock.lap("logs")
         tools = self._toolbox(store, win, traces)
         topology = _topology(store, win, logs)
@@ -103,8 +105,8 @@ class HeuristicEngine:
         start, end = incident.time_s - cfg.lead_seconds, incident.time_s + (incident.window_s or cfg.window_seconds)
         logs = read_log_evidence(store, start, end, self.settings.logs, self._logs)
         cpu = cpu_shifts(store, start - self.settings.logs.lead_seconds, end)
-        if (logs is None or not logs.usable) and not cpu:
-            raise exc
+        if (logs is None or not logs.usable) and not any(c.z > CPU_OFFSET for c in cpu.values()):
+            raise exc  # nothing moved that could name a cause
         clock.lap("logs")
         ev = self.settings.evidence
         tools = Toolbox(store, SpanTable(empty_frame()), ev.max_tool_chars, ev.baseline_minutes * 60,
@@ -130,6 +132,18 @@ class HeuristicEngine:
                          topology=topology, roots=roots, log_evidence=log_lines(logs),
                          log_lead=log_lead(ordered, logs),
                          logs_read=None if logs is None else logs.usable)
+
+    def _load_once(self, store: Store, incident: Incident) -> None:
+        """Spans of the span baseline and of the log history in one read (else the traffic
+        weights would read the store a second time): only for a file or memory store, an
+        incident given by its time, and logs to weigh."""
+        cfg = self.settings.heuristic
+        if store.remote or store.logs is None or not self.settings.logs.enabled or incident.time_s is None:
+            return
+        start, end = incident.time_s - cfg.lead_seconds, incident.time_s + (incident.window_s or cfg.window_seconds)
+        _, (first, _) = log_period(start, end, self.settings.logs)
+        self._cache.between(store, min(first, start - cfg.baseline_minutes * 60),
+                            end + cfg.baseline_minutes * 60)
 
     def _traffic_spans(self, store: Store, win: Windows) -> pd.DataFrame:
         """The spans the log shifts weigh traffic with: every span measured around the log

@@ -8,9 +8,10 @@ unrelated services move a little by chance and the logs of the faulty one a lot;
 delay the reverse. Summing lets one source's noise outvote the other's signal; the maximum lets
 the source that sees the fault speak, so a CPU fault still wins on CPU and a code fault on logs.
 
-Measured on the labeled days in ../shared (service R@1 12/14, 17/17 and 7/8 on the plateau of
-log weights 1.5 to 2, log floors 0 to 4, CPU weights 2 to 3, CPU offsets 10 to 20 and
-corroboration 0 to 0.3; weights are per kind of evidence, never per service): README, *Numbers*.
+Measured on the labeled days in ../shared: service R@1 12/14, 17/17 and 7/8 all over the plateau
+of log weights 1.5 to 2 and log floors 0 to 4 (CPU weight 2, offset 10, corroboration 0.2; a
+grid before the traffic weights found CPU weights 2 to 3, offsets 10 to 20 and corroboration 0
+to 0.3 alike). Weights are per kind of evidence, never per service: README, *Numbers*.
 """
 
 from __future__ import annotations

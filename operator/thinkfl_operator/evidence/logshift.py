@@ -146,9 +146,11 @@ def _moved_pod(by_pod: pd.DataFrame, found: ServiceLogs, w_min: float, h_min: fl
 
 
 def _counts(batch: LogBatch, window: tuple[float, float], history: tuple[float, float]) -> pd.DataFrame:
-    """service, pod, template, level, window count, history count."""
+    """service, pod, template, level, window count, history count. Loki's pattern counts, when
+    the batch has them, are the whole evidence (its templates are not ours: mixing the two
+    vocabularies would make every template look new or vanished); lines are then only shown."""
     parts = []
-    if not batch.lines.empty:
+    if not batch.lines.empty and batch.patterns.empty:
         t = batch.lines["time_ns"].to_numpy() / 1e9
         where = np.where((t >= window[0]) & (t < window[1]), 1, np.where((t >= history[0]) & (t < history[1]), 0, -1))
         keep = where >= 0
@@ -208,6 +210,8 @@ def _service_shift(service: str, group: pd.DataFrame, w_min: float, h_min: float
 
 
 def _covered(batch: LogBatch, start_s: float, end_s: float) -> float:
+    if not batch.patterns.empty:  # pattern samples count every line of the range
+        return max(0.0, end_s - start_s)
     if batch.coverage:
         return covered_seconds(batch.coverage, start_s, end_s)
     return max(0.0, end_s - start_s) if not batch.empty else 0.0

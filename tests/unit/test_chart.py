@@ -1062,3 +1062,16 @@ def test_dockerignore_keeps_out_the_clutter_and_in_what_the_build_reads() -> Non
                     "tests/unit/test_chart.py", ".venv/bin/python", "venv/bin/python",
                     "build/lib/x.py", "dist/x.whl"):
         assert _docker_ignored(clutter), clutter
+
+
+def test_log_values_default_to_the_settings_defaults() -> None:
+    """The chart always renders the logs.* variables, so its defaults are the operator's
+    defaults: a chart value left at its default must not silently retune the engine."""
+    defaults = yaml.safe_load((CHART / "values.yaml").read_text(encoding="utf-8"))["logs"]
+    logs = Settings.model_fields["logs"].default_factory()  # type: ignore[misc]
+    assert defaults["enabled"] is logs.enabled and defaults["podLogs"] is logs.pod_logs
+    assert defaults["historyMinutes"] == logs.history_minutes
+    assert defaults["maxLines"] == logs.max_lines
+    assert defaults["loki"]["url"] == logs.loki_url
+    assert defaults["loki"]["labels"] == {"namespace": logs.namespace_label, "pod": logs.pod_label,
+                                          "service": logs.service_labels}

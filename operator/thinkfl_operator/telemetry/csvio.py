@@ -16,8 +16,9 @@ def read_csv(path: Path, required: tuple[str, ...], text_columns: tuple[str, ...
     return read_table(path, required, text_columns).to_pandas()
 
 
-def read_table(path: Path, required: tuple[str, ...], text_columns: tuple[str, ...] = ()) -> pa.Table:
-    """``read_csv`` without the conversion to pandas."""
+def header_names(path: Path, required: tuple[str, ...]) -> list[str]:
+    """The column names of a CSV's header; ``DatasetError`` naming the file when it cannot be
+    read or lacks a ``required`` column (checked before any row is parsed)."""
     try:
         header = path.open("r", encoding="utf-8", errors="replace").readline()
     except OSError as exc:
@@ -26,6 +27,12 @@ def read_table(path: Path, required: tuple[str, ...], text_columns: tuple[str, .
     missing = [c for c in required if c not in names]
     if missing:
         raise DatasetError(path, f"missing column(s) {', '.join(missing)}; header is {header.strip()[:200]!r}")
+    return names
+
+
+def read_table(path: Path, required: tuple[str, ...], text_columns: tuple[str, ...] = ()) -> pa.Table:
+    """``read_csv`` without the conversion to pandas."""
+    names = header_names(path, required)
     types = {c: pa.string() for c in text_columns if c in names}
     convert = pacsv.ConvertOptions(column_types=types, strings_can_be_null=True)
     try:

@@ -9,9 +9,7 @@ because on some days files are cut at odd seconds, overlap, or cover several min
 from __future__ import annotations
 
 import os
-import re
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +20,7 @@ import pyarrow.compute as pc
 from thinkfl_operator.errors import DatasetError
 from thinkfl_operator.telemetry.csvio import read_table
 from thinkfl_operator.telemetry.memory import MemoryStore
+from thinkfl_operator.telemetry.minutefiles import files_near, folder_day
 from thinkfl_operator.telemetry.naming import service_of_pod
 from thinkfl_operator.telemetry.nezha_logs import NezhaLogs, has_logs
 from thinkfl_operator.telemetry.quality import DataQuality
@@ -38,13 +37,9 @@ from thinkfl_operator.telemetry.store import KpiBlock, MetricFrames
 
 TRACE_COLUMNS = ("TraceID", "SpanID", "ParentID", "PodName", "OperationName", "StartTimeUnixNano")
 _TRACE_TEXT = ("TraceID", "SpanID", "ParentID", "PodName", "OperationName")
-_FILE_MINUTE = re.compile(r"^(\d{1,2})_(\d{2})_trace\.csv$")
 _METRIC_SUFFIX = "_metric.csv"
-#: Files whose name-minute lies this far outside a requested range are still read.
-_HINT_SLACK = timedelta(minutes=20)
 #: Files read at once (pyarrow releases the GIL while parsing).
 _READERS = min(4, os.cpu_count() or 1)
-_MAX_US = 253_000_000_000 * 1_000_000  # year ~9987: the largest time datetime can hold
 #: Metric columns that are not KPIs.
 _NON_KPI = {"Time", "TimeStamp", "PodName", "ServiceName"}
 #: A text time and an epoch further apart than this mean the epoch is corrupt (seconds).
@@ -67,7 +62,7 @@ class NezhaStore(MemoryStore):
             raise DatasetError(root, "no such folder")
         if not is_nezha_day(root):
             raise DatasetError(root, "not a Nezha day folder (expected trace/ and metric/ inside)")
-        self._day = _folder_day(root)
+        self._day = folder_day(root)
         self._trace_files = sorted((root / "trace").glob("*.csv")) if (root / "trace").is_dir() else []
         metric_dir = root / "metric"
         self._metric_files = {
@@ -80,20 +75,7 @@ class NezhaStore(MemoryStore):
 
     # spans -------------------------------------------------------------------------------
     def _files_for(self, start_us: int, end_us: int) -> list[Path]:
-        if self._day is None:
-            return self._trace_files
-        lo = datetime.fromtimestamp(max(start_us, 0) / 1e6, UTC) - _HINT_SLACK
-        hi = datetime.fromtimestamp(min(end_us, _MAX_US) / 1e6, UTC) + _HINT_SLACK
-        chosen = []
-        for path in self._trace_files:
-            match = _FILE_MINUTE.match(path.name)
-            if match is None:
-                chosen.append(path)
-                continue
-            minute = self._day + timedelta(hours=int(match.group(1)), minutes=int(match.group(2)))
-            if lo <= minute <= hi:
-                chosen.append(path)
-        return chosen
+        return files_near(self._trace_files, self._day, "_trace.csv", start_us / 1e6, end_us / 1e6)
 
     def _ensure_loaded(self, paths: list[Path]) -> None:
         """Read the files not read yet, as one batch, into the de-duplicated span frame."""
@@ -240,13 +222,6 @@ def _offset_seconds(zone: str) -> float:
         return 0.0
     sign = -1.0 if zone.startswith("-") else 1.0
     return sign * (int(zone[1:3]) * 3600 + int(zone[3:5]) * 60)
-
-
-def _folder_day(root: Path) -> datetime | None:
-    try:
-        return datetime.strptime(root.name[:10], "%Y-%m-%d").replace(tzinfo=UTC)
-    except ValueError:
-        return None
 
 
 _SERVICE_CACHE: dict[str, str] = {}

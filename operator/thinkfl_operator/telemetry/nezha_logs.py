@@ -11,9 +11,7 @@ the rest does not make the file "cover" those hours), so rates are computed over
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -22,20 +20,20 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from thinkfl_operator.errors import DatasetError
+from thinkfl_operator.telemetry.csvio import header_names
 from thinkfl_operator.telemetry.loglines import (
     MAX_LINE_CHARS,
     LogBatch,
     empty_lines,
     merge_coverage,
 )
+from thinkfl_operator.telemetry.minutefiles import files_near, folder_day
 from thinkfl_operator.telemetry.naming import service_of_pod
 from thinkfl_operator.telemetry.quality import DataQuality
 
 REQUIRED = ("TimeUnixNano", "PodName", "Log")
 _TEXT = ("Timestamp", "Node", "PodName", "Container", "TraceID", "SpanID", "Log")
-_FILE_MINUTE = re.compile(r"^(\d{1,2})_(\d{2})_log\.csv$")
-#: Files whose name-minute lies this far outside a requested range are still read.
-_HINT_SLACK = timedelta(minutes=20)
 #: A minute file with more lines than this is a flood, left out whole (memory stays bounded).
 MAX_FILE_LINES = 500_000
 #: Lines further apart than this split a file's coverage into separate runs (seconds).
@@ -65,7 +63,7 @@ class NezhaLogs:
         self.max_file_lines = max_file_lines
         self.quality = quality if quality is not None else DataQuality()
         self._files = sorted(folder.glob("*.csv")) if folder.is_dir() else []
-        self._day = _folder_day(folder.parent)
+        self._day = folder_day(folder.parent)
         self._loaded: set[Path] = set()
         self._lines = empty_lines()
         self._coverage: tuple[tuple[float, float], ...] = ()
@@ -83,18 +81,7 @@ class NezhaLogs:
 
     # files -------------------------------------------------------------------------------
     def _files_for(self, start_s: float, end_s: float) -> list[Path]:
-        if self._day is None:
-            return self._files
-        lo = datetime.fromtimestamp(max(start_s, 0), UTC) - _HINT_SLACK
-        hi = datetime.fromtimestamp(min(end_s, 253_000_000_000), UTC) + _HINT_SLACK
-        chosen = []
-        for path in self._files:
-            match = _FILE_MINUTE.match(path.name)
-            minute = None if match is None else \
-                self._day + timedelta(hours=int(match.group(1)), minutes=int(match.group(2)))
-            if minute is None or lo <= minute <= hi:
-                chosen.append(path)
-        return chosen
+        return files_near(self._files, self._day, "_log.csv", start_s, end_s)
 
     def _ensure_loaded(self, paths: list[Path]) -> None:
         new = [p for p in paths if p not in self._loaded]
@@ -143,16 +130,7 @@ def _read_csv(path: Path, quality: DataQuality, max_lines: int) -> pa.Table | No
     """The file streamed in blocks with broken rows (wrong column count) skipped and counted;
     None (and a note) when it holds more than ``max_lines`` rows: a flood is left out whole,
     since a part of it would fake the rates, and reading it whole would cost unbounded memory."""
-    from thinkfl_operator.errors import DatasetError
-
-    try:
-        header = path.open("r", encoding="utf-8", errors="replace").readline()
-    except OSError as exc:
-        raise DatasetError(path, f"cannot read: {exc.strerror or exc}") from None
-    names = [h.strip() for h in header.strip().split(",")]
-    missing = [c for c in REQUIRED if c not in names]
-    if missing:
-        raise DatasetError(path, f"missing column(s) {', '.join(missing)}; header is {header.strip()[:200]!r}")
+    names = header_names(path, REQUIRED)
     broken = 0
 
     def skip(_row: pacsv.InvalidRow) -> str:
@@ -226,10 +204,3 @@ def _runs(times_ns: np.ndarray) -> list[tuple[float, float]]:
         if len(part) >= _MIN_RUN_LINES:
             out.append((float(part[0]), float(part[-1])))
     return out
-
-
-def _folder_day(root: Path) -> datetime | None:
-    try:
-        return datetime.strptime(root.name[:10], "%Y-%m-%d").replace(tzinfo=UTC)
-    except ValueError:
-        return None

@@ -185,6 +185,13 @@ def render(template: str, pods: str, namespace: str = ".*") -> str:
     return _PLACEHOLDER.sub(lambda m: values[m.group(1)], template)
 
 
+def _tls_reason(exc: Exception) -> str:
+    """The certificate problem in a requests SSLError ("certificate verify failed: …")."""
+    text = str(exc)
+    found = re.search(r"certificate verify failed[^)'\"]*", text)
+    return found.group(0).strip() if found else "the server's certificate was refused"
+
+
 def pods_regex(pods: list[str]) -> str:
     """An alternation matching exactly these pod names, escaped for a double-quoted PromQL string."""
     alternation = "|".join(re.escape(p) for p in sorted(set(pods)))
@@ -283,7 +290,7 @@ class PrometheusMetrics:
         # The client's own retries are off: this class retries, with its own policy.
         no_retry = Retry(total=None, connect=0, read=0, status=0, other=0, redirect=3,
                          raise_on_status=False)
-        self._prom = PrometheusConnect(url=self.url, disable_ssl=True, retry=no_retry,
+        self._prom = PrometheusConnect(url=self.url, disable_ssl=False, retry=no_retry,
                                        timeout=timeout_s)
 
     def close(self) -> None:
@@ -329,6 +336,10 @@ class PrometheusMetrics:
                 "(is the URL a Prometheus server?)") from None
         except requests.Timeout:
             raise _Transient("timed out") from None
+        except requests.exceptions.SSLError as exc:
+            raise PrometheusUnavailable(
+                f"Prometheus at {self.url}: TLS failed ({_tls_reason(exc)}); trust its CA with "
+                "REQUESTS_CA_BUNDLE or SSL_CERT_FILE") from None
         except requests.ConnectionError as exc:
             raise _Transient(f"cannot connect ({type(exc).__name__})") from None
         except requests.RequestException as exc:

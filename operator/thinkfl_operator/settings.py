@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from thinkfl_operator.errors import UserInputError
@@ -135,7 +135,7 @@ class Settings(BaseSettings):
     )
 
     engine: str = Field("heuristic", pattern="^(auto|thinkfl|heuristic)$", description="Default engine: heuristic (deterministic, no GPU), auto (ThinkFL, deterministic fallback), thinkfl (ThinkFL only).")
-    log_level: str = Field("INFO", description="Level of the structured logs (stderr).")
+    log_level: str = Field("INFO", description="Level of the structured logs (stderr): DEBUG, INFO, WARNING, ERROR or CRITICAL.")
     log_format: str = Field("console", pattern="^(console|json)$", description="Log renderer: console or json.")
     evidence: EvidenceSettings = Field(default_factory=EvidenceSettings)
     heuristic: HeuristicSettings = Field(default_factory=HeuristicSettings)
@@ -145,6 +145,20 @@ class Settings(BaseSettings):
     logs: LogsSettings = Field(default_factory=LogsSettings)
     operator: OperatorSettings = Field(default_factory=OperatorSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
+
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.strip().upper()
+        level = "WARNING" if level == "WARN" else level
+        if level not in LOG_LEVELS:
+            raise ValueError(f"choose one of {', '.join(LOG_LEVELS)}")
+        return level
+
+
+#: Levels the structured logs accept.
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 @lru_cache(maxsize=1)

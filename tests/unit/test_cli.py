@@ -241,5 +241,33 @@ def test_demo_json_to_an_unwritable_path_is_a_user_error(
         code = exc.code  # type: ignore[assignment]
     err = capsys.readouterr().err
     assert code == 2
-    expected = f"thinkfl: error: {target}: cannot write: No such file or directory"
+    expected = f"thinkfl: error: --json {target}: no such folder {target.parent}"
     assert err.splitlines() == [expected]
+    assert "Synthetic" not in capsys.readouterr().out  # refused before any work
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["--time", "2023-01-30 11:51:46", "--window", "-5"], "--window -5: give the seconds after --time"),
+    (["--time", "2023-01-30 11:51:46", "--window", "0"], "--window 0: give the seconds after --time"),
+    (["--time", "2023-01-30 11:51:46", "--window", "nan"], "--window nan: give the seconds after --time"),
+    (["--trace-id", "zz-not-hex"], "--trace-id 'zz-not-hex': a trace ID is 1 to 32 hexadecimal digits"),
+    (["--trace-id", "a" * 33], "a trace ID is 1 to 32 hexadecimal digits"),
+])
+def test_flags_are_checked_before_any_work(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                           argv: list[str], expected: str) -> None:
+    line = _user_error(capsys, ["diagnose", str(tmp_path / "not-read"), *argv])
+    assert expected in line
+
+
+def test_an_unknown_log_level_is_one_line_naming_the_variable(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from thinkfl_operator.settings import get_settings
+
+    monkeypatch.setenv("THINKFL_LOG_LEVEL", "verbose")
+    get_settings.cache_clear()
+    try:
+        line = _user_error(capsys, ["demo"])
+    finally:
+        get_settings.cache_clear()
+    assert line == ("thinkfl: error: invalid settings: THINKFL_LOG_LEVEL='verbose': Value error, "
+                    "choose one of DEBUG, INFO, WARNING, ERROR, CRITICAL")

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -109,9 +112,31 @@ def _with_overrides(settings: Settings, args: argparse.Namespace) -> Settings:
     return settings
 
 
+_TRACE_ID = re.compile(r"[0-9a-fA-F]{1,32}")
+
+
+def check_arguments(args: argparse.Namespace) -> None:
+    """Every flag checked before any work: ``UserInputError`` naming the flag (a diagnosis is
+    never run only to fail at the end on a path it cannot write)."""
+    window = getattr(args, "window", None)
+    if window is not None and not (window > 0 and math.isfinite(window)):
+        raise UserInputError(f"--window {window:g}: give the seconds after --time to search, above 0")
+    trace_id = (getattr(args, "trace_id", "") or "").strip()
+    if trace_id and not _TRACE_ID.fullmatch(trace_id):
+        raise UserInputError(f"--trace-id {trace_id!r}: a trace ID is 1 to 32 hexadecimal digits")
+    target = getattr(args, "json", None)
+    if target is not None:
+        folder = Path(target).parent
+        if not folder.is_dir():
+            raise UserInputError(f"--json {target}: no such folder {folder}")
+        if not os.access(folder, os.W_OK):
+            raise UserInputError(f"--json {target}: the folder {folder} is not writable")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        check_arguments(args)
         settings = _with_overrides(get_settings(), args)
     except UserInputError as exc:
         sys.stderr.write(f"thinkfl: error: {exc}\n")

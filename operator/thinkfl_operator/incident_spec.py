@@ -45,7 +45,7 @@ FIELDS = ("traceID", "rootSpanID", "service", "time", "window", "maxTraces",
           "targetNamespace", "description", "engine", "feedback")
 #: Spec fields that say nothing about what to diagnose (the SRE's answer, checked by ``feedback``).
 NOT_DIAGNOSED = ("feedback",)
-STARTING_POINT = "a FailureIncident needs spec.traceID, or spec.service with spec.time"
+STARTING_POINT = "a FailureIncident needs spec.traceID or spec.service (spec.time defaults to its creation time)"
 
 _TIME = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|([+-])(\d{2}):(\d{2}))",
@@ -78,8 +78,7 @@ def parse_spec(spec: Mapping[str, Any], created: str | None = None) -> Incident:
     description = fields.description()
     fields.engine()
     problems.extend(_unknown_fields(spec))
-    if not trace_id and not (service and time_s is not None) and not fields.failed(
-            "traceID", "service", "time"):
+    if not trace_id and not service and not fields.failed("traceID", "service", "time"):
         problems.append(STARTING_POINT)
     if root_span_id and not trace_id and not fields.failed("traceID"):
         problems.append(f"spec.rootSpanID {quoted(spec['rootSpanID'])} needs spec.traceID")

@@ -7,6 +7,7 @@ their messages are compared with the ones ``incident_spec`` raises for the same 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -245,8 +246,8 @@ def test_cel_rules_say_what_the_operator_says() -> None:
     messages = {r["message"] for r in spec["x-kubernetes-validations"]}
     assert incident_spec.STARTING_POINT in messages
     assert "spec.rootSpanID needs spec.traceID" in messages
-    for bad in ({}, {"service": "frontend"}, {"time": "2023-01-30T11:51:46Z"}):
-        with pytest.raises(InvalidIncident, match=incident_spec.STARTING_POINT):
+    for bad in ({}, {"time": "2023-01-30T11:51:46Z"}):
+        with pytest.raises(InvalidIncident, match=re.escape(incident_spec.STARTING_POINT)):
             incident_spec.parse_spec(bad)
     window_rule = spec["properties"]["window"]["x-kubernetes-validations"][0]
     assert "duration('24h')" in window_rule["rule"]

@@ -157,19 +157,20 @@ def test_engine_of_rejects_a_bad_default() -> None:
     ({"traceId": TRACE},
      ("spec.traceId is not a FailureIncident field (known: traceID, rootSpanID, service, time, "
       "window, maxTraces, targetNamespace, description, engine, feedback); "
-      "a FailureIncident needs spec.traceID, or spec.service with spec.time")),
-    ({}, "a FailureIncident needs spec.traceID, or spec.service with spec.time"),
-    ({"service": "frontend"},
-     "a FailureIncident needs spec.traceID, or spec.service with spec.time"),
-    ({"time": T}, "a FailureIncident needs spec.traceID, or spec.service with spec.time"),
+      "a FailureIncident needs spec.traceID or spec.service (spec.time defaults to its creation "
+      "time)")),
+    ({}, "a FailureIncident needs spec.traceID or spec.service (spec.time defaults to its creation time)"),
+    ({"time": T}, "a FailureIncident needs spec.traceID or spec.service (spec.time defaults to its creation time)"),
 ])
 def test_error_messages_name_the_field_and_value(spec: dict[str, Any], message: str) -> None:
     assert _error(spec, created=CREATED) == message
 
 
-def test_service_alone_is_not_completed_by_the_creation_time() -> None:
-    assert _error({"service": "frontend"}, created=CREATED) == (
-        "a FailureIncident needs spec.traceID, or spec.service with spec.time")
+def test_service_alone_is_completed_by_the_creation_time() -> None:
+    """``{service: frontend}`` is "frontend is failing now", as the CRD documents."""
+    incident = parse_spec({"service": "frontend"}, created=CREATED)
+    assert incident.service == "frontend"
+    assert incident.time_s == parse_rfc3339(CREATED).timestamp()
 
 
 def test_a_bad_field_does_not_also_report_the_missing_starting_point() -> None:

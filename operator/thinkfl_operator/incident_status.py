@@ -26,6 +26,9 @@ from thinkfl_operator.models import Diagnosis, RootCause, Step, Usage
 PENDING, DIAGNOSING, DIAGNOSED, FAILED = "Pending", "Diagnosing", "Diagnosed", "Failed"
 #: Condition types.
 COND_DIAGNOSED, COND_LLM_FALLBACK, COND_LOGS = "Diagnosed", "LLMFallback", "LogEvidence"
+#: True in both terminal states (Diagnosed, or Failed for good), False before: what
+#: ``kubectl wait --for=condition=Done fi/NAME`` waits for.
+COND_DONE = "Done"
 
 # Caps from the CRD schema.
 MAX_ROOT_CAUSES = 10
@@ -62,6 +65,8 @@ def diagnosed(diagnosis: Diagnosis, generation: int, started: datetime, complete
                           _diagnosed_message(diagnosis), generation, completed)
     conds = _fallback_condition(conds, diagnosis.fallback_reason, generation, completed)
     conds = _logs_condition(conds, diagnosis, generation, completed)
+    conds = set_condition(conds, COND_DONE, "True", "Diagnosed", "the root causes are in status",
+                          generation, completed)
     return {
         "phase": DIAGNOSED,
         "observedGeneration": generation,
@@ -89,6 +94,8 @@ def diagnosing(generation: int, started: datetime, *,
     retry says why and when in ``message`` (reason ``Retrying``)."""
     conds = set_condition(list(conditions or []), COND_DIAGNOSED, "Unknown", reason,
                           message, generation, started)
+    conds = set_condition(conds, COND_DONE, "False", "Diagnosing", "the incident is being diagnosed",
+                          generation, started)
     patch = _cleared(DIAGNOSING, generation, conds, attempts)
     patch["startedAt"] = rfc3339(started)
     return patch
@@ -100,6 +107,8 @@ def pending(generation: int, message: str = "waiting to be diagnosed", *,
     """The status of an incident not yet started (phase Pending, Diagnosed Unknown/``reason``)."""
     conds = set_condition(list(conditions or []), COND_DIAGNOSED, "Unknown", reason,
                           message, generation, now or _now())
+    conds = set_condition(conds, COND_DONE, "False", "Pending", "waiting to be diagnosed",
+                          generation, now or _now())
     patch = _cleared(PENDING, generation, conds, None)
     patch["startedAt"] = None
     return patch
@@ -116,6 +125,8 @@ def failed(reason: str, message: str, generation: int, retryable: bool, *,
     text = f"{_line(message, MESSAGE_CHARS)}; will retry" if retryable else message
     conds = set_condition(list(conditions or []), COND_DIAGNOSED, "False", reason, text,
                           generation, moment)
+    conds = set_condition(conds, COND_DONE, "False" if retryable else "True",
+                          "Retrying" if retryable else "Failed", text, generation, moment)
     patch = _cleared(FAILED, generation, conds, attempts)
     patch["summary"] = _line(f"{reason}: {message}", SUMMARY_CHARS)
     patch["completedAt"] = None if retryable else rfc3339(moment)

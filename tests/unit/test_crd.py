@@ -384,7 +384,7 @@ def test_without_fallback_no_condition_or_a_cleared_one() -> None:
     diagnosis = _diagnosis(n_steps=3, n_causes=3)
     diagnosis.notes = ["trace 1 was partial"]
     fresh = incident_status.diagnosed(diagnosis, 1, STARTED, COMPLETED)
-    assert [c["type"] for c in fresh["conditions"]] == ["Diagnosed"]
+    assert [c["type"] for c in fresh["conditions"]] == ["Diagnosed", "Done"]
     earlier = incident_status.diagnosed(_diagnosis(), 1, STARTED, COMPLETED)["conditions"]
     again = incident_status.diagnosed(diagnosis, 2, STARTED, COMPLETED, conditions=earlier)
     fallback = next(c for c in again["conditions"] if c["type"] == "LLMFallback")
@@ -424,8 +424,25 @@ def test_diagnosing_status() -> None:
     assert patch["conditions"] == [{
         "type": "Diagnosed", "status": "Unknown", "reason": "InProgress",
         "message": "the incident is being diagnosed",
+        "lastTransitionTime": "2023-01-30T11:52:00Z", "observedGeneration": 4}, {
+        "type": "Done", "status": "False", "reason": "Diagnosing",
+        "message": "the incident is being diagnosed",
         "lastTransitionTime": "2023-01-30T11:52:00Z", "observedGeneration": 4}]
     assert "attempts" not in patch
+
+
+@pytest.mark.parametrize(("retryable", "done"), [(False, ("True", "Failed")), (True, ("False", "Retrying"))])
+def test_done_is_true_in_both_terminal_states_only(retryable: bool, done: tuple[str, str]) -> None:
+    """``kubectl wait --for=condition=Done`` returns on Diagnosed and on a final Failed, and
+    keeps waiting while a retry is to come."""
+    conditions = incident_status.diagnosing(1, STARTED)["conditions"]
+    failed = incident_status.failed("BackendUnavailable", "Jaeger down", 1, retryable,
+                                    conditions=conditions, now=COMPLETED)
+    by_type = {c["type"]: c for c in failed["conditions"]}
+    assert (by_type["Done"]["status"], by_type["Done"]["reason"]) == done
+    diagnosed = incident_status.diagnosed(_diagnosis(), 1, STARTED, COMPLETED, conditions=conditions)
+    by_type = {c["type"]: c for c in diagnosed["conditions"]}
+    assert (by_type["Done"]["status"], by_type["Done"]["reason"]) == ("True", "Diagnosed")
 
 
 @pytest.mark.parametrize("reason", ["InvalidSpec", "BackendUnavailable", "NoEvidence",

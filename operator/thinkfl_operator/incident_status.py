@@ -252,8 +252,12 @@ def _fallback_condition(conditions: list[dict[str, Any]], reason: str | None, ge
 def _logs_condition(conditions: list[dict[str, Any]], diagnosis: Diagnosis, generation: int,
                     now: datetime) -> list[dict[str, Any]]:
     """LogEvidence True (LogsRead) or False (LogsUnavailable, the diagnosis went on without
-    logs); absent when no log source is configured."""
+    logs); absent when no log source is configured, or False (NoLogSource) when an earlier
+    diagnosis of the incident had one."""
     if diagnosis.logs_read is None:
+        if any(c.get("type") == COND_LOGS for c in conditions):
+            return set_condition(conditions, COND_LOGS, "False", "NoLogSource",
+                                 "no log source is configured: diagnosed without logs", generation, now)
         return conditions
     about = next((n for n in diagnosis.notes if n.startswith("logs: ")), "")
     if diagnosis.logs_read:

@@ -493,3 +493,18 @@ def test_timestamps_are_utc_with_z() -> None:
     offset = datetime.fromisoformat("2023-01-30T12:51:46.9+01:00")
     assert incident_status.rfc3339(naive) == "2023-01-30T11:51:46Z"
     assert incident_status.rfc3339(offset) == "2023-01-30T11:51:46Z"
+
+
+def test_log_evidence_condition_follows_the_latest_diagnosis() -> None:
+    with_logs = _diagnosis()
+    with_logs.logs_read = True
+    with_logs.notes = ["logs: 120 lines from loki, 3.5 min of window against 60 min of history"]
+    first = incident_status.diagnosed(with_logs, 1, STARTED, COMPLETED)["conditions"]
+    logs = next(c for c in first if c["type"] == "LogEvidence")
+    assert (logs["status"], logs["reason"]) == ("True", "LogsRead")
+    assert logs["message"].startswith("120 lines from loki")
+    without = incident_status.diagnosed(_diagnosis(), 2, STARTED, COMPLETED, conditions=first)
+    logs = next(c for c in without["conditions"] if c["type"] == "LogEvidence")
+    assert (logs["status"], logs["reason"]) == ("False", "NoLogSource")
+    assert "LogEvidence" not in [c["type"] for c in
+                                 incident_status.diagnosed(_diagnosis(), 1, STARTED, COMPLETED)["conditions"]]

@@ -4,9 +4,14 @@ pattern path must not mix Loki's templates with ours."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from tests.fakes.loki_api import LokiApiServer
+from thinkfl_operator.cli.main import main
+from thinkfl_operator.cli.timeparse import iso
 from thinkfl_operator.engines.heuristic.engine import HeuristicEngine
 from thinkfl_operator.models import Incident
 from thinkfl_operator.settings import LogsSettings, Settings
@@ -33,3 +38,17 @@ def test_an_exception_only_logs_show_leads_through_loki(patterns: bool) -> None:
     assert requests <= 40
     expected = "history as Loki patterns" if patterns else "no pattern ingester"
     assert any(expected in note for note in result.notes), result.notes
+
+
+def test_logs_alone_diagnose_from_the_command_line(tmp_path: Path) -> None:
+    """No tracing backend at all: ``thinkfl diagnose --loki-url URL --time T`` diagnoses from
+    the logs and says so."""
+    lines = INCIDENT.logs.assign(namespace="shop", app=INCIDENT.logs["service"])
+    out = tmp_path / "result.json"
+    with LokiApiServer(lines, labels=("namespace", "pod", "app")) as server:
+        code = main(["diagnose", "--loki-url", server.url, "--namespace", "shop", "--time",
+                     iso(INCIDENT.time_s), "--json", str(out)])
+    assert code == 0
+    result = json.loads(out.read_text(encoding="utf-8"))
+    assert result["root_causes"][0]["service"] == "cartservice"
+    assert "no spans in the incident window: diagnosed from logs" in result["notes"]

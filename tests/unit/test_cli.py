@@ -271,3 +271,10 @@ def test_an_unknown_log_level_is_one_line_naming_the_variable(
         get_settings.cache_clear()
     assert line == ("thinkfl: error: invalid settings: THINKFL_LOG_LEVEL='verbose': Value error, "
                     "choose one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+
+
+def test_a_time_the_command_printed_can_be_given_back() -> None:
+    from thinkfl_operator.cli.timeparse import iso, parse_time
+
+    assert parse_time(iso(1_675_079_506.0)) == 1_675_079_506.0
+    assert parse_time("2023-01-30 11:51:46 utc") == 1_675_079_506.0

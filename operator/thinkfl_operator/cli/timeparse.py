@@ -8,8 +8,11 @@ from thinkfl_operator.errors import InvalidIncident
 
 
 def parse_time(text: str, field: str = "--time") -> float:
-    """Epoch seconds; a time without a zone is UTC."""
+    """Epoch seconds; a time without a zone is UTC, and so is one ending in " UTC" (as this
+    command prints times: what it printed can be given back)."""
     raw = text.strip()
+    if raw.upper().endswith(" UTC"):
+        raw = raw[:-4].rstrip()
     if raw.replace(".", "", 1).isdigit():
         value = float(raw)
         return value / 1000.0 if value > 1e11 else value

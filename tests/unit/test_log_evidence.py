@@ -193,3 +193,19 @@ def test_a_line_that_falls_with_its_calls_is_traffic_not_a_fault() -> None:
     weighed = log_shifts(replace(batch, lines=lines), window, history, traffic=traffic)
     shifted = {s.template for s in weighed.services["callee"].shifts}
     assert "INFO C#53 got" in shifted and "INFO C#60 list" not in shifted
+
+
+def test_the_log_step_is_on_the_path_and_never_in_a_training_record() -> None:
+    from thinkfl_operator.engines.heuristic.engine import HeuristicEngine
+    from thinkfl_operator.feedback.conversations import conversations_of
+    from thinkfl_operator.models import Incident
+    from thinkfl_operator.settings import Settings
+    from thinkfl_operator.synthetic import generate
+
+    incident = generate(fault="exception", service="cartservice", minutes=40)
+    result = HeuristicEngine(Settings()).diagnose(incident.store(), Incident(time_s=incident.time_s))
+    [step] = [s for s in result.steps if s.tool == "read_logs"]
+    assert "cartservice: new ERROR `CartHandler#63" in step.summary
+    assert result.steps[-1].tool == "print_results"
+    text = json.dumps(conversations_of(result))
+    assert "read_logs" not in text and "print_results" in text

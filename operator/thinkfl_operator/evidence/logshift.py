@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from thinkfl_operator.evidence.templates import is_problem, levels, templates
+from thinkfl_operator.models import Step
 from thinkfl_operator.telemetry.loglines import LogBatch, covered_seconds
 
 #: Templates of one service kept as evidence (strongest first).
@@ -235,6 +236,23 @@ def log_lines(evidence: LogEvidence | None, limit: int = 5) -> list[str]:
     if evidence is None or not evidence.usable:
         return []
     return [f"{s.service}: {s.reason()}" for s in evidence.ranked()[:limit] if s.shifts or s.silent]
+
+
+#: The step of the diagnostic path that shows what the logs said (not one of the model's tools:
+#: training records leave it out).
+LOG_STEP = "read_logs"
+
+
+def log_step(evidence: LogEvidence) -> Step:
+    """The log evidence as a step of the diagnostic path: what was read, and the strongest shift."""
+    arguments = {"source": evidence.source, "window_minutes": round(evidence.window_minutes, 1),
+                 "history_minutes": round(evidence.history_minutes, 1)}
+    lines = log_lines(evidence, limit=1)
+    if not evidence.usable:
+        summary = "; ".join(evidence.notes[-1:]) or "too little log data to compare"
+    else:
+        summary = f"{evidence.lines} lines; " + (lines[0] if lines else "no service's log templates moved")
+    return Step(tool=LOG_STEP, arguments=arguments, summary=summary)
 
 
 def log_notes(evidence: LogEvidence | None) -> list[str]:

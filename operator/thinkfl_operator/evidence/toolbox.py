@@ -117,6 +117,12 @@ class Toolbox:
         nodes = {p: self.store.node_of(p) for p in pods}
         return metric_tool.fluctuations(frames, t_s, nodes, self.baseline_s, self.current_s, self.sigma)
 
+    @_traced
+    def add_step(self, step: Step) -> None:
+        """A step of the diagnostic path that is none of the model's tools (the log evidence):
+        shown and traced like the tools, left out of training records."""
+        self.steps.append(step)
+
     def _record(self, tool: str, arguments: dict[str, Any], summary: str, output: str) -> None:
         self.steps.append(Step(tool=tool, arguments=arguments, summary=summary, output=output))
 

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 from thinkfl_operator.engines.thinkfl import prompt
 from thinkfl_operator.engines.thinkfl.conversation import RESULTS, TRACES
-from thinkfl_operator.evidence.toolbox import tool_call_text
+from thinkfl_operator.evidence.toolbox import TOOL_NAMES, tool_call_text
 from thinkfl_operator.models import Diagnosis, Span, Step
 
 Message = dict[str, str]
@@ -50,6 +50,8 @@ def from_steps(steps: Sequence[Step], roots: Sequence[Span]) -> list[list[Messag
     shared: list[Step] = []
     current = 0
     for step in steps:
+        if step.tool not in TOOL_NAMES:
+            continue  # not a tool the model knows (the log evidence step): never in a record
         if step.tool != TRACES:
             shared.append(step)
             continue

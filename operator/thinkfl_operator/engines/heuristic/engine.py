@@ -30,7 +30,7 @@ from thinkfl_operator.engines.heuristic.scoring import PodEvidence, score_pods
 from thinkfl_operator.engines.heuristic.signals import compute_shifts, span_measurements
 from thinkfl_operator.engines.heuristic.window import Windows, split
 from thinkfl_operator.errors import NoEvidence
-from thinkfl_operator.evidence.logshift import LogEvidence, log_lines, log_notes
+from thinkfl_operator.evidence.logshift import LogEvidence, log_lines, log_notes, log_step
 from thinkfl_operator.evidence.toolbox import Toolbox
 from thinkfl_operator.evidence.topology import observed
 from thinkfl_operator.models import Candidate, Diagnosis, Fluctuation, Incident, Topology, Usage
@@ -123,6 +123,8 @@ class HeuristicEngine:
                 traces: list[str], logs: LogEvidence | None, clock: _Clock,
                 notes: list[str] | None = None) -> Diagnosis:
         result = rank(ordered, topology, minimum=self.settings.heuristic.min_candidates)[:MAX_CANDIDATES]
+        if logs is not None:
+            tools.add_step(log_step(logs))
         tools.print_results([Candidate(r.node, r.service, r.pod) for r in result])
         clock.lap("walk")
         usage = Usage(tool_calls=len(tools.steps), seconds=clock.laps)

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from thinkfl_operator.models import Diagnosis, RootCause, Step, Usage
+from thinkfl_operator.models import LOGS_PREFIX, Diagnosis, RootCause, Step, Usage
 
 PENDING, DIAGNOSING, DIAGNOSED, FAILED = "Pending", "Diagnosing", "Diagnosed", "Failed"
 #: Condition types.
@@ -259,10 +259,10 @@ def _logs_condition(conditions: list[dict[str, Any]], diagnosis: Diagnosis, gene
             return set_condition(conditions, COND_LOGS, "False", "NoLogSource",
                                  "no log source is configured: diagnosed without logs", generation, now)
         return conditions
-    about = next((n for n in diagnosis.notes if n.startswith("logs: ")), "")
+    about = next((n for n in diagnosis.notes if n.startswith(LOGS_PREFIX)), "")
     if diagnosis.logs_read:
         return set_condition(conditions, COND_LOGS, "True", "LogsRead",
-                             about[len("logs: "):] or "log lines read", generation, now)
+                             about[len(LOGS_PREFIX):].strip() or "log lines read", generation, now)
     problems = [n for n in diagnosis.notes if "log" in n.lower() and n != about]
     message = "; ".join(problems) or "the log source had too little to compare"
     return set_condition(conditions, COND_LOGS, "False", "LogsUnavailable",

@@ -177,6 +177,8 @@ class Usage:
 
 #: A note that starts so says the deterministic engine answered in place of the model.
 FALLBACK_PREFIX = "LLMFallback:"
+#: A note that starts so says what log evidence was read (lines, source, window, history).
+LOGS_PREFIX = "logs:"
 
 
 @dataclass(slots=True)

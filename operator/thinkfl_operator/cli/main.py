@@ -23,6 +23,7 @@ from thinkfl_operator.diagnosis import ENGINES, diagnose, make_engine
 from thinkfl_operator.errors import BackendError, NoEvidence, UserInputError
 from thinkfl_operator.evaluation import runner
 from thinkfl_operator.evaluation.labels import read_faults
+from thinkfl_operator.incident_spec import HEX_ID_PATTERN
 from thinkfl_operator.logs import configure_logging
 from thinkfl_operator.models import Incident
 from thinkfl_operator.settings import Settings, get_settings
@@ -112,7 +113,7 @@ def _with_overrides(settings: Settings, args: argparse.Namespace) -> Settings:
     return settings
 
 
-_TRACE_ID = re.compile(r"[0-9a-fA-F]{1,32}")
+_TRACE_ID = re.compile(HEX_ID_PATTERN)
 
 
 def check_arguments(args: argparse.Namespace) -> None:
@@ -122,7 +123,7 @@ def check_arguments(args: argparse.Namespace) -> None:
     if window is not None and not (window > 0 and math.isfinite(window)):
         raise UserInputError(f"--window {window:g}: give the seconds after --time to search, above 0")
     trace_id = (getattr(args, "trace_id", "") or "").strip()
-    if trace_id and not _TRACE_ID.fullmatch(trace_id):
+    if trace_id and not _TRACE_ID.match(trace_id):
         raise UserInputError(f"--trace-id {trace_id!r}: a trace ID is 1 to 32 hexadecimal digits")
     target = getattr(args, "json", None)
     if target is not None:

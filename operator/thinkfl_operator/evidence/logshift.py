@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from thinkfl_operator.evidence.templates import is_problem, levels, templates
-from thinkfl_operator.models import Step
+from thinkfl_operator.evidence.templates import LEVELS, is_problem, levels, templates
+from thinkfl_operator.models import LOGS_PREFIX, Step
 from thinkfl_operator.telemetry.loglines import LogBatch, covered_seconds
 
 #: Templates of one service kept as evidence (strongest first).
@@ -138,8 +138,6 @@ def log_shifts(batch: LogBatch, window: tuple[float, float], history: tuple[floa
 
 def _moved_pod(by_pod: pd.DataFrame, found: ServiceLogs, w_min: float, h_min: float) -> str:
     """The pod whose rate of the service's strongest template changed most."""
-    if not found.shifts:
-        return ""
     rows = by_pod[by_pod["template"] == found.shifts[0].template]
     change = (rows["window"] / w_min - rows["history"] / h_min).abs()
     pods = rows["pod"].astype(str).to_numpy()
@@ -152,8 +150,7 @@ def _counts(batch: LogBatch, window: tuple[float, float], history: tuple[float, 
     vocabularies would make every template look new or vanished); lines are then only shown."""
     parts = []
     if not batch.lines.empty and batch.patterns.empty:
-        t = batch.lines["time_ns"].to_numpy() / 1e9
-        where = np.where((t >= window[0]) & (t < window[1]), 1, np.where((t >= history[0]) & (t < history[1]), 0, -1))
+        where = _period(batch.lines["time_ns"].to_numpy() / 1e9, window, history)
         keep = where >= 0
         lines = batch.lines[keep]
         if len(lines):
@@ -165,8 +162,7 @@ def _counts(batch: LogBatch, window: tuple[float, float], history: tuple[float, 
             parts.append(frame.assign(n=1))
     if not batch.patterns.empty:
         p = batch.patterns
-        t = p["time_s"].to_numpy(dtype="float64")
-        where = np.where((t >= window[0]) & (t < window[1]), 1, np.where((t >= history[0]) & (t < history[1]), 0, -1))
+        where = _period(p["time_s"].to_numpy(dtype="float64"), window, history)
         p = p[where >= 0]
         parts.append(pd.DataFrame({"service": p["service"].to_numpy(), "pod": "", "template": p["pattern"].to_numpy(),
                                    "level": levels(p["pattern"]).to_numpy(), "in_window": where[where >= 0] == 1,
@@ -179,6 +175,12 @@ def _counts(batch: LogBatch, window: tuple[float, float], history: tuple[float, 
     grouped = grouped.reindex(columns=[False, True], fill_value=0)
     grouped.columns = ["history", "window"]
     return grouped.reset_index()
+
+
+def _period(t: np.ndarray, window: tuple[float, float], history: tuple[float, float]) -> np.ndarray:
+    """1 for times in the window, 0 in the history, −1 in neither (epoch seconds)."""
+    in_window = (t >= window[0]) & (t < window[1])
+    return np.where(in_window, 1, np.where((t >= history[0]) & (t < history[1]), 0, -1))
 
 
 def _service_shift(service: str, group: pd.DataFrame, w_min: float, h_min: float,
@@ -224,7 +226,7 @@ def _rate(per_min: float) -> str:
 
 def _shown(template: str, limit: int = 80) -> str:
     text = template
-    for level in ("FATAL", "ERROR", "WARN", "INFO", "DEBUG", "TRACE"):
+    for level in LEVELS:
         if text.startswith(level + " "):
             text = text[len(level) + 1:]
             break
@@ -259,12 +261,7 @@ def log_notes(evidence: LogEvidence | None) -> list[str]:
     """What the log evidence was made of, and anything a person should know about it."""
     if evidence is None:
         return []
-    read = (f"logs: {evidence.lines} lines from {evidence.source or 'the log source'}, "
+    read = (f"{LOGS_PREFIX} {evidence.lines} lines from {evidence.source or 'the log source'}, "
             f"{evidence.window_minutes:.1f} min of window against {evidence.history_minutes:.0f} min of history")
     return [read, *evidence.notes]
 
-
-def strongest(evidence: LogEvidence, services: Sequence[str]) -> ServiceLogs | None:
-    """The named service with the strongest log shift (None when none shifted)."""
-    found = [evidence.services[s] for s in services if s in evidence.services]
-    return max(found, key=lambda s: s.score, default=None)

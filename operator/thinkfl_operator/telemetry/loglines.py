@@ -84,3 +84,9 @@ def merge_coverage(intervals: Sequence[tuple[float, float]]) -> tuple[tuple[floa
 def covered_seconds(coverage: Sequence[tuple[float, float]], start_s: float, end_s: float) -> float:
     """How many seconds of [start_s, end_s) the coverage holds."""
     return float(sum(max(0.0, min(hi, end_s) - max(lo, start_s)) for lo, hi in coverage))
+
+
+def clip_coverage(coverage: Sequence[tuple[float, float]], start_s: float,
+                  end_s: float) -> tuple[tuple[float, float], ...]:
+    """The coverage intervals cut to [start_s, end_s) (those outside it dropped)."""
+    return tuple((max(lo, start_s), min(hi, end_s)) for lo, hi in coverage if hi > start_s and lo < end_s)

@@ -25,6 +25,7 @@ from thinkfl_operator.telemetry.csvio import header_names
 from thinkfl_operator.telemetry.loglines import (
     MAX_LINE_CHARS,
     LogBatch,
+    clip_coverage,
     empty_lines,
     merge_coverage,
 )
@@ -75,9 +76,7 @@ class NezhaLogs:
         lines = self._lines.iloc[lo:hi]
         if services:
             lines = lines[lines["service"].isin(list(services))]
-        coverage = tuple((max(a, start_s), min(b, end_s)) for a, b in self._coverage
-                         if b > start_s and a < end_s)
-        return LogBatch(lines=lines, coverage=coverage)
+        return LogBatch(lines=lines, coverage=clip_coverage(self._coverage, start_s, end_s))
 
     # files -------------------------------------------------------------------------------
     def _files_for(self, start_s: float, end_s: float) -> list[Path]:

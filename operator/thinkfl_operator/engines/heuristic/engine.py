@@ -24,11 +24,16 @@ from thinkfl_operator.engines.heuristic import walk
 from thinkfl_operator.engines.heuristic.cache import MeasuredCache
 from thinkfl_operator.engines.heuristic.critical import trace_evidence
 from thinkfl_operator.engines.heuristic.fusion import CPU_OFFSET, fuse, log_lead
-from thinkfl_operator.engines.heuristic.logevidence import LogCache, log_period, read_log_evidence
+from thinkfl_operator.engines.heuristic.logevidence import (
+    LogCache,
+    log_period,
+    logs_on,
+    read_log_evidence,
+)
 from thinkfl_operator.engines.heuristic.resources import cpu_shifts
 from thinkfl_operator.engines.heuristic.scoring import PodEvidence, score_pods
 from thinkfl_operator.engines.heuristic.signals import compute_shifts, span_measurements
-from thinkfl_operator.engines.heuristic.window import Windows, split
+from thinkfl_operator.engines.heuristic.window import Windows, split, time_window
 from thinkfl_operator.errors import NoEvidence
 from thinkfl_operator.evidence.logshift import LogEvidence, log_lines, log_notes, log_step
 from thinkfl_operator.evidence.toolbox import Toolbox
@@ -61,10 +66,11 @@ class HeuristicEngine:
         horizon = self.settings.heuristic.baseline_minutes * 60
         last = end_s + self.settings.heuristic.window_seconds + horizon
         _, (first_log, _) = log_period(start_s, start_s, self.settings.logs)
-        logs = store.logs is not None and self.settings.logs.enabled
-        self._cache.between(store, min(start_s - horizon, first_log) if logs else start_s - horizon, last)
-        if logs and store.logs is not None:
-            self._logs.load(store.logs, first_log, end_s + self.settings.heuristic.window_seconds)
+        if store.logs is None or not logs_on(store, self.settings.logs):
+            self._cache.between(store, start_s - horizon, last)
+            return
+        self._cache.between(store, min(start_s - horizon, first_log), last)
+        self._logs.load(store.logs, first_log, end_s + self.settings.heuristic.window_seconds)
 
     def diagnose(self, store: Store, incident: Incident) -> Diagnosis:
         clock = _Clock()
@@ -82,9 +88,8 @@ class HeuristicEngine:
         traces = ([incident.trace_id] if incident.trace_id else
                   walk.pick_traces(win.window, leader,
                                   incident.max_traces or self.settings.heuristic.max_traces))
-        with_logs = store.logs is not None and self.settings.logs.enabled
-        logs = read_log_evidence(store, win.start_s, win.end_s, self.settings.logs, self._logs,
-                                 self._traffic_spans(store, win) if with_logs else None)
+        spans = self._traffic_spans(store, win) if logs_on(store, self.settings.logs) else None
+        logs = read_log_evidence(store, win.start_s, win.end_s, self.settings.logs, self._logs, spans)
         clock.lap("logs")
         tools = self._toolbox(store, win, traces)
         topology = _topology(store, win, logs)
@@ -99,10 +104,9 @@ class HeuristicEngine:
     def _without_spans(self, store: Store, incident: Incident, clock: _Clock, exc: NoEvidence) -> Diagnosis:
         """No spans in the window (tracing off or sampled away): logs and metrics alone, when
         the incident has a time and the store has either; else the NoEvidence stands."""
-        cfg = self.settings.heuristic
         if incident.time_s is None:
             raise exc
-        start, end = incident.time_s - cfg.lead_seconds, incident.time_s + (incident.window_s or cfg.window_seconds)
+        start, end = time_window(incident.time_s, incident, self.settings.heuristic)
         logs = read_log_evidence(store, start, end, self.settings.logs, self._logs)
         cpu = cpu_shifts(store, start - self.settings.logs.lead_seconds, end)
         if (logs is None or not logs.usable) and not any(c.z > CPU_OFFSET for c in cpu.values()):
@@ -140,9 +144,10 @@ class HeuristicEngine:
         weights would read the store a second time): only for a file or memory store, an
         incident given by its time, and logs to weigh."""
         cfg = self.settings.heuristic
-        if store.remote or store.logs is None or not self.settings.logs.enabled or incident.time_s is None:
+        if store.remote or not logs_on(store, self.settings.logs) or incident.time_s is None \
+                or incident.trace_id:
             return
-        start, end = incident.time_s - cfg.lead_seconds, incident.time_s + (incident.window_s or cfg.window_seconds)
+        start, end = time_window(incident.time_s, incident, cfg)
         _, (first, _) = log_period(start, end, self.settings.logs)
         self._cache.between(store, min(first, start - cfg.baseline_minutes * 60),
                             end + cfg.baseline_minutes * 60)

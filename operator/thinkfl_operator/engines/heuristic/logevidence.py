@@ -16,7 +16,7 @@ from thinkfl_operator.engines.heuristic.traffic import template_operations, temp
 from thinkfl_operator.evidence.logshift import LogEvidence, log_shifts
 from thinkfl_operator.evidence.templates import levels, templates
 from thinkfl_operator.settings import LogsSettings
-from thinkfl_operator.telemetry.loglines import LogBatch, LogSource
+from thinkfl_operator.telemetry.loglines import LogBatch, LogSource, clip_coverage
 from thinkfl_operator.telemetry.store import Store
 
 
@@ -44,8 +44,7 @@ class LogCache:
         lines = self._batch.lines
         times = lines["time_ns"].to_numpy()
         a, b = times.searchsorted(int(start_s * 1e9)), times.searchsorted(int(end_s * 1e9))
-        coverage = tuple((max(x, start_s), min(y, end_s)) for x, y in self._batch.coverage
-                         if y > start_s and x < end_s)
+        coverage = clip_coverage(self._batch.coverage, start_s, end_s)
         patterns = self._batch.patterns
         if not patterns.empty:
             t = patterns["time_s"].to_numpy()
@@ -68,12 +67,17 @@ def log_period(start_s: float, end_s: float, cfg: LogsSettings) -> tuple[tuple[f
     return window, history
 
 
+def logs_on(store: Store, cfg: LogsSettings) -> bool:
+    """Whether log evidence is read for ``store``: logs enabled and a source to read."""
+    return cfg.enabled and store.logs is not None
+
+
 def read_log_evidence(store: Store, start_s: float, end_s: float, cfg: LogsSettings,
                       cache: LogCache | None = None, spans: pd.DataFrame | None = None) -> LogEvidence | None:
     """Shifts of every service's template mix in [start_s − lead, end_s) against its history;
     None when logs are off or the store has no log source."""
     source = store.logs
-    if not cfg.enabled or source is None:
+    if source is None or not logs_on(store, cfg):
         return None
     window, history = log_period(start_s, end_s, cfg)
     cache = cache or LogCache()

@@ -39,7 +39,12 @@ def incident_window(store: Store, incident: Incident, cfg: HeuristicSettings) ->
         return start - width / 2, start + width / 2, start
     if incident.time_s is None:
         raise InvalidIncident("an incident needs a time or a trace ID")
-    return incident.time_s - cfg.lead_seconds, incident.time_s + width, incident.time_s
+    return (*time_window(incident.time_s, incident, cfg), incident.time_s)
+
+
+def time_window(time_s: float, incident: Incident, cfg: HeuristicSettings) -> tuple[float, float]:
+    """[start, end) of an incident given by its time: ``lead_seconds`` before it to its window after."""
+    return time_s - cfg.lead_seconds, time_s + (incident.window_s or cfg.window_seconds)
 
 
 def split(store: Store, incident: Incident, cfg: HeuristicSettings, cache: MeasuredCache) -> Windows:

@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
-from typing import Self
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Self
 
 from aiohttp import web
 
@@ -120,3 +122,60 @@ class BackgroundServer:
             await asyncio.wait_for(self._stopping.wait(), timeout=delay_s)
         except TimeoutError:
             pass
+
+
+@dataclass
+class Fault:
+    """An injected answer for requests whose path starts with ``path``, ``times`` times
+    (None = always). ``status=None`` only delays the normal answer by ``delay_s``."""
+
+    status: int | None = 500
+    body: str | dict[str, Any] | None = None
+    delay_s: float = 0
+    times: int | None = 1
+    path: str = ""
+    headers: dict[str, str] | None = None
+
+
+class FaultyServer(BackgroundServer):
+    """A backend stand-in that records every request (``requests``, ``calls``) and answers the
+    ones a ``Fault`` matches its way (``inject``, ``_take_fault``); the error bodies are each
+    backend's own (the subclass's)."""
+
+    def __init__(self, faults: Iterable[Fault] = (), host: str = "127.0.0.1",
+                 shutdown_timeout_s: float = 0.5, client_max_size: int = 1024**2) -> None:
+        super().__init__(host, shutdown_timeout_s, client_max_size)
+        self._lock = threading.Lock()
+        self._faults: list[Fault] = list(faults)
+        self._requests: list[str] = []
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:PORT`` -- the base URL to give a client."""
+        return self.root_url
+
+    @property
+    def requests(self) -> list[str]:
+        """``path?query`` of every request received, in arrival order."""
+        with self._lock:
+            return list(self._requests)
+
+    @property
+    def calls(self) -> int:
+        with self._lock:
+            return len(self._requests)
+
+    def inject(self, *faults: Fault) -> None:
+        """Add faults (thread-safe, also while running)."""
+        with self._lock:
+            self._faults.extend(faults)
+
+    def _take_fault(self, path: str) -> Fault | None:
+        """The first fault matching ``path`` with uses left (one use taken), else None."""
+        with self._lock:
+            for fault in self._faults:
+                if path.startswith(fault.path) and (fault.times is None or fault.times > 0):
+                    if fault.times is not None:
+                        fault.times -= 1
+                    return fault
+        return None

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -41,7 +40,7 @@ from typing import Any
 import pandas as pd
 from aiohttp import web
 
-from tests.fakes.background import BackgroundServer
+from tests.fakes.background import Fault, FaultyServer
 from tests.fakes.logql import (
     LogQuery,
     MetricQuery,
@@ -52,7 +51,6 @@ from tests.fakes.logql import (
     step,
 )
 from tests.fakes.loki_store import LokiStore
-from tests.fakes.trace_api import Fault
 
 __all__ = ["Fault", "LokiApiServer"]
 
@@ -69,7 +67,7 @@ class _Reject(Exception):
                                      content_type="text/plain", charset="utf-8")
 
 
-class LokiApiServer(BackgroundServer):
+class LokiApiServer(FaultyServer):
     """See the module docstring."""
 
     thread_name = "fake-loki"
@@ -92,21 +90,8 @@ class LokiApiServer(BackgroundServer):
             self.store.templates()
         self.patterns, self.max_entries = patterns, max_entries
         self.latency_s, self.tenant = latency_s, tenant
-        self._faults = list(faults)
-        self._lock = threading.Lock()
-        self._requests: list[str] = []
+        super().__init__(faults, host, shutdown_timeout_s=0.5, client_max_size=1024**2)
         self._params: list[dict[str, str]] = []
-        super().__init__(host, shutdown_timeout_s=0.5, client_max_size=1024**2)
-
-    @property
-    def url(self) -> str:
-        return self.root_url
-
-    @property
-    def requests(self) -> list[str]:
-        """``path?query`` of every request, in arrival order."""
-        with self._lock:
-            return list(self._requests)
 
     @property
     def params(self) -> list[dict[str, str]]:
@@ -114,28 +99,10 @@ class LokiApiServer(BackgroundServer):
         with self._lock:
             return [dict(p) for p in self._params]
 
-    @property
-    def calls(self) -> int:
-        with self._lock:
-            return len(self._requests)
-
-    def inject(self, *faults: Fault) -> None:
-        with self._lock:
-            self._faults.extend(faults)
-
     # ------------------------------------------------------------------ server thread
 
     def _routes(self, app: web.Application) -> None:
         app.router.add_route("*", "/{tail:.*}", self._handle)
-
-    def _take_fault(self, path: str) -> Fault | None:
-        with self._lock:
-            for fault in self._faults:
-                if path.startswith(fault.path) and (fault.times is None or fault.times > 0):
-                    if fault.times is not None:
-                        fault.times -= 1
-                    return fault
-        return None
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         params = dict(request.query)

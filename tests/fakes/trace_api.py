@@ -39,7 +39,6 @@ import base64
 import bisect
 import json
 import re
-import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -49,7 +48,7 @@ from typing import Any
 import pandas as pd
 from aiohttp import web
 
-from tests.fakes.background import BackgroundServer
+from tests.fakes.background import Fault, FaultyServer
 from thinkfl_operator.telemetry.otlp import normalize_trace_id
 
 __all__ = [
@@ -180,19 +179,6 @@ def frame_to_otlp(
 
 # ---------------------------------------------------------------------------------- server
 
-@dataclass
-class Fault:
-    """An injected answer for requests whose path starts with ``path``, ``times`` times
-    (None = always). ``status=None`` only delays the normal answer by ``delay_s``."""
-
-    status: int | None = 500
-    body: str | dict[str, Any] | None = None
-    delay_s: float = 0
-    times: int | None = 1
-    path: str = ""
-    headers: dict[str, str] | None = None
-
-
 @dataclass(frozen=True)
 class _File:
     body: bytes
@@ -200,7 +186,7 @@ class _File:
     content_type: str
 
 
-class TraceApiServer(BackgroundServer):
+class TraceApiServer(FaultyServer):
     """Fake Jaeger (``flavor="jaeger"``) or Tempo (``flavor="tempo"``) query API; see the
     module docstring."""
 
@@ -235,31 +221,12 @@ class TraceApiServer(BackgroundServer):
         self._search_index: list[tuple[int, int, str, dict[str, list[int]]]] | None = None
         self._v3_json: dict[str, str] = {}
         self._longest = 0
-        self._lock = threading.Lock()
+        super().__init__(faults, host, shutdown_timeout_s)
         self._files: dict[str, _File] = {}
         for path, source in (files or {}).items():
             self.serve_file(path, source)
-        self._faults: list[Fault] = list(faults)
-        super().__init__(host, shutdown_timeout_s)
-        self._requests: list[str] = []
 
     # ------------------------------------------------------------------ public API
-
-    @property
-    def url(self) -> str:
-        """``http://127.0.0.1:PORT`` -- the base URL to give a client."""
-        return self.root_url
-
-    @property
-    def requests(self) -> list[str]:
-        """``path?query`` of every request received, in arrival order."""
-        with self._lock:
-            return list(self._requests)
-
-    @property
-    def calls(self) -> int:
-        with self._lock:
-            return len(self._requests)
 
     def serve_file(
         self,
@@ -281,26 +248,12 @@ class TraceApiServer(BackgroundServer):
         with self._lock:
             self._files[path] = _File(body, status, content_type)
 
-    def inject(self, *faults: Fault) -> None:
-        """Add faults (thread-safe, also while running)."""
-        with self._lock:
-            self._faults.extend(faults)
-
     # ------------------------------------------------------------------ server thread
 
     def _routes(self, app: web.Application) -> None:
         app.router.add_get("/{tail:.*}", self._handle)
 
     # ------------------------------------------------------------------ handlers
-
-    def _take_fault(self, path: str) -> Fault | None:
-        with self._lock:
-            for fault in self._faults:
-                if path.startswith(fault.path) and (fault.times is None or fault.times > 0):
-                    if fault.times is not None:
-                        fault.times -= 1
-                    return fault
-        return None
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         path = request.path

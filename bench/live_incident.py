@@ -10,26 +10,25 @@ Prints latency p50/p95 and HTTP requests per incident. Usage:
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from tests.fakes.background import in_own_process
 from tests.fakes.prometheus_server import RealPrometheus, nezha_to_openmetrics
 from tests.fakes.trace_api import TraceApiServer
 
 from thinkfl_operator.engines.heuristic.engine import HeuristicEngine
 from thinkfl_operator.evaluation.labels import read_faults
 from thinkfl_operator.models import Incident
-from thinkfl_operator.settings import PrometheusSettings, Settings, TracesSettings
+from thinkfl_operator.settings import LogsSettings, PrometheusSettings, Settings, TracesSettings
 from thinkfl_operator.telemetry.jaeger import JaegerClient
 from thinkfl_operator.telemetry.live import open_live
 from thinkfl_operator.telemetry.naming import service_of_pod
@@ -37,26 +36,14 @@ from thinkfl_operator.telemetry.nezha import NezhaStore
 from thinkfl_operator.telemetry.prometheus import NEZHA_CATALOG, PrometheusMetrics
 
 ENTRY = "ts-gateway-service"  # the alerting (entry) service
+#: The offline store reads the day's log files and the live one has no log backend here: both
+#: leave logs out, so the two answers compare like with like (Loki: bench/live_logs.py).
+SPANS_AND_METRICS = Settings(logs=LogsSettings(enabled=False))
 
 
-def _serve(frame: pd.DataFrame, flavor: str, urls: mp.Queue[str], stop: mp.Event) -> None:  # type: ignore[type-arg]
-    with TraceApiServer(frame, flavor=flavor) as server:
-        urls.put(server.url)
-        stop.wait()
-
-
-@contextmanager
-def trace_server(frame: pd.DataFrame, flavor: str) -> Iterator[str]:
+def trace_server(frame: pd.DataFrame, flavor: str) -> AbstractContextManager[str]:
     """The trace API fake in its own process, as a real backend would be (no shared GIL)."""
-    ctx = mp.get_context("fork")
-    urls, stop = ctx.Queue(), ctx.Event()
-    process = ctx.Process(target=_serve, args=(frame, flavor, urls, stop), daemon=True)
-    process.start()
-    try:
-        yield urls.get(timeout=60)
-    finally:
-        stop.set()
-        process.join(timeout=5)
+    return in_own_process(lambda: TraceApiServer(frame, flavor=flavor), timeout_s=60)
 
 
 def p95(values: list[float]) -> float:
@@ -72,7 +59,7 @@ def main(day: Path, backend: str, limit: int, baseline: int) -> None:
                            workdir=Path(tmp) / "prom") as prometheus, \
             trace_server(frame, backend) as traces_url:
         live_s, offline_s, requests, same, top = [], [], [], 0, 0
-        engine = HeuristicEngine(Settings())
+        engine = HeuristicEngine(SPANS_AND_METRICS)
         engine.diagnose(offline, Incident(time_s=faults[0].time_s, service=ENTRY))  # load once
         # Let the fake encode every trace once (a real Jaeger's cost is not ours to measure).
         first, last = frame["start_us"].min() / 1e6, frame["start_us"].max() / 1e6
@@ -89,7 +76,7 @@ def main(day: Path, backend: str, limit: int, baseline: int) -> None:
                               PrometheusSettings(url=prometheus.url, catalog=NEZHA_CATALOG),
                               service=ENTRY, around_s=fault.time_s)
             started = time.perf_counter()
-            result = HeuristicEngine(Settings()).diagnose(store, incident)
+            result = HeuristicEngine(SPANS_AND_METRICS).diagnose(store, incident)
             live_s.append(time.perf_counter() - started)
             print(f"  {fault.time_text} live {live_s[-1] * 1e3:.0f} ms", flush=True)
             assert store.traces is not None and store.prometheus is not None

@@ -13,13 +13,9 @@ from __future__ import annotations
 
 import csv
 import json
-import multiprocessing as mp
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from multiprocessing.queues import Queue
-from multiprocessing.synchronize import Event
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +23,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from tests.fakes.background import in_own_process
 from tests.fakes.loki_api import LokiApiServer
 
 from thinkfl_operator.settings import LogsSettings
@@ -79,26 +76,10 @@ def _finish(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def _serve(frame: pd.DataFrame, patterns: bool, latency_s: float, urls: Queue[str],
-           stop: Event) -> None:
-    with LokiApiServer(frame, ("namespace", "pod", "container"), patterns=patterns,
-                       latency_s=latency_s) as server:
-        urls.put(server.url)
-        stop.wait()
-
-
-@contextmanager
-def loki_server(frame: pd.DataFrame, patterns: bool, latency_s: float) -> Iterator[str]:
-    ctx = mp.get_context("fork")
-    urls, stop = ctx.Queue(), ctx.Event()
-    process = ctx.Process(target=_serve, args=(frame, patterns, latency_s, urls, stop),
-                          daemon=True)
-    process.start()
-    try:
-        yield urls.get(timeout=120)
-    finally:
-        stop.set()
-        process.join(timeout=5)
+def loki_server(frame: pd.DataFrame, patterns: bool, latency_s: float) -> AbstractContextManager[str]:
+    """The Loki stand-in in its own process, as a real Loki would be."""
+    return in_own_process(lambda: LokiApiServer(frame, ("namespace", "pod", "container"),
+                                                patterns=patterns, latency_s=latency_s))
 
 
 def main() -> None:

@@ -8,9 +8,11 @@ server stops, so shutdown is fast.
 from __future__ import annotations
 
 import asyncio
+import multiprocessing as mp
 import socket
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Self
 
@@ -179,3 +181,25 @@ class FaultyServer(BackgroundServer):
                         fault.times -= 1
                     return fault
         return None
+
+
+@contextmanager
+def in_own_process(make: Callable[[], BackgroundServer], timeout_s: float = 120.0) -> Iterator[str]:
+    """The server ``make`` builds, run in a forked process of its own (no GIL shared with the
+    client, as a real backend): its root URL while the block runs (benchmarks use it)."""
+    ctx = mp.get_context("fork")
+    urls: Any = ctx.Queue()
+    stop = ctx.Event()
+    process = ctx.Process(target=_serve, args=(make, urls, stop), daemon=True)
+    process.start()
+    try:
+        yield urls.get(timeout=timeout_s)
+    finally:
+        stop.set()
+        process.join(timeout=5)
+
+
+def _serve(make: Callable[[], BackgroundServer], urls: Any, stop: Any) -> None:
+    with make() as server:
+        urls.put(server.root_url)
+        stop.wait()

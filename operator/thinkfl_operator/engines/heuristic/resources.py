@@ -3,7 +3,7 @@
 The metrics tool (``search_fluctuating_metrics``) keeps the reference semantics the model was
 trained on (±10 min against ±20 min), which blur a fault of a few minutes. The engine's own
 resource signal is sharper: the pod's mean CPU in the window against the median and MAD of the
-minutes before it, a robust z. CPU contention and runaway loops show here and nowhere else.
+20 minutes before it, a robust z. CPU contention and runaway loops show here and nowhere else.
 """
 
 from __future__ import annotations
@@ -14,8 +14,10 @@ import numpy as np
 
 from thinkfl_operator.telemetry.store import Store
 
-#: History before the window (seconds) and the guard between them.
-HISTORY_S = 1800.0
+#: History before the window (seconds) and the guard between them. 20 minutes: inside what a
+#: live store reads for the metrics tool anyway (``live.METRIC_HORIZON_S``), so the CPU shift
+#: costs no second round of Prometheus queries.
+HISTORY_S = 1200.0
 GUARD_S = 60.0
 #: Fewest history samples for a z.
 MIN_HISTORY = 5

@@ -90,3 +90,15 @@ def clip_coverage(coverage: Sequence[tuple[float, float]], start_s: float,
                   end_s: float) -> tuple[tuple[float, float], ...]:
     """The coverage intervals cut to [start_s, end_s) (those outside it dropped)."""
     return tuple((max(lo, start_s), min(hi, end_s)) for lo, hi in coverage if hi > start_s and lo < end_s)
+
+
+def batch_between(lines: pd.DataFrame, coverage: Sequence[tuple[float, float]], start_s: float,
+                  end_s: float, services: Sequence[str] = ()) -> LogBatch:
+    """The ``lines`` (sorted by ``time_ns``) stamped in [start_s, end_s), of ``services`` when
+    given, with the coverage cut to that range: what an in-memory source answers."""
+    times = lines["time_ns"].to_numpy()
+    lo, hi = times.searchsorted(int(start_s * 1e9)), times.searchsorted(int(end_s * 1e9))
+    part = lines.iloc[lo:hi]
+    if services:
+        part = part[part["service"].isin(list(services))]
+    return LogBatch(lines=part, coverage=clip_coverage(coverage, start_s, end_s))

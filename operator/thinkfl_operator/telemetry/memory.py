@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import pandas as pd
 
-from thinkfl_operator.telemetry.loglines import LogBatch, LogSource
+from thinkfl_operator.telemetry.loglines import LogBatch, LogSource, batch_between
 from thinkfl_operator.telemetry.naming import service_of_pod
 from thinkfl_operator.telemetry.quality import DataQuality
 from thinkfl_operator.telemetry.spans import SpanTable, clean_spans, empty_frame
@@ -90,13 +90,7 @@ class MemoryLogs:
     def __init__(self, lines: pd.DataFrame) -> None:
         self._lines = lines.sort_values("time_ns", kind="stable").reset_index(drop=True)
         times = self._lines["time_ns"].to_numpy()
-        self._span = (times[0] / 1e9, times[-1] / 1e9 + 1e-9) if len(times) else (0.0, 0.0)
+        self._coverage = ((times[0] / 1e9, times[-1] / 1e9 + 1e-9),) if len(times) else ()
 
     def logs(self, start_s: float, end_s: float, services: Sequence[str] = ()) -> LogBatch:
-        times = self._lines["time_ns"].to_numpy()
-        lo, hi = times.searchsorted(int(start_s * 1e9)), times.searchsorted(int(end_s * 1e9))
-        lines = self._lines.iloc[lo:hi]
-        if services:
-            lines = lines[lines["service"].isin(list(services))]
-        a, b = max(self._span[0], start_s), min(self._span[1], end_s)
-        return LogBatch(lines=lines, coverage=((a, b),) if b > a else ())
+        return batch_between(self._lines, self._coverage, start_s, end_s, services)

@@ -25,7 +25,7 @@ from thinkfl_operator.telemetry.csvio import header_names
 from thinkfl_operator.telemetry.loglines import (
     MAX_LINE_CHARS,
     LogBatch,
-    clip_coverage,
+    batch_between,
     empty_lines,
     merge_coverage,
 )
@@ -71,12 +71,7 @@ class NezhaLogs:
 
     def logs(self, start_s: float, end_s: float, services: Sequence[str] = ()) -> LogBatch:
         self._ensure_loaded(self._files_for(start_s, end_s))
-        times = self._lines["time_ns"].to_numpy()
-        lo, hi = times.searchsorted(int(start_s * 1e9)), times.searchsorted(int(end_s * 1e9))
-        lines = self._lines.iloc[lo:hi]
-        if services:
-            lines = lines[lines["service"].isin(list(services))]
-        return LogBatch(lines=lines, coverage=clip_coverage(self._coverage, start_s, end_s))
+        return batch_between(self._lines, self._coverage, start_s, end_s, services)
 
     # files -------------------------------------------------------------------------------
     def _files_for(self, start_s: float, end_s: float) -> list[Path]:

@@ -169,7 +169,11 @@ def test_a_flood_a_huge_line_and_binary_junk_cost_bounded_memory_and_say_so(tmp_
 def test_a_line_that_falls_with_its_calls_is_traffic_not_a_fault() -> None:
     """A caller stopped calling ``list``: the callee's ``list`` lines fall with its spans (no
     shift once weighed by traffic), while ``get`` calls go on and its ``#53`` line vanished."""
-    from thinkfl_operator.engines.heuristic.traffic import template_operations, template_traffic
+    from thinkfl_operator.engines.heuristic.traffic import (
+        OperationCalls,
+        template_operations,
+        template_traffic,
+    )
 
     spans, rows = [], []
     for i, t in enumerate(np.arange(T0 - 1200, T0 + 120, 2.0)):
@@ -188,7 +192,7 @@ def test_a_line_that_falls_with_its_calls_is_traffic_not_a_fault() -> None:
     lines = batch.lines.assign(template=templates(batch.lines["line"]))
     window, history = (T0, T0 + 120), (T0 - 1200, T0 - 60)
     frame = pd.DataFrame(spans)
-    traffic = template_traffic(frame, template_operations(frame, lines), window, history)
+    traffic = template_traffic(OperationCalls(frame), template_operations(frame, lines), window, history)
     assert traffic[("callee", "INFO C#60 list")] == pytest.approx(0.25, rel=0.2)
     weighed = log_shifts(replace(batch, lines=lines), window, history, traffic=traffic)
     shifted = {s.template for s in weighed.services["callee"].shifts}

@@ -116,65 +116,113 @@ def log_shifts(batch: LogBatch, window: tuple[float, float], history: tuple[floa
     h_min = _covered(batch, *history) / 60.0
     evidence = LogEvidence({}, w_min, h_min, len(batch.lines), source, list(batch.notes))
     if not batch.lines.empty:
-        pairs = batch.lines[["pod", "service"]].drop_duplicates("pod")
-        evidence.pods = {str(p): str(s) for p, s in zip(pairs["pod"], pairs["service"], strict=True) if p}
+        evidence.pods = _pods(batch.lines)
     if counts.empty or w_min <= 0 or h_min <= 0:
         return evidence
-    per_service = (counts.groupby(["service", "template", "level"], sort=True, observed=True)
-                   [["history", "window"]].sum().reset_index())
-    services = per_service["service"].astype(str).to_numpy()
-    bounds = np.flatnonzero(np.r_[True, services[1:] != services[:-1], True])
-    for lo, hi in itertools.pairwise(bounds):
-        service, group = services[lo], per_service.iloc[lo:hi]
+    # counts is sorted by (service, template, level, pod): one service is one run of rows
+    per_template = counts.groupby(["service", "template", "level"], sort=False)[["history", "window"]].sum()
+    services = per_template.index.get_level_values("service").to_numpy()
+    templates_ = per_template.index.get_level_values("template").to_numpy()
+    levels_ = per_template.index.get_level_values("level").to_numpy()
+    h_all, w_all = per_template["history"].to_numpy("float64"), per_template["window"].to_numpy("float64")
+    row_services = counts["service"].to_numpy()
+    row_bounds = dict(_runs(row_services))
+    for service, (lo, hi) in _runs(services):
         weights = None
         if traffic:
-            weights = np.array([traffic.get((service, str(t)), 1.0) for t in group["template"]])
-        found = _service_shift(service, group, w_min, h_min, weights)
+            weights = np.array([traffic.get((service, str(t)), 1.0) for t in templates_[lo:hi]])
+        found = _service_shift(service, templates_[lo:hi], levels_[lo:hi], w_all[lo:hi], h_all[lo:hi],
+                               w_min, h_min, weights)
         if found.shifts:
-            found.pod = _moved_pod(counts[counts["service"] == service], found, w_min, h_min)
+            r_lo, r_hi = row_bounds[service]
+            found.pod = _moved_pod(counts.iloc[r_lo:r_hi], found, w_min, h_min)
         evidence.services[service] = found
     return evidence
 
 
+def _runs(values: np.ndarray) -> list[tuple[str, tuple[int, int]]]:
+    """Each run of equal values of a sorted array: (value, (first row, row past the last))."""
+    bounds = np.flatnonzero(np.r_[True, values[1:] != values[:-1], True]) if len(values) else np.array([0])
+    return [(str(values[lo]), (int(lo), int(hi))) for lo, hi in itertools.pairwise(bounds)]
+
+
+def _pods(lines: pd.DataFrame) -> dict[str, str]:
+    """pod → service of the lines read."""
+    codes, uniques = _factor(lines["pod"])
+    first = np.unique(codes, return_index=True)[1]
+    services = lines["service"].to_numpy()[first]
+    return {str(uniques[c]): str(s) for c, s in zip(codes[first], services, strict=True) if uniques[c]}
+
+
 def _moved_pod(by_pod: pd.DataFrame, found: ServiceLogs, w_min: float, h_min: float) -> str:
     """The pod whose rate of the service's strongest template changed most."""
-    rows = by_pod[by_pod["template"] == found.shifts[0].template]
-    change = (rows["window"] / w_min - rows["history"] / h_min).abs()
-    pods = rows["pod"].astype(str).to_numpy()
-    return str(pods[int(np.argmax(change.to_numpy()))]) if len(rows) else ""
+    rows = by_pod[by_pod["template"].to_numpy() == found.shifts[0].template]
+    change = np.abs(rows["window"].to_numpy() / w_min - rows["history"].to_numpy() / h_min)
+    pods = rows["pod"].to_numpy()
+    return str(pods[int(np.argmax(change))]) if len(rows) else ""
 
 
 def _counts(batch: LogBatch, window: tuple[float, float], history: tuple[float, float]) -> pd.DataFrame:
-    """service, pod, template, level, window count, history count. Loki's pattern counts, when
-    the batch has them, are the whole evidence (its templates are not ours: mixing the two
-    vocabularies would make every template look new or vanished); lines are then only shown."""
-    parts = []
-    if not batch.lines.empty and batch.patterns.empty:
-        where = _period(batch.lines["time_ns"].to_numpy() / 1e9, window, history)
-        keep = where >= 0
-        lines = batch.lines[keep]
-        if len(lines):
-            template = lines["template"] if "template" in lines else templates(lines["line"])
-            level = lines["level"] if "level" in lines else levels(lines["line"])
-            frame = pd.DataFrame({"service": lines["service"].to_numpy(), "pod": lines["pod"].to_numpy(),
-                                  "template": template.to_numpy(),
-                                  "level": level.to_numpy(), "in_window": where[keep] == 1})
-            parts.append(frame.assign(n=1))
+    """service, template, level, pod, history count, window count, sorted in that order. Loki's
+    pattern counts, when the batch has them, are the whole evidence (its templates are not
+    ours: mixing the two vocabularies would make every template look new or vanished); lines
+    are then only shown."""
     if not batch.patterns.empty:
         p = batch.patterns
         where = _period(p["time_s"].to_numpy(dtype="float64"), window, history)
         p = p[where >= 0]
-        parts.append(pd.DataFrame({"service": p["service"].to_numpy(), "pod": "", "template": p["pattern"].to_numpy(),
-                                   "level": levels(p["pattern"]).to_numpy(), "in_window": where[where >= 0] == 1,
-                                   "n": p["count"].to_numpy()}))
-    if not parts:
+        return _tally({"service": p["service"], "template": p["pattern"], "level": levels(p["pattern"]),
+                       "pod": pd.Series("", index=p.index)}, where[where >= 0] == 1, p["count"].to_numpy())
+    if batch.lines.empty:
         return pd.DataFrame()
-    frame = pd.concat(parts, ignore_index=True)
-    grouped = frame.groupby(["service", "pod", "template", "level", "in_window"], sort=False)["n"].sum()
-    grouped = grouped.unstack(fill_value=0)
-    grouped = grouped.reindex(columns=[False, True], fill_value=0)
-    grouped.columns = ["history", "window"]
-    return grouped.reset_index()
+    lines = batch.lines
+    where = _period(lines["time_ns"].to_numpy() / 1e9, window, history)
+    keep = where >= 0
+    lines = lines[keep]
+    if lines.empty:
+        return pd.DataFrame()
+    template = lines["template"] if "template" in lines else templates(lines["line"])
+    level = lines["level"] if "level" in lines else levels(lines["line"])
+    return _tally({"service": lines["service"], "template": template, "level": level, "pod": lines["pod"]},
+                  where[keep] == 1, np.ones(len(lines), dtype="int64"))
+
+
+def _tally(columns: dict[str, pd.Series], in_window: np.ndarray, n: np.ndarray) -> pd.DataFrame:
+    """Counts per distinct row of ``columns`` in the history and in the window: integer codes
+    combined into one key and counted with ``bincount`` (no grouping of strings per incident;
+    the cached lines carry categorical columns, whose codes are free)."""
+    if len(n) == 0:
+        return pd.DataFrame()
+    key = np.zeros(len(n), dtype="int64")
+    uniques = []
+    for series in columns.values():
+        codes, values = _factor(series)
+        key = key * max(len(values), 1) + codes
+        uniques.append(values)
+    distinct, inverse = np.unique(key, return_inverse=True)
+    window = np.bincount(inverse, weights=n * in_window, minlength=len(distinct))
+    history = np.bincount(inverse, weights=n * ~in_window, minlength=len(distinct))
+    out: dict[str, np.ndarray] = {}
+    rest = distinct
+    for name, values in reversed(list(zip(columns, uniques, strict=True))):
+        rest, code = np.divmod(rest, max(len(values), 1))
+        out[name] = values[code]
+    frame = pd.DataFrame({name: out[name] for name in columns})
+    frame["history"], frame["window"] = history.astype("int64"), window.astype("int64")
+    return frame.sort_values(list(columns), kind="stable", ignore_index=True)
+
+
+def _factor(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Integer codes of ``series`` and the values they stand for (as ``str``)."""
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        codes = series.cat.codes.to_numpy().astype("int64")
+        values = series.cat.categories.to_numpy().astype(str).astype(object)
+        if (codes < 0).any():  # a missing value: its own code past the categories
+            codes = np.where(codes < 0, len(values), codes)
+            values = np.append(values, "")
+        return codes, values
+    codes, values = pd.factorize(series.fillna("").astype(str).to_numpy(dtype=object), sort=False)
+    return codes.astype("int64"), np.asarray(values, dtype=object)
 
 
 def _period(t: np.ndarray, window: tuple[float, float], history: tuple[float, float]) -> np.ndarray:
@@ -183,10 +231,8 @@ def _period(t: np.ndarray, window: tuple[float, float], history: tuple[float, fl
     return np.where(in_window, 1, np.where((t >= history[0]) & (t < history[1]), 0, -1))
 
 
-def _service_shift(service: str, group: pd.DataFrame, w_min: float, h_min: float,
-                   weights: np.ndarray | None = None) -> ServiceLogs:
-    w = group["window"].to_numpy(dtype="float64")
-    h = group["history"].to_numpy(dtype="float64")
+def _service_shift(service: str, templates_: np.ndarray, levels_: np.ndarray, w: np.ndarray, h: np.ndarray,
+                   w_min: float, h_min: float, weights: np.ndarray | None = None) -> ServiceLogs:
     n_w, n_h = float(w.sum()), float(h.sum())
     result = ServiceLogs(service, 0.0, int(n_w), int(n_h))
     if n_h == 0:
@@ -203,7 +249,6 @@ def _service_shift(service: str, group: pd.DataFrame, w_min: float, h_min: float
     z = (w - expected) / np.sqrt(expected * (1.0 - share) + 1.0)
     order = np.argsort(-np.abs(z))
     result.score = float(abs(z[order[0]]))
-    templates_, levels_ = group["template"].to_numpy(), group["level"].to_numpy()
     for i in order[:KEPT_TEMPLATES]:
         if abs(z[i]) < MIN_SHOWN_Z:
             break

@@ -15,6 +15,9 @@ template per logging statement on every system we read (Java logback, Go, Python
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -50,11 +53,30 @@ _MASKS = (
 )
 
 
+#: Lines templated per thread (pyarrow's kernels run without the GIL; one kernel call is
+#: single-threaded, so a long array is cut in parts, one per core).
+_PART_LINES = 20_000
+_WORKERS = min(4, os.cpu_count() or 1)
+
+
 def templates(lines: pd.Series) -> pd.Series:
     """The template of each line (same index)."""
     if lines.empty:
         return pd.Series([], index=lines.index, dtype=object)
-    text = pc.utf8_slice_codeunits(_arrow(lines), 0, HEAD_CHARS)
+    text = _arrow(lines)
+    parts = max(1, min(_WORKERS, len(text) // _PART_LINES))
+    if parts == 1:
+        joined = _template_array(text)
+    else:
+        size = -(-len(text) // parts)
+        with ThreadPoolExecutor(max_workers=parts) as pool:
+            chunks = list(pool.map(_template_array, [text.slice(i, size) for i in range(0, len(text), size)]))
+        joined = pa.chunked_array(chunks).combine_chunks()
+    return pd.Series(np.asarray(joined.to_numpy(zero_copy_only=False), dtype=object), index=lines.index)
+
+
+def _template_array(lines: pa.Array) -> pa.Array:
+    text = pc.utf8_slice_codeunits(lines, 0, HEAD_CHARS)
     for number, (pattern, replacement) in enumerate(_MASKS):
         if number == _REMOVED:
             text = pc.utf8_slice_codeunits(pc.utf8_trim_whitespace(text), 0, MASKED_CHARS)
@@ -62,8 +84,7 @@ def templates(lines: pd.Series) -> pd.Series:
     text = pc.utf8_trim_whitespace(text)
     tokens = pc.split_pattern(text, " ", max_splits=TEMPLATE_TOKENS)
     head = pc.list_slice(tokens, 0, TEMPLATE_TOKENS)
-    joined = pc.binary_join(head, " ")
-    return pd.Series(np.asarray(joined.to_numpy(zero_copy_only=False), dtype=object), index=lines.index)
+    return pc.binary_join(head, " ")
 
 
 def levels(lines: pd.Series) -> pd.Series:

@@ -11,7 +11,10 @@ the rest does not make the file "cover" those hours), so rates are computed over
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +40,8 @@ REQUIRED = ("TimeUnixNano", "PodName", "Log")
 _TEXT = ("Timestamp", "Node", "PodName", "Container", "TraceID", "SpanID", "Log")
 #: A minute file with more lines than this is a flood, left out whole (memory stays bounded).
 MAX_FILE_LINES = 500_000
+#: Files read at once (pyarrow parses and decodes without the GIL).
+_READERS = min(4, os.cpu_count() or 1)
 #: Lines further apart than this split a file's coverage into separate runs (seconds).
 _RUN_GAP_S = 30.0
 #: A run of fewer lines than this is a stray row, not coverage.
@@ -81,9 +86,11 @@ class NezhaLogs:
         new = [p for p in paths if p not in self._loaded]
         if not new:
             return
+        with ThreadPoolExecutor(max_workers=_READERS) as pool:
+            read = list(pool.map(self._read, new))
         frames, runs = [], list(self._coverage)
-        for path in new:
-            frame = self._read(path)
+        for frame, quality in read:
+            self.quality.merge(quality)
             runs += _runs(frame["time_ns"].to_numpy())
             frames.append(frame)
         self._loaded.update(new)
@@ -94,18 +101,24 @@ class NezhaLogs:
         self._lines = merged.sort_values("time_ns", kind="stable").reset_index(drop=True)
         self._coverage = merge_coverage(runs)
 
-    def _read(self, path: Path) -> pd.DataFrame:
-        table = _read_csv(path, self.quality, self.max_file_lines)
+    def _read(self, path: Path) -> tuple[pd.DataFrame, DataQuality]:
+        """One file's lines, and what was skipped in it (a tally of its own: files are read
+        in parallel)."""
+        quality = DataQuality()
+        return self._lines_of(path, quality), quality
+
+    def _lines_of(self, path: Path, quality: DataQuality) -> pd.DataFrame:
+        table = _read_csv(path, quality, self.max_file_lines)
         if table is None:
             return empty_lines()
         times = _int_column(table.column("TimeUnixNano"))
         line = _docker_lines(table.column("Log"))
         long = pc.sum(pc.cast(pc.greater(pc.utf8_length(line), MAX_LINE_CHARS), pa.int64())).as_py() or 0
-        self.quality.add(f"characters past {MAX_LINE_CHARS} of long log lines (lines cut)", int(long))
+        quality.add(f"characters past {MAX_LINE_CHARS} of long log lines (lines cut)", int(long))
         line = pc.utf8_slice_codeunits(line, 0, MAX_LINE_CHARS)
         keep = pc.and_(pc.is_valid(times), pc.is_valid(line))
         kept = pc.sum(pc.cast(keep, pa.int64())).as_py() or 0
-        self.quality.add("log rows without a time", len(table) - int(kept))
+        quality.add("log rows without a time", len(table) - int(kept))
         pods = _text(table, "PodName")
         frame = pd.DataFrame({
             "time_ns": times.to_numpy(zero_copy_only=False),
@@ -164,10 +177,11 @@ def _docker_lines(column: pa.ChunkedArray | pa.Array) -> pa.Array:
 
     Docker writes ``{"log":"…","stream":"…","time":"…"}`` with ``log`` first, so the field is
     what lies between the opening ``{"log":"`` and the first ``","stream":"`` (a quote inside
-    the line is escaped, so that separator cannot occur in it): split, no regex."""
+    the line is escaped, so that separator cannot occur in it): a split at a literal."""
     column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     docker = pc.starts_with(column, _DOCKER_PREFIX)
-    head = pc.list_element(pc.split_pattern(column, _DOCKER_SEPARATOR, max_splits=1), 0)
+    # split_pattern_regex with a literal: measured 15x faster than pyarrow 26's split_pattern here
+    head = pc.list_element(pc.split_pattern_regex(column, re.escape(_DOCKER_SEPARATOR), max_splits=1), 0)
     field = pc.utf8_slice_codeunits(head, len(_DOCKER_PREFIX))
     line = pc.if_else(pc.and_(docker, pc.not_equal(pc.utf8_length(head), pc.utf8_length(column))),
                       field, column)

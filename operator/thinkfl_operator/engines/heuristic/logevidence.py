@@ -12,7 +12,11 @@ from dataclasses import replace
 
 import pandas as pd
 
-from thinkfl_operator.engines.heuristic.traffic import template_operations, template_traffic
+from thinkfl_operator.engines.heuristic.traffic import (
+    OperationCalls,
+    template_operations,
+    template_traffic,
+)
 from thinkfl_operator.evidence.logshift import LogEvidence, log_shifts
 from thinkfl_operator.evidence.templates import levels, templates
 from thinkfl_operator.settings import LogsSettings
@@ -28,13 +32,14 @@ class LogCache:
         self._source: LogSource | None = None
         self._range = (0.0, 0.0)
         self._batch = LogBatch()
-        self._owners: tuple[int, pd.DataFrame] | None = None
+        self._owners: tuple[pd.DataFrame, pd.DataFrame, OperationCalls] | None = None
 
-    def owners(self, spans: pd.DataFrame) -> pd.DataFrame:
-        """Each cached template's operation, from ``spans`` (joined once per span frame)."""
-        if self._owners is None or self._owners[0] != id(spans):
-            self._owners = (id(spans), template_operations(spans, self._batch.lines))
-        return self._owners[1]
+    def owners(self, spans: pd.DataFrame) -> tuple[pd.DataFrame, OperationCalls]:
+        """Each cached template's operation, and the calls of every operation, from ``spans``
+        (joined and coded once per span frame)."""
+        if self._owners is None or self._owners[0] is not spans:
+            self._owners = (spans, template_operations(spans, self._batch.lines), OperationCalls(spans))
+        return self._owners[1], self._owners[2]
 
     def batch(self, source: LogSource, start_s: float, end_s: float) -> LogBatch:
         """The source's lines in [start_s, end_s) with ``template`` and ``level`` columns."""
@@ -55,6 +60,8 @@ class LogCache:
         batch = source.logs(start_s, end_s)
         lines = batch.lines.sort_values("time_ns", kind="stable") if not batch.lines.empty else batch.lines
         lines = lines.assign(template=templates(lines["line"]), level=levels(lines["line"]))
+        # categories: every incident counts by integer codes, not by strings
+        lines = lines.astype({c: "category" for c in ("service", "pod", "template", "level")})
         self._source, self._range = source, (start_s, end_s)
         self._batch = replace(batch, lines=lines)
         self._owners = None
@@ -82,7 +89,10 @@ def read_log_evidence(store: Store, start_s: float, end_s: float, cfg: LogsSetti
     window, history = log_period(start_s, end_s, cfg)
     cache = cache or LogCache()
     batch = cache.batch(source, history[0], window[1])
-    traffic = template_traffic(spans, cache.owners(spans), window, history) if spans is not None else {}
+    traffic: dict[tuple[str, str], float] = {}
+    if spans is not None and not spans.empty:
+        owners, calls = cache.owners(spans)
+        traffic = template_traffic(calls, owners, window, history)
     evidence = log_shifts(batch, window, history, source.name, traffic)
     if batch.empty:
         evidence.notes.append(f"no log lines from {source.name} between the history and the window")

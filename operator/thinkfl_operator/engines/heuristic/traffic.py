@@ -35,13 +35,45 @@ def template_operations(spans: pd.DataFrame, lines: pd.DataFrame) -> pd.DataFram
             .drop_duplicates(["service", "template"])[["service", "template", "operation"]])
 
 
-def template_traffic(spans: pd.DataFrame, owners: pd.DataFrame, window: tuple[float, float],
+class OperationCalls:
+    """The spans of one frame as (service, operation) codes and start times, coded once so each
+    incident counts calls with ``bincount`` (an evaluation reuses one frame for a whole day)."""
+
+    def __init__(self, spans: pd.DataFrame) -> None:
+        self.t = spans["start_us"].to_numpy() / 1e6
+        services, service_names = _factor(spans["service"])
+        operations, operation_names = _factor(spans["operation"])
+        pair = services * max(len(operation_names), 1) + operations
+        codes, distinct = pd.factorize(pair)
+        self.codes = np.asarray(codes, dtype="int64")
+        self.keys = [(str(service_names[p // max(len(operation_names), 1)]),
+                      str(operation_names[p % max(len(operation_names), 1)])) for p in distinct]
+
+    def ratios(self, window: tuple[float, float], history: tuple[float, float]) -> dict[tuple[str, str], float]:
+        """(service, operation) → calls per second in ``window`` over calls per second in the
+        part of ``history`` the spans cover (one added to each count)."""
+        first = float(self.t.min()) if len(self.t) else history[0]
+        h_lo = max(history[0], first)
+        w_sec, h_sec = window[1] - window[0], history[1] - h_lo
+        if w_sec <= 0 or h_sec <= 0:
+            return {}
+        in_w = (self.t >= window[0]) & (self.t < window[1])
+        in_h = (self.t >= h_lo) & (self.t < history[1])
+        groups = len(self.keys)
+        w = np.bincount(self.codes[in_w], minlength=groups).astype("float64")
+        h = np.bincount(self.codes[in_h], minlength=groups).astype("float64")
+        seen = np.flatnonzero((w > 0) | (h > 0))
+        rates = ((w[seen] + 1.0) / w_sec) / ((h[seen] + 1.0) / h_sec)
+        return {self.keys[int(i)]: float(r) for i, r in zip(seen, rates, strict=True)}
+
+
+def template_traffic(calls: OperationCalls, owners: pd.DataFrame, window: tuple[float, float],
                      history: tuple[float, float]) -> dict[tuple[str, str], float]:
     """(service, template) → calls of its operation (``owners``: ``template_operations``) per
     second in ``window`` over ``history`` (the part of it the spans cover)."""
-    if spans.empty or owners.empty:
+    if len(calls.t) == 0 or owners.empty:
         return {}
-    ratio = _operation_ratios(spans, window, history)
+    ratio = calls.ratios(window, history)
     out: dict[tuple[str, str], float] = {}
     for service, template, operation in zip(owners["service"], owners["template"], owners["operation"],
                                             strict=True):
@@ -51,25 +83,11 @@ def template_traffic(spans: pd.DataFrame, owners: pd.DataFrame, window: tuple[fl
     return out
 
 
-def _operation_ratios(spans: pd.DataFrame, window: tuple[float, float],
-                      history: tuple[float, float]) -> dict[tuple[str, str], float]:
-    t_all = spans["start_us"].to_numpy() / 1e6
-    first = float(t_all.min()) if len(t_all) else history[0]
-    h_lo = max(history[0], first)
-    w_sec, h_sec = window[1] - window[0], history[1] - h_lo
-    if w_sec <= 0 or h_sec <= 0:
-        return {}
-    period = spans[(t_all >= h_lo) & (t_all < window[1])]
-    t = period["start_us"].to_numpy() / 1e6
-    keys = period["service"].astype(str) + "\x00" + period["operation"].astype(str)
-    in_w = keys[(t >= window[0]) & (t < window[1])].value_counts()
-    in_h = keys[(t >= h_lo) & (t < history[1])].value_counts()
-    both = in_h.index.union(in_w.index)
-    w = in_w.reindex(both, fill_value=0).to_numpy(dtype="float64")
-    h = in_h.reindex(both, fill_value=0).to_numpy(dtype="float64")
-    rates = ((w + 1.0) / w_sec) / ((h + 1.0) / h_sec)
-    out: dict[tuple[str, str], float] = {}
-    for key, rate in zip(both, rates, strict=True):
-        service, operation = str(key).split("\x00", 1)
-        out[(service, operation)] = float(rate)
-    return out
+def _factor(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Integer codes of a span column and the names they stand for (categorical codes as they are)."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        codes = column.cat.codes.to_numpy().astype("int64")
+        names = np.append(column.cat.categories.to_numpy().astype(str), "")
+        return np.where(codes < 0, len(names) - 1, codes), names
+    codes, names = pd.factorize(column.astype(str))
+    return np.asarray(codes, dtype="int64"), np.asarray(names, dtype=object)

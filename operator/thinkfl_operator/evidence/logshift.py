@@ -238,9 +238,9 @@ def _service_shift(service: str, templates_: np.ndarray, levels_: np.ndarray, w:
     if n_h == 0:
         return result  # nothing to compare with: a service new to the window is no evidence alone
     if n_w == 0:
-        expected = n_h / h_min * w_min
-        if expected >= SILENT_MIN_EXPECTED:
-            result.score, result.silent = expected / math.sqrt(expected + 1.0), True
+        silent_expected = n_h / h_min * w_min
+        if silent_expected >= SILENT_MIN_EXPECTED:
+            result.score, result.silent = silent_expected / math.sqrt(silent_expected + 1.0), True
         return result
     share = (h + 0.5) / (n_h + 0.5 * len(h))
     if weights is not None:  # the share each template would have if only traffic moved it

@@ -14,7 +14,9 @@
         ├── BackendRejected, InvalidResponse, PrometheusQueryError, LLMRejected
         │                           the backend refused the request or answered nonsense
         ├── LLMTimedOut             (engines.thinkfl.client) the model's budget ran out
-        └── NoAnswer                (engines.thinkfl.engine) the model gave no usable answer
+        ├── NoAnswer                (engines.thinkfl.engine) the model gave no usable answer
+        └── IncidentRejected        (kubeapi.incidents) the API server refused a new incident
+                                    for good (4xx other than 409 and 429); not retryable
 
 ``retryable`` on each class tells callers (the operator, the CLI) whether to try again; a
 ``BackendError`` also names its ``backend`` and the status ``reason`` the operator writes when it
@@ -64,3 +66,13 @@ class BackendError(ThinkFLError):
     backend = ""
     #: The Failed reason once the operator stops trying (CamelCase, for the status condition).
     reason = "BackendUnavailable"
+
+
+class IncidentRejected(BackendError):
+    """The Kubernetes API refused to create an incident for good (a 4xx other than 409 Conflict
+    and 429 Too Many Requests: invalid, too large, forbidden). Sending the same manifest again
+    gets the same answer, so the webhook answers such an alert 200 and counts it."""
+
+    retryable = False
+    backend = "kubernetes"
+    reason = "Rejected"

@@ -122,6 +122,11 @@ class AlertSettings(BaseModel):
     namespace: str = Field("default", description="Namespace the incidents are created in.")
     engine: str = Field("", pattern="^(|auto|thinkfl|heuristic)$", description="Engine written to each incident; empty = the operator's default.")
     namespace_label: str = Field("namespace", description="Alert label naming the namespace of the application's pods (written to spec.targetNamespace); empty = none.")
+    token: SecretStr = Field(SecretStr(""), description="Bearer token every POST /alerts must carry (Authorization: Bearer ...); empty = every alert is refused (401).")
+    rate_per_minute: int = Field(600, ge=0, description="POSTs per minute accepted from one source address (429 beyond; 0 = no limit).")
+    burst: int = Field(60, ge=1, description="POSTs one source address may send at once before the rate limit applies.")
+    max_alerts: int = Field(1000, ge=1, description="Alerts read from one payload; the rest are skipped and counted.")
+    concurrency: int = Field(8, ge=1, description="Incidents the webhook creates at the same time (across all requests).")
 
 
 class Settings(BaseSettings):

@@ -16,10 +16,14 @@ from typing import Any
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from thinkfl_operator.alert_server import make_app
-from thinkfl_operator.alerts import AlertIntakeConfig
+from thinkfl_operator.alerts.payload import AlertIntakeConfig
+from thinkfl_operator.alerts.server import WebhookPolicy, make_app
+from thinkfl_operator.errors import IncidentRejected
 
 CFG = AlertIntakeConfig(namespace="thinkfl", engine="auto")
+TOKEN = "s3cret-webhook-token"
+POLICY = WebhookPolicy(token=TOKEN)
+BEARER = {"Authorization": f"Bearer {TOKEN}"}
 
 #: Two alerts of one group as Alertmanager v0.27 posts them (the second has no service label).
 FIRING: dict[str, Any] = {
@@ -96,9 +100,12 @@ class FakeKubernetes:
 
 
 @asynccontextmanager
-async def serve(app: web.Application) -> AsyncIterator[TestClient[web.Request, web.Application]]:
-    """``app`` listening on 127.0.0.1 (a free port), and a client pointed at it."""
-    async with TestClient(TestServer(app, host="127.0.0.1", port=0)) as client:
+async def serve(app: web.Application, headers: dict[str, str] | None = None,
+                ) -> AsyncIterator[TestClient[web.Request, web.Application]]:
+    """``app`` listening on 127.0.0.1 (a free port), and a client pointed at it sending
+    ``headers`` (default: the bearer token) with every request."""
+    async with TestClient(TestServer(app, host="127.0.0.1", port=0),
+                          headers=BEARER if headers is None else headers) as client:
         yield client
 
 
@@ -110,13 +117,14 @@ def test_firing_group_creates_one_incident_per_alert_with_a_service() -> None:
     kube = FakeKubernetes()
 
     async def scenario() -> None:
-        async with serve(make_app(kube.create, CFG)) as client:
+        async with serve(make_app(kube.create, CFG, POLICY)) as client:
             response = await client.post("/alerts", json=FIRING)
             assert response.status == 200
             assert response.content_type == "application/json"
             assert await response.json() == {
                 "created": ["alert-c6eadffa33fcdf37-fe1cbcc7"],
                 "existing": [],
+                "rejected": [],
                 "skipped": [FIRING_SKIP],
                 "resolved": 0,
             }
@@ -149,11 +157,11 @@ def test_resolved_group_creates_nothing() -> None:
     kube = FakeKubernetes()
 
     async def scenario() -> None:
-        async with serve(make_app(kube.create, CFG)) as client:
+        async with serve(make_app(kube.create, CFG, POLICY)) as client:
             response = await client.post("/alerts", json=resolved_of(FIRING))
             assert response.status == 200
             assert await response.json() == {
-                "created": [], "existing": [], "skipped": [], "resolved": 2,
+                "created": [], "existing": [], "rejected": [], "skipped": [], "resolved": 2,
             }
 
     run(scenario)
@@ -164,7 +172,7 @@ def test_same_alert_in_two_posts_is_created_once() -> None:
     kube = FakeKubernetes()
 
     async def scenario() -> None:
-        async with serve(make_app(kube.create, CFG)) as client:
+        async with serve(make_app(kube.create, CFG, POLICY)) as client:
             first = await client.post("/alerts", json=FIRING)
             assert (await first.json())["created"] == ["alert-c6eadffa33fcdf37-fe1cbcc7"]
             # Alertmanager re-sends the group every repeat_interval; the fingerprint is stable.
@@ -177,7 +185,7 @@ def test_same_alert_in_two_posts_is_created_once() -> None:
             assert body["resolved"] == 0 and len(body["skipped"]) == 1
 
     run(scenario)
-    assert kube.calls == 2 and len(kube.objects) == 1
+    assert kube.calls == 1 and len(kube.objects) == 1  # the second post costs no API call
     first_description = kube.objects[("thinkfl", "alert-c6eadffa33fcdf37-fe1cbcc7")]["spec"]["description"]
     assert first_description.endswith("0.12 over the last 5 minutes.")  # the first one stays
 
@@ -188,7 +196,7 @@ def test_duplicate_fingerprints_in_one_post_call_create_once() -> None:
     body["alerts"].append(copy.deepcopy(body["alerts"][0]))
 
     async def scenario() -> None:
-        async with serve(make_app(kube.create, CFG)) as client:
+        async with serve(make_app(kube.create, CFG, POLICY)) as client:
             response = await client.post("/alerts", json=body)
             assert (await response.json())["created"] == ["alert-c6eadffa33fcdf37-fe1cbcc7"]
 
@@ -215,7 +223,7 @@ def test_bad_payloads_get_400_with_a_one_line_reason() -> None:
     ]
 
     async def scenario() -> None:
-        async with serve(make_app(kube.create, CFG)) as client:
+        async with serve(make_app(kube.create, CFG, POLICY)) as client:
             for raw, reason in cases:
                 response = await client.post(
                     "/alerts", data=raw, headers={"Content-Type": "application/json"})
@@ -233,7 +241,7 @@ def test_content_type_is_not_required() -> None:
     kube = FakeKubernetes()
 
     async def scenario() -> None:
-        async with serve(make_app(kube.create, CFG)) as client:
+        async with serve(make_app(kube.create, CFG, POLICY)) as client:
             response = await client.post("/alerts", data=json.dumps(FIRING),
                                          headers={"Content-Type": "text/plain"})
             assert response.status == 200
@@ -258,7 +266,7 @@ def test_create_failure_is_503_and_the_retry_sees_existing() -> None:
         return await kube.create(manifest)
 
     async def scenario() -> None:
-        async with serve(make_app(flaky, CFG)) as client:
+        async with serve(make_app(flaky, CFG, POLICY)) as client:
             response = await client.post("/alerts", json=body)
             assert response.status == 503
             assert await response.text() == (
@@ -269,6 +277,7 @@ def test_create_failure_is_503_and_the_retry_sees_existing() -> None:
             assert await retry.json() == {
                 "created": ["alert-0123456789abcdef-fe1cbcc7"],
                 "existing": ["alert-c6eadffa33fcdf37-fe1cbcc7"],
+                "rejected": [],
                 "skipped": [FIRING_SKIP],
                 "resolved": 0,
             }
@@ -277,14 +286,14 @@ def test_create_failure_is_503_and_the_retry_sees_existing() -> None:
     assert len(kube.objects) == 2
 
 
-def test_unknown_create_outcome_is_500() -> None:
+def test_unknown_create_outcome_is_503() -> None:
     async def confused(manifest: dict[str, Any]) -> str:
         return "maybe"
 
     async def scenario() -> None:
-        async with serve(make_app(confused, CFG)) as client:
+        async with serve(make_app(confused, CFG, POLICY)) as client:
             response = await client.post("/alerts", json=FIRING)
-            assert response.status == 500
+            assert response.status == 503
             assert "returned 'maybe'" in await response.text()
 
     run(scenario)
@@ -294,7 +303,7 @@ def test_other_methods_are_405_and_healthz_is_ok() -> None:
     kube = FakeKubernetes()
 
     async def scenario() -> None:
-        async with serve(make_app(kube.create, CFG)) as client:
+        async with serve(make_app(kube.create, CFG, POLICY)) as client:
             for method in ("GET", "PUT", "DELETE", "PATCH"):
                 response = await client.request(method, "/alerts")
                 assert response.status == 405, method
@@ -312,9 +321,135 @@ def test_oversized_body_is_413() -> None:
     kube = FakeKubernetes()
 
     async def scenario() -> None:
-        async with serve(make_app(kube.create, CFG, max_body_bytes=1024)) as client:
+        async with serve(make_app(kube.create, CFG, POLICY, max_body_bytes=1024)) as client:
             response = await client.post("/alerts", data=b"{" + b" " * 4096 + b"}")
             assert response.status == 413
 
     run(scenario)
     assert kube.calls == 0
+
+
+def many(count: int, service: str = "ts-order-service") -> dict[str, Any]:
+    """A firing group of ``count`` distinct alerts of one service."""
+    body = copy.deepcopy(FIRING)
+    template = body["alerts"][0]
+    body["alerts"] = []
+    for i in range(count):
+        one = copy.deepcopy(template)
+        one["fingerprint"] = f"{i:016x}"
+        one["labels"]["service"] = service
+        body["alerts"].append(one)
+    return body
+
+
+def test_without_a_configured_token_every_post_is_refused() -> None:
+    kube = FakeKubernetes()
+    counted: list[tuple[str, int]] = []
+
+    async def scenario() -> None:
+        for headers in ({}, {"Authorization": "Bearer "}, {"Authorization": "Bearer anything"}):
+            app = make_app(kube.create, CFG, WebhookPolicy(token=""), count=lambda o, n: counted.append((o, n)))
+            async with serve(app, headers=headers) as client:
+                response = await client.post("/alerts", json=FIRING)
+                assert response.status == 401, headers
+                assert response.headers["WWW-Authenticate"].startswith("Bearer")
+                assert (await client.get("/healthz")).status == 200  # probes need no token
+
+    run(scenario)
+    assert kube.calls == 0 and counted == [("unauthorized", 1)] * 3
+
+
+def test_a_wrong_or_missing_bearer_token_is_401_and_creates_nothing() -> None:
+    kube = FakeKubernetes()
+    refused = [{}, {"Authorization": "Bearer nope"}, {"Authorization": f"Basic {TOKEN}"},
+               {"Authorization": f"Bearer {TOKEN}x"}, {"Authorization": TOKEN}]
+
+    async def scenario() -> None:
+        for headers in refused:
+            async with serve(make_app(kube.create, CFG, POLICY), headers=headers) as client:
+                response = await client.post("/alerts", json=FIRING)
+                assert response.status == 401, headers
+        async with serve(make_app(kube.create, CFG, POLICY), headers={"Authorization": f"bearer {TOKEN}"}) as client:
+            assert (await client.post("/alerts", json=FIRING)).status == 200  # the scheme is case-blind
+
+    run(scenario)
+    assert kube.calls == 1
+
+
+def test_a_source_over_its_rate_is_429_with_retry_after_and_its_body_unread() -> None:
+    kube = FakeKubernetes()
+    policy = WebhookPolicy(token=TOKEN, per_minute=6, burst=2)
+
+    async def scenario() -> None:
+        async with serve(make_app(kube.create, CFG, policy)) as client:
+            statuses = [(await client.post("/alerts", json=many(1))).status for _ in range(2)]
+            limited = await client.post("/alerts", json=many(3))
+            assert statuses == [200, 200]
+            assert limited.status == 429
+            assert 1 <= int(limited.headers["Retry-After"]) <= 10
+
+    run(scenario)
+    assert kube.calls == 1  # the same alert twice; the limited post created nothing
+
+
+def test_an_alert_the_api_refuses_for_good_is_answered_200_and_the_rest_are_created() -> None:
+    kube = FakeKubernetes()
+    body = many(3)
+
+    async def strict(manifest: dict[str, Any]) -> str:
+        if manifest["metadata"]["name"].startswith("alert-0000000000000001"):
+            raise IncidentRejected("Kubernetes API refused thinkfl/x: 422 spec.service: Too long")
+        return await kube.create(manifest)
+
+    async def scenario() -> None:
+        async with serve(make_app(strict, CFG, POLICY)) as client:
+            response = await client.post("/alerts", json=body)
+            assert response.status == 200  # Alertmanager must not retry the group forever
+            answer = await response.json()
+            assert len(answer["created"]) == 2
+            assert len(answer["rejected"]) == 1 and "422 spec.service: Too long" in answer["rejected"][0]
+
+    run(scenario)
+    assert len(kube.objects) == 2
+
+
+def test_creates_are_bounded_and_a_retried_payload_in_flight_creates_each_incident_once() -> None:
+    kube = FakeKubernetes()
+    running, peak = 0, 0
+
+    async def slow(manifest: dict[str, Any]) -> str:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0.01)
+        running -= 1
+        return await kube.create(manifest)
+
+    policy = WebhookPolicy(token=TOKEN, concurrency=3)
+    body = many(30)
+
+    async def scenario() -> None:
+        async with serve(make_app(slow, CFG, policy)) as client:
+            first, second = await asyncio.gather(client.post("/alerts", json=body),
+                                                 client.post("/alerts", json=body))
+            answers = [await first.json(), await second.json()]
+            assert sum(len(a["created"]) for a in answers) == 30
+            assert all(len(a["created"]) + len(a["existing"]) == 30 for a in answers)
+
+    run(scenario)
+    assert kube.calls == 30 and len(kube.objects) == 30
+    assert peak == 3
+
+
+def test_a_payload_past_max_alerts_is_cut_and_says_so() -> None:
+    kube = FakeKubernetes()
+    cfg = AlertIntakeConfig(namespace="thinkfl", max_alerts=4)
+
+    async def scenario() -> None:
+        async with serve(make_app(kube.create, cfg, POLICY)) as client:
+            answer = await (await client.post("/alerts", json=many(10))).json()
+            assert len(answer["created"]) == 4
+            assert answer["skipped"] == ["6 alerts past the first 4 of this payload were not read (alerts.maxAlerts)"]
+
+    run(scenario)
+    assert kube.calls == 4

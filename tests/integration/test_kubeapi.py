@@ -75,3 +75,37 @@ async def test_an_unreachable_api_is_a_backend_error_naming_the_call() -> None:
     manifest = {"metadata": {"name": "two", "namespace": "default"}}
     with pytest.raises(BackendError, match="unreachable creating default/two"):
         await incidents.create(manifest)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(("code", "refused_for_good"), [(422, True), (413, True), (403, True),
+                                                       (429, False), (500, False)])
+async def test_a_create_refused_for_good_is_incident_rejected_with_the_api_message(
+        code: int, refused_for_good: bool) -> None:
+    """A Status answer as kube-apiserver sends it: 4xx but 409/429 is final (IncidentRejected,
+    carrying the server's message), 429 and 5xx may pass later (BackendError)."""
+    from aiohttp import web
+
+    from thinkfl_operator.errors import BackendError, IncidentRejected
+
+    message = 'FailureIncident.thinkfl.dev "x" is invalid: spec.service: Too long: may not be more than 253 bytes'
+
+    async def refuse(request: web.Request) -> web.Response:
+        return web.json_response({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                                  "message": message, "reason": "Invalid", "code": code}, status=code)
+
+    app = web.Application()
+    app.router.add_post("/apis/thinkfl.dev/v1alpha1/namespaces/default/failureincidents", refuse)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        manifest = {"metadata": {"name": "x", "namespace": "default"}, "spec": {}}
+        with pytest.raises(BackendError) as caught:
+            await IncidentApi(host=f"http://127.0.0.1:{port}").create(manifest)
+    finally:
+        await runner.cleanup()
+    assert isinstance(caught.value, IncidentRejected) is refused_for_good
+    if refused_for_good:
+        assert str(caught.value) == f"Kubernetes API refused default/x: {code} {message}"

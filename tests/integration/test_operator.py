@@ -15,6 +15,7 @@ from typing import Any
 
 import kopf
 import pytest
+from pydantic import SecretStr
 
 from tests.integration.conftest import free_port, post_json
 from thinkfl_operator.kube.handlers import Registered, register
@@ -28,6 +29,7 @@ from thinkfl_operator.telemetry.store import Store
 RESOURCE = "thinkfl.dev/v1alpha1/failureincidents"
 INCIDENT = generate(fault="network_delay", service="recommendationservice")
 T = "2026-11-01T10:40:00Z"
+WEBHOOK_TOKEN = "operator-test-token"
 
 
 class Counting:
@@ -67,7 +69,8 @@ async def operator(server: Any, factory: Callable[[Incident, Settings], Store],
 
     settings = settings or Settings()
     settings = settings.model_copy(update={
-        "operator": settings.operator.model_copy(update={"http_port": http_port})})
+        "operator": settings.operator.model_copy(update={"http_port": http_port}),
+        "alerts": settings.alerts.model_copy(update={"token": SecretStr(WEBHOOK_TOKEN)})})
     registered = register(registry, settings, factory,
                           api=IncidentApi(host=str(server.url)))
     task = asyncio.create_task(kopf.operator(registry=registry, clusterwide=True, standalone=True))
@@ -305,7 +308,8 @@ async def _post_alerts(port: int, payload: Any, expect: int = 200) -> Any:
         writer.close()
         break
     async with aiohttp.ClientSession() as session, session.post(
-            f"http://127.0.0.1:{port}/alerts", json=payload) as response:
+            f"http://127.0.0.1:{port}/alerts", json=payload,
+            headers={"Authorization": f"Bearer {WEBHOOK_TOKEN}"}) as response:
         assert response.status == expect, await response.text()
         return await response.json() if expect == 200 else await response.text()
 
@@ -325,7 +329,7 @@ async def test_alertmanager_webhook_creates_incidents_the_operator_diagnoses(api
     obj = api.objects[RESOURCE, "default", name]
     assert obj["spec"]["service"] == "frontend" and obj["spec"]["time"] == T
     assert "p95 latency" in obj["spec"]["description"]
-    assert again == {"created": [], "existing": [name], "skipped": [], "resolved": 0}
+    assert again == {"created": [], "existing": [name], "rejected": [], "skipped": [], "resolved": 0}
     assert resolved["created"] == [] and resolved["resolved"] == 1
     assert "'alerts' is not a list" in bad
 

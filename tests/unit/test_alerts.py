@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import copy
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-from thinkfl_operator.alerts import (
+from thinkfl_operator.alerts.payload import (
     AlertIntakeConfig,
     BadAlertPayload,
     IntakeResult,
@@ -354,3 +356,32 @@ def test_bad_config_is_rejected(kwargs: dict[str, Any]) -> None:
 def test_config_accepts_a_list_of_labels() -> None:
     cfg = AlertIntakeConfig(service_labels=["app", "job"])  # type: ignore[arg-type]
     assert cfg.service_labels == ("app", "job")
+
+
+def test_values_are_cut_to_what_the_crd_accepts() -> None:
+    """A service label over 253 characters or holding a newline, and a 2 MB generator URL, got
+    the whole group refused by the API server (413/422, retried forever): they are normalised."""
+    crd = yaml.safe_load((Path(__file__).parents[2] / "crds" / "failureincidents.yaml").read_text())
+    spec = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+    long_line = alert(service="ts-" + "x" * 400)
+    multi = alert(fingerprint="2b30ba71cca2921f", service="ts-basic-service\nINJECTED: yes\t ")
+    huge_url = alert(fingerprint="3c30ba71cca2921f", service="ts-route-service")
+    huge_url["generatorURL"] = "http://prometheus:9090/graph?g0.expr=" + "a" * 2_000_000
+    result = incidents_from_payload(payload(long_line, multi, huge_url), CFG)
+    services = [m["spec"]["service"] for m in result.incidents]
+    assert services == ["ts-" + "x" * 250, "ts-basic-service INJECTED: yes", "ts-route-service"]
+    for manifest in result.incidents:
+        service = manifest["spec"]["service"]
+        assert len(service) <= spec["service"]["maxLength"]
+        assert re.fullmatch(spec["service"]["pattern"], service)
+        assert len(manifest["spec"]["description"]) <= spec["description"]["maxLength"]
+    assert "thinkfl.dev/alert-url" not in result.incidents[2]["metadata"]["annotations"]
+    assert "thinkfl.dev/alert-url" in result.incidents[1]["metadata"]["annotations"]
+
+
+def test_alerts_past_max_alerts_are_counted_not_read() -> None:
+    alerts = [alert(fingerprint=f"{i:016x}", service="ts-order-service") for i in range(5)]
+    alerts.append("not even an alert")  # past the cap: never looked at
+    result = incidents_from_payload(payload(*alerts), AlertIntakeConfig(max_alerts=5))
+    assert len(result.incidents) == 5
+    assert result.skipped == ["1 alerts past the first 5 of this payload were not read (alerts.maxAlerts)"]

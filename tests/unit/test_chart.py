@@ -13,6 +13,7 @@ operator's own spec parser (which mirrors the CEL rules).
 
 from __future__ import annotations
 
+import base64
 import importlib.util
 import json
 import os
@@ -559,8 +560,62 @@ def test_operator_pod_is_locked_down(profile: str) -> None:
     [tmp] = [m for m in container["volumeMounts"] if m["mountPath"] == "/tmp"]
     [volume] = [v for v in pod["volumes"] if v["name"] == tmp["name"]]
     assert "emptyDir" in volume
-    if profile == "defaults":
-        assert "resources" not in container  # no default resources
+    assert container["resources"]["limits"]["memory"]  # a limit in every profile
+
+
+def _selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    return all(labels.get(k) == v for k, v in selector.get("matchLabels", {}).items())
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_policy_every_container_has_limits_and_every_pod_a_network_policy(profile: str) -> None:
+    """The chart's own policy check (kube-score and kube-linter are Go binaries, on neither PyPI
+    nor npm): no container without a memory (or GPU) limit; with networkPolicy.enabled, every pod
+    selected by a NetworkPolicy of its namespace that limits its ingress."""
+    objects = _objects(profile)
+    policies = [o for o in objects if o["kind"] == "NetworkPolicy"]
+    enabled = _values(profile).get("networkPolicy", {}).get("enabled", True)
+    for workload in (o for o in objects if o["kind"] == "Deployment"):
+        pod = workload["spec"]["template"]
+        for container in pod["spec"]["containers"]:
+            limits = container.get("resources", {}).get("limits", {})
+            assert "memory" in limits or any(k.endswith("/gpu") for k in limits), (
+                workload["metadata"]["name"], container["name"])
+        covering = [p for p in policies if p["metadata"]["namespace"] == workload["metadata"]["namespace"]
+                    and _selects(p["spec"]["podSelector"], pod["metadata"]["labels"])]
+        assert bool(covering) is enabled, workload["metadata"]["name"]
+        for policy in covering:
+            assert policy["spec"]["policyTypes"] == ["Ingress"]
+            assert all(rule.get("from") for rule in policy["spec"]["ingress"])  # never "from anyone"
+
+
+def test_only_the_operator_may_reach_vllm_and_only_the_configured_peers_the_webhook() -> None:
+    objects = _objects("gpu-vllm")
+    vllm = _find(objects, "NetworkPolicy", f"{RELEASE}-vllm")
+    [rule] = vllm["spec"]["ingress"]
+    [peer] = rule["from"]
+    operator_labels = _operator("gpu-vllm")["spec"]["template"]["metadata"]["labels"]
+    assert _selects(peer["podSelector"], operator_labels) and "namespaceSelector" not in peer
+    webhook = _find(objects, "NetworkPolicy", RELEASE)
+    assert webhook["spec"]["ingress"] == [{"ports": [{"port": "http", "protocol": "TCP"}], "from": [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]}]
+
+
+def test_the_webhook_token_comes_from_a_generated_secret_unless_one_is_brought() -> None:
+    objects = _objects("defaults")
+    secret = _find(objects, "Secret", f"{RELEASE}-webhook")
+    token = base64.b64decode(secret["data"]["token"]).decode()
+    assert len(token) == 40 and token.isalnum()
+    ref = _env(_operator("defaults"))["THINKFL_ALERTS__TOKEN"]["valueFrom"]["secretKeyRef"]
+    assert ref == {"name": f"{RELEASE}-webhook", "key": "token", "optional": True}
+    notes = _render("defaults")["thinkfl-operator/templates/NOTES.txt"]
+    assert "credentials_file: /etc/alertmanager/secrets/thinkfl-webhook/token" in notes
+    brought = _chart().render({"alerts": {"token": {"create": False, "secretName": "mine", "secretKey": "t"}}},
+                              name=RELEASE, namespace=NAMESPACE)
+    assert not [o for o in _parse(brought) if o["kind"] == "Secret"]
+    assert _env(_find(_parse(brought), "Deployment", RELEASE))["THINKFL_ALERTS__TOKEN"]["valueFrom"] == {
+        "secretKeyRef": {"name": "mine", "key": "t", "optional": True}}
+    assert "create secret generic mine --from-literal=t=" in brought["thinkfl-operator/templates/NOTES.txt"]
 
 
 @pytest.mark.parametrize("profile", [*PROFILES, "distinct"])
@@ -914,7 +969,7 @@ def test_manifests_are_a_fresh_render_of_the_no_gpu_profile() -> None:
     assert crd == CRD_SOURCE.read_bytes()
     assert render_manifests.main(["--check"]) == 0
     objects = [o for o in yaml.safe_load_all(text) if o]
-    assert [o["kind"] for o in objects][:2] == ["Namespace", "ServiceAccount"]
+    assert [o["kind"] for o in objects][:3] == ["Namespace", "NetworkPolicy", "ServiceAccount"]
     chart_objects = _objects("no-gpu")
     assert len(objects) == 1 + len(chart_objects)
     for obj in objects:

@@ -174,3 +174,10 @@ The operator Service's in-cluster URL (http://<fullname>.<namespace>:<port>).
 {{- define "thinkfl-operator.serviceUrl" -}}
 {{- printf "http://%s.%s:%d" (include "thinkfl-operator.fullname" .) (include "thinkfl-operator.namespace" .) (int .Values.service.port) }}
 {{- end }}
+
+{{/*
+The Secret holding the webhook's bearer token.
+*/}}
+{{- define "thinkfl-operator.webhookSecret" -}}
+{{- .Values.alerts.token.secretName | default (printf "%s-webhook" (include "thinkfl-operator.fullname" .)) }}
+{{- end }}

@@ -105,6 +105,9 @@ class OperatorMetrics:
                                         "Diagnoses the deterministic engine answered for the LLM.")
         self._backend_errors = self._counter("thinkfl_backend_errors", "Failed backend calls.",
                                              "backend")
+        self._alerts = self._counter("thinkfl_webhook_alerts", "Alerts and posts to the webhook by outcome "
+                                     "(created, existing, rejected, failed; posts unauthorized, limited).",
+                                     "outcome")
 
     def _counter(self, name: str, doc: str, *labels: str) -> Counter:
         return Counter(name, doc, labels, registry=self.registry)
@@ -154,6 +157,9 @@ class OperatorMetrics:
     def observe_failure(self, reason: str) -> None:
         """An incident Failed with status reason ``reason`` (e.g. NoEvidence)."""
         self._failures.labels(reason).inc()
+
+    def observe_alerts(self, outcome: str, count: int) -> None:
+        self._alerts.labels(outcome).inc(count)
 
     def observe_backend_error(self, backend: str) -> None:
         """A call to ``backend`` (jaeger, tempo, prometheus, llm) failed."""

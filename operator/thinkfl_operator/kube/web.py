@@ -1,27 +1,39 @@
 """The operator's HTTP port: the Alertmanager webhook (``POST /alerts``), its own metrics
 (``GET /metrics``) and ``GET /healthz``; started and stopped with the operator.
 
-kopf's liveness endpoint stays on its own port (``operator.health_port``) so a stuck webhook and
-a stuck operator are told apart.
+The port is served by its own thread and event loop: parsing a large payload or creating a
+thousand incidents never holds kopf's loop, so the operator's watches, handlers and liveness
+endpoint (kopf's, on ``operator.health_port``) keep their pace under a flood of alerts, and a
+stuck webhook and a stuck operator are told apart.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import threading
+from concurrent.futures import Future
+
 from aiohttp import web
 
-from thinkfl_operator.alert_server import CreateIncident, make_app
-from thinkfl_operator.alerts import AlertIntakeConfig
+from thinkfl_operator.alerts.payload import AlertIntakeConfig
+from thinkfl_operator.alerts.server import CreateIncident, WebhookPolicy, make_app
 from thinkfl_operator.kube.metrics import OperatorMetrics
 from thinkfl_operator.settings import Settings
 
+#: Seconds the server may take to start listening or to stop.
+START_STOP_TIMEOUT_S = 10.0
+
 
 def build_app(settings: Settings, metrics: OperatorMetrics, create: CreateIncident) -> web.Application:
-    """The webhook app of ``alert_server`` plus ``GET /metrics``."""
+    """The webhook app of ``alerts.server`` plus ``GET /metrics``."""
     alerts = settings.alerts
     intake = AlertIntakeConfig(service_labels=tuple(alerts.service_labels),
                                namespace=alerts.namespace, engine=alerts.engine,
-                               namespace_label=alerts.namespace_label)
-    app = make_app(create, intake)
+                               namespace_label=alerts.namespace_label, max_alerts=alerts.max_alerts)
+    policy = WebhookPolicy(token=alerts.token.get_secret_value(), per_minute=alerts.rate_per_minute,
+                           burst=alerts.burst, concurrency=alerts.concurrency)
+    app = make_app(create, intake, policy, count=metrics.observe_alerts)
 
     async def scrape(request: web.Request) -> web.Response:
         body, content_type = metrics.exposition()
@@ -32,18 +44,47 @@ def build_app(settings: Settings, metrics: OperatorMetrics, create: CreateIncide
 
 
 class HttpServer:
-    """The app on ``0.0.0.0:port`` (``start``/``stop``); ``port`` 0 serves nothing."""
+    """The app on ``host:port`` in a thread of its own (``start``/``stop``); port 0 serves nothing."""
 
     def __init__(self, app: web.Application, port: int, host: str = "0.0.0.0") -> None:
-        self._runner = web.AppRunner(app, access_log=None)
-        self._port, self._host = port, host
+        self._app, self._port, self._host = app, port, host
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._runner: web.AppRunner | None = None
 
     async def start(self) -> None:
-        if not self._port:
+        """Listening once it returns; the bind error (port taken) is raised here."""
+        if not self._port or self._thread is not None:
             return
-        await self._runner.setup()
-        await web.TCPSite(self._runner, self._host, self._port).start()
+        started: Future[None] = Future()
+        self._thread = threading.Thread(target=self._serve, args=(started,), name="webhook", daemon=True)
+        self._thread.start()
+        await asyncio.wait_for(asyncio.wrap_future(started), START_STOP_TIMEOUT_S)
+
+    def _serve(self, started: Future[None]) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        try:
+            self._runner = web.AppRunner(self._app, access_log=None)
+            loop.run_until_complete(self._runner.setup())
+            loop.run_until_complete(web.TCPSite(self._runner, self._host, self._port).start())
+        except BaseException as exc:  # noqa: BLE001 - handed to start(), which raises it
+            started.set_exception(exc)
+            loop.close()
+            return
+        started.set_result(None)
+        try:
+            loop.run_forever()
+        finally:
+            loop.run_until_complete(self._runner.cleanup())
+            loop.close()
 
     async def stop(self) -> None:
         """Idempotent: also called when the server never started."""
-        await self._runner.cleanup()
+        thread, loop = self._thread, self._loop
+        if thread is None or loop is None:
+            return
+        with contextlib.suppress(RuntimeError):  # the loop already closed
+            loop.call_soon_threadsafe(loop.stop)
+        await asyncio.to_thread(thread.join, START_STOP_TIMEOUT_S)
+        self._thread = self._loop = None

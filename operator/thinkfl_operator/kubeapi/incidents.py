@@ -5,13 +5,14 @@ handler's patch only when the handler returns)."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Mapping
 from typing import Any
 
 import kubernetes
 import urllib3
 
-from thinkfl_operator.errors import BackendError
+from thinkfl_operator.errors import BackendError, IncidentRejected
 from thinkfl_operator.kubeapi.client import GROUP, PLURAL, VERSION, api_client
 
 TIMEOUT_S = 10.0  # per call: a hung API server must not hold a worker or the webhook
@@ -30,7 +31,9 @@ class IncidentApi:
         return self._api
 
     async def create(self, manifest: Mapping[str, Any]) -> str:
-        """``"created"``, or ``"exists"`` when the API answered 409 Conflict (same name)."""
+        """``"created"``, or ``"exists"`` when the API answered 409 Conflict (same name).
+        ``IncidentRejected`` when it refused the manifest for good (any other 4xx but 429),
+        ``BackendError`` when a later try may succeed (5xx, 429, unreachable)."""
         namespace = manifest["metadata"]["namespace"]
         try:
             await asyncio.to_thread(self._objects().create_namespaced_custom_object,
@@ -39,6 +42,9 @@ class IncidentApi:
         except kubernetes.client.ApiException as exc:
             if exc.status == 409:
                 return "exists"
+            if 400 <= (exc.status or 0) < 500 and exc.status != 429:
+                raise IncidentRejected(f"Kubernetes API refused {namespace}/{manifest['metadata']['name']}: "
+                                       f"{exc.status} {_message(exc)}") from None
             raise BackendError(f"Kubernetes API answered {exc.status} {exc.reason} creating "
                                f"{namespace}/{manifest['metadata']['name']}") from None
         except (urllib3.exceptions.HTTPError, OSError) as exc:
@@ -61,3 +67,14 @@ class IncidentApi:
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise BackendError(f"Kubernetes API unreachable patching the status of "
                                f"{namespace}/{name}: {exc}") from None
+
+
+def _message(exc: kubernetes.client.ApiException) -> str:
+    """The API server's own message (a Status object's ``message``), else the HTTP reason."""
+    try:
+        status = json.loads(exc.body or "")
+    except (ValueError, TypeError):
+        status = None
+    message = status.get("message") if isinstance(status, dict) else None
+    text = message if isinstance(message, str) and message else str(exc.reason or "")
+    return " ".join(text.split())[:500]

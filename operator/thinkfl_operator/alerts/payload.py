@@ -15,6 +15,11 @@ same resource (the caller turns the second create's 409 Conflict into "exists"),
 alert firing again after it resolved starts anew and gets an incident of its own. The
 fingerprint is also a label (``thinkfl.dev/fingerprint``) to find every incident of one alert.
 Resolved alerts are only counted; alerts without a service label are skipped with a reason.
+
+Values are cut to what the CRD and the API server accept, so an alert is never refused for its
+size or its characters: the service is one line of at most 253 characters, the description at
+most 2000, and a generator URL longer than ``MAX_URL`` is left out (a cut URL is a wrong one).
+A payload holds at most ``max_alerts`` alerts read; the rest are counted as skipped.
 """
 
 from __future__ import annotations
@@ -30,7 +35,13 @@ from thinkfl_operator.errors import UserInputError
 API_VERSION = "thinkfl.dev/v1alpha1"
 KIND = "FailureIncident"
 ENGINES = ("auto", "thinkfl", "heuristic")
+#: The CRD's limits (crds/failureincidents.yaml): spec.description and spec.service.
 MAX_DESCRIPTION = 2000
+MAX_SERVICE = 253
+#: Longest generator URL kept as an annotation (Prometheus links are a few hundred characters).
+MAX_URL = 4096
+#: Alerts read from one payload (Alertmanager's own ``max_alerts`` cuts the same way).
+MAX_ALERTS = 1000
 
 LABEL_FINGERPRINT = "thinkfl.dev/fingerprint"
 LABEL_SOURCE = "thinkfl.dev/source"
@@ -64,6 +75,8 @@ class AlertIntakeConfig:
     engine: str = ""
     #: The label naming where the application's pods run (spec.targetNamespace); "" = none.
     namespace_label: str = "namespace"
+    #: Alerts read from one payload; those past it are skipped (and counted).
+    max_alerts: int = MAX_ALERTS
 
     def __post_init__(self) -> None:
         labels = tuple(self.service_labels)  # a list from settings is accepted too
@@ -74,6 +87,8 @@ class AlertIntakeConfig:
             )
         if not _DNS_LABEL.match(self.namespace):
             raise UserInputError(f"alert namespace {self.namespace!r} is not a DNS-1123 label")
+        if self.max_alerts < 1:
+            raise UserInputError(f"alert max_alerts must be at least 1, got {self.max_alerts}")
         if self.engine and self.engine not in ENGINES:
             raise UserInputError(
                 f"alert engine {self.engine!r} is not one of {', '.join(ENGINES)} (or empty)"
@@ -106,6 +121,10 @@ def incidents_from_payload(payload: Any, cfg: AlertIntakeConfig) -> IntakeResult
     group_status = payload.get("status")
 
     result = IntakeResult()
+    if len(alerts) > cfg.max_alerts:
+        result.skipped.append(f"{len(alerts) - cfg.max_alerts} alerts past the first {cfg.max_alerts} "
+                              f"of this payload were not read (alerts.maxAlerts)")
+        alerts = alerts[: cfg.max_alerts]
     seen: set[str] = set()
     for index, alert in enumerate(alerts):
         where = f"alerts[{index}]"
@@ -127,8 +146,8 @@ def incidents_from_payload(payload: Any, cfg: AlertIntakeConfig) -> IntakeResult
         seen.add(name)
         alertname = labels.get("alertname", "").strip()
 
-        service = next((labels[k].strip() for k in cfg.service_labels
-                        if labels.get(k, "").strip()), "")
+        service = next((one_line(labels[k], MAX_SERVICE) for k in cfg.service_labels
+                        if one_line(labels.get(k, ""), MAX_SERVICE)), "")
         if not service:
             who = f"alert {alertname!r}" if alertname else "alert"
             result.skipped.append(
@@ -142,7 +161,7 @@ def incidents_from_payload(payload: Any, cfg: AlertIntakeConfig) -> IntakeResult
             meta_labels[LABEL_ALERTNAME] = label_value(alertname)
         meta_annotations: dict[str, str] = {}
         url = alert.get("generatorURL")
-        if isinstance(url, str) and url:
+        if isinstance(url, str) and url and len(url) <= MAX_URL and url.isprintable():
             meta_annotations[ANNOTATION_URL] = url
         spec: dict[str, Any] = {
             "service": service,
@@ -174,6 +193,12 @@ def incident_name(fingerprint: str, starts_at: str) -> str:
     head = (fingerprint[:16].lower() if _HEX.match(fingerprint)
             else hashlib.sha256(fingerprint.encode()).hexdigest()[:16])
     return f"alert-{head}-{hashlib.sha256(starts_at.encode()).hexdigest()[:8]}"
+
+
+def one_line(text: str, limit: int) -> str:
+    """``text`` on one line (every run of whitespace, newlines included, one space), at most
+    ``limit`` characters, without leading or trailing spaces."""
+    return " ".join(text.split())[:limit].rstrip()
 
 
 def label_value(text: str) -> str:

@@ -1,0 +1,2 @@
+"""Alertmanager alerts → FailureIncidents: the payload (``payload``, pure), who may post
+(``guard``) and the HTTP receiver (``server``)."""

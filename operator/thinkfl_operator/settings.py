@@ -65,7 +65,8 @@ class TracesSettings(BaseModel):
     baseline_limit: int = Field(50, ge=1, le=10000, description="Traces fetched per search slice of the baseline, away from the incident (per service).")
     search_slice_s: float = Field(300.0, gt=0, description="Searches cover the window in slices of this many seconds (spreads the sample over time).")
     max_services: int = Field(20, ge=1, description="Services searched when the incident names none (Jaeger needs a service per search).")
-    timeout_s: float = Field(10.0, gt=0, description="Timeout of one request to the tracing backend.")
+    timeout_s: float = Field(10.0, gt=0, description="Most seconds one request to the tracing backend may take, connect and whole body.")
+    max_body_mb: float = Field(32.0, gt=0, description="Largest answer read from the tracing backend (MiB, decoded); a larger one is refused.")
     retries: int = Field(3, ge=0, le=10, description="Retries of a failed request (connection, timeout, 5xx, 429).")
     backoff_s: float = Field(0.5, ge=0, description="First retry delay; doubles each retry.")
 
@@ -76,7 +77,8 @@ class PrometheusSettings(BaseModel):
     url: str = Field("", description="Prometheus base URL, e.g. http://prometheus-server.monitoring:9090; empty = no metrics.")
     catalog: dict[str, str] = Field(default_factory=dict, description="KPI name → PromQL with {pods} (and {namespace}); empty = the built-in Kubernetes catalog.")
     step_s: float = Field(60.0, gt=0, description="Resolution of range queries.")
-    timeout_s: float = Field(10.0, gt=0, description="Timeout of one Prometheus request.")
+    timeout_s: float = Field(10.0, gt=0, description="Most seconds one Prometheus request may take, connect and whole body.")
+    max_body_mb: float = Field(32.0, gt=0, description="Largest answer read from Prometheus (MiB, decoded); a larger one is refused.")
     retries: int = Field(3, ge=0, le=10, description="Retries of a failed request.")
     backoff_s: float = Field(0.5, ge=0, description="First retry delay; doubles each retry.")
 
@@ -97,7 +99,8 @@ class LogsSettings(BaseModel):
     max_lines: int = Field(50000, ge=100, description="Most log lines read per incident (history is sampled to fit).")
     max_requests: int = Field(40, ge=1, description="Most requests to the log backend per incident.")
     entry_limit: int = Field(5000, ge=1, description="Entries asked per Loki query (Loki's max_entries_limit_per_query, default 5000).")
-    timeout_s: float = Field(10.0, gt=0, description="Timeout of one request to the log backend.")
+    timeout_s: float = Field(10.0, gt=0, description="Most seconds one request to the log backend may take, connect and whole body.")
+    max_body_mb: float = Field(32.0, gt=0, description="Largest answer read from Loki (MiB, decoded); a larger one is refused.")
     retries: int = Field(2, ge=0, le=10, description="Retries of a failed request (connection, timeout, 5xx, 429).")
     backoff_s: float = Field(0.5, ge=0, description="First retry delay; doubles each retry.")
 

@@ -353,3 +353,27 @@ def test_pod_regex_is_escaped_for_re2_and_promql() -> None:
 ])
 def test_plain_selectors_are_recognised(expr: str, plain: bool) -> None:
     assert is_plain_selector(expr) is plain
+
+
+def test_prometheus_answers_are_bounded_in_time_and_size() -> None:
+    """The same bounds as the trace backends, through prometheus-api-client's own session."""
+    import time
+
+    from tests.fakes.hostile import HostileServer
+    from thinkfl_operator.telemetry.prometheus import (
+        PrometheusMetrics,
+        PrometheusQueryError,
+        PrometheusUnavailable,
+    )
+
+    with HostileServer(every_s=0.2, size=200 * 2**20) as server:
+        dripping = PrometheusMetrics(server.root_url + "/drip", {"cpu": "x{{pods}}"}, timeout_s=1.0,
+                                     retries=0)
+        started = time.monotonic()
+        with pytest.raises(PrometheusUnavailable, match="took longer than 1 s"):
+            dripping.query("up", 0)
+        assert time.monotonic() - started < 2.5
+        huge = PrometheusMetrics(server.root_url + "/huge", {"cpu": "x{{pods}}"}, max_bytes=4 * 2**20)
+        with pytest.raises(PrometheusQueryError, match="over the cap of 4 MiB"):
+            huge.query("up", 0)
+        assert huge.requests == 1

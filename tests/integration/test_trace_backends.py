@@ -9,6 +9,7 @@ import time
 import pandas as pd
 import pytest
 
+from tests.fakes.hostile import HostileServer
 from tests.fakes.trace_api import Fault, TraceApiServer
 from thinkfl_operator.errors import BackendError, UserInputError
 from thinkfl_operator.telemetry.http import (
@@ -265,3 +266,25 @@ def test_an_empty_api_v3_search_keeps_the_client_on_api_v3() -> None:
         found = client.search("web", t0 - 1, t0 + 1)
         assert [f["trace_id"].iloc[0] for f in found] == [TRACE]
         assert not any(path.startswith("/api/traces") for path in server.requests)
+
+
+def test_a_dripping_server_cannot_hold_a_request_past_its_timeout() -> None:
+    """One byte every 0.2 s: each socket read is quick, so only a whole-request bound stops it."""
+    with HostileServer(every_s=0.2) as server:
+        http = HttpBackend("Jaeger", server.root_url + "/drip", timeout_s=1.0, retries=1, backoff_s=0.01)
+        started = time.monotonic()
+        with pytest.raises(BackendUnavailable, match="the answer took longer than 1 s"):
+            http.get_json("/api/traces")
+        elapsed = time.monotonic() - started
+    assert elapsed < 2 * (1.0 + 0.2) + 0.5, elapsed  # two tries, each cut at its second
+
+
+@pytest.mark.parametrize("declare", [False, True])
+def test_a_body_over_the_cap_is_refused_without_holding_it(declare: bool) -> None:
+    with HostileServer(size=200 * 2**20, declare=declare) as server:
+        http = HttpBackend("Jaeger", server.root_url + "/huge", max_bytes=8 * 2**20, retries=2)
+        started = time.monotonic()
+        with pytest.raises(InvalidResponse, match="over the cap of 8 MiB per answer"):
+            http.get_json("/api/traces")
+        assert http.requests == 1  # not retried: the same question gets the same answer
+    assert time.monotonic() - started < 5

@@ -203,6 +203,15 @@ def _objects(profile: str) -> list[dict[str, Any]]:
     return _parse(_render(profile))
 
 
+@cache
+def _objects_with_crds(profile: str) -> list[dict[str, Any]]:
+    """The profile's objects as on a cluster serving monitoring.coreos.com/v1 (the offline render
+    has no cluster capabilities; ``serviceMonitor.requireCRD=false`` stands in for them)."""
+    values = _values(profile)
+    values["serviceMonitor"] = {**values.get("serviceMonitor", {}), "requireCRD": False}
+    return _parse(_chart().render(values, name=RELEASE, namespace=NAMESPACE))
+
+
 def _merged(profile: str) -> dict[str, Any]:
     return _chart().merge_values(_values(profile))
 
@@ -477,8 +486,10 @@ def test_objects_are_valid_kubernetes_strictly_in_every_version(profile: str) ->
 def test_service_monitors_are_validated_too() -> None:
     """Profiles with ServiceMonitors exist (so the by-hand check above runs), and that check
     catches a malformed one."""
-    monitors = [o for p in PROFILES for o in _objects(p) if o["kind"] == "ServiceMonitor"]
+    monitors = [o for p in PROFILES for o in _objects_with_crds(p) if o["kind"] == "ServiceMonitor"]
     assert {o["metadata"]["name"] for o in monitors} == {RELEASE, f"{RELEASE}-vllm"}
+    for monitor in monitors:
+        jsonschema.validate(monitor, SERVICE_MONITOR_SCHEMA)
     bad = json.loads(json.dumps(monitors[0]))
     bad["spec"]["endpoints"][0]["interval"] = "30 seconds"
     with pytest.raises(jsonschema.ValidationError):
@@ -504,9 +515,18 @@ def test_objects_carry_the_standard_labels_and_namespace(profile: str) -> None:
             assert obj["metadata"]["namespace"] == NAMESPACE
 
 
+def test_service_monitors_wait_for_the_prometheus_operator_crds() -> None:
+    """Asked for, but the cluster (here: the offline render) serves no monitoring.coreos.com/v1:
+    nothing that would fail the install."""
+    for profile in ("tempo", "gpu-vllm"):
+        assert _merged(profile)["serviceMonitor"]["requireCRD"] is True
+        assert not [o for o in _objects(profile) if o["kind"] == "ServiceMonitor"]
+        assert [o for o in _objects_with_crds(profile) if o["kind"] == "ServiceMonitor"]
+
+
 @pytest.mark.parametrize("profile", PROFILES)
 def test_services_and_monitors_select_what_exists(profile: str) -> None:
-    objects = _objects(profile)
+    objects = _objects_with_crds(profile)
     pods = [o["spec"]["template"] for o in objects if o["kind"] == "Deployment"]
     services = [o for o in objects if o["kind"] == "Service"]
     for service in services:
@@ -770,12 +790,13 @@ def test_vllm_deployment_serves_thinkfl_on_a_gpu() -> None:
     container = _container(deployment)
     assert container["image"].startswith("docker.io/vllm/vllm-openai:v")
     # The seed README's command line: python -m vllm.entrypoints.openai.api_server --model ...
-    # --served-model-name ThinkFL --trust-remote-code --tensor-parallel-size=1 --port 8000;
-    # explicit, whatever the image's entrypoint.
+    # --served-model-name ThinkFL --tensor-parallel-size=1 --port 8000, explicit whatever the
+    # image's entrypoint; without --trust-remote-code (Llama is built into vLLM).
     assert container["command"] == ["python3", "-m", "vllm.entrypoints.openai.api_server"]
     args = container["args"]
-    assert args[:5] == ["--model=Zhang-Lingzhe/ThinkFL-Llama3.2-3B", "--served-model-name=ThinkFL",
-                        "--trust-remote-code", "--tensor-parallel-size=1", "--port=8000"]
+    assert args[:4] == ["--model=Zhang-Lingzhe/ThinkFL-Llama3.2-3B", "--served-model-name=ThinkFL",
+                        "--tensor-parallel-size=1", "--port=8000"]
+    assert "--trust-remote-code" not in args
     for arg in ("--max-model-len=16384", "--gpu-memory-utilization=0.85",
                 "--enable-prefix-caching"):
         assert arg in args
@@ -807,6 +828,47 @@ def test_vllm_deployment_serves_thinkfl_on_a_gpu() -> None:
     assert operator_env["THINKFL_ENGINE"]["value"] == "auto"
     notes = _render("gpu-vllm")["thinkfl-operator/templates/NOTES.txt"]
     assert "kubectl --namespace thinkfl create secret generic hf-token --from-literal=token=" in notes
+    # vLLM reports nothing outside, keeps its compile cache on the model volume, and answers
+    # only the operator's key (the same generated Secret on both sides).
+    assert (env["VLLM_NO_USAGE_STATS"]["value"], env["DO_NOT_TRACK"]["value"]) == ("1", "1")
+    assert env["VLLM_CACHE_ROOT"]["value"].startswith(mounts_at(container, "/data"))
+    key = {"secretKeyRef": {"name": f"{RELEASE}-llm", "key": "api-key"}}
+    assert env["VLLM_API_KEY"]["valueFrom"] == operator_env["THINKFL_LLM__API_KEY"]["valueFrom"] == key
+    secret = _find(objects, "Secret", f"{RELEASE}-llm")
+    assert len(base64.b64decode(secret["data"]["api-key"])) == 48
+
+
+def mounts_at(container: dict[str, Any], path: str) -> str:
+    [mount] = [m["mountPath"] for m in container["volumeMounts"] if m["mountPath"] == path]
+    return mount
+
+
+def test_vllm_flags_are_ones_vllm_0_11_parses() -> None:
+    """Every flag the chart passes is an argument of vLLM 0.11.0's OpenAI server (its
+    ``vllm/engine/arg_utils.py`` and ``entrypoints/openai/cli_args.py``)."""
+    known = {"--model", "--served-model-name", "--trust-remote-code", "--revision", "--tensor-parallel-size",
+             "--port", "--max-model-len", "--gpu-memory-utilization", "--enable-prefix-caching", "--api-key"}
+    values = {"vllm": {"enabled": True, "trustRemoteCode": True, "revision": "a1b2c3d"}}
+    args = _container(_find(_parse(_chart().render(values, name=RELEASE, namespace=NAMESPACE)),
+                            "Deployment", f"{RELEASE}-vllm"))["args"]
+    assert "--revision=a1b2c3d" in args and "--trust-remote-code" in args
+    assert {a.split("=")[0] for a in args} <= known
+
+
+def test_a_context_longer_than_the_model_s_fails_the_render() -> None:
+    values = {"vllm": {"enabled": True, "model": "Zhang-Lingzhe/ThinkFL-Llama3-8B", "maxModelLen": 16384}}
+    with pytest.raises(helm.HelmRenderError, match="exceeds the 8192-token context"):
+        _chart().render(values, name=RELEASE, namespace=NAMESPACE)
+    values["vllm"]["maxModelLen"] = 8192
+    _chart().render(values, name=RELEASE, namespace=NAMESPACE)
+
+
+def test_an_external_key_secret_serves_both_sides_and_none_is_generated() -> None:
+    values = {"vllm": {"enabled": True}, "llm": {"apiKey": {"secretName": "mine"}}}
+    objects = _parse(_chart().render(values, name=RELEASE, namespace=NAMESPACE))
+    assert not [o for o in objects if o["kind"] == "Secret" and o["metadata"]["name"].endswith("-llm")]
+    vllm_env = {e["name"]: e for e in _container(_find(objects, "Deployment", f"{RELEASE}-vllm"))["env"]}
+    assert vllm_env["VLLM_API_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "mine"
 
 
 def test_vllm_startup_patience_is_a_value() -> None:

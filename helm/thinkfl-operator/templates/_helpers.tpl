@@ -181,3 +181,15 @@ The Secret holding the webhook's bearer token.
 {{- define "thinkfl-operator.webhookSecret" -}}
 {{- .Values.alerts.token.secretName | default (printf "%s-webhook" (include "thinkfl-operator.fullname" .)) }}
 {{- end }}
+
+{{/*
+The Secret holding the LLM API key: llm.apiKey.secretName, else (vLLM in the chart, its key
+created) <fullname>-llm; empty when there is none.
+*/}}
+{{- define "thinkfl-operator.llmKeySecret" -}}
+{{- if .Values.llm.apiKey.secretName }}
+{{- .Values.llm.apiKey.secretName }}
+{{- else if and .Values.vllm.enabled .Values.vllm.apiKey.create }}
+{{- printf "%s-llm" (include "thinkfl-operator.fullname" .) }}
+{{- end }}
+{{- end }}

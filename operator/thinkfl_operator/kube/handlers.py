@@ -50,18 +50,20 @@ class Registered:
 
 
 def register(registry: kopf.OperatorRegistry, settings: Settings, open_store: runner.StoreFactory,
-             *, metrics: OperatorMetrics | None = None, api: IncidentApi | None = None) -> Registered:
+             *, metrics: OperatorMetrics | None = None, api: IncidentApi | None = None,
+             host: str = "0.0.0.0") -> Registered:
     """Attach the startup tuning, the HTTP port and the incident handlers to ``registry``.
 
     ``api`` is how the webhook creates incidents and a queued diagnosis shows that it started
-    (default: the Kubernetes API through the official client, in-cluster or the kubeconfig)."""
+    (default: the Kubernetes API through the official client, in-cluster or the kubeconfig);
+    ``host`` is the address the webhook port listens on."""
     metrics = metrics or OperatorMetrics()
     workers = Workers(settings.operator.concurrency)
     # Requests already answered by this process (uid, generation, rediagnose): the create and
     # resume handlers can both see an object before the status one of them wrote is visible.
     answered: set[tuple[str, int, str]] = set()
     api = api or IncidentApi()
-    server = HttpServer(build_app(settings, metrics, api.create), settings.operator.http_port)
+    server = HttpServer(build_app(settings, metrics, api.create), settings.operator.http_port, host)
 
     @kopf.on.startup(registry=registry)
     async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:

@@ -7,6 +7,10 @@ the backend, its URL and the last cause. A 404 raises ``NotFound``; other 4xx ra
 Jaeger api_v3 ``{"error":{"message":…}}``, Tempo plain text, or JSON ``error``/``message``).
 Neither is retried. A 2xx body that is not JSON raises ``InvalidResponse`` (often a UI page
 served for an API path this backend version lacks).
+
+``timeout_s`` bounds a whole request (connect, headers and every byte of the body), not one
+socket read, and a body larger than ``max_bytes`` is refused as ``InvalidResponse`` as soon as
+it passes the cap (``telemetry.session.BoundedSession``); neither is held past its bound.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import requests
 
 from thinkfl_operator import deadline
 from thinkfl_operator.errors import BackendError, UserInputError
+from thinkfl_operator.telemetry.session import MAX_BODY_BYTES, BodyTooLarge, BoundedSession, TooSlow
 
 T = TypeVar("T")
 
@@ -90,23 +95,25 @@ class HttpBackend:
         sleep: Callable[[float], None] = time.sleep,
         session: requests.Session | None = None,
         headers: Mapping[str, str] | None = None,
+        max_bytes: int = MAX_BODY_BYTES,
     ) -> None:
         url = url.strip().rstrip("/")
         if not url.startswith(("http://", "https://")):
             raise UserInputError(f"{name} URL {url!r} must start with http:// or https://")
-        if timeout_s <= 0 or retries < 0 or backoff_s < 0:
+        if timeout_s <= 0 or retries < 0 or backoff_s < 0 or max_bytes <= 0:
             raise UserInputError(
-                f"{name}: timeout_s must be > 0, retries and backoff_s >= 0 "
-                f"(got {timeout_s}, {retries}, {backoff_s})"
+                f"{name}: timeout_s and max_bytes must be > 0, retries and backoff_s >= 0 "
+                f"(got {timeout_s}, {max_bytes}, {retries}, {backoff_s})"
             )
         self.name = name
         self.url = url
         self.timeout_s = timeout_s
         self.retries = retries
         self.backoff_s = backoff_s
+        self.max_bytes = max_bytes
         self.requests = 0
         self._sleep = sleep
-        self._session = session or requests.Session()
+        self._session = session or BoundedSession(max_bytes)
         self._headers = {"Accept": "application/json", **(headers or {})}
 
     # ------------------------------------------------------------------ public API
@@ -171,6 +178,10 @@ class HttpBackend:
             )
             # JSON is UTF-8 (RFC 8259); ``response.text`` would guess the charset, slowly.
             text = response.content.decode("utf-8", errors="replace").lstrip("\ufeff")
+        except BodyTooLarge as exc:
+            raise self._too_large(path, exc.what) from None
+        except TooSlow:
+            raise _Transient(f"the answer took longer than {timeout_s:g} s") from None
         except requests.Timeout as exc:
             cause = f"{type(exc).__name__} (no answer within {timeout_s:g} s)"
             raise _Transient(cause) from None
@@ -194,6 +205,12 @@ class HttpBackend:
             f"{self.name} at {self.url} rejected GET {path} (HTTP {status}){suffix}",
             backend=self.name, url=self.url, path=path, status=status, detail=detail,
         )
+
+    def _too_large(self, path: str, what: str) -> InvalidResponse:
+        return InvalidResponse(
+            f"{self.name} at {self.url} answered GET {path} with {what}, over the cap of "
+            f"{self.max_bytes / 2**20:.0f} MiB per answer (raise max_body_mb, or narrow the query)",
+            backend=self.name, url=self.url, path=path, detail=what)
 
     def _invalid(self, path: str, text: str) -> InvalidResponse:
         start = " ".join(text[:80].split())
@@ -296,13 +313,14 @@ class QueryClient:
         sleep: Callable[[float], None] = time.sleep,
         session: requests.Session | None = None,
         http: HttpBackend | None = None,
+        max_bytes: int = MAX_BODY_BYTES,
     ) -> None:
         if api not in self.apis:
             raise UserInputError(
                 f"{self.display_name} api must be one of {', '.join(self.apis)}, not {api!r}")
         self.http = http or HttpBackend(
             self.display_name, url, timeout_s=timeout_s, retries=retries, backoff_s=backoff_s,
-            sleep=sleep, session=session,
+            sleep=sleep, session=session, max_bytes=max_bytes,
         )
         self.api = api
         #: The API in use once known (``api`` itself unless "auto").

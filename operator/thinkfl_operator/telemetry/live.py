@@ -202,15 +202,17 @@ def open_live(traces: TracesSettings, prometheus: PrometheusSettings, service: s
     client: JaegerClient | TempoClient | None = None
     if traces.url and traces.backend == "jaeger":
         client = JaegerClient(traces.url, api=traces.api, timeout_s=traces.timeout_s,
-                              retries=traces.retries, backoff_s=traces.backoff_s)
+                              retries=traces.retries, backoff_s=traces.backoff_s,
+                              max_bytes=int(traces.max_body_mb * 2**20))
     elif traces.url:
         client = TempoClient(traces.url, timeout_s=traces.timeout_s, retries=traces.retries,
-                             backoff_s=traces.backoff_s)
+                             backoff_s=traces.backoff_s, max_bytes=int(traces.max_body_mb * 2**20))
     metrics = None
     if prometheus.url:
         metrics = PrometheusMetrics(prometheus.url, prometheus.catalog or DEFAULT_CATALOG,
                                     timeout_s=prometheus.timeout_s, retries=prometheus.retries,
-                                    backoff_s=prometheus.backoff_s)
+                                    backoff_s=prometheus.backoff_s,
+                                    max_bytes=int(prometheus.max_body_mb * 2**20))
     return LiveStore(client, metrics, traces, service, around_s, prometheus.step_s, node_lookup, logs)
 
 

@@ -102,7 +102,8 @@ class LokiLogs:
         self.settings, self.namespace = settings, namespace
         self.http = HttpBackend("Loki", settings.loki_url, timeout_s=settings.timeout_s,
                                 retries=settings.retries, backoff_s=settings.backoff_s,
-                                sleep=sleep, session=session, headers=headers)
+                                sleep=sleep, session=session, headers=headers,
+                                max_bytes=int(settings.max_body_mb * 2**20))
         #: Whether the server has the pattern ingester (None: not asked yet).
         self.patterns_available: bool | None = None
 

@@ -47,6 +47,7 @@ from urllib3.util.retry import Retry
 
 from thinkfl_operator import deadline
 from thinkfl_operator.errors import BackendError
+from thinkfl_operator.telemetry.session import MAX_BODY_BYTES, BodyTooLarge, BoundedSession, TooSlow
 from thinkfl_operator.telemetry.store import KpiBlock
 
 MAX_BACKOFF_S = 8.0
@@ -270,6 +271,7 @@ class PrometheusMetrics:
         backoff_s: float = 0.5,
         sleep: Callable[[float], None] = time.sleep,
         namespace: str = ".*",
+        max_bytes: int = MAX_BODY_BYTES,
     ) -> None:
         if not catalog:
             raise ValueError("the KPI catalog is empty")
@@ -290,8 +292,9 @@ class PrometheusMetrics:
         # The client's own retries are off: this class retries, with its own policy.
         no_retry = Retry(total=None, connect=0, read=0, status=0, other=0, redirect=3,
                          raise_on_status=False)
+        # The session bounds each answer: total time (connect and whole body), size.
         self._prom = PrometheusConnect(url=self.url, disable_ssl=False, retry=no_retry,
-                                       timeout=timeout_s)
+                                       timeout=timeout_s, session=BoundedSession(max_bytes))
 
     def close(self) -> None:
         self._prom.close()
@@ -334,6 +337,11 @@ class PrometheusMetrics:
             raise PrometheusQueryError(
                 f"Prometheus at {self.url}: {what} answered with something that is not JSON "
                 "(is the URL a Prometheus server?)") from None
+        except BodyTooLarge as exc:
+            raise PrometheusQueryError(f"Prometheus at {self.url}: {what}: {exc} (raise "
+                                       "prometheus.max_body_mb, or narrow the query)") from None
+        except TooSlow:
+            raise _Transient(f"the answer took longer than {self.timeout_s:g} s") from None
         except requests.Timeout:
             raise _Transient("timed out") from None
         except requests.exceptions.SSLError as exc:

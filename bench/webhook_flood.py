@@ -1,9 +1,10 @@
 """The Alertmanager webhook under a flood: liveness latency, incidents created, refusals.
 
-The real operator (kopf, the webhook on its own thread) runs in a child process against kmock's
-in-process Kubernetes API (``thinkfl_operator.kube.sandbox``) with the default webhook settings
-and a token; evidence is a small synthetic incident, so the incidents it creates are diagnosed
-while the flood goes on. This process then sends, within ``--seconds``:
+The real operator (kopf, the webhook on its own thread, kopf's liveness endpoint) runs in a child
+process with the default webhook settings and a token, against kmock's Kubernetes API emulator
+(``thinkfl_operator.kube.sandbox.Emulator``) in a second child process, so the emulator's own
+work is measured apart, as a real API server's would be; evidence is a small synthetic
+incident, so the incidents the webhook creates are diagnosed while the flood goes on. This process then sends, within ``--seconds``:
 
 * ``--posts`` authenticated posts (1 to 3 alerts each, fingerprints drawn from ``--distinct``, so
   repeats happen as Alertmanager re-sends groups) from ``--sources`` loopback addresses, each
@@ -21,25 +22,34 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import http.client
+import logging
 import multiprocessing
 import random
+import socket
 import statistics
 import sys
 import threading
 import time
+import warnings
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import kmock
+import kopf
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pydantic import SecretStr
 
 from thinkfl_operator.alerts.payload import MAX_ALERTS, incident_name
-from thinkfl_operator.kube.sandbox import sandbox
+from thinkfl_operator.kube.handlers import register
+from thinkfl_operator.kube.sandbox import RESOURCE, Emulator, resource_info
+from thinkfl_operator.kubeapi.incidents import IncidentApi
+from thinkfl_operator.logs import configure_logging
 from thinkfl_operator.models import Incident
 from thinkfl_operator.settings import Settings
 from thinkfl_operator.synthetic import generate
@@ -55,15 +65,46 @@ def _store(incident: Incident, settings: Settings) -> Store:
     return SMALL.store()
 
 
-def _operator(http_port: int, liveness_port: int, ready: Any, stop: Any) -> None:
+def _api(ready: Any, stop: Any) -> None:
+    """kmock's emulator serving FailureIncidents until ``stop``; its URL sent on ``ready``."""
     async def serve() -> None:
-        settings = Settings()
-        settings = settings.model_copy(update={"alerts": settings.alerts.model_copy(
-            update={"token": SecretStr(TOKEN), "namespace": "default"})})
-        async with sandbox(settings, _store, http_port=http_port, liveness_port=liveness_port) as cluster:
-            ready.send(str(cluster.api.url))
+        async with Emulator() as api, kmock.Server(api):
+            with warnings.catch_warnings():  # kmock 0.8 reads its bundle with a deprecated call
+                warnings.simplefilter("ignore", DeprecationWarning)
+                api.resources.load_bundled()
+            api.resources[RESOURCE] = resource_info()
+            ready.send(str(api.url))
             while not stop.is_set():
                 await asyncio.sleep(0.1)
+
+    asyncio.run(serve())
+
+
+def _operator(api_url: str, http_port: int, liveness_port: int, stop: Any) -> None:
+    """The operator as ``thinkfl run`` starts it (webhook on 127.0.0.1), against ``api_url``."""
+    configure_logging("WARNING")
+    logging.getLogger("kopf").setLevel(logging.CRITICAL)  # its shutdown complaints are not ours
+    settings = Settings()
+    settings = settings.model_copy(update={
+        "alerts": settings.alerts.model_copy(update={"token": SecretStr(TOKEN), "namespace": "default"}),
+        "operator": settings.operator.model_copy(update={"http_port": http_port})})
+    registry = kopf.OperatorRegistry()
+
+    @kopf.on.login(registry=registry)
+    def login(**_: Any) -> kopf.ConnectionInfo:
+        return kopf.ConnectionInfo(server=api_url, insecure=True)
+
+    register(registry, settings, _store, api=IncidentApi(host=api_url), host="127.0.0.1")
+
+    async def serve() -> None:
+        task = asyncio.create_task(kopf.operator(
+            registry=registry, clusterwide=True, standalone=True,
+            liveness_endpoint=f"http://127.0.0.1:{liveness_port}/healthz"))
+        while not stop.is_set() and not task.done():
+            await asyncio.sleep(0.1)
+        task.cancel()
+        with contextlib.suppress(BaseException):
+            await task
 
     asyncio.run(serve())
 
@@ -161,6 +202,16 @@ async def _incidents(api_url: str) -> set[str]:
         return {o["metadata"]["name"] for o in (await response.json())["items"]}
 
 
+def _wait_for(port: int, timeout_s: float = 60.0) -> None:
+    """Until something listens on ``port``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on port {port} after {timeout_s:.0f} s")
+
+
 def _describe(name: str, latencies: list[float], errors: int) -> str:
     ms = sorted(x * 1000 for x in latencies)
     if not ms:
@@ -182,10 +233,14 @@ def main() -> None:
 
     http_port, liveness_port = free_port(), free_port()
     receive, send = multiprocessing.Pipe(duplex=False)
-    stop = multiprocessing.Event()
-    child = multiprocessing.Process(target=_operator, args=(http_port, liveness_port, send, stop), daemon=True)
-    child.start()
+    stop, stop_api = multiprocessing.Event(), multiprocessing.Event()
+    api = multiprocessing.Process(target=_api, args=(send, stop_api), daemon=True)
+    api.start()
     api_url = receive.recv()
+    child = multiprocessing.Process(target=_operator, args=(api_url, http_port, liveness_port, stop), daemon=True)
+    child.start()
+    _wait_for(liveness_port)
+    _wait_for(http_port)
     samplers = {"kopf liveness /healthz": Sampler(liveness_port), "webhook /healthz": Sampler(http_port)}
     for sampler in samplers.values():
         sampler.start()
@@ -197,8 +252,10 @@ def main() -> None:
         sampler.stop.set()
         sampler.join()
     names = asyncio.run(_incidents(api_url))
-    stop.set()
+    stop.set()  # the operator first: it must not outlive its API
     child.join(30)
+    stop_api.set()
+    api.join(30)
     expected = {incident_name(f, STARTS_AT) for f in accepted}
     unauthenticated = names & {incident_name(f"u{i:015x}", STARTS_AT) for i in range(args.unauthenticated)}
     for name, sampler in samplers.items():

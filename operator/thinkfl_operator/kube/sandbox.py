@@ -221,21 +221,19 @@ def resource_info() -> kmock.ResourceInfo:
 
 
 @contextlib.asynccontextmanager
-async def sandbox(settings: Settings, open_store: StoreFactory, quiet: bool = True,
-                  http_port: int = 0, liveness_port: int = 0) -> AsyncIterator[Cluster]:
+async def sandbox(settings: Settings, open_store: StoreFactory, quiet: bool = True) -> AsyncIterator[Cluster]:
     """kmock's Kubernetes API on 127.0.0.1 with the real operator running against it.
 
     Yields once the operator watches FailureIncidents; on exit the operator task is cancelled and
     the server stopped. ``quiet`` keeps kopf's own log lines below WARNING out of the output.
-    The webhook port and kopf's liveness endpoint listen on 127.0.0.1 only when given a port.
     """
     kopf_logger = logging.getLogger("kopf")
     level = kopf_logger.level
     if quiet:
         kopf_logger.setLevel(logging.WARNING)
-    # Nothing on a host port unless asked: the webhook and metrics port, kopf's liveness.
+    # Nothing on a host port: the webhook and metrics port of the operator is not served here.
     settings = settings.model_copy(
-        update={"operator": settings.operator.model_copy(update={"http_port": http_port})})
+        update={"operator": settings.operator.model_copy(update={"http_port": 0})})
     registry = kopf.OperatorRegistry()
     async with Emulator() as api, kmock.Server(api):
         with warnings.catch_warnings():  # kmock 0.8 reads its bundle with a deprecated call
@@ -248,11 +246,9 @@ async def sandbox(settings: Settings, open_store: StoreFactory, quiet: bool = Tr
         def login(**_: Any) -> kopf.ConnectionInfo:
             return kopf.ConnectionInfo(server=url, insecure=True)
 
-        registered = register(registry, settings, open_store, api=IncidentApi(host=url), host="127.0.0.1")
-        liveness = f"http://127.0.0.1:{liveness_port}/healthz" if liveness_port else None
+        registered = register(registry, settings, open_store, api=IncidentApi(host=url))
         operator = asyncio.create_task(
-            kopf.operator(registry=registry, clusterwide=True, standalone=True, liveness_endpoint=liveness),
-            name="sandbox-operator")
+            kopf.operator(registry=registry, clusterwide=True, standalone=True), name="sandbox-operator")
         async with aiohttp.ClientSession() as session:
             cluster = Cluster(api, session)
             watch: asyncio.Task[None] | None = None

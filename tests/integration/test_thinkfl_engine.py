@@ -304,7 +304,7 @@ def test_endless_tool_calls_end_at_the_budget(aiops: Store) -> None:
 
     assert result.engine == "heuristic" and result.model == ""
     assert result.notes[0].startswith("LLMFallback:")
-    assert "budget" in result.notes[0]
+    assert "the model gave no usable answer: all 5 replies used without print_results" in result.notes[0]
     assert result.usage.llm_calls == calls == 2 + 2 + 1
     # The conversation is kept: stage prompts were sent and the final stage refused the search.
     users = [m["content"] for m in result.transcript if m["role"] == "user"]
@@ -314,9 +314,19 @@ def test_endless_tool_calls_end_at_the_budget(aiops: Store) -> None:
                                                             "productcatalogservice"}
 
     with ReplayServer(when_exhausted=_forever) as server:
-        with pytest.raises(NoAnswer, match="budget"):
+        with pytest.raises(NoAnswer, match="all 5 replies used without print_results"):
             diagnose(aiops, server.base_url, "thinkfl", **BUDGETS)
         assert server.calls == 5
+
+
+@pytest.mark.shared_data
+def test_a_model_that_never_calls_a_tool_is_said_so_not_out_of_time(aiops: Store) -> None:
+    """Five prose replies in a second: the reason is the unusable replies, not the budget."""
+    with ReplayServer(when_exhausted=lambda _request: "I think it is the cart.") as server, \
+            pytest.raises(NoAnswer) as info:
+        diagnose(aiops, server.base_url, "thinkfl", **BUDGETS)
+    assert str(info.value) == ("the model gave no usable answer: all 5 replies used without "
+                               "print_results; 5 unusable tool calls, first: no tool call found in the reply")
 
 
 # 7-11. the endpoint misbehaves --------------------------------------------------------------------

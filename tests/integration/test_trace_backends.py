@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import time
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -288,3 +289,18 @@ def test_a_body_over_the_cap_is_refused_without_holding_it(declare: bool) -> Non
             http.get_json("/api/traces")
         assert http.requests == 1  # not retried: the same question gets the same answer
     assert time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize("body", [
+    {"data": [{"traceID": "aa", "spans": [5]}]},        # a number where a span was
+    {"data": [{"traceID": "aa", "processes": 7,        # a number where the processes were
+               "spans": [{"spanID": "a", "traceID": "aa", "startTime": 1, "duration": 2}]}]},
+])
+def test_a_wrongly_shaped_answer_is_the_backend_s_fault_not_a_crash(body: Any) -> None:
+    """Not an AttributeError ending the incident as an operator bug: InvalidResponse (reason
+    BackendRejected), naming the backend."""
+    faults = [Fault(status=200, body=body, times=None, path="/api/traces")]
+    with TraceApiServer(spans(), faults=faults) as server, \
+            pytest.raises(InvalidResponse, match="Jaeger at http://127.0.0.1:[0-9]+ answered in a shape") as info:
+        JaegerClient(server.url, api="v1").trace(TRACE)
+    assert info.value.reason == "BackendRejected" and not info.value.retryable

@@ -136,7 +136,7 @@ def _diagnosis(n_steps: int = 57, n_causes: int = 12) -> Diagnosis:
                       arguments={"root_causes": [{"service": c.service, "pod": c.pod}
                                                  for c in causes[:3]]},
                       summary="final answer: ts-contacts-service, ts-svc1-service"))
-    notes = [("LLMFallback: the model gave no usable answer within its budget (steps); "
+    notes = [("LLMFallback: the model gave no usable answer: all 12 replies used without print_results; "
               "the deterministic engine answered")]
     notes += [f"note {i}: " + "skipped data " * 40 for i in range(13)]
     usage = Usage(llm_calls=7, prompt_tokens=48_213, completion_tokens=1_904, tool_calls=n_steps,
@@ -376,7 +376,7 @@ def test_llm_fallback_sets_a_condition() -> None:
         "lastTransitionTime": "2023-01-30T11:52:03Z", "observedGeneration": 2}
     fallback = conditions["LLMFallback"]
     assert (fallback["status"], fallback["reason"]) == ("True", "DeterministicEngineAnswered")
-    assert fallback["message"] == ("the model gave no usable answer within its budget (steps); "
+    assert fallback["message"] == ("the model gave no usable answer: all 12 replies used without print_results; "
                                    "the deterministic engine answered")
 
 

@@ -220,15 +220,28 @@ class HttpBackend:
         )
 
 
-def first_answer(order: Sequence[str], calls: Mapping[str, Callable[[], T]]) -> tuple[str, T]:
+#: What decoding an answer of an unexpected shape raises (a list where an object was, a missing
+#: key, a number that is not one): the backend's answer is wrong, not the operator.
+SHAPE_ERRORS = (AttributeError, KeyError, TypeError, ValueError, IndexError)
+
+
+def first_answer(order: Sequence[str], calls: Mapping[str, Callable[[], T]],
+                 http: HttpBackend | None = None) -> tuple[str, T]:
     """The first of ``calls`` (in ``order``) that neither raises ``NotFound`` nor
-    ``InvalidResponse``, with its name; the last such error when none answers."""
+    ``InvalidResponse``, with its name; the last such error when none answers. An answer that
+    does not decode (``SHAPE_ERRORS``) is an ``InvalidResponse`` of ``http``'s backend."""
     last: HttpBackendError | None = None
     for api in order:
         try:
             return api, calls[api]()
         except (NotFound, InvalidResponse) as exc:
             last = exc
+        except SHAPE_ERRORS as exc:
+            name, url = (http.name, http.url) if http is not None else ("the backend", "")
+            last = InvalidResponse(
+                f"{name} at {url} answered in a shape its {api} API does not have "
+                f"({type(exc).__name__}: {str(exc)[:200]})", backend=name, url=url, path="",
+                detail=f"{type(exc).__name__}: {exc}")
     if last is None:
         raise ValueError("no API to ask")
     raise last

@@ -73,7 +73,7 @@ class TempoClient(QueryClient):
     def _first(self, calls: Mapping[str, Callable[[], T]]) -> T:
         """The first API that answers; under "auto", remember it."""
         order = (self.resolved_api,) if self.resolved_api else ("v2", "v1")
-        self.resolved_api, result = first_answer(order, calls)
+        self.resolved_api, result = first_answer(order, calls, self.http)
         return result
 
 

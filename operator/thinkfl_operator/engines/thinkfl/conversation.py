@@ -48,6 +48,20 @@ class Outcome:
     problems: list[str] = field(default_factory=list)
     ended: str = ""  # "answer" | "budget" | "deadline"
 
+    def why_unanswered(self) -> str:
+        """How a conversation without an answer ended, in the words a person needs: its turns
+        used up (and on what), its time up, or cut short."""
+        replies = f"{self.llm_calls} {'reply' if self.llm_calls == 1 else 'replies'}"
+        if self.ended == "budget":
+            text = f"all {replies} used without print_results"
+        elif self.ended == "deadline":
+            text = f"its time ran out after {replies} ({self.llm_seconds:.1f} s waiting for the model)"
+        else:
+            text = f"interrupted after {replies}"
+        if self.problems:
+            text += f"; {len(self.problems)} unusable tool calls, first: {self.problems[0]}"
+        return text
+
 
 def stages(replies: tuple[int, int, int]) -> list[Stage]:
     think, rethink, final = replies

@@ -31,7 +31,7 @@ RRF_K = 10.0
 
 
 class NoAnswer(BackendError):
-    """The model gave no usable answer within its budget."""
+    """The model gave no usable answer: its turns or its time ran out (the message says which)."""
 
     retryable = False
     backend = "llm"
@@ -68,8 +68,8 @@ class ThinkFLEngine:
             problem, unreachable = str(exc), exc.retryable
         candidates = fuse([o.candidates for o, _ in outcomes])
         if not candidates:
-            ended = ", ".join(o.ended or "interrupted" for o, _ in outcomes) or "no trace to show it"
-            reason = problem or f"the model gave no usable answer within its budget ({ended})"
+            ended = "; ".join(o.why_unanswered() for o, _ in outcomes) or "no trace to show it"
+            reason = problem or f"the model gave no usable answer: {ended}"
             if not self.auto:
                 raise NoAnswer(reason)
             answer = self._fallback(baseline, reason, outcomes)

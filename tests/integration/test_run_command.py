@@ -96,3 +96,18 @@ async def test_the_operator_process_handles_an_incident(api: Any, tmp_path: Path
     assert "diagnosesRunning" in liveness  # the probe reports the work in flight
     assert 'thinkfl_diagnosis_failures_total{reason="InvalidConfiguration"} 1.0' in metrics
     assert code == 0, output[-2000:]
+
+
+def test_run_without_a_cluster_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    """No pod, no kubeconfig: one line naming what was tried, not kopf's tracebacks."""
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("THINKFL_", "KUBERNETES_")) and k != "KUBECONFIG"}
+    env["HOME"] = str(tmp_path)  # no ~/.kube/config
+    done = subprocess.run(COMMANDS["thinkfl run"], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("thinkfl: error: run needs a cluster: no Kubernetes configuration")
+    assert "KUBECONFIG" in lines[0]

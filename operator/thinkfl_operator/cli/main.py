@@ -296,6 +296,13 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    from thinkfl_operator.kubeapi.client import api_client
+
+    try:  # before kopf starts: it would print six tracebacks and go on retrying
+        api_client()
+    except BackendError as exc:
+        raise UserInputError(f"run needs a cluster: {exc}. Run it in a pod, or point KUBECONFIG at a "
+                             f"cluster (thinkfl demo --operator needs none)") from None
     from thinkfl_operator import kube  # registers the handlers on kopf's default registry
 
     kube.run(settings)

@@ -20,8 +20,9 @@ class HostileServer(BackgroundServer):
         self.thread_name = "hostile"
 
     def _routes(self, app: web.Application) -> None:
-        app.router.add_get("/drip/{tail:.*}", self._drip)
-        app.router.add_get("/huge/{tail:.*}", self._huge)
+        for method in ("GET", "POST"):  # POST: the LLM's chat completions
+            app.router.add_route(method, "/drip/{tail:.*}", self._drip)
+            app.router.add_route(method, "/huge/{tail:.*}", self._huge)
 
     async def _drip(self, request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "application/json"})

@@ -554,3 +554,17 @@ def test_evaluate_nezha_day_with_auto(tmp_path: Path, fast_env: None,
     for entry in entries:
         assert "error" not in entry and "skipped" not in entry, entry
         assert len(entry["ranked"]) >= 3, entry
+
+
+def test_a_dripping_endpoint_cannot_hold_a_reply_past_its_budget() -> None:
+    """One byte every 0.2 s: every socket read is quick, only a whole-answer bound ends it."""
+    from tests.fakes.hostile import HostileServer
+    from thinkfl_operator.engines.thinkfl.client import ChatClient, LLMTimedOut
+    from thinkfl_operator.settings import LLMSettings
+
+    with HostileServer(every_s=0.2) as server:
+        client = ChatClient(LLMSettings(base_url=server.root_url + "/drip/v1", retries=0, request_timeout_s=30))
+        started = time.monotonic()
+        with pytest.raises(LLMTimedOut):
+            client.complete([{"role": "user", "content": "hello"}], time.monotonic() + 1.5)
+        assert time.monotonic() - started < 1.5 + 0.5

@@ -4,6 +4,10 @@ The ``openai`` client's retries are off (``max_retries=0``): this module retries
 errors, timeouts, 5xx and 429 (honouring ``Retry-After``) with exponential backoff, never past
 the incident's deadline, and then raises ``LLMUnavailable`` naming the endpoint and the cause.
 Other 4xx answers (a wrong model name, a bad request) are not retried.
+
+A request's timeout bounds the whole answer, not one socket read (``BoundedTransport``): httpx,
+under openai, times out each read, so a server sending a byte every half second could hold a
+conversation far past its budget.
 """
 
 from __future__ import annotations
@@ -14,12 +18,54 @@ from typing import Any
 
 import openai
 
+try:  # the HTTP library under openai: httpx2 from openai 3, httpx before
+    import httpx2 as httpx
+except ImportError:  # pragma: no cover - older openai
+    import httpx  # type: ignore[no-redef]
+
 from thinkfl_operator.errors import BackendError
 from thinkfl_operator.settings import LLMSettings
 
 #: Sent when no API key is configured: the client requires one, vLLM ignores it.
 PLACEHOLDER_KEY = "EMPTY"
 MAX_BACKOFF_S = 8.0
+#: Largest answer read from the endpoint (a chat completion is a few kB).
+MAX_ANSWER_BYTES = 8 * 1024 * 1024
+
+
+class BoundedTransport(httpx.HTTPTransport):
+    """httpx's transport, with each answer read under the request's read timeout as a total
+    (from the moment the request is sent) and at most ``max_bytes``: past either, the read fails
+    as httpx's own errors would (``ReadTimeout``, ``RemoteProtocolError``)."""
+
+    def __init__(self, max_bytes: int = MAX_ANSWER_BYTES) -> None:
+        super().__init__()
+        self.max_bytes = max_bytes
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        timeout = request.extensions.get("timeout", {}).get("read")
+        until = time.monotonic() + (float(timeout) if timeout else 60.0)
+        response = super().handle_request(request)
+        response.stream = _BoundedStream(response.stream, request, until, self.max_bytes)
+        return response
+
+
+class _BoundedStream(httpx.SyncByteStream):
+    def __init__(self, inner: Any, request: httpx.Request, until: float, max_bytes: int) -> None:
+        self._inner, self._request, self._until, self._max = inner, request, until, max_bytes
+
+    def __iter__(self) -> Any:
+        size = 0
+        for chunk in self._inner:
+            size += len(chunk)
+            if size > self._max:
+                raise httpx.RemoteProtocolError(f"answer over {self._max} bytes", request=self._request)
+            if time.monotonic() > self._until:
+                raise httpx.ReadTimeout("the whole answer took longer than the timeout", request=self._request)
+            yield chunk
+
+    def close(self) -> None:
+        self._inner.close()
 
 
 class LLMUnavailable(BackendError):
@@ -66,6 +112,7 @@ class ChatClient:
             api_key=cfg.api_key.get_secret_value() or PLACEHOLDER_KEY,
             timeout=cfg.request_timeout_s,
             max_retries=0,
+            http_client=httpx.Client(transport=BoundedTransport(), timeout=cfg.request_timeout_s),
         )
 
     def complete(self, messages: list[dict[str, str]], deadline: float) -> Completion:

@@ -50,6 +50,10 @@ class BoundedTransport(httpx.HTTPTransport):
         return response
 
 
+class AnswerTooLarge(httpx.RemoteProtocolError):
+    """The endpoint's answer passed ``MAX_ANSWER_BYTES``."""
+
+
 class _BoundedStream(httpx.SyncByteStream):
     def __init__(self, inner: Any, request: httpx.Request, until: float, max_bytes: int) -> None:
         self._inner, self._request, self._until, self._max = inner, request, until, max_bytes
@@ -59,7 +63,7 @@ class _BoundedStream(httpx.SyncByteStream):
         for chunk in self._inner:
             size += len(chunk)
             if size > self._max:
-                raise httpx.RemoteProtocolError(f"answer over {self._max} bytes", request=self._request)
+                raise AnswerTooLarge(f"answer over {self._max} bytes", request=self._request)
             if time.monotonic() > self._until:
                 raise httpx.ReadTimeout("the whole answer took longer than the timeout", request=self._request)
             yield chunk
@@ -160,6 +164,9 @@ class ChatClient:
                                   f"out ({timeout:.1f} s were left)") from None
             raise _Transient(f"no answer within {timeout:.1f} s") from None
         except openai.APIConnectionError as exc:
+            if isinstance(exc.__cause__ or exc.__context__, AnswerTooLarge):  # the same again
+                raise LLMRejected(f"LLM at {self.url} answered more than "
+                                  f"{MAX_ANSWER_BYTES // 2**20} MiB for one reply") from None
             raise _Transient(f"cannot connect ({_cause(exc)})") from None
         except openai.InternalServerError as exc:
             raise _Transient(f"server error {exc.status_code}: {_message(exc)}") from None

@@ -65,6 +65,7 @@ class TracesSettings(BaseModel):
     baseline_limit: int = Field(50, ge=1, le=10000, description="Traces fetched per search slice of the baseline, away from the incident (per service).")
     search_slice_s: float = Field(300.0, gt=0, description="Searches cover the window in slices of this many seconds (spreads the sample over time).")
     max_services: int = Field(20, ge=1, description="Services searched when the incident names none (Jaeger needs a service per search).")
+    max_spans: int = Field(200_000, ge=1000, description="Most spans one diagnosis keeps from the tracing backend (whole traces, nearest the incident first); memory stays bounded whatever the backend returns.")
     timeout_s: float = Field(10.0, gt=0, description="Most seconds one request to the tracing backend may take, connect and whole body.")
     max_body_mb: float = Field(32.0, gt=0, description="Largest answer read from the tracing backend (MiB, decoded); a larger one is refused.")
     retries: int = Field(3, ge=0, le=10, description="Retries of a failed request (connection, timeout, 5xx, 429).")

@@ -22,7 +22,13 @@ from thinkfl_operator.telemetry.loki import LokiLogs
 from thinkfl_operator.telemetry.memory import MemoryStore
 from thinkfl_operator.telemetry.naming import service_of_pod
 from thinkfl_operator.telemetry.prometheus import DEFAULT_CATALOG, PrometheusMetrics
-from thinkfl_operator.telemetry.spans import SpanTable, clean_spans, concat_spans, unique_sorted
+from thinkfl_operator.telemetry.spans import (
+    SpanTable,
+    cap_spans,
+    clean_spans,
+    concat_spans,
+    unique_sorted,
+)
 from thinkfl_operator.telemetry.store import MetricFrames
 from thinkfl_operator.telemetry.tempo import TempoClient
 
@@ -126,7 +132,8 @@ class LiveStore(MemoryStore):
         fresh = clean_spans(pd.concat(frames, ignore_index=True), self.quality)
         if not self._spans.empty:
             fresh = unique_sorted(concat_spans([self._spans, fresh]), self.quality)
-        self._spans = fresh
+        around_us = self.around_s * 1e6 if self.around_s is not None else None
+        self._spans = cap_spans(fresh, self.cfg.max_spans, around_us, self.quality)
         self._trace_cache.clear()
 
     def find_trace(self, trace_id: str) -> SpanTable:

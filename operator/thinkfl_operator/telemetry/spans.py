@@ -119,6 +119,29 @@ def unique_sorted(frame: pd.DataFrame, quality: DataQuality, keep: np.ndarray | 
     return out.assign(span_key=keys[rows], parent_key=parents[rows]).reset_index(drop=True)
 
 
+def cap_spans(frame: pd.DataFrame, max_spans: int, around_us: float | None,
+              quality: DataQuality) -> pd.DataFrame:
+    """At most ``max_spans`` spans, kept a whole trace at a time, the traces that start nearest
+    ``around_us`` first (the incident matters more than the baseline's far edge); a single
+    trace larger than the cap keeps its earliest spans. What was left out is counted in
+    ``quality``, so the diagnosis says its evidence was cut. Sorted by start, as given."""
+    if len(frame) <= max_spans:
+        return frame
+    starts = frame.groupby("trace_id", observed=True, sort=False)["start_us"].agg(["min", "size"])
+    centre = float(around_us) if around_us is not None else float(frame["start_us"].median())
+    order = starts.assign(distance=(starts["min"] - centre).abs()).sort_values("distance", kind="stable")
+    fits = order["size"].cumsum() <= max_spans
+    kept_traces = order.index[fits.to_numpy()]
+    if len(kept_traces) == 0:  # one trace alone is over the cap: its earliest spans
+        first = frame[frame["trace_id"] == order.index[0]]
+        kept = first.iloc[:max_spans]
+    else:
+        kept = frame[frame["trace_id"].isin(kept_traces).to_numpy()]
+    quality.add(f"spans past the cap of {max_spans} per diagnosis (traces.max_spans; the traces "
+                f"farthest from the incident left out)", len(frame) - len(kept))
+    return kept
+
+
 def _is_identity(rows: np.ndarray) -> bool:
     return bool(len(rows) == 0 or (rows[0] == 0 and (np.diff(rows) == 1).all()))
 

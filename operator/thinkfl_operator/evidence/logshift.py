@@ -25,6 +25,7 @@ import pandas as pd
 from thinkfl_operator.evidence.templates import LEVELS, is_problem, levels, templates
 from thinkfl_operator.models import LOGS_PREFIX, Step
 from thinkfl_operator.telemetry.loglines import LogBatch, covered_seconds
+from thinkfl_operator.telemetry.spans import codes_of
 
 #: Templates of one service kept as evidence (strongest first).
 KEPT_TEMPLATES = 3
@@ -148,7 +149,7 @@ def _runs(values: np.ndarray) -> list[tuple[str, tuple[int, int]]]:
 
 def _pods(lines: pd.DataFrame) -> dict[str, str]:
     """pod → service of the lines read."""
-    codes, uniques = _factor(lines["pod"])
+    codes, uniques = codes_of(lines["pod"])
     first = np.unique(codes, return_index=True)[1]
     services = lines["service"].to_numpy()[first]
     return {str(uniques[c]): str(s) for c, s in zip(codes[first], services, strict=True) if uniques[c]}
@@ -196,7 +197,7 @@ def _tally(columns: dict[str, pd.Series], in_window: np.ndarray, n: np.ndarray) 
     key = np.zeros(len(n), dtype="int64")
     uniques = []
     for series in columns.values():
-        codes, values = _factor(series)
+        codes, values = codes_of(series)
         key = key * max(len(values), 1) + codes
         uniques.append(values)
     distinct, inverse = np.unique(key, return_inverse=True)
@@ -210,19 +211,6 @@ def _tally(columns: dict[str, pd.Series], in_window: np.ndarray, n: np.ndarray) 
     frame = pd.DataFrame({name: out[name] for name in columns})
     frame["history"], frame["window"] = history.astype("int64"), window.astype("int64")
     return frame.sort_values(list(columns), kind="stable", ignore_index=True)
-
-
-def _factor(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """Integer codes of ``series`` and the values they stand for (as ``str``)."""
-    if isinstance(series.dtype, pd.CategoricalDtype):
-        codes = series.cat.codes.to_numpy().astype("int64")
-        values = series.cat.categories.to_numpy().astype(str).astype(object)
-        if (codes < 0).any():  # a missing value: its own code past the categories
-            codes = np.where(codes < 0, len(values), codes)
-            values = np.append(values, "")
-        return codes, values
-    codes, values = pd.factorize(series.fillna("").astype(str).to_numpy(dtype=object), sort=False)
-    return codes.astype("int64"), np.asarray(values, dtype=object)
 
 
 def _period(t: np.ndarray, window: tuple[float, float], history: tuple[float, float]) -> np.ndarray:

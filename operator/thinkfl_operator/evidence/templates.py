@@ -15,13 +15,14 @@ template per logging statement on every system we read (Java logback, Go, Python
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from thinkfl_operator.telemetry.csvio import THREADS
 
 #: Tokens of a masked line kept as its template.
 TEMPLATE_TOKENS = 4
@@ -56,7 +57,6 @@ _MASKS = (
 #: Lines templated per thread (pyarrow's kernels run without the GIL; one kernel call is
 #: single-threaded, so a long array is cut in parts, one per core).
 _PART_LINES = 20_000
-_WORKERS = min(4, os.cpu_count() or 1)
 
 
 def templates(lines: pd.Series) -> pd.Series:
@@ -64,7 +64,7 @@ def templates(lines: pd.Series) -> pd.Series:
     if lines.empty:
         return pd.Series([], index=lines.index, dtype=object)
     text = _arrow(lines)
-    parts = max(1, min(_WORKERS, len(text) // _PART_LINES))
+    parts = max(1, min(THREADS, len(text) // _PART_LINES))
     if parts == 1:
         joined = _template_array(text)
     else:

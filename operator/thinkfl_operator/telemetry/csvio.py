@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -9,6 +10,9 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from thinkfl_operator.errors import DatasetError
+
+#: Threads given to pyarrow work (parsing files, compute kernels), which runs without the GIL.
+THREADS = min(4, os.cpu_count() or 1)
 
 
 def read_csv(path: Path, required: tuple[str, ...], text_columns: tuple[str, ...] = ()) -> pd.DataFrame:

@@ -8,7 +8,6 @@ because on some days files are cut at odd seconds, overlap, or cover several min
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from thinkfl_operator.errors import DatasetError
-from thinkfl_operator.telemetry.csvio import read_table
+from thinkfl_operator.telemetry.csvio import THREADS, read_table
 from thinkfl_operator.telemetry.memory import MemoryStore
 from thinkfl_operator.telemetry.minutefiles import files_near, folder_day
 from thinkfl_operator.telemetry.naming import service_of_pod
@@ -38,8 +37,6 @@ from thinkfl_operator.telemetry.store import KpiBlock, MetricFrames
 TRACE_COLUMNS = ("TraceID", "SpanID", "ParentID", "PodName", "OperationName", "StartTimeUnixNano")
 _TRACE_TEXT = ("TraceID", "SpanID", "ParentID", "PodName", "OperationName")
 _METRIC_SUFFIX = "_metric.csv"
-#: Files read at once (pyarrow releases the GIL while parsing).
-_READERS = min(4, os.cpu_count() or 1)
 #: Metric columns that are not KPIs.
 _NON_KPI = {"Time", "TimeStamp", "PodName", "ServiceName"}
 #: A text time and an epoch further apart than this mean the epoch is corrupt (seconds).
@@ -147,7 +144,7 @@ class NezhaStore(MemoryStore):
     def metrics(self, pods: list[str], start_s: float, end_s: float) -> MetricFrames:
         missing = [p for p in pods if p not in self._metric_cache and p in self._metric_files]
         if len(missing) > 1:
-            with ThreadPoolExecutor(max_workers=_READERS) as pool:
+            with ThreadPoolExecutor(max_workers=THREADS) as pool:
                 list(pool.map(self._pod_frame, missing))
         return super().metrics(pods, start_s, end_s)
 

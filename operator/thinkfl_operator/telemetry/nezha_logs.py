@@ -11,7 +11,6 @@ the rest does not make the file "cover" those hours), so rates are computed over
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -24,7 +23,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from thinkfl_operator.errors import DatasetError
-from thinkfl_operator.telemetry.csvio import header_names
+from thinkfl_operator.telemetry.csvio import THREADS, header_names
 from thinkfl_operator.telemetry.loglines import (
     MAX_LINE_CHARS,
     LogBatch,
@@ -40,8 +39,6 @@ REQUIRED = ("TimeUnixNano", "PodName", "Log")
 _TEXT = ("Timestamp", "Node", "PodName", "Container", "TraceID", "SpanID", "Log")
 #: A minute file with more lines than this is a flood, left out whole (memory stays bounded).
 MAX_FILE_LINES = 500_000
-#: Files read at once (pyarrow parses and decodes without the GIL).
-_READERS = min(4, os.cpu_count() or 1)
 #: Lines further apart than this split a file's coverage into separate runs (seconds).
 _RUN_GAP_S = 30.0
 #: A run of fewer lines than this is a stray row, not coverage.
@@ -86,7 +83,7 @@ class NezhaLogs:
         new = [p for p in paths if p not in self._loaded]
         if not new:
             return
-        with ThreadPoolExecutor(max_workers=_READERS) as pool:
+        with ThreadPoolExecutor(max_workers=THREADS) as pool:
             read = list(pool.map(self._read, new))
         frames, runs = [], list(self._coverage)
         for frame, quality in read:

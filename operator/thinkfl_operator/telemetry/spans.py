@@ -54,6 +54,20 @@ def categorical(values: pd.Series) -> pd.Series:
     return pd.Series(pd.Categorical.from_codes(codes, categories=[str(n) for n in names]), index=values.index)
 
 
+def codes_of(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Integer codes of a text column and the values they stand for (``str``; a missing value is
+    ""): a categorical's own codes, free, else a factorization."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        codes = column.cat.codes.to_numpy().astype("int64")
+        values = column.cat.categories.to_numpy().astype(str).astype(object)
+        if (codes < 0).any():  # a missing value: its own code past the categories
+            codes = np.where(codes < 0, len(values), codes)
+            values = np.append(values, "")
+        return codes, values
+    codes, values = pd.factorize(column.fillna("").astype(str).to_numpy(dtype=object), sort=False)
+    return codes.astype("int64"), np.asarray(values, dtype=object)
+
+
 def constant(value: str, index: pd.Index) -> pd.Series:
     return pd.Series(pd.Categorical.from_codes(np.zeros(len(index), dtype="int8"), categories=[value]),
                      index=index)

@@ -14,6 +14,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from thinkfl_operator.telemetry.spans import codes_of
+
 #: Weights are kept within these bounds (a few calls more or less is no reason to explode).
 MIN_WEIGHT, MAX_WEIGHT = 0.05, 20.0
 
@@ -41,8 +43,8 @@ class OperationCalls:
 
     def __init__(self, spans: pd.DataFrame) -> None:
         self.t = spans["start_us"].to_numpy() / 1e6
-        services, service_names = _factor(spans["service"])
-        operations, operation_names = _factor(spans["operation"])
+        services, service_names = codes_of(spans["service"])
+        operations, operation_names = codes_of(spans["operation"])
         pair = services * max(len(operation_names), 1) + operations
         codes, distinct = pd.factorize(pair)
         self.codes = np.asarray(codes, dtype="int64")
@@ -82,12 +84,3 @@ def template_traffic(calls: OperationCalls, owners: pd.DataFrame, window: tuple[
             out[(str(service), str(template))] = float(np.clip(value, MIN_WEIGHT, MAX_WEIGHT))
     return out
 
-
-def _factor(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """Integer codes of a span column and the names they stand for (categorical codes as they are)."""
-    if isinstance(column.dtype, pd.CategoricalDtype):
-        codes = column.cat.codes.to_numpy().astype("int64")
-        names = np.append(column.cat.categories.to_numpy().astype(str), "")
-        return np.where(codes < 0, len(names) - 1, codes), names
-    codes, names = pd.factorize(column.astype(str))
-    return np.asarray(codes, dtype="int64"), np.asarray(names, dtype=object)

@@ -15,6 +15,7 @@ import pytest
 from tests.integration.test_operator import INCIDENT, T, _create, _incident, _status, operator
 from thinkfl_operator.models import Incident
 from thinkfl_operator.settings import LogsSettings, Settings
+from thinkfl_operator.telemetry.loglines import LogSource
 from thinkfl_operator.telemetry.loki import LokiLogs
 from thinkfl_operator.telemetry.nezha_logs import NezhaLogs
 from thinkfl_operator.telemetry.store import Store
@@ -53,17 +54,24 @@ def _closed_port() -> int:
         return int(sock.getsockname()[1])
 
 
+async def _diagnosed(api: Any, name: str, logs: LogSource) -> dict[str, Any]:
+    """The status of incident ``name`` diagnosed by the real operator with ``logs`` beside the
+    synthetic incident's spans and metrics (it must end Diagnosed)."""
+    def factory(incident: Incident, settings: Settings) -> Store:
+        return INCIDENT.store(logs=logs)
+
+    async with operator(api, factory):
+        await _create(api, _incident(name, {"service": "frontend", "time": T, "engine": "heuristic"}))
+        status = await _status(api, name, ("Diagnosed", "Failed"))
+    assert status["phase"] == "Diagnosed", status
+    return status
+
+
 @pytest.mark.asyncio
 async def test_log_evidence_is_written_to_the_status(api: Any, tmp_path: Path) -> None:
     folder = _log_folder(tmp_path)
 
-    def factory(incident: Incident, settings: Settings) -> Store:
-        return INCIDENT.store(logs=NezhaLogs(folder))
-
-    async with operator(api, factory):
-        await _create(api, _incident("with-logs", {"service": "frontend", "time": T, "engine": "heuristic"}))
-        status = await _status(api, "with-logs", ("Diagnosed", "Failed"))
-    assert status["phase"] == "Diagnosed", status
+    status = await _diagnosed(api, "with-logs", NezhaLogs(folder))
     condition = {c["type"]: c for c in status["conditions"]}["LogEvidence"]
     assert condition["status"] == "True" and condition["reason"] == "LogsRead"
     first = status["logEvidence"][0]
@@ -76,13 +84,7 @@ async def test_log_evidence_is_written_to_the_status(api: Any, tmp_path: Path) -
 async def test_unreachable_loki_leaves_the_diagnosis_to_traces_and_metrics(api: Any) -> None:
     loki = LogsSettings(loki_url=f"http://127.0.0.1:{_closed_port()}", retries=0, timeout_s=1.0)
 
-    def factory(incident: Incident, settings: Settings) -> Store:
-        return INCIDENT.store(logs=LokiLogs(loki))
-
-    async with operator(api, factory):
-        await _create(api, _incident("no-loki", {"service": "frontend", "time": T, "engine": "heuristic"}))
-        status = await _status(api, "no-loki", ("Diagnosed", "Failed"))
-    assert status["phase"] == "Diagnosed", status
+    status = await _diagnosed(api, "no-loki", LokiLogs(loki))
     condition = {c["type"]: c for c in status["conditions"]}["LogEvidence"]
     assert condition["status"] == "False" and condition["reason"] == "LogsUnavailable"
     assert "Loki" in condition["message"] and "diagnosed without logs" in condition["message"]

@@ -146,8 +146,8 @@ def incidents_from_payload(payload: Any, cfg: AlertIntakeConfig) -> IntakeResult
         seen.add(name)
         alertname = labels.get("alertname", "").strip()
 
-        service = next((one_line(labels[k], MAX_SERVICE) for k in cfg.service_labels
-                        if one_line(labels.get(k, ""), MAX_SERVICE)), "")
+        service = next((found for k in cfg.service_labels
+                        if (found := one_line(labels.get(k, ""), MAX_SERVICE))), "")
         if not service:
             who = f"alert {alertname!r}" if alertname else "alert"
             result.skipped.append(

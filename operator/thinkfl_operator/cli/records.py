@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from thinkfl_operator.cli.files import write_json
+from thinkfl_operator.cli.parser import SALT_ENV
 from thinkfl_operator.cli.render import table
 from thinkfl_operator.errors import UserInputError
 from thinkfl_operator.evaluation.scores import AccuracyRow, accuracy_table
@@ -38,34 +39,6 @@ from thinkfl_operator.settings import Settings
 Command = Callable[[argparse.Namespace, Settings], int]
 #: Files a folder given to --from is searched for.
 SUFFIXES = (".yaml", ".yml", ".json", ".jsonl")
-#: Where ``thinkfl export --redact`` reads its salt when ``--salt`` is not given.
-SALT_ENV = "THINKFL_EXPORT_SALT"
-
-
-def add_parsers(sub: Any) -> None:
-    """The ``export`` and ``report`` subcommands (``sub`` is the parser's subparsers)."""
-    export = sub.add_parser("export", help="write confirmed incidents as training and evaluation "
-                                           "records (JSONL, the OpenRLHF prompt format)")
-    export.add_argument("--out", type=Path, required=True, metavar="FILE.jsonl",
-                        help="where to write one row per confirmed incident (replaced if it exists)")
-    _source_options(export)
-    export.add_argument("--redact", action="store_true",
-                        help=f"replace pod, service, node and operation names by salted hashes "
-                             f"(needs --salt or {SALT_ENV})")
-    export.add_argument("--salt", default=None, metavar="SALT",
-                        help=f"secret of the hashes (default: ${SALT_ENV}, which keeps it out of "
-                             f"the shell history); the same salt gives the same names in every export")
-    report = sub.add_parser("report", help="R@1, R@3 and MRR by engine over confirmed incidents")
-    _source_options(report)
-
-
-def _source_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--from", dest="sources", type=Path, nargs="+", action="extend",
-                        metavar="DIR_OR_FILE", help="kubectl get fi -o yaml/json output, or exported "
-                                                    ".jsonl records, instead of the cluster")
-    parser.add_argument("--namespace", default=None, metavar="NS",
-                        help="only incidents of this namespace, in the cluster or in --from "
-                             "objects and records (default: all)")
 
 
 def cmd_export(args: argparse.Namespace, settings: Settings) -> int:

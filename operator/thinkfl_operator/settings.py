@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from thinkfl_operator.errors import UserInputError
@@ -131,6 +131,22 @@ class AlertSettings(BaseModel):
     burst: int = Field(60, ge=1, description="POSTs one source address may send at once before the rate limit applies.")
     max_alerts: int = Field(1000, ge=1, description="Alerts read from one payload; the rest are skipped and counted.")
     concurrency: int = Field(8, ge=1, description="Incidents the webhook creates at the same time (across all requests).")
+    tls_cert_file: str = Field("", description="Server certificate (PEM, with its chain) the webhook port serves HTTPS with; empty = plain HTTP. Read at start.")
+    tls_key_file: str = Field("", description="Private key (PEM) of tls_cert_file.")
+    tls_client_ca_file: str = Field("", description="CA bundle (PEM) client certificates must chain to; set = mutual TLS: POST /alerts needs a client certificate it verifies (GET /healthz and /metrics do not, for probes and scrapers). Needs tls_cert_file.")
+    require_token: bool = Field(True, validate_default=True, description="POST /alerts needs the bearer token, with mutual TLS too; false (only with tls_client_ca_file) = the verified client certificate alone is enough.")
+
+    @field_validator("require_token")
+    @classmethod
+    def _tls_complete(cls, value: bool, info: ValidationInfo) -> bool:
+        cert, key, ca = (info.data.get(f"tls_{name}_file", "") for name in ("cert", "key", "client_ca"))
+        if bool(cert) != bool(key):
+            raise ValueError("alerts.tls_cert_file and alerts.tls_key_file go together")
+        if ca and not cert:
+            raise ValueError("alerts.tls_client_ca_file (mutual TLS) needs alerts.tls_cert_file and tls_key_file")
+        if not value and not ca:
+            raise ValueError("alerts.require_token=false needs alerts.tls_client_ca_file (else anyone could post)")
+        return value
 
 
 class Settings(BaseSettings):

@@ -2,8 +2,12 @@
 
 Secure by default: a POST must carry ``Authorization: Bearer <token>`` (Alertmanager's
 ``http_config.authorization``); with no token configured every POST is refused (401) and a log
-line says why. Each source address has a token bucket (429 with ``Retry-After`` when empty),
-checked before the body is read.
+line says why. With mutual TLS (``WebhookPolicy.client_cert``, the server's TLS context verifying
+certificates against the client CA) a POST must also come over a connection whose client
+certificate was verified (401 otherwise); ``token_required=False`` lets the certificate alone
+authenticate. ``GET /healthz`` (and the operator's ``/metrics``) need neither, so kubelet probes
+and scrapers without a client certificate still reach them. Each source address has a token
+bucket (429 with ``Retry-After`` when empty), checked before the body is read.
 
 Kubernetes stays outside: ``create(manifest)`` is given by the caller and returns ``"created"``,
 or ``"exists"`` when the API server answered 409 Conflict (the same alert fingerprint was posted
@@ -17,7 +21,8 @@ creating is awaited, not created twice, and a name known to exist costs no call.
   them, or the group's later alerts would wait forever);
 * 400 text/plain, one line, when the body is not an Alertmanager payload (Alertmanager does not
   retry 4xx);
-* 401 without the token; 429 over the rate limit;
+* 401 without the token or (mutual TLS) without a verified client certificate; 429 over the
+  rate limit;
 * 503 text/plain, one line, when a create failed in a way a retry may mend (Alertmanager
   retries; incidents created before the failure come back as ``existing`` next time);
 * 405 for any other method on ``/alerts``.
@@ -58,13 +63,21 @@ log = structlog.get_logger(__name__)
 
 @dataclass(frozen=True)
 class WebhookPolicy:
-    """Who may post and how much: the bearer token ("" refuses everything), requests per minute
-    and burst per source address (0 per minute: no limit), creates in flight at once."""
+    """Who may post and how much: the bearer token ("" refuses everything), whether it is asked
+    (``token_required``), whether a verified client certificate is (``client_cert``: the TLS
+    context verifies it, the handler checks there was one), requests per minute and burst per
+    source address (0 per minute: no limit), creates in flight at once."""
 
     token: str = ""
     per_minute: int = 600
     burst: int = 60
     concurrency: int = 8
+    token_required: bool = True
+    client_cert: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.token_required and not self.client_cert:
+            raise ValueError("a webhook without a token needs client certificates (else anyone could post)")
 
 
 def make_app(create: CreateIncident, cfg: AlertIntakeConfig, policy: WebhookPolicy, *,
@@ -75,7 +88,11 @@ def make_app(create: CreateIncident, cfg: AlertIntakeConfig, policy: WebhookPoli
     refusals = _Refusals()
 
     async def post_alerts(request: web.Request) -> web.Response:
-        if not authorized(request.headers.get("Authorization"), policy.token):
+        if policy.client_cert and not _client_certificate(request):
+            intake.count("unauthorized", 1)
+            refusals.note("no verified client certificate (mutual TLS)", request.remote)
+            return web.Response(status=401, text="a client certificate signed by the webhook's client CA is required")
+        if policy.token_required and not authorized(request.headers.get("Authorization"), policy.token):
             intake.count("unauthorized", 1)
             refusals.note("no webhook token is configured (alerts.token): every alert is refused"
                           if not policy.token else "missing or wrong bearer token", request.remote)
@@ -193,6 +210,13 @@ class _Refusals:
         if now - self._last >= REFUSAL_LOG_S:
             log.warning("alert post refused", reason=why, source=source or "", refused=self._since)
             self._last, self._since = now, 0
+
+
+def _client_certificate(request: web.Request) -> bool:
+    """Whether the request came over TLS with a client certificate the server verified (the
+    TLS context refuses one that does not chain to the client CA; none at all reaches here)."""
+    transport = request.transport
+    return bool(transport is not None and transport.get_extra_info("peercert"))
 
 
 def _text(status: int, reason: str) -> web.Response:

@@ -20,7 +20,7 @@ from thinkfl_operator.incident_status import PENDING
 from thinkfl_operator.kube import runner
 from thinkfl_operator.kube.confirm import confirm
 from thinkfl_operator.kube.metrics import OperatorMetrics
-from thinkfl_operator.kube.web import HttpServer, build_app
+from thinkfl_operator.kube.web import HttpServer, build_app, tls_context
 from thinkfl_operator.kube.workers import Workers
 from thinkfl_operator.kubeapi.client import GROUP, PLURAL, VERSION
 from thinkfl_operator.kubeapi.incidents import IncidentApi
@@ -63,7 +63,8 @@ def register(registry: kopf.OperatorRegistry, settings: Settings, open_store: ru
     # resume handlers can both see an object before the status one of them wrote is visible.
     answered: set[tuple[str, int, str]] = set()
     api = api or IncidentApi()
-    server = HttpServer(build_app(settings, metrics, api.create), settings.operator.http_port, host)
+    server = HttpServer(build_app(settings, metrics, api.create), settings.operator.http_port, host,
+                        ssl_context=tls_context(settings.alerts))
 
     @kopf.on.startup(registry=registry)
     async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -261,14 +263,8 @@ def test_flags_are_checked_before_any_work(tmp_path: Path, capsys: pytest.Captur
 
 def test_an_unknown_log_level_is_one_line_naming_the_variable(
         capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    from thinkfl_operator.settings import get_settings
-
     monkeypatch.setenv("THINKFL_LOG_LEVEL", "verbose")
-    get_settings.cache_clear()
-    try:
-        line = _user_error(capsys, ["demo"])
-    finally:
-        get_settings.cache_clear()
+    line = _user_error(capsys, ["demo"])
     assert line == ("thinkfl: error: invalid settings: THINKFL_LOG_LEVEL='verbose': Value error, "
                     "choose one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
 
@@ -278,3 +274,52 @@ def test_a_time_the_command_printed_can_be_given_back() -> None:
 
     assert parse_time(iso(1_675_079_506.0)) == 1_675_079_506.0
     assert parse_time("2023-01-30 11:51:46 utc") == 1_675_079_506.0
+
+
+# evaluate: a row as each fault is diagnosed ------------------------------------------------------
+
+class _Terminal(io.StringIO):
+    """stdout that notes, at every line written, how many requests the model has had so far."""
+
+    def __init__(self, calls: Callable[[], int]) -> None:
+        super().__init__()
+        self.calls = calls
+        self.seen: list[tuple[str, int]] = []
+        self.partial = ""
+
+    def write(self, text: str) -> int:
+        written = super().write(text)
+        *complete, self.partial = (self.partial + text).split("\n")
+        self.seen += [(line, self.calls()) for line in complete]
+        return written
+
+
+def test_evaluate_prints_each_row_as_its_fault_is_diagnosed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One model request per fault (it fails, the deterministic engine answers): row i is on
+    stdout after fault i's request and before fault i+1's; the summary stays at the end."""
+    from tests.fakes.openai_replay import ReplayServer
+
+    times = [f"2023-01-30 11:51:0{i}" for i in range(3)]
+    label = json.dumps({"11": [{"inject_time": t, "inject_pod": POD, "inject_type": "cpu_contention"}
+                               for t in times]})
+    day = _nezha_day(tmp_path, label=label)
+    monkeypatch.setenv("THINKFL_LLM__RETRIES", "0")
+    with ReplayServer() as server:  # no script: every request is answered 500
+        out = _Terminal(lambda: server.calls)
+        monkeypatch.setattr(sys, "stdout", out)
+        code = main(["evaluate", str(day), "--engine", "auto", "--llm-url", server.base_url])
+    assert code == 0
+    header, *rows = [(line, calls) for line, calls in out.seen if not line.startswith("faults scored")]
+    assert header == (header[0], 0) and header[0].split("  ")[0] == "TIME (UTC)"
+    rows = rows[:3]
+    assert [(line[:19], calls) for line, calls in rows] == [(t, i + 1) for i, t in enumerate(times)]
+    for line, _ in rows:  # aligned under the header: the widths were fixed before the first row
+        assert re.split(r"\s{2,}", line)[1:3] == ["cpu_contention", "ts-basic-service"]
+        assert _column_starts(line) == _column_starts(header[0])
+    assert out.seen[-1][0].startswith(("faults scored", "pod level"))
+
+
+def _column_starts(line: str) -> list[int]:
+    """Where each column begins (columns are separated by two or more spaces)."""
+    return [match.start() for match in re.finditer(r"(?:^|(?<=\s\s))\S", line)]

@@ -146,9 +146,10 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     faults = read_faults(args.data_dir)
     store = open_dataset(args.data_dir)
     engine = make_engine(args.engine or settings.engine, settings)
-    results = runner.run(store, faults, engine)
-    summary = runner.summarize(results)
-    print(render.evaluation(results, summary))
+    rows = render.EvaluationTable(faults, {store.service_of(pod) for pod in store.metric_pods()})
+    print(rows.header(), flush=True)  # each row as its fault is diagnosed, the summary at the end
+    results = runner.run(store, faults, engine, on_result=lambda result: print(rows.row(result), flush=True))
+    print(render.evaluation_summary(results, runner.summarize(results)))
     if args.json:
         write_json(args.json, [_entry(r) for r in results])
     return 0
@@ -182,9 +183,9 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     except BackendError as exc:
         raise UserInputError(f"run needs a cluster: {exc}. Run it in a pod, or point KUBECONFIG at a "
                              f"cluster (thinkfl demo --operator needs none)") from None
-    from thinkfl_operator import kube  # registers the handlers on kopf's default registry
+    from thinkfl_operator import kube
 
-    kube.run(settings)
+    kube.run(settings)  # the handlers on a registry of its own, its clients closed at the end
     return 0
 
 

@@ -1,19 +1,28 @@
-"""Text output: a diagnosis as ``kubectl describe fi`` will show it, and the evaluation table."""
+"""Text output: a diagnosis as ``kubectl describe fi`` will show it, and the evaluation table
+(row by row, as each fault is diagnosed)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 from thinkfl_operator.cli.timeparse import iso
-from thinkfl_operator.evaluation.runner import FaultResult, Summary
 from thinkfl_operator.models import Diagnosis, Incident
+
+if TYPE_CHECKING:
+    from thinkfl_operator.evaluation.labels import Fault
+    from thinkfl_operator.evaluation.runner import FaultResult, Summary
 
 _ARG_WIDTH = 60
 
 
 def table(rows: Sequence[Sequence[str]], indent: str = "  ") -> list[str]:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return [indent + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    return [_line(r, widths, indent) for r in rows]
+
+
+def _line(row: Sequence[str], widths: Sequence[int], indent: str) -> str:
+    return indent + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
 
 
 def describe(incident: Incident, diagnosis: Diagnosis, source: str) -> str:
@@ -63,21 +72,43 @@ def summary_line(diagnosis: Diagnosis) -> str:
     return f"{top.service or top.node} ({where}) score {top.score}: {top.reason}"
 
 
-def evaluation(results: list[FaultResult], summary: Summary) -> str:
-    rows = [["TIME (UTC)", "FAULT", "TRUE SERVICE", "RANK", "TOP-1", "SECONDS"]]
-    for r in results:
-        if r.diagnosis is None:
-            status = "error" if r.error else "skipped"
-            rows.append([r.fault.time_text, r.fault.fault_type, r.fault.service, status, "-", "-"])
-            continue
-        rank = r.service_rank
-        top = r.diagnosis.top
-        rows.append([r.fault.time_text, r.fault.fault_type, r.fault.service,
-                     str(rank) if rank else "miss", top.service if top else "-", f"{r.seconds:.2f}"])
-    lines = table(rows, "")
-    for r in results:
-        if r.diagnosis is None:
-            lines.append(f"{'error' if r.error else 'skipped'} {r.fault.time_text}: {r.error or r.skipped}")
+class EvaluationTable:
+    """The evaluation's table, printed a row at a time as each fault is diagnosed.
+
+    The column widths come from what is known before the first diagnosis: the faults (time,
+    type, true service), every status a rank can be, and the services a top-1 can name
+    (``services``: those of the dataset's pods). A top-1 longer than all of them would push its
+    row's last column right; no other column moves.
+    """
+
+    HEADER = ("TIME (UTC)", "FAULT", "TRUE SERVICE", "RANK", "TOP-1", "SECONDS")
+
+    def __init__(self, faults: Iterable[Fault], services: Iterable[str] = ()) -> None:
+        faults = list(faults)
+        known = [*(f.service for f in faults), *services]
+        columns: tuple[list[str], ...] = ([f.time_text for f in faults], [f.fault_type for f in faults], known,
+                   ["skipped", "error", "miss"], known, [])
+        self.widths = [max([len(head), *map(len, values)])
+                       for head, values in zip(self.HEADER, columns, strict=True)]
+
+    def header(self) -> str:
+        return _line(self.HEADER, self.widths, "")
+
+    def row(self, result: FaultResult) -> str:
+        fault = result.fault
+        if result.diagnosis is None:
+            status = "error" if result.error else "skipped"
+            return _line([fault.time_text, fault.fault_type, fault.service, status, "-", "-"], self.widths, "")
+        rank = result.service_rank
+        top = result.diagnosis.top
+        return _line([fault.time_text, fault.fault_type, fault.service, str(rank) if rank else "miss",
+                      top.service if top else "-", f"{result.seconds:.2f}"], self.widths, "")
+
+
+def evaluation_summary(results: list[FaultResult], summary: Summary) -> str:
+    """What follows the rows: why each fault without a diagnosis has none, then the scores."""
+    lines = [f"{'error' if r.error else 'skipped'} {r.fault.time_text}: {r.error or r.skipped}"
+             for r in results if r.diagnosis is None]
     rec = summary.recall
     lines.append(
         f"faults scored: {summary.scored}, skipped: {summary.skipped}; service level: "

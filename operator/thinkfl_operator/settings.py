@@ -105,6 +105,14 @@ class LogsSettings(BaseModel):
     retries: int = Field(2, ge=0, le=10, description="Retries of a failed request (connection, timeout, 5xx, 429).")
     backoff_s: float = Field(0.5, ge=0, description="First retry delay; doubles each retry.")
 
+class TlsSettings(BaseModel):
+    """Certificate checks of every backend reached over https:// (Jaeger, Tempo, Loki,
+    Prometheus, the LLM)."""
+
+    ca_bundle: str = Field("", description="PEM file of the CA certificates to trust for the backends (replaces the default store; Helm tls.caBundle mounts one); empty = the default store (requests honours REQUESTS_CA_BUNDLE).")
+    insecure_skip_verify: bool = Field(False, description="Do not check backend certificates at all (a warning is logged once); only for a test cluster.")
+
+
 
 class OperatorSettings(BaseModel):
     """The kopf operator: what it watches, how much it does at once, how it retries."""
@@ -169,6 +177,7 @@ class Settings(BaseSettings):
     prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)
     logs: LogsSettings = Field(default_factory=LogsSettings)
     operator: OperatorSettings = Field(default_factory=OperatorSettings)
+    tls: TlsSettings = Field(default_factory=TlsSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
 
 

@@ -25,7 +25,7 @@ from tests.shared import shared_path
 from thinkfl_operator.cli.main import main
 from thinkfl_operator.diagnosis import make_engine
 from thinkfl_operator.engines.thinkfl import prompt
-from thinkfl_operator.engines.thinkfl.client import LLMUnavailable
+from thinkfl_operator.engines.thinkfl.client import LLMRejected, LLMUnavailable
 from thinkfl_operator.engines.thinkfl.engine import NoAnswer
 from thinkfl_operator.models import SPAN_FIELDS, Diagnosis, Incident
 from thinkfl_operator.settings import Settings, get_settings
@@ -429,9 +429,9 @@ def _malformed(request: dict[str, Any]) -> Malformed:
 @pytest.mark.shared_data
 def test_malformed_body_is_retried_then_falls_back(aiops: Store) -> None:
     with ReplayServer([_malformed({})], when_exhausted=WalkPolicy()) as server:
-        result = diagnose(aiops, server.base_url)
-        assert server.calls == result.usage.llm_calls + 1
-    assert_answered(result, WALK_TOP)
+        with pytest.raises(LLMRejected, match="malformed response"):
+            diagnose(aiops, server.base_url)
+        assert server.calls == 1
 
     with ReplayServer(when_exhausted=_malformed) as server:
         result = diagnose(aiops, server.base_url, "auto")

@@ -49,6 +49,13 @@ class Sleeps:
         self.calls.append(seconds)
 
 
+def assert_jittered(waits: list[float], ceilings: list[float]) -> None:
+    """Each wait is its doubling backoff, jittered down by at most half."""
+    assert len(waits) == len(ceilings)
+    for wait, ceiling in zip(waits, ceilings, strict=True):
+        assert ceiling / 2 <= wait <= ceiling
+
+
 def closed_port_url() -> str:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -69,7 +76,7 @@ def test_5xx_is_retried_with_backoff_then_unavailable_names_backend_and_url() ->
     message = str(info.value)
     assert message == (f"Jaeger at {server_url(info.value)} is unreachable: "
                        "HTTP 503 Service Unavailable: overloaded (after 4 tries)")
-    assert sleeps.calls == [0.5, 1.0, 2.0]
+    assert_jittered(sleeps.calls, [0.5, 1.0, 2.0])
     assert info.value.retryable and isinstance(info.value, BackendError)
     assert info.value.status == 503 and info.value.path == f"/api/traces/{TRACE}"
 
@@ -80,13 +87,13 @@ def server_url(exc: BackendError) -> str:
     return str(url)
 
 
-def test_backoff_doubles_up_to_eight_seconds() -> None:
+def test_backoff_doubles_up_to_eight_seconds_jittered() -> None:
     sleeps = Sleeps()
     with TraceApiServer(spans(), faults=[Fault(500, times=None)]) as server:
         http = HttpBackend("Jaeger", server.url, retries=6, backoff_s=2, sleep=sleeps)
         with pytest.raises(BackendUnavailable, match=r"\(after 7 tries\)"):
             http.get_json("/api/services")
-    assert sleeps.calls == [2, 4, 8, 8, 8, 8]
+    assert_jittered(sleeps.calls, [2, 4, 8, 8, 8, 8])
 
 
 def test_recovers_when_the_failures_stop() -> None:
@@ -96,7 +103,7 @@ def test_recovers_when_the_failures_stop() -> None:
         client = JaegerClient(server.url, api="v3", retries=3, backoff_s=0.1, sleep=sleeps)
         frame = client.trace(TRACE)
         assert len(frame) == 2 and client.requests == 3 and server.calls == 3
-    assert sleeps.calls == [0.1, 0.2]
+    assert_jittered(sleeps.calls, [0.1, 0.2])
 
 
 def test_429_waits_for_retry_after() -> None:

@@ -1,12 +1,16 @@
-"""JSON over HTTP for one named telemetry backend (Jaeger, Tempo), with our own retry policy.
+"""JSON over HTTP for one named telemetry backend (Jaeger, Tempo, Loki, Prometheus).
 
-Connection errors, timeouts, 5xx and 429 (honouring ``Retry-After``) are retried with
-exponential backoff (``backoff_s``, doubling, capped at 8 s), then ``BackendUnavailable`` names
-the backend, its URL and the last cause. A 404 raises ``NotFound``; other 4xx raise
-``BackendRejected`` with the backend's own error message (Jaeger ``{"errors":[{"msg":…}]}``,
-Jaeger api_v3 ``{"error":{"message":…}}``, Tempo plain text, or JSON ``error``/``message``).
-Neither is retried. A 2xx body that is not JSON raises ``InvalidResponse`` (often a UI page
-served for an API path this backend version lacks).
+Retries follow the one policy of every client (``telemetry.transport.RetryPolicy``): connection
+errors, timeouts, 408, 429 and 5xx are retried with capped, jittered exponential backoff
+(``backoff_s``, doubling, at most 8 s), never shorter than the server's ``Retry-After`` and never
+past the diagnosis' deadline; then ``BackendUnavailable`` names the backend, its URL and the last
+cause (or ``DeadlineExceeded`` when the budget is spent). A 404 raises ``NotFound``; other 4xx
+raise ``BackendRejected`` with the backend's own error message (Jaeger ``{"errors":[{"msg":…}]}``,
+Jaeger api_v3 ``{"error":{"message":…}}``, Tempo plain text, Prometheus ``error``, or JSON
+``message``). Neither is retried. A 2xx body that is not JSON raises ``InvalidResponse`` (often a
+UI page served for an API path this backend version lacks). A certificate the client does not
+trust raises ``BackendUnavailable`` at once (``TlsSettings``: a CA bundle, or an explicit
+insecure opt-in).
 
 ``timeout_s`` bounds a whole request (connect, headers and every byte of the body), not one
 socket read, and a body larger than ``max_bytes`` is refused as ``InvalidResponse`` as soon as
@@ -15,7 +19,9 @@ it passes the cap (``telemetry.session.BoundedSession``); neither is held past i
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Self, TypeVar
@@ -24,11 +30,20 @@ import requests
 
 from thinkfl_operator import deadline
 from thinkfl_operator.errors import BackendError, UserInputError
+from thinkfl_operator.settings import TlsSettings
 from thinkfl_operator.telemetry.session import MAX_BODY_BYTES, BodyTooLarge, BoundedSession, TooSlow
+from thinkfl_operator.telemetry.transport import (
+    TLS_HINT,
+    RetryPolicy,
+    Transient,
+    is_transient_status,
+    parse_retry_after,
+    tls_failure,
+    verify_for,
+)
 
 T = TypeVar("T")
 
-MAX_BACKOFF_S = 8.0
 #: Characters of a backend's error message kept in our messages.
 _DETAIL_CHARS = 300
 
@@ -49,7 +64,8 @@ class HttpBackendError(BackendError):
 
 
 class BackendUnavailable(HttpBackendError):
-    """No usable answer after the retries (connection, timeout, 5xx, 429); retry later."""
+    """No usable answer after the retries (connection, timeout, 408, 429, 5xx), or a refused
+    certificate; retry later."""
 
 
 class NotFound(HttpBackendError):
@@ -73,16 +89,9 @@ class InvalidResponse(HttpBackendError):
     reason = "BackendRejected"
 
 
-class _Transient(Exception):
-    def __init__(self, cause: str, status: int | None = None, retry_after: float = 0.0) -> None:
-        super().__init__(cause)
-        self.cause = cause
-        self.status = status
-        self.retry_after = retry_after
-
-
 class HttpBackend:
-    """GET JSON from ``url`` + path; ``requests`` counts every HTTP attempt (for benchmarks)."""
+    """GET JSON from ``url`` + path; ``requests`` counts every HTTP attempt (for benchmarks).
+    ``tls`` None: the process's ``THINKFL_TLS__…`` settings."""
 
     def __init__(
         self,
@@ -96,6 +105,7 @@ class HttpBackend:
         session: requests.Session | None = None,
         headers: Mapping[str, str] | None = None,
         max_bytes: int = MAX_BODY_BYTES,
+        tls: TlsSettings | None = None,
     ) -> None:
         url = url.strip().rstrip("/")
         if not url.startswith(("http://", "https://")):
@@ -108,12 +118,14 @@ class HttpBackend:
         self.name = name
         self.url = url
         self.timeout_s = timeout_s
-        self.retries = retries
-        self.backoff_s = backoff_s
         self.max_bytes = max_bytes
+        self.retry_policy = RetryPolicy(retries, backoff_s, sleep=sleep)
         self.requests = 0
-        self._sleep = sleep
-        self._session = session or BoundedSession(max_bytes)
+        self._count = threading.Lock()
+        if session is None:
+            session = BoundedSession(max_bytes)
+            session.verify = verify_for(tls)
+        self._session = session
         self._headers = {"Accept": "application/json", **(headers or {})}
 
     # ------------------------------------------------------------------ public API
@@ -149,27 +161,33 @@ class HttpBackend:
 
     # ------------------------------------------------------------------ internals
 
+    @property
+    def retries(self) -> int:
+        return self.retry_policy.retries
+
+    @retries.setter
+    def retries(self, retries: int) -> None:
+        self.retry_policy = dataclasses.replace(self.retry_policy, retries=retries)
+
+    @property
+    def backoff_s(self) -> float:
+        return self.retry_policy.backoff_s
+
     def _get_text(self, path: str, params: Mapping[str, Any] | None) -> str:
-        delay = self.backoff_s
-        for attempt in range(self.retries + 1):
-            deadline.check(f"asking {self.name} at {self.url}")
-            try:
-                return self._once(path, params)
-            except _Transient as exc:
-                if attempt == self.retries:
-                    deadline.check(f"asking {self.name} at {self.url}: {exc.cause}")
-                    raise BackendUnavailable(
-                        f"{self.name} at {self.url} is unreachable: {exc.cause} "
-                        f"(after {attempt + 1} {'try' if attempt == 0 else 'tries'})",
-                        backend=self.name, url=self.url, path=path, status=exc.status,
-                        detail=exc.cause,
-                    ) from None
-                deadline.sleep(min(max(delay, exc.retry_after), MAX_BACKOFF_S), self._sleep)
-                delay = min(delay * 2, MAX_BACKOFF_S)
-        raise AssertionError("unreachable")
+        try:
+            return self.retry_policy.call(lambda: self._once(path, params),
+                                          backend=self.name.lower())
+        except Transient as exc:
+            deadline.check(f"asking {self.name} at {self.url}: {exc.cause}")
+            raise BackendUnavailable(
+                f"{self.name} at {self.url} is unreachable: {exc.cause} ({exc.tries()})",
+                backend=self.name, url=self.url, path=path, status=exc.status, detail=exc.cause,
+            ) from exc
 
     def _once(self, path: str, params: Mapping[str, Any] | None) -> str:
-        self.requests += 1
+        deadline.check(f"asking {self.name} at {self.url}")
+        with self._count:
+            self.requests += 1
         timeout_s = deadline.timeout(self.timeout_s)
         try:
             response = self._session.get(
@@ -180,24 +198,29 @@ class HttpBackend:
             text = response.content.decode("utf-8", errors="replace").lstrip("\ufeff")
         except BodyTooLarge as exc:
             raise self._too_large(path, exc.what) from None
-        except TooSlow:
-            raise _Transient(f"the answer took longer than {timeout_s:g} s") from None
+        except TooSlow as exc:
+            raise Transient(f"the answer took longer than {timeout_s:g} s") from exc
         except requests.Timeout as exc:
             cause = f"{type(exc).__name__} (no answer within {timeout_s:g} s)"
-            raise _Transient(cause) from None
+            raise Transient(cause) from exc
+        except requests.exceptions.SSLError as exc:
+            problem = tls_failure(exc) or f"TLS failed ({type(exc).__name__})"
+            raise BackendUnavailable(
+                f"{self.name} at {self.url}: TLS failed ({problem}); {TLS_HINT}",
+                backend=self.name, url=self.url, path=path, detail=problem) from exc
         except requests.ConnectionError as exc:
-            raise _Transient(type(exc).__name__) from None
+            raise Transient(type(exc).__name__) from exc
         except requests.RequestException as exc:  # broken chunked body, decoding errors
-            raise _Transient(type(exc).__name__) from None
+            raise Transient(type(exc).__name__) from exc
         status = response.status_code
         if status < 400:
             return text
         detail = error_message(text)
         suffix = f": {detail}" if detail else ""
-        if status == 429 or status >= 500:
+        if is_transient_status(status):
             reason = f" {response.reason}" if response.reason else ""
-            raise _Transient(f"HTTP {status}{reason}{suffix}", status,
-                             _retry_after(response.headers.get("Retry-After", "")))
+            raise Transient(f"HTTP {status}{reason}{suffix}", status,
+                            parse_retry_after(response.headers.get("Retry-After")))
         if status == 404:
             raise NotFound(f"{self.name} at {self.url} has no {path} (HTTP 404){suffix}",
                            backend=self.name, url=self.url, path=path, status=status, detail=detail)
@@ -256,9 +279,18 @@ def error_message(body: str) -> str:
     try:
         data = json.loads(text)
     except ValueError:
-        return " ".join(text.split())[:_DETAIL_CHARS]
+        return _clip(" ".join(text.split()))
     found = _message_in(data)
-    return (found if found is not None else " ".join(text.split()))[:_DETAIL_CHARS]
+    return _clip(found if found is not None else " ".join(text.split()))
+
+
+def _clip(text: str) -> str:
+    """At most ``_DETAIL_CHARS``: its start and its end (where Prometheus, for one, says what
+    the long list before was about)."""
+    if len(text) <= _DETAIL_CHARS:
+        return text
+    tail = _DETAIL_CHARS // 3
+    return f"{text[:_DETAIL_CHARS - tail - 3]} … {text[-tail:]}"
 
 
 def _message_in(data: Any) -> str | None:
@@ -273,6 +305,9 @@ def _message_in(data: Any) -> str | None:
         joined = "; ".join(t for t in texts if t)
         if joined:
             return joined
+    kind = data.get("errorType")  # Prometheus: {"errorType": "bad_data", "error": "parse error…"}
+    if isinstance(kind, str) and kind and isinstance(data.get("error"), str):
+        return f"{kind}: {data['error']}"
     for key in ("error", "message", "msg"):
         value = data.get(key)
         if isinstance(value, str) and value:
@@ -300,13 +335,6 @@ def _documents(text: str) -> list[Any]:
     return out
 
 
-def _retry_after(value: str) -> float:
-    try:
-        return min(max(float(value), 0.0), MAX_BACKOFF_S)
-    except ValueError:
-        return 0.0
-
-
 class QueryClient:
     """What the trace backends' clients share: one HttpBackend and the choice of API version
     (``auto`` tries the newest first and remembers the first that answers)."""
@@ -327,13 +355,14 @@ class QueryClient:
         session: requests.Session | None = None,
         http: HttpBackend | None = None,
         max_bytes: int = MAX_BODY_BYTES,
+        tls: TlsSettings | None = None,
     ) -> None:
         if api not in self.apis:
             raise UserInputError(
                 f"{self.display_name} api must be one of {', '.join(self.apis)}, not {api!r}")
         self.http = http or HttpBackend(
             self.display_name, url, timeout_s=timeout_s, retries=retries, backoff_s=backoff_s,
-            sleep=sleep, session=session, max_bytes=max_bytes,
+            sleep=sleep, session=session, max_bytes=max_bytes, tls=tls,
         )
         self.api = api
         #: The API in use once known (``api`` itself unless "auto").

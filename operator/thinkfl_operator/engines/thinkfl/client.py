@@ -1,9 +1,13 @@
-"""Chat completions from an OpenAI-compatible endpoint (vLLM), with our own retry policy.
+"""Chat completions from an OpenAI-compatible endpoint (vLLM), under the retry policy every
+backend client shares (``telemetry.transport.RetryPolicy``).
 
-The ``openai`` client's retries are off (``max_retries=0``): this module retries connection
-errors, timeouts, 5xx and 429 (honouring ``Retry-After``) with exponential backoff, never past
-the incident's deadline, and then raises ``LLMUnavailable`` naming the endpoint and the cause.
-Other 4xx answers (a wrong model name, a bad request) are not retried.
+The ``openai`` client's retries are off (``max_retries=0``): connection errors, timeouts, 408,
+429 and 5xx are retried with capped, jittered exponential backoff, never shorter than the
+endpoint's ``Retry-After`` and never past the conversation's deadline (nor the diagnosis'), then
+``LLMUnavailable`` names the endpoint and the cause. Other 4xx answers (a wrong model name, a
+bad request), an answer over the size cap, an answer that does not decode and a refused
+certificate are not retried. Certificates are checked as ``TlsSettings`` say (the CA bundle, or
+an explicit insecure opt-in), on the transport itself.
 
 A request's timeout bounds the whole answer, not one socket read (``BoundedTransport``): httpx,
 under openai, times out each read, so a server sending a byte every half second could hold a
@@ -24,11 +28,19 @@ except ImportError:  # pragma: no cover - older openai
     import httpx  # type: ignore[no-redef]
 
 from thinkfl_operator.errors import BackendError
-from thinkfl_operator.settings import LLMSettings
+from thinkfl_operator.settings import LLMSettings, TlsSettings
+from thinkfl_operator.telemetry.transport import (
+    TLS_HINT,
+    RetryPolicy,
+    Transient,
+    is_transient_status,
+    parse_retry_after,
+    ssl_context_for,
+    tls_failure,
+)
 
 #: Sent when no API key is configured: the client requires one, vLLM ignores it.
 PLACEHOLDER_KEY = "EMPTY"
-MAX_BACKOFF_S = 8.0
 #: Largest answer read from the endpoint (a chat completion is a few kB).
 MAX_ANSWER_BYTES = 8 * 1024 * 1024
 
@@ -38,8 +50,8 @@ class BoundedTransport(httpx.HTTPTransport):
     (from the moment the request is sent) and at most ``max_bytes``: past either, the read fails
     as httpx's own errors would (``ReadTimeout``, ``RemoteProtocolError``)."""
 
-    def __init__(self, max_bytes: int = MAX_ANSWER_BYTES) -> None:
-        super().__init__()
+    def __init__(self, max_bytes: int = MAX_ANSWER_BYTES, verify: Any = True) -> None:
+        super().__init__(verify=verify)
         self.max_bytes = max_bytes
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
@@ -80,7 +92,8 @@ class LLMUnavailable(BackendError):
 
 
 class LLMRejected(BackendError):
-    """The endpoint refused the request (4xx other than 429): retrying will not help."""
+    """The endpoint refused the request (4xx other than 408 and 429) or answered what cannot be
+    used (over the size cap, not a chat completion): retrying will not help."""
 
     retryable = False
     backend = "llm"
@@ -105,18 +118,21 @@ class Completion:
 
 
 class ChatClient:
-    """One endpoint, one model; ``complete`` returns the assistant text of one reply."""
+    """One endpoint, one model; ``complete`` returns the assistant text of one reply.
+    ``tls`` None: the process's ``THINKFL_TLS__…`` settings."""
 
-    def __init__(self, cfg: LLMSettings, clock: Any = time) -> None:
+    def __init__(self, cfg: LLMSettings, clock: Any = time, tls: TlsSettings | None = None) -> None:
         self.cfg = cfg
         self.url = cfg.base_url
         self._clock = clock
+        self.retry_policy = RetryPolicy(cfg.retries, cfg.backoff_s, sleep=clock.sleep)
+        transport = BoundedTransport(verify=ssl_context_for(tls))
         self._client = openai.OpenAI(
             base_url=cfg.base_url,
             api_key=cfg.api_key.get_secret_value() or PLACEHOLDER_KEY,
             timeout=cfg.request_timeout_s,
             max_retries=0,
-            http_client=httpx.Client(transport=BoundedTransport(), timeout=cfg.request_timeout_s),
+            http_client=httpx.Client(transport=transport, timeout=cfg.request_timeout_s),
         )
 
     def complete(self, messages: list[dict[str, str]], deadline: float) -> Completion:
@@ -124,26 +140,25 @@ class ChatClient:
 
         ``LLMTimedOut`` when the budget runs out while the model is answering a request that
         had not failed before; after transient failures it is ``LLMUnavailable``."""
-        delay = self.cfg.backoff_s
-        last = ""
-        for attempt in range(self.cfg.retries + 1):
+        failures: list[Transient] = []
+
+        def attempt() -> Completion:
             try:
                 return self._once(messages, deadline)
-            except LLMRejected:
+            except Transient as exc:
+                failures.append(exc)
                 raise
             except LLMTimedOut:
-                if attempt == 0:
+                if not failures:
                     raise
-                raise LLMUnavailable(f"LLM at {self.url}: {last} (after {attempt + 1} tries)") from None
-            except LLMUnavailable as exc:
-                last = str(exc)
-                wait = max(delay, exc.retry_after if isinstance(exc, _Transient) else 0.0)
-                last_try = attempt == self.cfg.retries
-                if last_try or self._clock.monotonic() + wait >= deadline:
-                    raise LLMUnavailable(f"LLM at {self.url}: {exc} (after {attempt + 1} tries)") from None
-                self._clock.sleep(wait)
-                delay = min(delay * 2, MAX_BACKOFF_S)
-        raise AssertionError("unreachable")
+                last = failures[-1]  # slow after failing: the endpoint is not well
+                raise LLMUnavailable(f"LLM at {self.url}: {last.cause} (after "
+                                     f"{len(failures) + 1} tries)") from last
+
+        try:
+            return self.retry_policy.call(attempt, backend="llm", until=deadline)
+        except Transient as exc:
+            raise LLMUnavailable(f"LLM at {self.url}: {exc.cause} ({exc.tries()})") from exc
 
     def _once(self, messages: list[dict[str, str]], deadline: float) -> Completion:
         started = self._clock.monotonic()
@@ -156,31 +171,29 @@ class ChatClient:
                 max_tokens=self.cfg.max_tokens,
                 timeout=timeout,
             )
-        except openai.RateLimitError as exc:
-            raise _Transient("rate limited (429)", _retry_after(exc)) from None
-        except openai.APITimeoutError:
+        except openai.APITimeoutError as exc:
             if timeout < self.cfg.request_timeout_s:  # cut short by the budget: slow, not down
                 raise LLMTimedOut(f"LLM at {self.url} was still answering when the budget ran "
-                                  f"out ({timeout:.1f} s were left)") from None
-            raise _Transient(f"no answer within {timeout:.1f} s") from None
+                                  f"out ({timeout:.1f} s were left)") from exc
+            raise Transient(f"no answer within {timeout:.1f} s") from exc
         except openai.APIConnectionError as exc:
             if isinstance(exc.__cause__ or exc.__context__, AnswerTooLarge):  # the same again
                 raise LLMRejected(f"LLM at {self.url} answered more than "
-                                  f"{MAX_ANSWER_BYTES // 2**20} MiB for one reply") from None
-            raise _Transient(f"cannot connect ({_cause(exc)})") from None
-        except openai.InternalServerError as exc:
-            raise _Transient(f"server error {exc.status_code}: {_message(exc)}") from None
+                                  f"{MAX_ANSWER_BYTES // 2**20} MiB for one reply") from exc
+            problem = tls_failure(exc)
+            if problem is not None:
+                raise LLMUnavailable(f"LLM at {self.url}: TLS failed ({problem}); {TLS_HINT}") from exc
+            raise Transient(f"cannot connect ({_cause(exc)})") from exc
         except openai.APIStatusError as exc:
-            raise LLMRejected(f"LLM at {self.url} refused the request ({exc.status_code}): {_message(exc)}") from None
+            if is_transient_status(exc.status_code):
+                what = "rate limited" if exc.status_code == 429 else "server error"
+                raise Transient(f"{what} {exc.status_code}: {_message(exc)}", exc.status_code,
+                                _retry_after(exc)) from exc
+            raise LLMRejected(f"LLM at {self.url} refused the request ({exc.status_code}): {_message(exc)}") from exc
         except (openai.APIResponseValidationError, ValueError) as exc:
-            raise _Transient(f"malformed response ({type(exc).__name__})") from None
+            raise LLMRejected(f"LLM at {self.url}: malformed response ({type(exc).__name__}), "
+                              "not a chat completion") from exc
         return _completion(response, self._clock.monotonic() - started)
-
-
-class _Transient(LLMUnavailable):
-    def __init__(self, message: str, retry_after: float = 0.0) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
 
 
 def _completion(response: Any, seconds: float) -> Completion:
@@ -197,12 +210,9 @@ def _completion(response: Any, seconds: float) -> Completion:
     )
 
 
-def _retry_after(exc: openai.APIStatusError) -> float:
-    value = exc.response.headers.get("retry-after", "") if exc.response is not None else ""
-    try:
-        return min(float(value), MAX_BACKOFF_S)
-    except ValueError:
-        return 0.0
+def _retry_after(exc: openai.APIStatusError) -> float | None:
+    return parse_retry_after(exc.response.headers.get("retry-after") if exc.response is not None
+                             else None)
 
 
 def _message(exc: openai.APIStatusError) -> str:

@@ -11,6 +11,7 @@ from typing import Any
 from thinkfl_operator.cli import records, render
 from thinkfl_operator.cli.files import write_json
 from thinkfl_operator.cli.timeparse import iso, parse_time
+from thinkfl_operator.cli.waits import shown_waits
 from thinkfl_operator.diagnosis import diagnose, make_engine
 from thinkfl_operator.errors import BackendError, UserInputError
 from thinkfl_operator.evaluation import runner
@@ -97,11 +98,12 @@ def cmd_diagnose(args: argparse.Namespace, settings: Settings) -> int:
         service=args.service.strip(),
         window_s=args.window,
     )
-    store, source = _store(args, settings, incident)
-    engine = args.engine or settings.engine
-    started = time.perf_counter()
-    result = diagnose(store, incident, engine, settings)
-    elapsed = time.perf_counter() - started
+    with shown_waits():  # on a terminal: which backend a request has waited on over 2 s
+        store, source = _store(args, settings, incident)
+        engine = args.engine or settings.engine
+        started = time.perf_counter()
+        result = diagnose(store, incident, engine, settings)
+        elapsed = time.perf_counter() - started
     print(render.describe(incident, result, source))
     print(f"\nDiagnosed in {elapsed * 1000:.0f} ms.")
     if args.json:

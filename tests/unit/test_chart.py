@@ -76,7 +76,14 @@ DISTINCT = {
 }
 # pods/log without Loki and without topology.readPods, the whole cluster watched.
 POD_LOGS = {"logs": {"podLogs": True}}
-EXTRA_PROFILES: dict[str, dict[str, Any]] = {"distinct": DISTINCT, "pod-logs": POD_LOGS}
+# HTTPS and mutual TLS on the webhook, the client certificate alone authenticating.
+WEBHOOK_MTLS = {"alerts": {"tls": {"secretName": "thinkfl-webhook-tls", "requireToken": False,
+                                   "clientCA": {"secretName": "alertmanager-ca", "key": "bundle.pem"}}},
+                "serviceMonitor": {"enabled": True, "tlsConfig": {"serverName": "thinkfl-operator.thinkfl.svc"}}}
+# vLLM in the chart with every default (the gpu-vllm profile overrides some).
+VLLM_DEFAULTS = {"vllm": {"enabled": True}}
+EXTRA_PROFILES: dict[str, dict[str, Any]] = {"distinct": DISTINCT, "pod-logs": POD_LOGS,
+                                             "webhook-mtls": WEBHOOK_MTLS, "vllm-defaults": VLLM_DEFAULTS}
 # Each value the operator's environment carries as is → the Settings field it becomes.
 VALUE_SETTINGS = {
     "watchNamespaces": "operator.namespaces",
@@ -104,6 +111,7 @@ VALUE_SETTINGS = {
     "alerts.serviceLabels": "alerts.service_labels",
     "alerts.engine": "alerts.engine",
     "alerts.namespaceLabel": "alerts.namespace_label",
+    "alerts.tls.requireToken": "alerts.require_token",
     "logs.enabled": "logs.enabled",
     "logs.loki.url": "logs.loki_url",
     "logs.loki.tenant": "logs.loki_tenant",
@@ -609,6 +617,106 @@ def test_policy_every_container_has_limits_and_every_pod_a_network_policy(profil
             assert all(rule.get("from") for rule in policy["spec"]["ingress"])  # never "from anyone"
 
 
+@pytest.mark.parametrize("profile", [*PROFILES, *EXTRA_PROFILES])
+def test_policy_every_container_runs_unprivileged_on_a_read_only_root(profile: str) -> None:
+    """The chart's own pod-security check, on every container of every workload: a non-root user
+    and group given explicitly (an image without USER would run as root), a group owning the
+    volumes, RuntimeDefault seccomp, a read-only root filesystem, no privilege escalation, every
+    capability dropped and none added."""
+    workloads = [o for o in _objects(profile) if o["kind"] in ("Deployment", "StatefulSet", "DaemonSet")]
+    assert workloads
+    for workload in workloads:
+        pod = workload["spec"]["template"]["spec"]
+        pod_security = pod.get("securityContext", {})
+        assert isinstance(pod_security.get("fsGroup"), int) and pod_security["fsGroup"] > 0
+        for container in pod["containers"] + pod.get("initContainers", []):
+            where = (profile, workload["metadata"]["name"], container["name"])
+            security = container.get("securityContext", {})
+            effective = {**pod_security, **security}
+            assert effective.get("runAsNonRoot") is True, where
+            for key in ("runAsUser", "runAsGroup"):
+                assert isinstance(effective.get(key), int) and effective[key] > 0, (where, key)
+            assert effective.get("seccompProfile") == {"type": "RuntimeDefault"}, where
+            assert security.get("readOnlyRootFilesystem") is True, where
+            assert security.get("allowPrivilegeEscalation") is False, where
+            assert security.get("privileged", False) is False, where
+            assert security.get("capabilities") == {"drop": ["ALL"]}, where  # and nothing added
+
+
+#: Where vLLM 0.11 and the libraries it loads write, by the variable that moves it (vLLM's
+#: ``envs.py``: VLLM_CACHE_ROOT and VLLM_CONFIG_ROOT default under XDG_CACHE_HOME and
+#: XDG_CONFIG_HOME, VLLM_RPC_BASE_PATH under tempfile's TMPDIR; Hugging Face HF_HOME; PyTorch
+#: TORCHINDUCTOR_CACHE_DIR; Triton TRITON_CACHE_DIR and TRITON_HOME; outlines OUTLINES_CACHE_DIR;
+#: CUDA's JIT CUDA_CACHE_PATH; numba NUMBA_CACHE_DIR; FlashInfer's JIT and anything else under HOME).
+VLLM_WRITE_ENV = ("HOME", "TMPDIR", "XDG_CACHE_HOME", "XDG_CONFIG_HOME", "HF_HOME", "VLLM_CACHE_ROOT",
+                  "TRITON_CACHE_DIR", "TRITON_HOME", "TORCHINDUCTOR_CACHE_DIR", "OUTLINES_CACHE_DIR",
+                  "CUDA_CACHE_PATH", "NUMBA_CACHE_DIR")
+
+
+@pytest.mark.parametrize("profile", ["gpu-vllm", "vllm-defaults"])
+def test_vllm_writes_only_to_mounted_volumes(profile: str) -> None:
+    """With a read-only root filesystem, every place vLLM writes is on a writable volume:
+    /tmp, the home directory, /dev/shm and the model volume; the compile caches on the model
+    volume (kept across restarts), the rest on size-limited emptyDirs."""
+    deployment = _find(_objects(profile), "Deployment", f"{RELEASE}-vllm")
+    pod = deployment["spec"]["template"]["spec"]
+    container = _container(deployment)
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    writable = {m["mountPath"]: volumes[m["name"]] for m in container["volumeMounts"]
+                if not m.get("readOnly")}
+    assert {"/tmp", "/dev/shm", "/data"} <= set(writable)
+    env = {e["name"]: e.get("value", "") for e in container["env"]}
+    for name in VLLM_WRITE_ENV:
+        path = env.get(name, "")
+        assert posixpath.isabs(path), name
+        assert any(path == m or path.startswith(m.rstrip("/") + "/") for m in writable), (name, path)
+    assert env["HOME"] in writable and env["TMPDIR"] == "/tmp"
+    for name in ("VLLM_CACHE_ROOT", "TRITON_CACHE_DIR", "TORCHINDUCTOR_CACHE_DIR"):
+        assert env[name].startswith("/data/"), name
+    for path in (env["HOME"], "/tmp"):
+        assert writable[path]["emptyDir"]["sizeLimit"], path
+    assert env["USER"]  # getpass.getuser() without a passwd entry for the uid
+
+
+def test_webhook_tls_mounts_its_secrets_and_probes_over_https() -> None:
+    plain = _operator("defaults")
+    assert not {n for n in _env(plain) if "TLS" in n}
+    assert "scheme" not in _container(plain)["readinessProbe"]["httpGet"]
+    deployment = _operator("webhook-mtls")
+    container, pod = _container(deployment), deployment["spec"]["template"]["spec"]
+    env = {name: e.get("value") for name, e in _env(deployment).items()}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+    files = {}
+    for name in ("THINKFL_ALERTS__TLS_CERT_FILE", "THINKFL_ALERTS__TLS_KEY_FILE",
+                 "THINKFL_ALERTS__TLS_CLIENT_CA_FILE"):
+        folder, file = posixpath.split(env[name])
+        assert mounts[folder]["readOnly"] is True
+        secret = volumes[mounts[folder]["name"]]["secret"]
+        files[name] = (secret["secretName"], {i["path"]: i["key"] for i in secret["items"]}[file])
+    assert files == {"THINKFL_ALERTS__TLS_CERT_FILE": ("thinkfl-webhook-tls", "tls.crt"),
+                     "THINKFL_ALERTS__TLS_KEY_FILE": ("thinkfl-webhook-tls", "tls.key"),
+                     "THINKFL_ALERTS__TLS_CLIENT_CA_FILE": ("alertmanager-ca", "bundle.pem")}
+    assert env["THINKFL_ALERTS__REQUIRE_TOKEN"] == "false"
+    assert container["readinessProbe"]["httpGet"]["scheme"] == "HTTPS"
+    [endpoint] = _find(_objects_with_crds("webhook-mtls"), "ServiceMonitor", RELEASE)["spec"]["endpoints"]
+    assert (endpoint["scheme"], endpoint["tlsConfig"]) == ("https", {"serverName": "thinkfl-operator.thinkfl.svc"})
+    notes = _render("webhook-mtls")["thinkfl-operator/templates/NOTES.txt"]
+    assert "https://thinkfl-operator.thinkfl:8080/alerts" in notes
+    receiver = yaml.safe_load(notes[notes.index("  receivers:"):notes.index("\n\n", notes.index("  receivers:"))])
+    http_config = receiver["receivers"][0]["webhook_configs"][0]["http_config"]
+    assert "authorization" not in http_config  # requireToken=false: the certificate alone
+    assert set(http_config["tls_config"]) == {"ca_file", "cert_file", "key_file"}
+
+
+def test_webhook_tls_values_that_cannot_work_fail_the_render() -> None:
+    for values, why in (({"clientCA": {"secretName": "ca"}}, "needs alerts.tls.secretName"),
+                        ({"requireToken": False}, "anyone could post")):
+        with pytest.raises(helm.HelmRenderError, match=why):
+            _chart().render({"alerts": {"tls": values}}, name=RELEASE, namespace=NAMESPACE)
+
+
 def test_only_the_operator_may_reach_vllm_and_only_the_configured_peers_the_webhook() -> None:
     objects = _objects("gpu-vllm")
     vllm = _find(objects, "NetworkPolicy", f"{RELEASE}-vllm")
@@ -638,7 +746,7 @@ def test_the_webhook_token_comes_from_a_generated_secret_unless_one_is_brought()
     assert "create secret generic mine --from-literal=t=" in brought["thinkfl-operator/templates/NOTES.txt"]
 
 
-@pytest.mark.parametrize("profile", [*PROFILES, "distinct"])
+@pytest.mark.parametrize("profile", [*PROFILES, "distinct", "webhook-mtls"])
 def test_operator_env_is_read_by_the_settings(profile: str, monkeypatch: pytest.MonkeyPatch
                                               ) -> None:
     env = _env(_operator(profile))

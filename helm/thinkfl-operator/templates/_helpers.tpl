@@ -169,10 +169,11 @@ the operator may create incidents only there (the Roles) and diagnoses only thos
 {{- end }}
 
 {{/*
-The operator Service's in-cluster URL (http://<fullname>.<namespace>:<port>).
+The operator Service's in-cluster URL (http://<fullname>.<namespace>:<port>; https with
+alerts.tls.secretName).
 */}}
 {{- define "thinkfl-operator.serviceUrl" -}}
-{{- printf "http://%s.%s:%d" (include "thinkfl-operator.fullname" .) (include "thinkfl-operator.namespace" .) (int .Values.service.port) }}
+{{- printf "%s://%s.%s:%d" (ternary "https" "http" (not (empty .Values.alerts.tls.secretName))) (include "thinkfl-operator.fullname" .) (include "thinkfl-operator.namespace" .) (int .Values.service.port) }}
 {{- end }}
 
 {{/*

@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Copy the one CRD source, crds/failureincidents.yaml, to its copies, byte for byte.
 
-The copies are the Helm chart's ``crds/`` (Helm installs it before the templates) and
-``manifests/crd.yaml`` (plain YAML for ``kubectl apply``). ``--check`` changes nothing and exits 1
-naming every copy that differs; tests/unit/test_chart.py checks the same.
+The copies are the Helm chart's ``crds/`` (Helm installs it before the templates),
+``manifests/crd.yaml`` (plain YAML for ``kubectl apply``) and the package's own
+(``thinkfl_operator/kube/``, served by the in-process API of ``thinkfl demo --operator``).
+``--check`` changes nothing and exits 1 naming every copy that differs; tests/unit/test_chart.py checks the same.
 
     python scripts/sync_crd.py          # write the copies
     python scripts/sync_crd.py --check  # fail when a copy is stale
@@ -20,6 +21,8 @@ SOURCE = ROOT / "crds" / "failureincidents.yaml"
 COPIES = (
     ROOT / "helm" / "thinkfl-operator" / "crds" / "failureincidents.yaml",
     ROOT / "manifests" / "crd.yaml",
+    # The in-process API of `thinkfl demo --operator` serves discovery and OpenAPI from it.
+    ROOT / "operator" / "thinkfl_operator" / "kube" / "failureincidents.yaml",
 )
 
 

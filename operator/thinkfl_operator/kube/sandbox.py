@@ -33,8 +33,10 @@ import aiohttp
 import kmock
 import kopf
 
+from thinkfl_operator.kube.crd import resource_info
 from thinkfl_operator.kube.handlers import register
 from thinkfl_operator.kube.runner import TERMINAL, StoreFactory
+from thinkfl_operator.kube.sandbox_api import KubectlEmulator
 from thinkfl_operator.kubeapi.client import GROUP, PLURAL, VERSION
 from thinkfl_operator.kubeapi.incidents import IncidentApi
 from thinkfl_operator.settings import Settings
@@ -45,7 +47,7 @@ API_VERSION = f"{GROUP}/{VERSION}"
 STARTUP_TIMEOUT_S = 30.0
 
 
-class Emulator(kmock.KubernetesEmulator):
+class Emulator(KubectlEmulator):
     """kmock's emulator plus what an API server does on writes that kopf and kubectl rely on:
     a name from ``generateName`` (kopf names its Events so), a ``uid`` and a
     ``creationTimestamp`` on create, and a new ``resourceVersion`` on every write (kmock's
@@ -56,7 +58,8 @@ class Emulator(kmock.KubernetesEmulator):
     It also forgets the requests it has finished serving (unless ``keep_requests``, for tests
     that read them back): kmock keeps every request for test assertions and matches each new one
     against that whole log, so a long run slows down quadratically (200 incidents: ~85 s
-    instead of ~15 s, all of it in kmock's matching).
+    instead of ~15 s, all of it in kmock's matching). What a real kubectl reads besides (list
+    kinds, field selectors, Tables, OpenAPI, discovery names) is ``sandbox_api``'s.
     """
 
     #: Keep every request served (kmock's default), for tests that assert on them.
@@ -212,12 +215,6 @@ class Cluster:
 
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def resource_info() -> kmock.ResourceInfo:
-    """FailureIncident as the emulator serves it: namespaced, with a status subresource."""
-    return kmock.ResourceInfo(kind=KIND, namespaced=True, subresources=["status"],
-                              verbs=["list", "watch", "get", "patch", "create", "update", "delete"])
 
 
 @contextlib.asynccontextmanager

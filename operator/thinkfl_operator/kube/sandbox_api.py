@@ -1,0 +1,135 @@
+"""What a real ``kubectl`` (v1.32) asks of the sandbox's API that kmock's emulator does not serve.
+
+kmock 0.8 answers a list without ``kind``, ignores ``fieldSelector`` and a watch's
+``resourceVersion``, streams a watch as ``application/octet-stream``, prints no Table, publishes
+no OpenAPI, names the core group ``/v1`` and gives a subresource its resource's short names.
+kubectl needs each: ``get`` refuses a list without ``kind`` and asks for a Table (the CRD's
+printer columns); ``describe`` lists Events with a ``fieldSelector`` on ``involvedObject``;
+``wait`` lists and watches with ``fieldSelector=metadata.name=…``; ``get -w`` watches from the
+list's ``resourceVersion``; ``explain`` and ``apply`` read ``/openapi/v3``, and ``apply`` then
+leaves validation to the server (``fieldValidation=Strict``), so a write that carries
+``fieldValidation`` is checked against the CRD's schema (``crd.validate``). A write without it
+(the sandbox's own client) is stored as sent, so the operator's own spec checks stay testable.
+
+Not served: ``labelSelector``, ``/openapi/v2`` (kubectl wants it as protobuf and reads v3 first),
+the CRD's CEL rules, Tables for resources other than FailureIncidents and core Events.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import kmock
+
+from thinkfl_operator.kube.crd import group_version, names, openapi_v3, validate
+from thinkfl_operator.kube.sandbox_tables import EVENT_COLUMNS, Column, crd_columns, table
+
+
+class KubectlEmulator(kmock.KubernetesEmulator):
+    """kmock's emulator with the answers kubectl needs (see the module's docstring)."""
+
+    def __attrs_post_init__(self) -> None:
+        # Ahead of kmock's own (the first reaction registered answers): a watch is JSON, or
+        # kubectl has "no stream serializers registered for application/octet-stream".
+        self.fallback[kmock.action.WATCH] << {"Content-Type": "application/json"} << self._serve_watch
+        super().__attrs_post_init__()
+        self.fallback["get /openapi/v3"] << self._serve_openapi_index
+        self.fallback[f"get /openapi/v3/apis/{group_version()}"] << self._serve_openapi_spec
+
+    async def _handle(self, request: kmock.Request) -> Any:
+        mode = request.params.get("fieldValidation")
+        if mode and _ours(request) and request.subresource is None and isinstance(request.data, dict):
+            validate(request.data, whole=request.action == kmock.action.CREATE, strict=mode == "Strict")
+        return await super()._handle(request)
+
+    async def _serve_version(self, request: kmock.Request) -> Any:
+        """Discovery: the core group's version is ``v1`` (kmock says ``/v1``, and kubectl then
+        prefers ``events.k8s.io``'s Events); a subresource (``failureincidents/status``) has no
+        names of its own, or kubectl could map ``fi`` to it."""
+        listed: Any = await super()._serve_version(request)
+        listed["groupVersion"] = listed["groupVersion"].lstrip("/")
+        for entry in listed["resources"]:
+            if "/" in entry["name"]:
+                entry.update(singularName="", shortNames=[], categories=[], verbs=["get", "patch", "update"])
+        return listed
+
+    async def _serve_list(self, request: kmock.Request) -> Any:
+        listed: Any = await super()._serve_list(request)
+        items = [o for o in listed["items"] if _selected(o, request.params.get("fieldSelector", ""))]
+        version = str(max((_version(o) for o in items), default=0))  # a watch from here skips these
+        columns = _columns(request)
+        if columns and _wants_table(request):
+            return table(items, columns, request.params.get("includeObject", "Metadata"), version)
+        assert request.resource is not None and request.resource.plural is not None  # a known resource
+        info = self.resources[request.resource]
+        api_version = "/".join(filter(None, (request.resource.group, request.resource.version)))
+        return {"kind": f"{info.kind or request.resource.plural.capitalize()}List", "apiVersion": api_version,
+                "metadata": {"resourceVersion": version}, "items": items}
+
+    async def _serve_fetch(self, request: kmock.Request) -> Any:
+        obj: Any = await super()._serve_fetch(request)
+        columns = _columns(request)
+        return table([obj], columns, request.params.get("includeObject", "Metadata")) \
+            if columns and _wants_table(request) else obj
+
+    async def _serve_watch(self, request: kmock.Request) -> AsyncIterator[Any]:
+        """kmock's watch, without the objects the selector excludes or the client has seen (a
+        ``resourceVersion`` at or below the one asked for: kmock replays every object first)."""
+        selector = request.params.get("fieldSelector", "")
+        since = int(request.params["resourceVersion"]) if request.params.get(
+            "resourceVersion", "").isdigit() else 0
+        columns = _columns(request) if _wants_table(request) else []
+        event: Any
+        async for event in super()._serve_watch(request):
+            obj = event.get("object") if isinstance(event, dict) else None
+            if obj is None:
+                yield event  # the empty chunk that starts the stream
+            elif _selected(obj, selector) and (not since or event.get("type") != "ADDED" or _version(obj) > since):
+                yield {**event, "object": table([obj], columns)} if columns else event
+
+    async def _serve_openapi_index(self, request: kmock.Request) -> Any:
+        digest = hashlib.sha256(json.dumps(openapi_v3(), sort_keys=True).encode()).hexdigest()[:16].upper()
+        path = f"apis/{group_version()}"
+        return {"paths": {path: {"serverRelativeURL": f"/openapi/v3/{path}?hash={digest}"}}}
+
+    async def _serve_openapi_spec(self, request: kmock.Request) -> Any:
+        return openapi_v3()
+
+
+def _ours(request: kmock.Request) -> bool:
+    return request.resource is not None and request.resource.plural == names()["plural"]
+
+
+def _columns(request: kmock.Request) -> list[Column]:
+    """The Table columns of the resource asked for; none (a plain list) for the others."""
+    if _ours(request):
+        return crd_columns()
+    core_events = request.resource is not None and request.resource.group == "" \
+        and request.resource.plural == "events"
+    return EVENT_COLUMNS if core_events else []
+
+
+def _wants_table(request: kmock.Request) -> bool:
+    accept = next((v for k, v in request.headers.items() if k.lower() == "accept"), "")
+    return "as=Table" in accept
+
+
+def _version(obj: Mapping[str, Any]) -> int:
+    version = str((obj.get("metadata") or {}).get("resourceVersion", ""))
+    return int(version) if version.isdigit() else 0
+
+
+def _selected(obj: Mapping[str, Any], selector: str) -> bool:
+    """A field selector (``a.b=x,c!=y``; ``==`` as ``=``) against the object's fields."""
+    for term in filter(None, selector.split(",")):
+        negated = "!=" in term
+        field, _, wanted = term.replace("!=", "=").replace("==", "=").partition("=")
+        value: Any = obj
+        for key in field.strip().split("."):
+            value = value.get(key) if isinstance(value, Mapping) else None
+        if (("" if value is None else str(value)) == wanted.strip()) == negated:
+            return False
+    return True

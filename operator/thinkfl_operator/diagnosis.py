@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from thinkfl_operator.engines.base import Engine
 from thinkfl_operator.engines.heuristic.engine import HeuristicEngine
+from thinkfl_operator.engines.thinkfl.client import ChatClient
 from thinkfl_operator.engines.thinkfl.engine import ThinkFLEngine
 from thinkfl_operator.errors import UserInputError
 from thinkfl_operator.models import FALLBACK_PREFIX, Diagnosis, Incident
@@ -14,9 +15,10 @@ from thinkfl_operator.telemetry.store import Store
 ENGINES = ("auto", "heuristic", "thinkfl")
 
 
-def make_engine(name: str, settings: Settings) -> Engine:
+def make_engine(name: str, settings: Settings, chat: ChatClient | None = None) -> Engine:
     """The engine called ``name``. ``auto`` without an LLM endpoint is the deterministic engine
-    (its fallback, said in the result's notes); ``thinkfl`` without one is a user error."""
+    (its fallback, said in the result's notes); ``thinkfl`` without one is a user error.
+    ``chat``: a client of the endpoint to share (else the engine opens its own)."""
     if name == "heuristic":
         return HeuristicEngine(settings)
     if name in ("auto", "thinkfl"):
@@ -25,7 +27,7 @@ def make_engine(name: str, settings: Settings) -> Engine:
                 return _NoLLM(HeuristicEngine(settings))
             raise UserInputError("engine 'thinkfl' needs an LLM endpoint: give --llm-url "
                                  "(e.g. http://localhost:8000/v1) or set THINKFL_LLM__BASE_URL")
-        return ThinkFLEngine(settings, auto=name == "auto")
+        return ThinkFLEngine(settings, auto=name == "auto", client=chat)
     raise UserInputError(f"unknown engine {name!r}; choose one of {', '.join(ENGINES)}")
 
 
@@ -46,11 +48,20 @@ class _NoLLM:
         return result
 
 
-def diagnose(store: Store, incident: Incident, engine_name: str, settings: Settings) -> Diagnosis:
-    """Diagnose ``incident`` with engine ``engine_name``, inside a ``thinkfl.diagnose`` span."""
+def diagnose(store: Store, incident: Incident, engine_name: str, settings: Settings,
+             chat: ChatClient | None = None) -> Diagnosis:
+    """Diagnose ``incident`` with engine ``engine_name``, inside a ``thinkfl.diagnose`` span;
+    ``chat`` is a shared client of the LLM endpoint (without one, the engine's own is closed
+    at the end)."""
     with tracing.span(tracing.DIAGNOSE, service=incident.service or None,
                       trace_id=incident.trace_id or None,
                       engine_asked=engine_name) as current:
-        result = make_engine(engine_name, settings).diagnose(store, incident)
+        engine = make_engine(engine_name, settings, chat)
+        try:
+            result = engine.diagnose(store, incident)
+        finally:
+            close = getattr(engine, "close", None)
+            if close is not None:
+                close()
         current.set(**tracing.outcome(result))
     return result

@@ -66,6 +66,9 @@ def configure_logging(level: str = "INFO", fmt: str = "console") -> None:
     root.handlers[:] = [h for h in root.handlers if not _replaced(h)]
     root.addHandler(handler)
     root.setLevel(numeric)
+    # A line per request to kopf's liveness endpoint (the kubelet probes every few seconds)
+    # only when debugging.
+    logging.getLogger("aiohttp.access").setLevel(logging.DEBUG if numeric <= logging.DEBUG else logging.WARNING)
 
 
 def _rendering(fmt: str) -> list[Processor]:

@@ -6,7 +6,6 @@ files in ``/etc/thinkfl/secrets`` (one file per variable name), as Kubernetes mo
 
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, ValidationInfo, field_validator
@@ -195,10 +194,10 @@ class Settings(BaseSettings):
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
-@lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """The process-wide settings, read once from the environment; ``UserInputError`` naming
-    each bad variable and what is wrong with it."""
+    """The settings in the environment now (``thinkfl`` and the operator read them once, at
+    start; nothing caches them, so a test sets a variable and calls the command);
+    ``UserInputError`` naming each bad variable and what is wrong with it."""
     try:
         return Settings()
     except ValidationError as exc:

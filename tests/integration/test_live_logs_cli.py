@@ -17,7 +17,6 @@ from tests.fakes.trace_api import TraceApiServer
 from tests.shared import shared_path
 from thinkfl_operator.cli.main import main
 from thinkfl_operator.evaluation.labels import Fault, read_faults
-from thinkfl_operator.settings import get_settings
 from thinkfl_operator.telemetry.nezha import NezhaStore
 from thinkfl_operator.telemetry.nezha_logs import NezhaLogs
 
@@ -51,14 +50,11 @@ def _code_fault(day: Path, position: int) -> Fault:
 
 
 @pytest.fixture(autouse=True)
-def whole_trace_sample(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def whole_trace_sample(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every trace of a slice, as in test_live_equivalence: the live path then sees what the
     offline store sees, and only the log source differs."""
     monkeypatch.setenv("THINKFL_TRACES__SEARCH_LIMIT", "10000")
     monkeypatch.setenv("THINKFL_TRACES__BASELINE_LIMIT", "10000")
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
 
 
 def _diagnose(day: Path, urls: tuple[str, str], tmp_path: Path, *flags: str,

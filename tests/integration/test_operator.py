@@ -80,7 +80,7 @@ async def operator(server: Any, factory: Callable[[Incident, Settings], Store],
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        await registered.server.stop()
+        await registered.stop()
 
 
 async def resumed(registered: Registered, *names: str, settle_s: float = 0.5) -> None:

@@ -1,14 +1,17 @@
-"""``thinkfl run`` and ``kopf run -m thinkfl_operator.kube`` as processes, as a container runs them.
+"""``thinkfl run`` and ``kopf run -m thinkfl_operator.kube.kopf_cli`` as processes, as a container
+runs them.
 
 Each starts against kmock's emulator through a kubeconfig (as ``kubectl`` and the in-cluster
 client find the API), with the settings in the environment. No tracing backend is configured, so
 an incident ends Failed with ``InvalidConfiguration`` saying what to set: the whole path from the
-process's own settings to the status, its liveness endpoint and its metrics port.
+process's own settings to the status, its liveness endpoint and its metrics port. With JSON logs
+every line the process writes is one JSON object, kopf's own records included.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import sys
@@ -24,7 +27,7 @@ from thinkfl_operator.kube.sandbox import RESOURCE
 COMMANDS = {
     "thinkfl run": [sys.executable, "-m", "thinkfl_operator.cli.main", "run"],
     "kopf run -m": [sys.executable, "-m", "kopf", "run", "--standalone", "-A",
-                    "-m", "thinkfl_operator.kube", "--liveness", "http://127.0.0.1:{health}/healthz"],
+                    "-m", "thinkfl_operator.kube.kopf_cli", "--liveness", "http://127.0.0.1:{health}/healthz"],
 }
 
 
@@ -96,6 +99,11 @@ async def test_the_operator_process_handles_an_incident(api: Any, tmp_path: Path
     assert "diagnosesRunning" in liveness  # the probe reports the work in flight
     assert 'thinkfl_diagnosis_failures_total{reason="InvalidConfiguration"} 1.0' in metrics
     assert code == 0, output[-2000:]
+    records = [json.loads(line) for line in output.splitlines()]  # nothing in plain text
+    kopf_info = [r for r in records if r["logger"].startswith("kopf.") and r["level"] == "info"]
+    handled = [r for r in kopf_info if r["logger"] == "kopf.objects"]
+    assert handled and handled[0]["object"]["name"] == "from-a-process", kopf_info
+    assert all(r["timestamp"] for r in records)
 
 
 def test_run_without_a_cluster_is_one_line_and_exit_2(tmp_path: Path) -> None:

@@ -13,7 +13,6 @@ import json
 import re
 import socket
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,7 @@ from thinkfl_operator.engines.thinkfl import prompt
 from thinkfl_operator.engines.thinkfl.client import LLMRejected, LLMUnavailable
 from thinkfl_operator.engines.thinkfl.engine import NoAnswer
 from thinkfl_operator.models import SPAN_FIELDS, Diagnosis, Incident
-from thinkfl_operator.settings import Settings, get_settings
+from thinkfl_operator.settings import Settings
 from thinkfl_operator.synthetic import generate
 from thinkfl_operator.telemetry.open import open_dataset
 from thinkfl_operator.telemetry.store import Store
@@ -106,15 +105,12 @@ def aiops() -> Store:
 
 
 @pytest.fixture
-def fast_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def fast_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """The CLI reads its settings from the environment: small retries, backoff and deadline."""
     env = {"THINKFL_LLM__RETRIES": "1", "THINKFL_LLM__BACKOFF_S": "0.01",
            "THINKFL_LLM__REQUEST_TIMEOUT_S": "1", "THINKFL_LLM__DEADLINE_S": "5"}
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
 
 
 # 1. the conversation as the model sees it ---------------------------------------------------------

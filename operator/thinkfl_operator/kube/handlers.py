@@ -1,19 +1,22 @@
 """The kopf handlers: thin. Parse the object, call the use case (``runner``), write status.
 
-``register(registry, settings, open_store)`` puts them on a registry, so tests run the real
-operator with their own registry and ``kopf run -m thinkfl_operator.kube`` uses the default one.
-The operator's HTTP port (Alertmanager webhook, metrics) starts and stops with the operator.
+``register(registry, settings, open_store)`` puts them on a registry the caller made (never
+kopf's default at import): ``thinkfl run`` builds one (``kube.operator_registry``), the sandbox
+and the tests theirs. The operator's HTTP port (Alertmanager webhook, metrics) starts and stops
+with the operator, and the Kubernetes API client it opened is closed when it stops.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import kopf
 import structlog
 
+from thinkfl_operator.engines.thinkfl.client import ChatClient
 from thinkfl_operator.errors import BackendError
 from thinkfl_operator.feedback.label import ANNOTATION as ROOT_CAUSE
 from thinkfl_operator.incident_status import PENDING
@@ -43,20 +46,24 @@ CAUSES: tuple[tuple[Any, str, dict[str, Any]], ...] = (
 
 @dataclass(frozen=True)
 class Registered:
-    """What ``register`` set up: the metrics the handlers update and the HTTP server."""
+    """What ``register`` set up: the metrics the handlers update, the HTTP server, and ``stop``:
+    what the cleanup handler does (the HTTP server stopped, the workers' pool and the API client
+    closed), for a caller that cancels the operator task, which runs no cleanup."""
 
     metrics: OperatorMetrics
     server: HttpServer
+    stop: Callable[[], Awaitable[None]]
 
 
 def register(registry: kopf.OperatorRegistry, settings: Settings, open_store: runner.StoreFactory,
              *, metrics: OperatorMetrics | None = None, api: IncidentApi | None = None,
-             host: str = "0.0.0.0") -> Registered:
+             host: str = "0.0.0.0", chat: ChatClient | None = None) -> Registered:
     """Attach the startup tuning, the HTTP port and the incident handlers to ``registry``.
 
     ``api`` is how the webhook creates incidents and a queued diagnosis shows that it started
-    (default: the Kubernetes API through the official client, in-cluster or the kubeconfig);
-    ``host`` is the address the webhook port listens on."""
+    (default: the Kubernetes API through the official client, in-cluster or the kubeconfig;
+    closed when the operator stops, either way); ``host`` is the address the webhook port listens on;
+    ``chat`` the LLM endpoint's client every diagnosis shares (its owner closes it)."""
     metrics = metrics or OperatorMetrics()
     workers = Workers(settings.operator.concurrency)
     # Requests already answered by this process (uid, generation, rediagnose): the create and
@@ -66,7 +73,7 @@ def register(registry: kopf.OperatorRegistry, settings: Settings, open_store: ru
     server = HttpServer(build_app(settings, metrics, api.create), settings.operator.http_port, host,
                         ssl_context=tls_context(settings.alerts))
 
-    @kopf.on.startup(registry=registry)
+    @kopf.on.startup(id="configure", registry=registry)
     async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         # Events for every phase change, not only warnings: `kubectl describe fi` is the UI.
         settings.posting.level = logging.INFO
@@ -75,15 +82,20 @@ def register(registry: kopf.OperatorRegistry, settings: Settings, open_store: ru
         settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=KOPF_PREFIX)
         await server.start()
 
-    @kopf.on.cleanup(registry=registry)
-    async def stop_http(**_: Any) -> None:
+    async def stop() -> None:
         await server.stop()
+        workers.close()
+        runner.close_quietly(api)
+
+    @kopf.on.cleanup(id="stop", registry=registry)
+    async def stopping(**_: Any) -> None:
+        await stop()
 
     @kopf.on.probe(id="diagnosesRunning", registry=registry)
     def running(**_: Any) -> int:
         return workers.running  # shown in kopf's /healthz answer
 
-    @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
+    @kopf.on.event(GROUP, VERSION, PLURAL, id="count-phase", registry=registry)
     async def count_phase(type: str, body: kopf.Body, **_: Any) -> None:  # on the loop: no lock
         key = (body.metadata.namespace or "", body.metadata.name or "")
         if type == "DELETED":
@@ -117,7 +129,7 @@ def register(registry: kopf.OperatorRegistry, settings: Settings, open_store: ru
         if retry == 0:
             kopf.info(body, reason="Started", message="diagnosing")
         showing = dict(status)
-        outcome = await workers.run(runner.run, dict(body), settings, open_store, retry,
+        outcome = await workers.run(runner.run, dict(body), settings, open_store, retry, chat,
                                     on_queue=lambda: show(meta, spec, showing, queued=True),
                                     on_start=lambda: show(meta, spec, showing, queued=False))
         metrics.observe_outcome(outcome)
@@ -155,4 +167,4 @@ def register(registry: kopf.OperatorRegistry, settings: Settings, open_store: ru
         for kind, reason, message in result.events:
             kopf.event(body, type=kind, reason=reason, message=message)
 
-    return Registered(metrics, server)
+    return Registered(metrics, server, stop)

@@ -17,7 +17,8 @@ Returns the status to write and the Events to post; the kopf handler only applie
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import contextlib
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -26,6 +27,7 @@ import structlog
 
 from thinkfl_operator import deadline
 from thinkfl_operator.diagnosis import diagnose
+from thinkfl_operator.engines.thinkfl.client import ChatClient
 from thinkfl_operator.errors import (
     BackendError,
     DeadlineExceeded,
@@ -132,8 +134,12 @@ def retry_delay(settings: Settings, retry: int) -> float:
     return float(min(settings.operator.retry_delay_s * 2**retry, MAX_DELAY_S))
 
 
-def run(body: Mapping[str, Any], settings: Settings, open_store: StoreFactory, attempt: int) -> Outcome:
-    """Diagnose one incident (try ``attempt``, from 0): the status, the Events, or a retry."""
+def run(body: Mapping[str, Any], settings: Settings, open_store: StoreFactory, attempt: int,
+        chat: ChatClient | None = None) -> Outcome:
+    """Diagnose one incident (try ``attempt``, from 0): the status, the Events, or a retry.
+
+    The store ``open_store`` gives is this incident's and is closed when the diagnosis ends;
+    ``chat`` is the process's client of the LLM endpoint (None: the engine opens its own)."""
     meta, spec = body.get("metadata") or {}, body.get("spec") or {}
     generation = generation_of(meta)
     status = body.get("status") or {}
@@ -146,12 +152,35 @@ def run(body: Mapping[str, Any], settings: Settings, open_store: StoreFactory, a
     # The application's pods run in spec.targetNamespace, else beside the incident.
     incident = replace(incident, namespace=incident.namespace or str(meta.get("namespace") or ""))
     try:
-        with deadline.within(settings.operator.deadline_s):
-            result = diagnose(open_store(incident, settings), incident, engine, settings)
+        with deadline.within(settings.operator.deadline_s), \
+                _closing(open_store(incident, settings)) as store:
+            result = diagnose(store, incident, engine, settings, chat=chat)
     except Exception as exc:  # noqa: BLE001 -- every failure ends in a status; bugs are logged
         out = _unanswered(exc, settings, attempt, meta, spec, status)
         return _kept(out, status, settings, attempt, generation) if provisional(status) else out
     return _answered(result, incident, settings, attempt, started, meta, spec, status)
+
+
+@contextlib.contextmanager
+def _closing(store: Store) -> Iterator[Store]:
+    """``store``, closed (its HTTP sessions) however the diagnosis ends."""
+    try:
+        yield store
+    finally:
+        close_quietly(store)
+
+
+def close_quietly(*clients: object) -> None:
+    """``close()`` each client that has one (a store over files has none); a failure to close
+    is logged, never raised: the answer or the shutdown it follows stands."""
+    for client in clients:
+        close = getattr(client, "close", None)
+        if close is None:
+            continue
+        try:
+            close()
+        except Exception as exc:  # noqa: BLE001 -- closing must not replace the outcome
+            log.warning("client not closed", client=type(client).__name__, error=str(exc))
 
 
 def _unanswered(exc: Exception, settings: Settings, attempt: int, meta: Mapping[str, Any],

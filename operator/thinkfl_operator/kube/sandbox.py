@@ -260,7 +260,7 @@ async def sandbox(settings: Settings, open_store: StoreFactory, quiet: bool = Tr
                         task.cancel()
                         with contextlib.suppress(asyncio.CancelledError):
                             await task
-                await registered.server.stop()
+                await registered.stop()  # the cancelled operator runs no cleanup handler
                 kopf_logger.setLevel(level)
 
 

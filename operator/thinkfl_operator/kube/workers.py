@@ -26,6 +26,11 @@ class Workers:
         self._limit = asyncio.Semaphore(size)
         self._pool = ThreadPoolExecutor(size, thread_name_prefix="diagnosis")
 
+    def close(self) -> None:
+        """No new work; the threads end once the diagnoses they run return (when the operator
+        stops: a diagnosis in a thread cannot be interrupted)."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
     def busy(self) -> bool:
         """Every worker is taken: a new diagnosis would wait."""
         return self._limit.locked()

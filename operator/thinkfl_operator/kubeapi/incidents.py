@@ -30,6 +30,12 @@ class IncidentApi:
             self._api = kubernetes.client.CustomObjectsApi(api_client(self._host))
         return self._api
 
+    def close(self) -> None:
+        """Close the API client's connections (when the operator stops)."""
+        api, self._api = self._api, None
+        if api is not None:
+            api.api_client.close()
+
     async def create(self, manifest: Mapping[str, Any]) -> str:
         """``"created"``, or ``"exists"`` when the API answered 409 Conflict (same name).
         ``IncidentRejected`` when it refused the manifest for good (any other 4xx but 429),

@@ -269,6 +269,14 @@ class PodLogs:
             delay *= 2
         raise AssertionError("unreachable")
 
+    def close(self) -> None:
+        """Close the API client's connections (the store closes its log source at the end of
+        the diagnosis)."""
+        with self._lock:
+            api, self._api = self._api, None
+        if api is not None:
+            api.api_client.close()
+
     def _core(self) -> kubernetes.client.CoreV1Api:
         with self._lock:
             if self._api is None:

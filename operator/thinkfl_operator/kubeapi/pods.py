@@ -70,6 +70,14 @@ class PodNodes:
             self._cache[namespace] = (self._clock(), found)
         return found
 
+    def close(self) -> None:
+        """Close the API client's connections (the operator's cleanup); a later lookup opens
+        a new one."""
+        with self._lock:
+            api, self._api = self._api, None
+        if api is not None:
+            api.api_client.close()
+
     def _list(self, namespace: str) -> dict[str, str]:
         with self._lock:
             if self._api is None:

@@ -38,15 +38,31 @@ class NoAnswer(BackendError):
     reason = "NoAnswer"
 
 
+def open_chat(settings: Settings) -> ChatClient:
+    """The client of the settings' LLM endpoint: one per process in the operator (every
+    diagnosis shares it), one per engine otherwise."""
+    return ChatClient(settings.llm)
+
+
 class ThinkFLEngine:
-    """``thinkfl`` (model only, errors surface) or ``auto`` (model, deterministic fallback)."""
+    """``thinkfl`` (model only, errors surface) or ``auto`` (model, deterministic fallback).
+
+    ``client`` is shared and its owner closes it; without one the engine opens its own, which
+    ``close`` closes."""
 
     def __init__(self, settings: Settings, auto: bool = False, client: ChatClient | None = None) -> None:
         self.settings = settings
         self.auto = auto
         self.name = "auto" if auto else "thinkfl"
         self.heuristic = HeuristicEngine(settings)
-        self.client = client or ChatClient(settings.llm)
+        self._own_client = client is None
+        self.client = client or open_chat(settings)
+
+    def close(self) -> None:
+        """Close the client this engine opened (not a shared one)."""
+        close = getattr(self.client, "close", None) if self._own_client else None
+        if close is not None:
+            close()
 
     def preload(self, store: Store, start_s: float, end_s: float) -> None:
         self.heuristic.preload(store, start_s, end_s)

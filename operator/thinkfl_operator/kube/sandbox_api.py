@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import kmock
+import yaml
 
 from thinkfl_operator.kube.crd import group_version, names, openapi_v3, validate
 from thinkfl_operator.kube.sandbox_tables import EVENT_COLUMNS, Column, crd_columns, table
@@ -133,3 +134,15 @@ def _selected(obj: Mapping[str, Any], selector: str) -> bool:
         if (("" if value is None else str(value)) == wanted.strip()) == negated:
             return False
     return True
+
+
+def kubeconfig(server: str, namespace: str = "default") -> str:
+    """A kubeconfig for kubectl to reach the sandbox's API at ``server`` (plain HTTP, no user)."""
+    text: str = yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "thinkfl-sandbox",
+        "clusters": [{"name": "thinkfl-sandbox", "cluster": {"server": server}}],
+        "users": [{"name": "thinkfl-sandbox", "user": {}}],
+        "contexts": [{"name": "thinkfl-sandbox", "context": {
+            "cluster": "thinkfl-sandbox", "user": "thinkfl-sandbox", "namespace": namespace}}],
+    }, sort_keys=False)
+    return text

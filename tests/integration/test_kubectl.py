@@ -1,0 +1,174 @@
+"""The real ``kubectl`` against the API of ``thinkfl demo --operator`` (``kube.sandbox``).
+
+kmock's emulator with the operator running against it, and kubectl pointed at it through a
+kubeconfig: ``get``, ``describe``, ``wait``, ``apply`` (validation on), ``explain`` and
+``get events --field-selector`` as a user types them. Without kubectl on PATH the tests skip,
+or fail when ``CI`` or ``THINKFL_REQUIRE_KUBECTL=1`` is set (.ci/run installs Debian's
+``kubernetes-client`` where it is missing).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+import yaml
+
+from thinkfl_operator.kube.sandbox import Cluster, sandbox
+from thinkfl_operator.kube.sandbox_api import kubeconfig
+from thinkfl_operator.settings import Settings
+from thinkfl_operator.synthetic import SyntheticIncident, generate
+
+CRD = yaml.safe_load((Path(__file__).parents[2] / "crds" / "failureincidents.yaml").read_text("utf-8"))
+SPEC = {"service": "frontend", "time": "2026-11-01T10:40:00Z"}
+KUBECTL_TIMEOUT_S = 60.0
+
+
+@pytest.fixture(scope="module")
+def incident() -> SyntheticIncident:
+    return generate(fault="cpu_contention", service="cartservice", minutes=12, traces_per_minute=8)
+
+
+def _kubectl_binary() -> str:
+    found = shutil.which("kubectl")
+    if found:
+        return found
+    reason = "kubectl not found on PATH (apt-get install -y --no-install-recommends kubernetes-client)"
+    if os.environ.get("CI") or os.environ.get("THINKFL_REQUIRE_KUBECTL") == "1":
+        pytest.fail(f"{reason}; CI requires it")
+    pytest.skip(reason)
+
+
+class Kubectl:
+    """kubectl with a kubeconfig (and a discovery cache) of its own in the test's tmp_path."""
+
+    def __init__(self, binary: str, config: Path) -> None:
+        self.args = [binary, f"--kubeconfig={config}", f"--cache-dir={config.parent / 'kube-cache'}"]
+
+    async def __call__(self, *args: str, ok: bool = True) -> str:
+        process = await asyncio.create_subprocess_exec(
+            *self.args, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        out, _ = await asyncio.wait_for(process.communicate(), KUBECTL_TIMEOUT_S)
+        text = out.decode()
+        assert (process.returncode == 0) == ok, f"kubectl {' '.join(args)} → {process.returncode}:\n{text}"
+        return text
+
+    async def start(self, *args: str) -> asyncio.subprocess.Process:
+        return await asyncio.create_subprocess_exec(
+            *self.args, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+
+
+@pytest_asyncio.fixture
+async def api(tmp_path: Path, incident: SyntheticIncident) -> AsyncIterator[tuple[Cluster, Kubectl]]:
+    binary = _kubectl_binary()
+    async with sandbox(Settings(), lambda *_: incident.store()) as cluster:
+        config = tmp_path / "kubeconfig"
+        config.write_text(kubeconfig(cluster.url), "utf-8")
+        yield cluster, Kubectl(binary, config)
+
+
+def _rows(table: str) -> list[list[str]]:
+    """The rows of kubectl's table, cells split on two or more spaces."""
+    return [re.split(r"\s{2,}", line.strip()) for line in table.strip().splitlines()]
+
+
+@pytest.mark.asyncio
+async def test_get_describe_wait_and_events_of_diagnosed_incidents(api: tuple[Cluster, Kubectl]) -> None:
+    cluster, kubectl = api
+    for name in ("checkout-slow", "cart-slow"):
+        await cluster.create(name, SPEC)
+        await cluster.wait(name)
+        await cluster.events_until(name)
+
+    # Short name from the CRD, and the CRD's printer columns (a Table from the server).
+    table = _rows(await kubectl("get", "fi"))
+    assert table[0] == ["NAME", "PHASE", "TOP CAUSE", "ENGINE", "SERVICE", "AGE"]
+    assert sorted(row[:5] for row in table[1:]) == [
+        [name, "Diagnosed", "cartservice", "heuristic", "frontend"] for name in ("cart-slow", "checkout-slow")]
+    assert all(re.fullmatch(r"\d+s", row[5]) for row in table[1:]), table
+    wide = _rows(await kubectl("get", "failureincident", "checkout-slow", "-o", "wide"))
+    assert wide[0][-2:] == ["SUMMARY", "TRACE"] and wide[1][-1].startswith("cartservice (cartservice-")
+
+    obj = yaml.safe_load(await kubectl("get", "fi", "checkout-slow", "-o", "yaml"))
+    assert (obj["kind"], obj["metadata"]["name"], obj["spec"]) == ("FailureIncident", "checkout-slow", SPEC)
+    assert obj["status"]["phase"] == "Diagnosed" and obj["status"]["topCause"] == "cartservice"
+    listed = yaml.safe_load(await kubectl("get", "failureincidents", "-o", "yaml"))
+    assert listed["kind"] == "List" and len(listed["items"]) == 2  # kubectl's own wrapper
+
+    # describe: the incident's own two Events, not the other incident's.
+    described = await kubectl("describe", "fi", "checkout-slow")
+    assert described.startswith("Name:         checkout-slow\nNamespace:    default\n"), described[:200]
+    events = _rows(described.split("\nEvents:\n", 1)[1])
+    assert events[0] == ["Type", "Reason", "Age", "From", "Message"]
+    assert [row[:2] for row in events[2:]] == [["Normal", "Started"], ["Normal", "Diagnosed"]], events
+
+    assert (await kubectl("wait", "--for=condition=Done", "fi/checkout-slow", "--timeout=10s")).strip() \
+        == "failureincident.thinkfl.dev/checkout-slow condition met"
+
+    mine = _rows(await kubectl("get", "events", "--field-selector",
+                               "involvedObject.kind=FailureIncident,involvedObject.name=cart-slow"))
+    assert mine[0] == ["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]
+    assert [row[1:4] for row in mine[1:]] == [["Normal", "Started", "failureincident/cart-slow"],
+                                             ["Normal", "Diagnosed", "failureincident/cart-slow"]], mine
+    every = _rows(await kubectl("get", "events"))
+    assert len(every) == 1 + 4 and {row[3] for row in every[1:]} == {
+        "failureincident/cart-slow", "failureincident/checkout-slow"}
+
+
+@pytest.mark.asyncio
+async def test_apply_is_validated_and_wait_sees_the_operator_finish(
+        api: tuple[Cluster, Kubectl], tmp_path: Path) -> None:
+    _, kubectl = api
+    body = {"apiVersion": "thinkfl.dev/v1alpha1", "kind": "FailureIncident",
+            "metadata": {"name": "applied"}, "spec": SPEC}
+    good, typo, invalid = (tmp_path / f"{n}.yaml" for n in ("good", "typo", "invalid"))
+    good.write_text(yaml.safe_dump(body), "utf-8")
+    typo.write_text(yaml.safe_dump({**body, "metadata": {"name": "typo"},
+                                    "spec": {"servce": "frontend", "time": SPEC["time"]}}), "utf-8")
+    invalid.write_text(yaml.safe_dump({**body, "metadata": {"name": "invalid"},
+                                       "spec": {**SPEC, "window": "forever"}}), "utf-8")
+
+    watch = await kubectl.start("get", "fi", "--watch")  # sees the incident through its phases
+    try:
+        assert (await kubectl("apply", "-f", str(good))).strip() == "failureincident.thinkfl.dev/applied created"
+        assert "condition met" in await kubectl("wait", "--for=condition=Done", "fi/applied", "--timeout=60s")
+        assert watch.stdout is not None
+        seen: list[str] = []
+        async with asyncio.timeout(KUBECTL_TIMEOUT_S):
+            while not seen or not re.match(r"applied\s+Diagnosed\s+cartservice\s+heuristic", seen[-1]):
+                seen.append((await watch.stdout.readline()).decode())
+    finally:
+        watch.terminate()
+        await watch.wait()
+    assert seen[0].split() == ["NAME", "PHASE", "TOP", "CAUSE", "ENGINE", "SERVICE", "AGE"], seen
+    assert sum(line.split()[:2] == ["applied", "Diagnosed"] for line in seen) == 1, seen
+
+    again = await kubectl("apply", "-f", str(good))
+    assert again.strip() == "failureincident.thinkfl.dev/applied unchanged"
+
+    refused = await kubectl("apply", "-f", str(typo), ok=False)
+    assert 'strict decoding error: unknown field "spec.servce"' in refused, refused
+    assert "Error from server (BadRequest)" in refused
+    rejected = await kubectl("apply", "-f", str(invalid), ok=False)
+    assert 'spec.window: Invalid value: "forever"' in rejected, rejected
+    names = (await kubectl("get", "fi", "-o", "name")).split()
+    assert names == ["failureincident.thinkfl.dev/applied"]
+
+
+@pytest.mark.asyncio
+async def test_explain_reads_the_crd_schema(api: tuple[Cluster, Kubectl]) -> None:
+    _, kubectl = api
+    spec = CRD["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    explained = await kubectl("explain", "fi.spec")
+    assert explained.startswith("GROUP:      thinkfl.dev\nKIND:       FailureIncident\nVERSION:    v1alpha1\n")
+    fields = dict(re.findall(r"^  (\w+)\t<(\w+)>", explained, re.MULTILINE))
+    assert fields == {name: {"string": "string", "integer": "integer", "object": "Object"}[field["type"]]
+                      for name, field in spec["properties"].items()}
+    window = " ".join((await kubectl("explain", "failureincidents.spec.window")).split())
+    assert " ".join(spec["properties"]["window"]["description"].split()) in window

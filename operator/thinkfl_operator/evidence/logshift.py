@@ -108,11 +108,13 @@ class LogEvidence:
 
 
 def log_shifts(batch: LogBatch, window: tuple[float, float], history: tuple[float, float],
-               source: str = "", traffic: Mapping[tuple[str, str], float] | None = None) -> LogEvidence:
+               source: str = "", traffic: Mapping[tuple[str, str], float] | None = None,
+               keys: LineKeys | None = None) -> LogEvidence:
     """Shifts of the template mix in ``window`` against ``history`` (epoch-second intervals).
     ``traffic`` weighs a (service, template)'s expected share by how the calls of its
-    operation changed (``engines.heuristic.traffic``); absent pairs weigh 1."""
-    counts = _counts(batch, window, history)
+    operation changed (``engines.heuristic.traffic``); absent pairs weigh 1. ``keys``, when
+    given, are the batch's lines keyed once for many incidents (``line_keys``)."""
+    counts = _counts(batch, window, history, keys)
     w_min = _covered(batch, *window) / 60.0
     h_min = _covered(batch, *history) / 60.0
     evidence = LogEvidence({}, w_min, h_min, len(batch.lines), source, list(batch.notes))
@@ -163,7 +165,8 @@ def _moved_pod(by_pod: pd.DataFrame, found: ServiceLogs, w_min: float, h_min: fl
     return str(pods[int(np.argmax(change))]) if len(rows) else ""
 
 
-def _counts(batch: LogBatch, window: tuple[float, float], history: tuple[float, float]) -> pd.DataFrame:
+def _counts(batch: LogBatch, window: tuple[float, float], history: tuple[float, float],
+            keys: LineKeys | None = None) -> pd.DataFrame:
     """service, template, level, pod, history count, window count, sorted in that order. Loki's
     pattern counts, when the batch has them, are the whole evidence (its templates are not
     ours: mixing the two vocabularies would make every template look new or vanished); lines
@@ -179,6 +182,8 @@ def _counts(batch: LogBatch, window: tuple[float, float], history: tuple[float, 
     lines = batch.lines
     where = _period(lines["time_ns"].to_numpy() / 1e9, window, history)
     keep = where >= 0
+    if keys is not None:
+        return keys.tally(keep, where == 1)
     lines = lines[keep]
     if lines.empty:
         return pd.DataFrame()
@@ -211,6 +216,58 @@ def _tally(columns: dict[str, pd.Series], in_window: np.ndarray, n: np.ndarray) 
     frame = pd.DataFrame({name: out[name] for name in columns})
     frame["history"], frame["window"] = history.astype("int64"), window.astype("int64")
     return frame.sort_values(list(columns), kind="stable", ignore_index=True)
+
+
+#: The columns a line is counted by, in the order ``_tally`` sorts them.
+KEY_COLUMNS = ("service", "template", "level", "pod")
+
+
+@dataclass(frozen=True)
+class LineKeys:
+    """Lines' (service, template, level, pod) as one integer each, numbering the distinct
+    tuples in the order ``_tally`` sorts its rows: an incident's counts are then two
+    ``bincount`` of a slice (the tuples are sorted once per cached day, not per incident)."""
+
+    key: np.ndarray  # per line
+    table: pd.DataFrame  # KEY_COLUMNS of each key, sorted
+
+    def __getitem__(self, rows: slice) -> LineKeys:
+        return LineKeys(self.key[rows], self.table)
+
+    def tally(self, keep: np.ndarray, in_window: np.ndarray) -> pd.DataFrame:
+        """What ``_tally`` gives for the kept lines (``in_window``: per line, not only kept)."""
+        if not keep.any():
+            return pd.DataFrame()
+        size = len(self.table)
+        window = np.bincount(self.key[keep & in_window], minlength=size)
+        history = np.bincount(self.key[keep & ~in_window], minlength=size)
+        present = np.flatnonzero(window + history)
+        frame = self.table.iloc[present].reset_index(drop=True)
+        frame["history"], frame["window"] = history[present].astype("int64"), window[present].astype("int64")
+        return frame
+
+
+def line_keys(lines: pd.DataFrame) -> LineKeys:
+    """``LineKeys`` of lines with ``KEY_COLUMNS`` (templated and levelled)."""
+    if lines.empty:
+        return LineKeys(np.zeros(0, dtype="int64"), pd.DataFrame({c: [] for c in KEY_COLUMNS}))
+    key = np.zeros(len(lines), dtype="int64")
+    uniques = []
+    for name in KEY_COLUMNS:
+        codes, values = codes_of(lines[name])
+        key = key * max(len(values), 1) + codes
+        uniques.append(values)
+    distinct, inverse = np.unique(key, return_inverse=True)
+    out: dict[str, np.ndarray] = {}
+    rest = distinct
+    for name, values in reversed(list(zip(KEY_COLUMNS, uniques, strict=True))):
+        rest, code = np.divmod(rest, max(len(values), 1))
+        out[name] = values[code]
+    table = pd.DataFrame({name: out[name] for name in KEY_COLUMNS})
+    order = table.sort_values(list(KEY_COLUMNS), kind="stable").index.to_numpy()
+    rank = np.empty(len(order), dtype="int64")
+    rank[order] = np.arange(len(order))
+    return LineKeys(rank[inverse.reshape(-1)], table.iloc[order].reset_index(drop=True))
 
 
 def _period(t: np.ndarray, window: tuple[float, float], history: tuple[float, float]) -> np.ndarray:

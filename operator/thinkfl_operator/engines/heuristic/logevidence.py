@@ -17,7 +17,7 @@ from thinkfl_operator.engines.heuristic.traffic import (
     template_operations,
     template_traffic,
 )
-from thinkfl_operator.evidence.logshift import LogEvidence, log_shifts
+from thinkfl_operator.evidence.logshift import LineKeys, LogEvidence, line_keys, log_shifts
 from thinkfl_operator.evidence.templates import levels, templates
 from thinkfl_operator.settings import LogsSettings
 from thinkfl_operator.telemetry.loglines import LogBatch, LogSource, clip_coverage
@@ -33,6 +33,7 @@ class LogCache:
         self._range = (0.0, 0.0)
         self._batch = LogBatch()
         self._owners: tuple[pd.DataFrame, pd.DataFrame, OperationCalls] | None = None
+        self._keys: LineKeys | None = None
 
     def owners(self, spans: pd.DataFrame) -> tuple[pd.DataFrame, OperationCalls]:
         """Each cached template's operation, and the calls of every operation, from ``spans``
@@ -46,15 +47,25 @@ class LogCache:
         lo, hi = self._range
         if source is not self._source or start_s < lo or end_s > hi:
             self.load(source, start_s, end_s)
+        a, b = self._rows(start_s, end_s)
         lines = self._batch.lines
-        times = lines["time_ns"].to_numpy()
-        a, b = times.searchsorted(int(start_s * 1e9)), times.searchsorted(int(end_s * 1e9))
         coverage = clip_coverage(self._batch.coverage, start_s, end_s)
         patterns = self._batch.patterns
         if not patterns.empty:
             t = patterns["time_s"].to_numpy()
             patterns = patterns[(t >= start_s) & (t < end_s)]
         return replace(self._batch, lines=lines.iloc[a:b], coverage=coverage, patterns=patterns)
+
+    def keys(self, start_s: float, end_s: float) -> LineKeys:
+        """The ``LineKeys`` of ``batch(…, start_s, end_s)``'s lines (keyed once per load)."""
+        if self._keys is None:
+            self._keys = line_keys(self._batch.lines)
+        a, b = self._rows(start_s, end_s)
+        return self._keys[a:b]
+
+    def _rows(self, start_s: float, end_s: float) -> tuple[int, int]:
+        times = self._batch.lines["time_ns"].to_numpy()
+        return int(times.searchsorted(int(start_s * 1e9))), int(times.searchsorted(int(end_s * 1e9)))
 
     def load(self, source: LogSource, start_s: float, end_s: float) -> None:
         batch = source.logs(start_s, end_s)
@@ -65,6 +76,7 @@ class LogCache:
         self._source, self._range = source, (start_s, end_s)
         self._batch = replace(batch, lines=lines)
         self._owners = None
+        self._keys = None
 
 
 def log_period(start_s: float, end_s: float, cfg: LogsSettings) -> tuple[tuple[float, float], tuple[float, float]]:
@@ -93,7 +105,7 @@ def read_log_evidence(store: Store, start_s: float, end_s: float, cfg: LogsSetti
     if spans is not None and not spans.empty:
         owners, calls = cache.owners(spans)
         traffic = template_traffic(calls, owners, window, history)
-    evidence = log_shifts(batch, window, history, source.name, traffic)
+    evidence = log_shifts(batch, window, history, source.name, traffic, cache.keys(history[0], window[1]))
     if batch.empty:
         evidence.notes.append(f"no log lines from {source.name} between the history and the window")
     elif not evidence.usable:

@@ -39,7 +39,7 @@ import requests
 
 from thinkfl_operator import deadline
 from thinkfl_operator.errors import DeadlineExceeded, UserInputError
-from thinkfl_operator.settings import LogsSettings
+from thinkfl_operator.settings import LogsSettings, TlsSettings
 from thinkfl_operator.telemetry.http import BackendRejected, HttpBackend, HttpBackendError, NotFound
 from thinkfl_operator.telemetry.loglines import (
     MAX_LINE_CHARS,
@@ -90,7 +90,8 @@ class LokiLogs:
 
     def __init__(self, settings: LogsSettings, namespace: str = "", *,
                  session: requests.Session | None = None,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep,
+                 tls: TlsSettings | None = None) -> None:
         if not settings.loki_url:
             raise UserInputError("logs.loki_url is empty: there is no Loki to read")
         for label in (settings.namespace_label, settings.pod_label, *settings.service_labels):
@@ -103,7 +104,7 @@ class LokiLogs:
         self.http = HttpBackend("Loki", settings.loki_url, timeout_s=settings.timeout_s,
                                 retries=settings.retries, backoff_s=settings.backoff_s,
                                 sleep=sleep, session=session, headers=headers,
-                                max_bytes=int(settings.max_body_mb * 2**20))
+                                max_bytes=int(settings.max_body_mb * 2**20), tls=tls)
         #: Whether the server has the pattern ingester (None: not asked yet).
         self.patterns_available: bool | None = None
 

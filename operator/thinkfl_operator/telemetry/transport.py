@@ -194,8 +194,8 @@ def verify_for(tls: TlsSettings | None = None) -> bool | str:
             log.warning("tls_verification_off", setting="THINKFL_TLS__INSECURE_SKIP_VERIFY",
                         detail="backend certificates are NOT checked: anyone on the path can "
                                "read and change telemetry and LLM traffic")
-            # One warning here instead of one per request from urllib3.
-            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+        # The warning above, once, instead of urllib3's on every request.
+        urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
         return False
     if tls.ca_bundle:
         path = Path(tls.ca_bundle)

@@ -135,6 +135,10 @@ class ChatClient:
             http_client=httpx.Client(transport=transport, timeout=cfg.request_timeout_s),
         )
 
+    def close(self) -> None:
+        """Close the connections to the endpoint."""
+        self._client.close()
+
     def complete(self, messages: list[dict[str, str]], deadline: float) -> Completion:
         """One reply; retried on transient failures until ``deadline`` (a monotonic time).
 

@@ -13,6 +13,8 @@ import asyncio
 import os
 import re
 import shutil
+import signal
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -172,3 +174,28 @@ async def test_explain_reads_the_crd_schema(api: tuple[Cluster, Kubectl]) -> Non
                       for name, field in spec["properties"].items()}
     window = " ".join((await kubectl("explain", "failureincidents.spec.window")).split())
     assert " ".join(spec["properties"]["window"]["description"].split()) in window
+
+
+@pytest.mark.asyncio
+async def test_demo_serve_keeps_the_api_for_kubectl_until_ctrl_c(tmp_path: Path) -> None:
+    """``thinkfl demo --operator --serve FILE``: the README's flow, then Ctrl-C (SIGINT)."""
+    binary = _kubectl_binary()
+    config = tmp_path / "demo.kubeconfig"
+    demo = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "thinkfl_operator.cli.main", "demo", "--operator", "--serve", str(config),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    assert demo.stdout is not None
+    printed: list[str] = []
+    try:
+        async with asyncio.timeout(KUBECTL_TIMEOUT_S):
+            while not printed or not printed[-1].startswith("kubectl describe fi checkout-slow"):
+                line = (await demo.stdout.readline()).decode()
+                assert line, "".join(printed)  # the demo ended before it printed the commands
+                printed.append(line)
+        assert f"export KUBECONFIG={config}\n" in printed, printed
+        table = _rows(await Kubectl(binary, config)("get", "fi"))
+        assert table[1][:3] == ["checkout-slow", "Diagnosed", "recommendationservice"], table
+    finally:
+        demo.send_signal(signal.SIGINT)
+        code = await asyncio.wait_for(demo.wait(), KUBECTL_TIMEOUT_S)
+    assert code == 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 from thinkfl_operator.cli import records, render
@@ -43,7 +44,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         incident_data = generate(seed=args.seed, fault=args.fault, service=args.service)
     except ValueError as exc:
         raise UserInputError(str(exc)) from None
-    if args.operator:
+    if args.operator or args.serve:
         return _demo_operator(args, incident_data, settings)
     store = incident_data.store()
     incident = Incident(time_s=incident_data.time_s, description="synthetic demo incident")
@@ -72,6 +73,8 @@ def _demo_operator(args: argparse.Namespace, incident_data: Any, settings: Setti
     spec = {"service": "frontend",
             "time": datetime.fromtimestamp(incident_data.time_s, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
     settings = settings.model_copy(update={"engine": "heuristic"})  # as the plain demo
+    if args.serve:
+        return asyncio.run(_serve(settings, incident_data, name, spec, args.serve))
     obj, events, seconds = asyncio.run(diagnose_one(settings, lambda *_: incident_data.store(), name, spec))
     status = obj.get("status") or {}
     print(f"Synthetic OnlineBoutique-like incident: {incident_data.fault} injected into "
@@ -87,6 +90,32 @@ def _demo_operator(args: argparse.Namespace, incident_data: Any, settings: Setti
     if args.json:
         write_json(args.json, obj)
     return 0 if status.get("phase") == "Diagnosed" else 1
+
+
+async def _serve(settings: Settings, incident_data: Any, name: str, spec: dict[str, str], path: Path) -> int:
+    """``demo --operator --serve``: the incident diagnosed, then the API kept for kubectl."""
+    import asyncio
+    import signal
+
+    from thinkfl_operator.kube.sandbox import sandbox
+    from thinkfl_operator.kube.sandbox_api import kubeconfig
+
+    async with sandbox(settings, lambda *_: incident_data.store()) as cluster:
+        await cluster.create(name, spec)
+        status = (await cluster.wait(name)).get("status") or {}
+        path.write_text(kubeconfig(cluster.url), "utf-8")
+        print(f"Synthetic OnlineBoutique-like incident: {incident_data.fault} injected into "
+              f"{incident_data.faulty_pod}; the real operator (kopf) against an in-process "
+              f"Kubernetes API (kmock) at {cluster.url}\n\nFailureIncident {name}: "
+              f"{status.get('phase')}, top cause {status.get('topCause') or '-'}. Every incident "
+              "created here is diagnosed against the same synthetic data. Ctrl-C stops it.\n\n"
+              f"export KUBECONFIG={path.resolve()}\nkubectl get fi\nkubectl describe fi {name}",
+              flush=True)
+        stopped = asyncio.Event()
+        for signum in (signal.SIGINT, signal.SIGTERM):  # over kopf's, which would stop only kopf
+            asyncio.get_running_loop().add_signal_handler(signum, stopped.set)
+        await stopped.wait()
+    return 0
 
 
 def cmd_diagnose(args: argparse.Namespace, settings: Settings) -> int:

@@ -71,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--operator", action="store_true",
                       help="run the real operator against an in-process Kubernetes API (kmock) and "
                            "print the incident as kubectl get/describe show it")
+    demo.add_argument("--serve", type=Path, metavar="KUBECONFIG",
+                      help="as --operator, then keep the API and the operator running for kubectl: "
+                           "write a kubeconfig to KUBECONFIG, stop on Ctrl-C")
 
     diag = sub.add_parser("diagnose", help="diagnose one incident from a dataset folder or live backends")
     diag.add_argument("data_dir", type=Path, metavar="DATA_DIR", nargs="?",

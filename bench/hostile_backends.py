@@ -1,8 +1,9 @@
 """Every backend client against a hostile server: a slow drip and a 200 MB answer.
 
-For Jaeger, Tempo, Loki (``HttpBackend``), Prometheus (prometheus-api-client on our bounded
-session) and the LLM (openai on a bounded transport), with their default settings (10 s or 30 s
-per request, 3 retries) inside a diagnosis budget of ``--budget`` seconds:
+For Jaeger, Tempo, Loki and Prometheus (``HttpBackend`` on our bounded session) and the LLM
+(openai on a bounded transport), all under the one retry policy (``telemetry.transport``), with
+their default settings (10 s or 30 s per request, 3 retries) inside a diagnosis budget of
+``--budget`` seconds:
 
 * drip: the server sends a valid start of an answer and then one byte every 0.5 s; printed is
   how long the call took against the budget (the floor: budget + 1 s);

@@ -46,7 +46,7 @@ class LLMSettings(BaseModel):
     max_tokens: int = Field(1024, ge=16, description="Completion tokens per reply.")
     request_timeout_s: float = Field(30.0, gt=0, description="Timeout of one chat completion request.")
     retries: int = Field(3, ge=0, le=10, description="Retries of a failed request (connection, timeout, 5xx, 429).")
-    backoff_s: float = Field(0.5, ge=0, description="First retry delay; doubles each retry (capped at 8 s).")
+    backoff_s: float = Field(0.5, ge=0, description="First retry delay; doubles each retry, at most 8 s, jittered down by up to half; a Retry-After is waited out (telemetry/transport.py).")
     deadline_s: float = Field(90.0, gt=0, description="Wall-clock budget of one incident's conversation(s).")
     think_steps: int = Field(6, ge=1, description="Replies in the think stage (search_traces only).")
     rethink_steps: int = Field(6, ge=0, description="Replies in the rethink stage (traces and metrics).")
@@ -68,7 +68,7 @@ class TracesSettings(BaseModel):
     timeout_s: float = Field(10.0, gt=0, description="Most seconds one request to the tracing backend may take, connect and whole body.")
     max_body_mb: float = Field(32.0, gt=0, description="Largest answer read from the tracing backend (MiB, decoded); a larger one is refused.")
     retries: int = Field(3, ge=0, le=10, description="Retries of a failed request (connection, timeout, 5xx, 429).")
-    backoff_s: float = Field(0.5, ge=0, description="First retry delay; doubles each retry.")
+    backoff_s: float = Field(0.5, ge=0, description="First retry delay; doubles each retry, at most 8 s, jittered down by up to half; a Retry-After is waited out (telemetry/transport.py).")
 
 
 class PrometheusSettings(BaseModel):
@@ -80,7 +80,7 @@ class PrometheusSettings(BaseModel):
     timeout_s: float = Field(10.0, gt=0, description="Most seconds one Prometheus request may take, connect and whole body.")
     max_body_mb: float = Field(32.0, gt=0, description="Largest answer read from Prometheus (MiB, decoded); a larger one is refused.")
     retries: int = Field(3, ge=0, le=10, description="Retries of a failed request.")
-    backoff_s: float = Field(0.5, ge=0, description="First retry delay; doubles each retry.")
+    backoff_s: float = Field(0.5, ge=0, description="First retry delay; doubles each retry, at most 8 s, jittered down by up to half; a Retry-After is waited out (telemetry/transport.py).")
 
 
 class LogsSettings(BaseModel):
@@ -102,7 +102,7 @@ class LogsSettings(BaseModel):
     timeout_s: float = Field(10.0, gt=0, description="Most seconds one request to the log backend may take, connect and whole body.")
     max_body_mb: float = Field(32.0, gt=0, description="Largest answer read from Loki (MiB, decoded); a larger one is refused.")
     retries: int = Field(2, ge=0, le=10, description="Retries of a failed request (connection, timeout, 5xx, 429).")
-    backoff_s: float = Field(0.5, ge=0, description="First retry delay; doubles each retry.")
+    backoff_s: float = Field(0.5, ge=0, description="First retry delay; doubles each retry, at most 8 s, jittered down by up to half; a Retry-After is waited out (telemetry/transport.py).")
 
 class TlsSettings(BaseModel):
     """Certificate checks of every backend reached over https:// (Jaeger, Tempo, Loki,

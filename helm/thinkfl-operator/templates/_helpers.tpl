@@ -194,3 +194,10 @@ created) <fullname>-llm; empty when there is none.
 {{- printf "%s-llm" (include "thinkfl-operator.fullname" .) }}
 {{- end }}
 {{- end }}
+
+{{/*
+"true" when a CA bundle for the backends is configured (tls.caBundle.configMap or .secret).
+*/}}
+{{- define "thinkfl-operator.backendCA" -}}
+{{- if or .Values.tls.caBundle.configMap .Values.tls.caBundle.secret }}true{{- end }}
+{{- end }}

@@ -6,7 +6,7 @@ before anyone looks at it. ``BoundedSession`` reads each body itself, a chunk at
 stops when the request's ``timeout`` has passed since it was sent (``TooSlow``, a
 ``requests.Timeout``) or when the decoded body passes ``max_bytes`` (``BodyTooLarge``: a
 compressed bomb counts at its real size). Every client that talks HTTP through ``requests``
-uses it: the Jaeger, Tempo and Loki backends, and prometheus-api-client (its ``session``).
+uses it: the Jaeger, Tempo, Loki and Prometheus backends (``telemetry.http.HttpBackend``).
 A subclass of the library's session rather than a wrapper of our own: the libraries keep their
 whole behaviour (redirects, proxies, TLS, auth), only the reading of the body changes.
 """

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import shlex
 import shutil
 import signal
 import sys
@@ -27,7 +28,9 @@ from thinkfl_operator.kube.sandbox_api import kubeconfig
 from thinkfl_operator.settings import Settings
 from thinkfl_operator.synthetic import SyntheticIncident, generate
 
-CRD = yaml.safe_load((Path(__file__).parents[2] / "crds" / "failureincidents.yaml").read_text("utf-8"))
+ROOT = Path(__file__).parents[2]
+CRD = yaml.safe_load((ROOT / "crds" / "failureincidents.yaml").read_text("utf-8"))
+README = (ROOT / "README.md").read_text("utf-8")
 SPEC = {"service": "frontend", "time": "2026-11-01T10:40:00Z"}
 KUBECTL_TIMEOUT_S = 60.0
 
@@ -162,6 +165,15 @@ async def test_apply_is_validated_and_wait_sees_the_operator_finish(
     names = (await kubectl("get", "fi", "-o", "name")).split()
     assert names == ["failureincident.thinkfl.dev/applied"]
 
+    assert "annotated" in await kubectl("annotate", "fi", "applied", "example.com/ticket=INC-1")
+    assert "patched" in await kubectl("patch", "fi", "applied", "--type", "merge",
+                                      "-p", '{"spec":{"description":"checkout is slow"}}')
+    obj = yaml.safe_load(await kubectl("get", "fi", "applied", "-o", "yaml"))
+    assert obj["metadata"]["annotations"]["example.com/ticket"] == "INC-1"
+    assert obj["spec"]["description"] == "checkout is slow"
+    assert (await kubectl("delete", "fi", "applied")).strip() == 'failureincident.thinkfl.dev "applied" deleted'
+    assert (await kubectl("get", "fi", "-o", "name")).strip() == ""
+
 
 @pytest.mark.asyncio
 async def test_explain_reads_the_crd_schema(api: tuple[Cluster, Kubectl]) -> None:
@@ -176,9 +188,27 @@ async def test_explain_reads_the_crd_schema(api: tuple[Cluster, Kubectl]) -> Non
     assert " ".join(spec["properties"]["window"]["description"].split()) in window
 
 
+def _readme_session() -> list[tuple[list[str], list[str]]]:
+    """The README's kubectl example: each ``$ kubectl …`` command with the lines it shows."""
+    block = README.split("$ export KUBECONFIG=$PWD/demo.kubeconfig\n", 1)[1].split("```", 1)[0]
+    session: list[tuple[list[str], list[str]]] = []
+    for line in block.splitlines():
+        if line.startswith("$ kubectl "):
+            session.append((shlex.split(line[2:])[1:], []))
+        else:
+            session[-1][1].append(line)
+    return session
+
+
+def _same(line: str) -> str:
+    """A line with its spacing and its ages (``13s``) evened out."""
+    return re.sub(r"\b\d+s\b", "0s", " ".join(line.split()))
+
+
 @pytest.mark.asyncio
-async def test_demo_serve_keeps_the_api_for_kubectl_until_ctrl_c(tmp_path: Path) -> None:
-    """``thinkfl demo --operator --serve FILE``: the README's flow, then Ctrl-C (SIGINT)."""
+async def test_readme_example_is_real_kubectl_against_demo_serve(tmp_path: Path) -> None:
+    """``thinkfl demo --operator --serve FILE``, then the README's kubectl commands: each line
+    the README shows (but those with …) is in what the real kubectl printed; Ctrl-C ends it."""
     binary = _kubectl_binary()
     config = tmp_path / "demo.kubeconfig"
     demo = await asyncio.create_subprocess_exec(
@@ -186,6 +216,7 @@ async def test_demo_serve_keeps_the_api_for_kubectl_until_ctrl_c(tmp_path: Path)
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
     assert demo.stdout is not None
     printed: list[str] = []
+    checked: list[str] = []
     try:
         async with asyncio.timeout(KUBECTL_TIMEOUT_S):
             while not printed or not printed[-1].startswith("kubectl describe fi checkout-slow"):
@@ -193,9 +224,14 @@ async def test_demo_serve_keeps_the_api_for_kubectl_until_ctrl_c(tmp_path: Path)
                 assert line, "".join(printed)  # the demo ended before it printed the commands
                 printed.append(line)
         assert f"export KUBECONFIG={config}\n" in printed, printed
-        table = _rows(await Kubectl(binary, config)("get", "fi"))
-        assert table[1][:3] == ["checkout-slow", "Diagnosed", "recommendationservice"], table
+        kubectl = Kubectl(binary, config)
+        for args, shown in _readme_session():
+            got = {_same(line) for line in (await kubectl(*args)).splitlines()}
+            expected = [line for line in shown if line.strip() and "…" not in line]
+            assert [line for line in expected if _same(line) not in got] == [], args
+            checked += expected
     finally:
         demo.send_signal(signal.SIGINT)
         code = await asyncio.wait_for(demo.wait(), KUBECTL_TIMEOUT_S)
     assert code == 0
+    assert len(checked) > 60 and any("Normal  Diagnosed" in line for line in checked), checked

@@ -518,28 +518,6 @@ async def test_incident_left_diagnosing_by_a_crash_is_finished_after_the_restart
     assert status["phase"] == "Diagnosed" and factory.calls == 1
 
 
-@pytest.mark.asyncio
-async def test_readme_kubectl_example_is_what_the_operator_writes() -> None:
-    """The README's `kubectl get fi` / `kubectl describe fi` example, rendered from the object
-    the operator wrote and the Events it posted (lines with … in the README vary with the clock
-    or were cut for length, and are skipped)."""
-    from pathlib import Path
-
-    from thinkfl_operator.incident_view import describe, get_table
-    from thinkfl_operator.kube.sandbox import diagnose_one
-
-    obj, events, _ = await diagnose_one(Settings(), Counting(), "checkout-slow",
-                                        {"service": "frontend", "time": T})
-    rendered = (get_table([obj], ["12s"]) + "\n" + describe(obj, events)).splitlines()
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text("utf-8")
-    block = readme.split("$ kubectl get fi\n", 1)[1].split("```", 1)[0]
-    expected = [line.rstrip() for line in block.splitlines()
-                if line.strip() and "…" not in line and not line.startswith("$")]
-    missing = [line for line in expected if line not in rendered]
-    assert len(expected) > 15 and not missing, missing
-    assert any("Normal  Diagnosed" in line for line in expected)  # the Events are shown
-
-
 def _plain(value: Any) -> Any:
     """kmock's stored object as plain dicts and lists."""
     from collections.abc import Mapping

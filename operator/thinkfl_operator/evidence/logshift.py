@@ -122,13 +122,14 @@ def log_shifts(batch: LogBatch, window: tuple[float, float], history: tuple[floa
         evidence.pods = _pods(batch.lines)
     if counts.empty or w_min <= 0 or h_min <= 0:
         return evidence
-    # counts is sorted by (service, template, level, pod): one service is one run of rows
-    per_template = counts.groupby(["service", "template", "level"], sort=False)[["history", "window"]].sum()
-    services = per_template.index.get_level_values("service").to_numpy()
-    templates_ = per_template.index.get_level_values("template").to_numpy()
-    levels_ = per_template.index.get_level_values("level").to_numpy()
-    h_all, w_all = per_template["history"].to_numpy("float64"), per_template["window"].to_numpy("float64")
-    row_services = counts["service"].to_numpy()
+    # counts is sorted by (service, template, level, pod): one service is one run of rows, and
+    # one (service, template, level) too, summed over its pods
+    row_services, row_templates, row_levels = (counts[c].to_numpy() for c in ("service", "template", "level"))
+    starts = np.flatnonzero(np.r_[True, (row_services[1:] != row_services[:-1])
+                                  | (row_templates[1:] != row_templates[:-1]) | (row_levels[1:] != row_levels[:-1])])
+    services, templates_, levels_ = row_services[starts], row_templates[starts], row_levels[starts]
+    h_all = np.add.reduceat(counts["history"].to_numpy(), starts).astype("float64")
+    w_all = np.add.reduceat(counts["window"].to_numpy(), starts).astype("float64")
     row_bounds = dict(_runs(row_services))
     for service, (lo, hi) in _runs(services):
         weights = None
@@ -153,7 +154,7 @@ def _pods(lines: pd.DataFrame) -> dict[str, str]:
     """pod → service of the lines read."""
     codes, uniques = codes_of(lines["pod"])
     first = np.unique(codes, return_index=True)[1]
-    services = lines["service"].to_numpy()[first]
+    services = lines["service"].iloc[first].to_numpy()
     return {str(uniques[c]): str(s) for c, s in zip(codes[first], services, strict=True) if uniques[c]}
 
 

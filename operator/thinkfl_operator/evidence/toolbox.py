@@ -55,6 +55,7 @@ class Toolbox:
         self.baseline_s, self.current_s, self.sigma = baseline_s, current_s, sigma
         self.steps: list[Step] = []
         self._memo: dict[tuple[str, float], list[Fluctuation]] = {}
+        self._by_pod: dict[tuple[str, float], list[Fluctuation]] = {}
 
     # the tools ---------------------------------------------------------------------------
     @_traced
@@ -113,9 +114,20 @@ class Toolbox:
         return grouped
 
     def _compute(self, pods: list[str], t_s: float) -> list[Fluctuation]:
-        frames = self.store.metrics(pods, t_s - self.baseline_s, t_s + self.baseline_s)
-        nodes = {p: self.store.node_of(p) for p in pods}
-        return metric_tool.fluctuations(frames, t_s, nodes, self.baseline_s, self.current_s, self.sigma)
+        """The pods' fluctuations, most deviant first: each pod's computed once per time (an
+        engine asks for every pod, then again for its leaders and candidates), joined in the
+        order ``metric_tool.fluctuations`` reads them, so ties sort alike."""
+        pods = list(dict.fromkeys(pods))
+        missing = [p for p in pods if (p, t_s) not in self._by_pod]
+        if missing:
+            frames = self.store.metrics(missing, t_s - self.baseline_s, t_s + self.baseline_s)
+            for pod in missing:
+                one = {pod: frames[pod]} if pod in frames else {}
+                self._by_pod[(pod, t_s)] = metric_tool.fluctuations(
+                    one, t_s, {pod: self.store.node_of(pod)}, self.baseline_s, self.current_s, self.sigma)
+        found = [f for pod in pods for f in self._by_pod[(pod, t_s)]]
+        found.sort(key=lambda f: f.deviation, reverse=True)
+        return found
 
     @_traced
     def add_step(self, step: Step) -> None:

@@ -247,20 +247,33 @@ def _truncations(win: pd.DataFrame, fanout: list[Shift], ops: pd.DataFrame) -> l
     """
     if not fanout:
         return []
-    code_of = {(p, o): int(c) for c, p, o in zip(ops.index, ops["pod"], ops["operation"], strict=True)}
-    usual = pd.Series({code_of[(f.pod, f.operation)]: f.baseline for f in fanout})
-    threshold = usual.reindex(win["op_key"].to_numpy()).to_numpy()
-    cut = win.index[win["child_count"].to_numpy() < threshold]
+    usual = {_op_code(ops, f.pod, f.operation): f.baseline for f in fanout}
+    op_key = win["op_key"].to_numpy()
+    by_code = np.full(max(int(op_key.max()), *usual) + 1, np.nan)
+    by_code[list(usual)] = list(usual.values())
+    cut = win.index[win["child_count"].to_numpy() < by_code[op_key]]
     if len(cut) == 0:
         return []
+    win = win[["parent_row", "end_us", "pod", "service"]]  # the columns read below: copies stay small
     children = win[win["parent_row"].isin(cut)]
     last = children.sort_values("end_us").drop_duplicates("parent_row", keep="last")
-    first_child = win.drop_duplicates("parent_row").set_index("parent_row")
-    callee = first_child.reindex(last.index)
-    other_pod = callee["pod"].notna().to_numpy() & (callee["pod"].astype(str).to_numpy() != last["pod"].astype(str).to_numpy())
-    pods = np.where(other_pod, callee["pod"].astype(str), last["pod"].astype(str))
-    services = np.where(other_pod, callee["service"].astype(str), last["service"].astype(str))
+    # the callee: the first window span under each last call (the server span of a client span)
+    parents, first = np.unique(win["parent_row"].to_numpy(), return_index=True)
+    at = np.clip(parents.searchsorted(last.index.to_numpy()), 0, max(len(parents) - 1, 0))
+    has_callee = parents[at] == last.index.to_numpy() if len(parents) else np.zeros(len(last), bool)
+    rows = first[at]
+    last_pod, last_service = (last[c].to_numpy(dtype=object) for c in ("pod", "service"))
+    callee_pod, callee_service = (win[c].to_numpy(dtype=object)[rows] for c in ("pod", "service"))
+    other_pod = has_callee & (callee_pod != last_pod)
+    pods = np.where(other_pod, callee_pod, last_pod)
+    services = np.where(other_pod, callee_service, last_service)
     votes = pd.Series(list(zip(pods, services, strict=True))).value_counts()
     total = float(len(cut))
     return [Shift("truncated", str(p), str(s), "last call before callers stopped", "", 0.0,
                   n / total, 10.0 * n / total, int(n)) for (p, s), n in votes.items()]
+
+
+def _op_code(ops: pd.DataFrame, pod: str, operation: str) -> int:
+    """The op_key of (pod, operation) in ``ops`` (op_key → pod, service, operation)."""
+    rows = np.flatnonzero((ops["pod"].to_numpy() == pod) & (ops["operation"].to_numpy() == operation))
+    return int(ops.index[rows[-1]])

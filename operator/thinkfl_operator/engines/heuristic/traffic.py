@@ -81,6 +81,6 @@ def template_traffic(calls: OperationCalls, owners: pd.DataFrame, window: tuple[
                                             strict=True):
         value = ratio.get((str(service), str(operation)))
         if value is not None:
-            out[(str(service), str(template))] = float(np.clip(value, MIN_WEIGHT, MAX_WEIGHT))
+            out[(str(service), str(template))] = min(max(value, MIN_WEIGHT), MAX_WEIGHT)  # np.clip, per scalar
     return out
 

@@ -60,10 +60,10 @@ class TracesSettings(BaseModel):
     backend: str = Field("jaeger", pattern="^(jaeger|tempo)$", description="Tracing backend: jaeger or tempo.")
     url: str = Field("", description="Base URL of Jaeger query (e.g. http://jaeger-query:16686) or Tempo (http://tempo:3200); empty = none.")
     api: str = Field("auto", pattern="^(auto|v1|v3)$", description="Jaeger API to use: v1 JSON, v3 OTLP, or auto (v3, then v1).")
-    search_limit: int = Field(200, ge=1, le=10000, description="Traces fetched per search slice near the incident (per service).")
+    search_limit: int = Field(50, ge=1, le=10000, description="Traces fetched per search slice near the incident (per service): bounds the work whatever the span rate.")
     baseline_limit: int = Field(50, ge=1, le=10000, description="Traces fetched per search slice of the baseline, away from the incident (per service).")
     search_slice_s: float = Field(300.0, gt=0, description="Searches cover the window in slices of this many seconds (spreads the sample over time).")
-    max_services: int = Field(20, ge=1, description="Services searched when the incident names none (Jaeger needs a service per search).")
+    max_requests: int = Field(40, ge=4, le=10000, description="Most requests to the tracing backend per diagnosis (searches, trace fetches and retries): the searches nearest the incident go first, and what does not fit is skipped and counted in the notes.")
     max_spans: int = Field(200_000, ge=1000, description="Most spans one diagnosis keeps from the tracing backend (whole traces, nearest the incident first); memory stays bounded whatever the backend returns.")
     timeout_s: float = Field(10.0, gt=0, description="Most seconds one request to the tracing backend may take, connect and whole body.")
     max_body_mb: float = Field(32.0, gt=0, description="Largest answer read from the tracing backend (MiB, decoded); a larger one is refused.")
@@ -104,13 +104,13 @@ class LogsSettings(BaseModel):
     retries: int = Field(2, ge=0, le=10, description="Retries of a failed request (connection, timeout, 5xx, 429).")
     backoff_s: float = Field(0.5, ge=0, description="First retry delay; doubles each retry, at most 8 s, jittered down by up to half; a Retry-After is waited out (telemetry/transport.py).")
 
+
 class TlsSettings(BaseModel):
     """Certificate checks of every backend reached over https:// (Jaeger, Tempo, Loki,
     Prometheus, the LLM)."""
 
     ca_bundle: str = Field("", description="PEM file of the CA certificates to trust for the backends (replaces the default store; Helm tls.caBundle mounts one); empty = the default store (requests honours REQUESTS_CA_BUNDLE).")
     insecure_skip_verify: bool = Field(False, description="Do not check backend certificates at all (a warning is logged once); only for a test cluster.")
-
 
 
 class OperatorSettings(BaseModel):
@@ -176,8 +176,8 @@ class Settings(BaseSettings):
     prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)
     logs: LogsSettings = Field(default_factory=LogsSettings)
     operator: OperatorSettings = Field(default_factory=OperatorSettings)
-    tls: TlsSettings = Field(default_factory=TlsSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
+    tls: TlsSettings = Field(default_factory=TlsSettings)
 
 
     @field_validator("log_level")

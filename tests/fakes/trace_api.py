@@ -17,14 +17,16 @@ What it answers, in this order (every request is recorded first):
 3. the span frame converted to the API shape of the path, for the APIs in ``apis``:
 
    * ``flavor="jaeger"``: ``v1`` -- ``/api/traces/{id}``, ``/api/traces?service=&start=&end=
-     &limit=`` (µs), ``/api/services``, ``/api/services/{s}/operations``; ``v3`` --
+     &limit=`` (µs), ``/api/services``, ``/api/services/{s}/operations``,
+     ``/api/dependencies?endTs=&lookback=`` (ms; service edges of the traces in range); ``v3`` --
      ``/api/v3/traces/{id}``, ``/api/v3/traces?query.service_name=&query.start_time_min=
      &query.start_time_max=&query.search_depth=`` (RFC 3339), ``/api/v3/services``,
      ``/api/v3/operations?service=``;
    * ``flavor="tempo"``: ``v1`` -- ``/api/traces/{id}`` (``tempo_key`` "batches" or
      "resourceSpans"); ``v2`` -- ``/api/v2/traces/{id}`` (``partial=True`` says PARTIAL);
      ``search`` -- ``/api/search?q=&start=&end=&limit=`` (TraceQL ``{}`` or
-     ``{ resource.service.name = "x" }``; anything else is a 400 parse error);
+     ``{ resource.service.name = "x" }``, either with the ``with (most_recent=true)`` hint, which
+     answers the newest traces of the range; anything else is a 400 parse error);
 
 4. anything else: a Go-style ``404 page not found``, or (``unknown="html"``) the 200 HTML page
    Jaeger 1.x's UI serves for paths it does not know.
@@ -39,6 +41,7 @@ import base64
 import bisect
 import json
 import re
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -61,7 +64,9 @@ __all__ = [
 
 _KIND_INTS = {"": 0, "internal": 1, "server": 2, "client": 3, "producer": 4, "consumer": 5}
 _HTML = "<!doctype html><html><head><title>Jaeger UI</title></head><body></body></html>"
-_SERVICE_QUERY = re.compile(r'^\{\s*(?:resource\.service\.name\s*=\s*"((?:[^"\\]|\\.)*)"\s*)?\}$')
+_SERVICE_QUERY = re.compile(
+    r'^\{\s*(?:resource\.service\.name\s*=\s*"((?:[^"\\]|\\.)*)"\s*)?\}'
+    r'(\s*with\s*\(\s*most_recent\s*=\s*true\s*\))?$')
 
 
 # ---------------------------------------------------------------------------------- converters
@@ -221,6 +226,8 @@ class TraceApiServer(FaultyServer):
         self._search_index: list[tuple[int, int, str, dict[str, list[int]]]] | None = None
         self._v3_json: dict[str, str] = {}
         self._longest = 0
+        self._firsts: list[int] = []
+        self._edges: dict[str, Counter[tuple[str, str]]] | None = None
         super().__init__(faults, host, shutdown_timeout_s)
         self._files: dict[str, _File] = {}
         for path, source in (files or {}).items():
@@ -291,6 +298,15 @@ class TraceApiServer(FaultyServer):
     def _jaeger_v1(self, path: str, query: Mapping[str, str]) -> web.StreamResponse | None:
         if path == "/services":
             return web.json_response(_v1_envelope(self._services()))
+        if path == "/dependencies":
+            try:
+                end_ms = int(query["endTs"])
+                lookback_ms = int(query.get("lookback") or 86_400_000)
+            except (KeyError, ValueError) as exc:
+                raise _v1_error(400, f"unable to parse param 'endTs': {exc}") from None
+            edges = self._dependencies((end_ms - lookback_ms) * 1000, end_ms * 1000)
+            return web.json_response(_v1_envelope(
+                [{"parent": p, "child": c, "callCount": n} for (p, c), n in sorted(edges.items())]))
         match = re.fullmatch(r"/services/([^/]+)/operations", path)
         if match:
             return web.json_response(_v1_envelope(self._operations(match.group(1))))
@@ -395,6 +411,7 @@ class TraceApiServer(FaultyServer):
                 status=400))
         service = match.group(1)
         service = service.replace('\\"', '"').replace("\\\\", "\\") if service else None
+        newest = match.group(2) is not None
         try:
             start = int(query["start"]) * 1_000_000 if "start" in query else None
             end = int(query["end"]) * 1_000_000 if "end" in query else None
@@ -402,7 +419,7 @@ class TraceApiServer(FaultyServer):
         except ValueError as exc:
             raise _HttpError(web.Response(text=f"invalid parameter: {exc}", status=400)) from None
         traces = []
-        for tid in self._search(service, start, end, limit, root_only=True):
+        for tid in self._search(service, start, end, limit, root_only=True, newest=newest):
             spans = self._traces[tid]
             root = min(spans, key=lambda s: s["start_us"])
             end_us = max(s["start_us"] + s["duration_us"] for s in spans)
@@ -429,17 +446,18 @@ class TraceApiServer(FaultyServer):
 
     def _search(
         self, service: str | None, start_us: int | None, end_us: int | None, limit: int,
-        *, root_only: bool = False,
+        *, root_only: bool = False, newest: bool = False,
     ) -> list[str]:
         """Trace IDs with a span of ``service`` starting in [start, end] (Jaeger), or whose
-        root starts there (``root_only``, Tempo), in order of first start (indexed, so large
-        frames answer fast)."""
+        root starts there (``root_only``, Tempo), in order of first start, or the newest first
+        (``newest``: TraceQL's ``most_recent=true``); indexed, so large frames answer fast."""
         index = self._index()
-        first = [entry[0] for entry in index]
+        first = self._firsts
         lo = 0 if start_us is None else bisect.bisect_left(first, start_us - self._longest)
         hi = len(index) if end_us is None else bisect.bisect_right(first, end_us)
         found = []
-        for first_start, last_start, tid, starts in index[lo:hi]:
+        for first_start, last_start, tid, starts in (reversed(index[lo:hi]) if newest
+                                                      else index[lo:hi]):
             if service and service not in starts:
                 continue
             times = [first_start] if root_only else starts.get(service or _ALL, [])
@@ -448,6 +466,22 @@ class TraceApiServer(FaultyServer):
                 if len(found) >= limit:
                     break
         return found
+
+    def _dependencies(self, start_us: int, end_us: int) -> Counter[tuple[str, str]]:
+        """Caller → callee service edges of the traces starting in [start, end], counted as
+        Jaeger's in-memory store counts them (one per span whose parent is in another
+        service)."""
+        if self._edges is None:
+            self._edges = {}
+            for tid, spans in self._traces.items():
+                service_of = {s["span_id"]: s["service"] for s in spans}
+                self._edges[tid] = Counter(
+                    (service_of[s["parent_id"]], s["service"]) for s in spans
+                    if s["parent_id"] in service_of and service_of[s["parent_id"]] != s["service"])
+        total: Counter[tuple[str, str]] = Counter()
+        for tid in self._search(None, start_us, end_us, len(self._traces) or 1):
+            total.update(self._edges[tid])
+        return total
 
     def _index(self) -> list[tuple[int, int, str, dict[str, list[int]]]]:
         """(first start, last start, trace ID, span starts by service), by first start."""
@@ -463,6 +497,7 @@ class TraceApiServer(FaultyServer):
                 entries.append((starts[_ALL][0], starts[_ALL][-1], tid, starts))
             entries.sort(key=lambda e: e[0])
             self._longest = max((e[1] - e[0] for e in entries), default=0)
+            self._firsts = [e[0] for e in entries]
             self._search_index = entries
         return self._search_index
 

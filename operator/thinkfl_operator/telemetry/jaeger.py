@@ -28,6 +28,7 @@ from thinkfl_operator.telemetry.http import (
     BackendRejected,
     HttpBackend,
     HttpBackendError,
+    InvalidResponse,
     NotFound,
     QueryClient,
     first_answer,
@@ -111,8 +112,26 @@ class JaegerClient(QueryClient):
         }
         return self._first({
             "v3": lambda: self._search_v3(v3_params, split),
-            "v1": lambda: v1_frames(self.http.get_json("/api/traces", v1_params)),
+            "v1": lambda: _v1_search(self.http.get_json("/api/traces", v1_params), split),
         })
+
+    def dependencies(self, end_s: float, lookback_s: float) -> list[tuple[str, str, int]]:
+        """(parent, child, call count) service edges of the ``lookback_s`` before ``end_s``,
+        from the query service's ``/api/dependencies`` (Jaeger 1.x and 2.x serve it beside
+        api_v3). [] when the server has no such route or no graph (Elasticsearch and Cassandra
+        need the spark-dependencies job for one)."""
+        params = {"endTs": round(end_s * 1000), "lookback": max(1, round(lookback_s * 1000))}
+        try:
+            body = self.http.get_json("/api/dependencies", params)
+        except (NotFound, InvalidResponse):
+            return []  # no such route (an HTML page or a 404): no graph to read
+        items = body.get("data") if isinstance(body, Mapping) else body
+        edges = []
+        for item in items if isinstance(items, list) else []:
+            if isinstance(item, Mapping) and item.get("parent") and item.get("child"):
+                edges.append((str(item["parent"]), str(item["child"]),
+                              int_value(item.get("callCount"), 0)))
+        return edges
 
     def services(self) -> list[str]:
         """Service names Jaeger knows, sorted."""
@@ -206,6 +225,16 @@ def v1_frames(body: Mapping[str, Any] | Sequence[Any]) -> list[pd.DataFrame]:
         traces = list(body)
     frames = [v1_trace_frame(t) for t in traces or [] if isinstance(t, Mapping)]
     return [f for f in frames if not f.empty]
+
+
+def _v1_search(body: Mapping[str, Any] | Sequence[Any], split: bool) -> list[pd.DataFrame]:
+    """A v1 search answer: one frame per trace, or (``split=False``) one frame for the whole
+    answer, decoded in one batch."""
+    if split:
+        return v1_frames(body)
+    traces = body.get("data") if isinstance(body, Mapping) else body
+    frame = span_frame(row for t in traces or [] if isinstance(t, Mapping) for row in v1_rows(t))
+    return [] if frame.empty else [frame]
 
 
 def v1_trace_frame(trace: Mapping[str, Any]) -> pd.DataFrame:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections import Counter
 from collections.abc import Callable
 
 import pandas as pd
@@ -31,6 +32,7 @@ from thinkfl_operator.telemetry.spans import (
 )
 from thinkfl_operator.telemetry.store import MetricFrames
 from thinkfl_operator.telemetry.tempo import TempoClient
+from thinkfl_operator.telemetry.trace_plan import by_priority, entry_services, fit, spread
 
 #: Around the incident time spans are searched in finer slices (seconds).
 FOCUS_BEFORE_S = 60.0
@@ -38,8 +40,11 @@ FOCUS_AFTER_S = 300.0
 FOCUS_SLICE_S = 60.0
 #: KPIs are fetched once for this far around the incident (the metrics tool reads t ± 20 min).
 METRIC_HORIZON_S = 1500.0
-#: How far around the incident the pods with KPIs are listed (seconds).
+#: How far around the incident the pods with KPIs are listed, and the dependency graph read
+#: (seconds).
 POD_HORIZON_S = 3600.0
+#: Traces asked per search when probing a service for the roots of its traces.
+PROBE_LIMIT = 20
 
 
 class LiveStore(MemoryStore):
@@ -68,6 +73,8 @@ class LiveStore(MemoryStore):
         self._pods: list[str] | None = None
         self._metric_range = (0.0, 0.0)
         self._metric_pods_fetched: set[str] = set()
+        self._entries: list[str] | None = None  # services searched when none is given
+        self._fetched: set[str] = set()  # trace IDs fetched from Tempo
         self.partial_traces: list[str] = []
 
     # spans -------------------------------------------------------------------------------
@@ -76,21 +83,24 @@ class LiveStore(MemoryStore):
         return super()._frame_between(start_us, end_us)
 
     def _ensure_searched(self, start_s: float, end_s: float) -> None:
+        """Search the slices of [start, end) not searched yet, nearest the incident first,
+        within the request budget; what does not fit is skipped and counted in the notes."""
         if self.traces is None:
             return
-        found: list[pd.DataFrame] = []
-        for lo, hi in self._slices(start_s, end_s):
-            if (lo, hi) not in self._searched:
-                found += self._search(lo, hi)
-                self._searched.append((lo, hi))
-        self._add(found)
+        todo = [s for s in self._slices(start_s, end_s) if s not in self._searched]
+        if not todo:
+            return
+        ordered = by_priority(todo, self._focus())
+        if isinstance(self.traces, TempoClient):
+            self._add(self._search_tempo(ordered))
+        else:
+            self._add(self._search_jaeger(ordered, end_s))
 
     def _slices(self, start_s: float, end_s: float) -> list[tuple[float, float]]:
         """Search slices covering [start, end): ``search_slice_s`` wide, and 60 s wide around the
         incident time (where every trace matters), each capped at ``search_limit`` traces."""
         coarse = self.cfg.search_slice_s
-        focus = (self.around_s - FOCUS_BEFORE_S, self.around_s + FOCUS_AFTER_S) \
-            if self.around_s is not None else (end_s, end_s)
+        focus = self._focus() or (end_s, end_s)
         edges = {start_s, end_s, *focus}
         edges |= {k * coarse for k in range(math.ceil(start_s / coarse), math.floor(end_s / coarse) + 1)}
         edges |= {k * FOCUS_SLICE_S for k in range(math.ceil(focus[0] / FOCUS_SLICE_S),
@@ -98,24 +108,112 @@ class LiveStore(MemoryStore):
         points = sorted(e for e in edges if start_s <= e <= end_s)
         return [(lo, hi) for lo, hi in itertools.pairwise(points) if hi > lo]
 
-    def _search(self, start_s: float, end_s: float) -> list[pd.DataFrame]:
-        limit = self.cfg.search_limit if self._near_incident(start_s, end_s) else self.cfg.baseline_limit
-        if isinstance(self.traces, TempoClient):
-            ids = self.traces.search(start_s, end_s, limit, service=self.service or None)
-            return [self._fetch(trace_id) for trace_id in ids if trace_id not in self._trace_cache]
-        assert self.traces is not None
-        return [self.traces.search_frame(service, start_s, end_s, limit) for service in self._services()]
+    def _focus(self) -> tuple[float, float] | None:
+        if self.around_s is None:
+            return None
+        return (self.around_s - FOCUS_BEFORE_S, self.around_s + FOCUS_AFTER_S)
+
+    def _left(self) -> int:
+        """Requests the trace backend may still get in this diagnosis."""
+        return max(0, self.cfg.max_requests - (self.traces.requests if self.traces else 0))
+
+    def _skip(self, what: str, count: int) -> None:
+        if count > 0:
+            self.quality.add(f"{what} past the request budget ({self.cfg.max_requests} "
+                             f"requests to {self.traces.display_name if self.traces else '-'})",
+                             count)
+
+    def _search_jaeger(self, ordered: list[tuple[float, float]], end_s: float) -> list[pd.DataFrame]:
+        """Per slice, one search per entry service (Jaeger needs a service per search); baseline
+        slices merged when that would not fit the budget."""
+        assert isinstance(self.traces, JaegerClient)
+        found: list[pd.DataFrame] = []
+        services = self._search_services(found, end_s)
+        capacity = self._left() // max(len(services), 1)
+        for lo, hi in by_priority(fit(ordered, self._focus(), capacity), self._focus()):
+            if not services or self._left() < len(services):
+                self._skip("trace searches", len(services) or 1)
+                continue
+            limit = self.cfg.search_limit if self._near_incident(lo, hi) else self.cfg.baseline_limit
+            found += [self.traces.search_frame(service, lo, hi, limit) for service in services]
+            self._searched += [s for s in ordered if lo <= s[0] and s[1] <= hi]
+        return found
+
+    def _search_services(self, found: list[pd.DataFrame], end_s: float) -> list[str]:
+        """The alerting service when given; else the entry services: from Jaeger's dependency
+        graph, or from the roots of a first search in the focus window (``_probe_roots``)."""
+        if self.service:
+            return [self.service]
+        if self._entries is None:
+            assert isinstance(self.traces, JaegerClient)
+            anchor = self.around_s if self.around_s is not None else end_s
+            edges = self.traces.dependencies(anchor + FOCUS_AFTER_S, POD_HORIZON_S) \
+                if self._left() > 0 else []
+            entries = entry_services(edges) or self._probe_roots(found, anchor)
+            cap = max(1, self.cfg.max_requests // 4)
+            self._skip("entry services", len(entries) - cap)
+            self._entries = entries[:cap]
+        return self._entries
+
+    def _probe_roots(self, found: list[pd.DataFrame], anchor: float) -> list[str]:
+        """Services whose spans start the traces of the focus window: search one service not
+        seen yet, note every service its traces pass through, repeat (a quarter of the
+        budget at most). Usually one or two searches find every entry service."""
+        assert isinstance(self.traces, JaegerClient)
+        if self._left() == 0:
+            return []
+        services = self.traces.services()
+        lo, hi = self._focus() or (anchor - FOCUS_BEFORE_S, anchor)
+        seen: set[str] = set()
+        roots: Counter[str] = Counter()
+        probes = max(1, self.cfg.max_requests // 4)
+        for service in services:
+            if service in seen:
+                continue
+            if probes == 0 or self._left() == 0:
+                self._skip("services not probed for entry points", 1)
+                continue
+            frame = self.traces.search_frame(service, lo, hi, PROBE_LIMIT)
+            probes -= 1
+            found.append(frame)
+            seen |= {service, *frame["service"].astype(str)}
+            roots.update(frame.loc[frame["parent_id"].astype(str) == "", "service"].astype(str))
+        return [s for s, _ in roots.most_common()] or services[: max(1, self.cfg.max_requests // 4)]
+
+    def _search_tempo(self, ordered: list[tuple[float, float]]) -> list[pd.DataFrame]:
+        """One TraceQL search for the focus window and one each for the baseline before and
+        after it (the newest traces of each, ``most_recent=true``); then, since Tempo sends
+        whole traces only by ID, a sample of the traces found, two thirds of the budget left
+        for the focus window, each part spread evenly over its time."""
+        assert isinstance(self.traces, TempoClient)
+        focus = self._focus()
+        groups: dict[str, list[tuple[float, float]]] = {}
+        for lo, hi in ordered:
+            side = "near" if self._near_incident(lo, hi) else ("before" if focus is None or hi <= focus[0] else "after")
+            groups.setdefault(side, []).append((lo, hi))
+        near: list[tuple[float, str]] = []
+        far: list[tuple[float, str]] = []
+        for side, slices in groups.items():
+            if self._left() == 0:
+                self._skip("trace searches", 1)
+                continue
+            lo, hi = min(s[0] for s in slices), max(s[1] for s in slices)
+            limit = self.cfg.search_limit if side == "near" else self.cfg.baseline_limit * len(slices)
+            hits = self.traces.search_traces(lo, hi, limit, service=self.service or None)
+            bucket = near if side == "near" else far
+            bucket += [(lo if math.isnan(t) else t, tid) for tid, t in hits if tid not in self._fetched]
+            self._searched.extend(slices)
+        left = self._left()
+        near_k = min(len(near), max(left - len(far), -(-2 * left // 3)))
+        chosen = spread(near, near_k) + spread(far, left - near_k)
+        self._skip("traces found but not fetched", len(near) + len(far) - len(chosen))
+        self._fetched.update(chosen)
+        return [self._fetch(trace_id) for trace_id in chosen]
 
     def _near_incident(self, start_s: float, end_s: float) -> bool:
         if self.around_s is None:
             return True
         return end_s > self.around_s - FOCUS_BEFORE_S and start_s < self.around_s + FOCUS_AFTER_S
-
-    def _services(self) -> list[str]:
-        if self.service:
-            return [self.service]
-        assert isinstance(self.traces, JaegerClient)
-        return self.traces.services()[: self.cfg.max_services]
 
     def _fetch(self, trace_id: str) -> pd.DataFrame:
         assert isinstance(self.traces, TempoClient)

@@ -4,7 +4,8 @@
 Tempo ≥ 2.5) and falls back to ``/api/traces/{id}`` (``batches`` before Tempo 2.6,
 ``resourceSpans`` after) when v2 answers 404 or a body that is not JSON; under ``api="auto"``
 the first API that answers is then used alone. ``search`` runs a TraceQL query on
-``/api/search`` and returns trace IDs (Tempo drops leading zeros; they come back padded).
+``/api/search`` (``with (most_recent=true)``) and returns trace IDs (Tempo drops leading zeros;
+they come back padded) and their start times.
 """
 
 from __future__ import annotations
@@ -17,10 +18,17 @@ import pandas as pd
 
 from thinkfl_operator.errors import UserInputError
 from thinkfl_operator.telemetry.http import NotFound, QueryClient, first_answer
-from thinkfl_operator.telemetry.otlp import normalize_trace_id, otlp_frame, require_trace_id
+from thinkfl_operator.telemetry.otlp import (
+    int_value,
+    normalize_trace_id,
+    otlp_frame,
+    require_trace_id,
+)
 
 APIS = ("v1", "v2", "auto")
 DISPLAY_NAME = "Tempo"
+#: TraceQL query hint (Tempo 2.7+): the newest matching traces of the range, not the first found.
+MOST_RECENT = "with (most_recent=true)"
 #: TraceQL status values of a v2 answer that mean "some blocks could not be read".
 _PARTIAL = {"PARTIAL", "1"}
 
@@ -59,16 +67,29 @@ class TempoClient(QueryClient):
         traceql: str | None = None,
     ) -> list[str]:
         """IDs of traces matching ``traceql`` (default: any span of ``service``, or any trace)
-        that started in [start_s, end_s] (epoch seconds); at most ``limit``."""
+        that started in [start_s, end_s] (epoch seconds); at most ``limit``, the newest."""
+        return [tid for tid, _ in self.search_traces(start_s, end_s, limit, service, traceql)]
+
+    def search_traces(
+        self,
+        start_s: float,
+        end_s: float,
+        limit: int = 20,
+        service: str | None = None,
+        traceql: str | None = None,
+    ) -> list[tuple[str, float]]:
+        """``search`` with each trace's start (epoch seconds; NaN when Tempo leaves it out).
+        The default query carries the ``most_recent=true`` hint, so Tempo answers the newest
+        traces of the range, not whichever its blocks give first."""
         if end_s < start_s or limit < 1:
             raise UserInputError(
                 f"Tempo trace search needs start <= end and limit >= 1 "
                 f"(got {start_s}, {end_s}, {limit})"
             )
-        query = traceql if traceql is not None else service_query(service)
+        query = traceql if traceql is not None else f"{service_query(service)} {MOST_RECENT}"
         params = {"q": query, "start": math.floor(start_s), "end": math.ceil(end_s),
                   "limit": limit}
-        return search_trace_ids(self.http.get_json("/api/search", params))
+        return search_results(self.http.get_json("/api/search", params))
 
     def _first(self, calls: Mapping[str, Callable[[], T]]) -> T:
         """The first API that answers; under "auto", remember it."""
@@ -94,10 +115,21 @@ def service_query(service: str | None) -> str:
 
 def search_trace_ids(body: Any) -> list[str]:
     """``traces[].traceID`` of a ``/api/search`` answer, padded to 32 hex, without repeats."""
-    traces = _mapping(body).get("traces") or []
-    ids = (normalize_trace_id(t.get("traceID") or t.get("traceId"))
-           for t in traces if isinstance(t, Mapping))
-    return [i for i in dict.fromkeys(ids) if i]
+    return [tid for tid, _ in search_results(body)]
+
+
+def search_results(body: Any) -> list[tuple[str, float]]:
+    """(trace ID padded to 32 hex, start in epoch seconds or NaN) of a ``/api/search`` answer,
+    without repeats, in the answer's order."""
+    found: dict[str, float] = {}
+    for trace in _mapping(body).get("traces") or []:
+        if not isinstance(trace, Mapping):
+            continue
+        tid = normalize_trace_id(trace.get("traceID") or trace.get("traceId"))
+        if tid and tid not in found:
+            found[tid] = int_value(trace.get("startTimeUnixNano"), -1) / 1e9 \
+                if trace.get("startTimeUnixNano") not in (None, "") else math.nan
+    return [(tid, start if start >= 0 else math.nan) for tid, start in found.items()]
 
 
 def _mapping(body: Any) -> Mapping[str, Any]:

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import email.utils
 import random
+import re
 import ssl
 import threading
 import time
@@ -221,11 +222,9 @@ def tls_failure(exc: BaseException) -> str | None:
             return None
         if isinstance(seen, ssl.SSLCertVerificationError):
             return seen.verify_message or "certificate verify failed"
-        text = str(seen)
-        if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
-            start = text.find("certificate verify failed")
-            return text[start:].split(")")[0].split("'")[0].strip() if start >= 0 else \
-                "certificate verify failed"
+        found = re.search(r"certificate verify failed[^()'\"]*", str(seen))
+        if found is not None:
+            return found.group(0).strip()
         seen = seen.__cause__ or seen.__context__
     return None
 

@@ -59,13 +59,22 @@ def resource_info() -> kmock.ResourceInfo:
         verbs=["list", "watch", "get", "patch", "create", "update", "delete"])
 
 
+def definition() -> tuple[str, dict[str, Any]]:
+    """The schema's name as the API server publishes it (``dev.thinkfl.v1alpha1.FailureIncident``)
+    and the schema with its GroupVersionKind (what ``kubectl explain`` looks it up by)."""
+    group, version, kind = crd()["spec"]["group"], served()["name"], names()["kind"]
+    gvk = {"group": group, "version": version, "kind": kind}
+    return (f"{'.'.join(reversed(group.split('.')))}.{version}.{kind}",
+            {**schema(), "x-kubernetes-group-version-kind": [gvk]})
+
+
 @functools.cache
 def openapi_v3() -> dict[str, Any]:
     """The group-version's OpenAPI v3 document as the API server publishes a CRD: the schema
     with its GroupVersionKind (what ``kubectl explain`` reads), and a PATCH path that takes
     ``fieldValidation`` (so ``kubectl apply`` leaves validation to the server: ``validate``)."""
     group, version, kind = crd()["spec"]["group"], served()["name"], names()["kind"]
-    name = f"{'.'.join(reversed(group.split('.')))}.{version}.{kind}"
+    name, incident = definition()
     ref = {"$ref": f"#/components/schemas/{name}"}
     gvk = {"group": group, "version": version, "kind": kind}
     listed = {"type": "object", "required": ["items"], "description": f"A list of {kind}.",
@@ -81,8 +90,7 @@ def openapi_v3() -> dict[str, Any]:
     path = f"/apis/{group}/{version}/namespaces/{{namespace}}/{names()['plural']}/{{name}}"
     return {"openapi": "3.0.0", "info": {"title": "Kubernetes CRD Swagger", "version": "v0.1.0"},
             "paths": {path: {"patch": patch}},
-            "components": {"schemas": {name: {**schema(), "x-kubernetes-group-version-kind": [gvk]},
-                                       f"{name}List": listed}}}
+            "components": {"schemas": {name: incident, f"{name}List": listed}}}
 
 
 def validate(obj: Mapping[str, Any], whole: bool, strict: bool) -> None:

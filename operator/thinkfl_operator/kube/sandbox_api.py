@@ -25,7 +25,8 @@ from typing import Any
 import kmock
 import yaml
 
-from thinkfl_operator.kube.crd import group_version, names, openapi_v3, validate
+from thinkfl_operator.kube import openapi_v2
+from thinkfl_operator.kube.crd import definition, group_version, names, openapi_v3, validate
 from thinkfl_operator.kube.sandbox_tables import EVENT_COLUMNS, Column, crd_columns, table
 
 
@@ -37,6 +38,7 @@ class KubectlEmulator(kmock.KubernetesEmulator):
         # kubectl has "no stream serializers registered for application/octet-stream".
         self.fallback[kmock.action.WATCH] << {"Content-Type": "application/json"} << self._serve_watch
         super().__attrs_post_init__()
+        self.fallback["get /openapi/v2"] << self._serve_openapi_v2
         self.fallback["get /openapi/v3"] << self._serve_openapi_index
         self.fallback[f"get /openapi/v3/apis/{group_version()}"] << self._serve_openapi_spec
 
@@ -44,7 +46,10 @@ class KubectlEmulator(kmock.KubernetesEmulator):
         mode = request.params.get("fieldValidation")
         if mode and _ours(request) and request.subresource is None and isinstance(request.data, dict):
             validate(request.data, whole=request.action == kmock.action.CREATE, strict=mode == "Strict")
-        return await super()._handle(request)
+        try:
+            return await super()._handle(request)
+        except kmock.KubernetesError as exc:
+            raise _as_kubernetes_says(exc, request) from exc
 
     async def _serve_version(self, request: kmock.Request) -> Any:
         """Discovery: the core group's version is ``v1`` (kmock says ``/v1``, and kubectl then
@@ -91,6 +96,14 @@ class KubectlEmulator(kmock.KubernetesEmulator):
             elif _selected(obj, selector) and (not since or event.get("type") != "ADDED" or _version(obj) > since):
                 yield {**event, "object": table([obj], columns)} if columns else event
 
+    async def _serve_openapi_v2(self, request: kmock.Request) -> Any:
+        """Swagger 2.0: protobuf for kubectl (before v1.27 its only OpenAPI), else JSON."""
+        name, incident = definition()
+        if openapi_v2.PROTOBUF in _accept(request):
+            return openapi_v2.document({name: incident})
+        return {"swagger": "2.0", "info": {"title": "Kubernetes", "version": "v0.1.0"}, "paths": {},
+                "definitions": {name: incident}}
+
     async def _serve_openapi_index(self, request: kmock.Request) -> Any:
         digest = hashlib.sha256(json.dumps(openapi_v3(), sort_keys=True).encode()).hexdigest()[:16].upper()
         path = f"apis/{group_version()}"
@@ -98,6 +111,24 @@ class KubectlEmulator(kmock.KubernetesEmulator):
 
     async def _serve_openapi_spec(self, request: kmock.Request) -> Any:
         return openapi_v3()
+
+
+#: Kubernetes' reasons for kmock's errors about an object: kubectl before v1.27 tells a missing
+#: object by its reason alone (``apply`` creates only what is ``NotFound``).
+_REASONS = {404: ("NotFound", "not found"), 409: ("AlreadyExists", "already exists")}
+
+
+def _as_kubernetes_says(exc: kmock.KubernetesError, request: kmock.Request) -> kmock.KubernetesError:
+    """``failureincidents.thinkfl.dev "x" not found`` (reason NotFound), as the API server words it."""
+    resource = request.resource
+    data = request.data if isinstance(request.data, dict) else {}
+    name = request.name or (data.get("metadata") or {}).get("name")
+    if exc.status not in _REASONS or resource is None or not name:
+        return exc
+    reason, says = _REASONS[exc.status]
+    what = ".".join(filter(None, (resource.plural, resource.group)))
+    return kmock.KubernetesError(status=exc.status, reason=reason, message=f'{what} "{name}" {says}',
+                                 details={"name": name, "group": resource.group, "kind": resource.plural})
 
 
 def _ours(request: kmock.Request) -> bool:
@@ -113,9 +144,12 @@ def _columns(request: kmock.Request) -> list[Column]:
     return EVENT_COLUMNS if core_events else []
 
 
+def _accept(request: kmock.Request) -> str:
+    return next((v for k, v in request.headers.items() if k.lower() == "accept"), "")
+
+
 def _wants_table(request: kmock.Request) -> bool:
-    accept = next((v for k, v in request.headers.items() if k.lower() == "accept"), "")
-    return "as=Table" in accept
+    return "as=Table" in _accept(request)
 
 
 def _version(obj: Mapping[str, Any]) -> int:

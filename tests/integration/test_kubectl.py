@@ -127,6 +127,14 @@ async def test_get_describe_wait_and_events_of_diagnosed_incidents(api: tuple[Cl
     assert mine[0] == ["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]
     assert [row[1:4] for row in mine[1:]] == [["Normal", "Started", "failureincident/cart-slow"],
                                              ["Normal", "Diagnosed", "failureincident/cart-slow"]], mine
+    assert (await kubectl("label", "fi", "cart-slow", "team=cart")).strip() \
+        == "failureincident.thinkfl.dev/cart-slow labeled"
+    assert (await kubectl("get", "fi", "-l", "team=cart", "-o", "name")).split() == [
+        "failureincident.thinkfl.dev/cart-slow"]
+    assert (await kubectl("get", "fi", "-l", "!team", "-o", "name")).split() == [
+        "failureincident.thinkfl.dev/checkout-slow"]
+    assert (await kubectl("get", "fi", "-l", "team in (shop,cart)", "-o", "name")).split() == [
+        "failureincident.thinkfl.dev/cart-slow"]
     every = _rows(await kubectl("get", "events"))
     assert len(every) == 1 + 4 and {row[3] for row in every[1:]} == {
         "failureincident/cart-slow", "failureincident/checkout-slow"}

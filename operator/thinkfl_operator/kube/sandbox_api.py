@@ -1,7 +1,7 @@
 """What a real ``kubectl`` (v1.32) asks of the sandbox's API that kmock's emulator does not serve.
 
-kmock 0.8 answers a list without ``kind``, ignores ``fieldSelector`` and a watch's
-``resourceVersion``, streams a watch as ``application/octet-stream``, prints no Table, publishes
+kmock 0.8 answers a list without ``kind``, ignores ``fieldSelector``, ``labelSelector`` and a
+watch's ``resourceVersion``, streams a watch as ``application/octet-stream``, prints no Table, publishes
 no OpenAPI, names the core group ``/v1`` and gives a subresource its resource's short names.
 kubectl needs each: ``get`` refuses a list without ``kind`` and asks for a Table (the CRD's
 printer columns); ``describe`` lists Events with a ``fieldSelector`` on ``involvedObject``;
@@ -11,8 +11,9 @@ leaves validation to the server (``fieldValidation=Strict``), so a write that ca
 ``fieldValidation`` is checked against the CRD's schema (``crd.validate``). A write without it
 (the sandbox's own client) is stored as sent, so the operator's own spec checks stay testable.
 
-Not served: ``labelSelector``, ``/openapi/v2`` (kubectl wants it as protobuf and reads v3 first),
-the CRD's CEL rules, Tables for resources other than FailureIncidents and core Events.
+``/openapi/v2`` is the same schema, as protobuf for kubectl (``openapi_v2``): before v1.27 it is all
+kubectl reads. Not served: the CRD's CEL rules, Tables for resources other than FailureIncidents
+and core Events, ``limit``/``continue`` paging (every list is one page).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import yaml
 from thinkfl_operator.kube import openapi_v2
 from thinkfl_operator.kube.crd import definition, group_version, names, openapi_v3, validate
 from thinkfl_operator.kube.sandbox_tables import EVENT_COLUMNS, Column, crd_columns, table
+from thinkfl_operator.kube.selectors import selected
 
 
 class KubectlEmulator(kmock.KubernetesEmulator):
@@ -64,7 +66,7 @@ class KubectlEmulator(kmock.KubernetesEmulator):
 
     async def _serve_list(self, request: kmock.Request) -> Any:
         listed: Any = await super()._serve_list(request)
-        items = [o for o in listed["items"] if _selected(o, request.params.get("fieldSelector", ""))]
+        items = [o for o in listed["items"] if selected(o, request.params)]
         version = str(max((_version(o) for o in items), default=0))  # a watch from here skips these
         columns = _columns(request)
         if columns and _wants_table(request):
@@ -84,7 +86,6 @@ class KubectlEmulator(kmock.KubernetesEmulator):
     async def _serve_watch(self, request: kmock.Request) -> AsyncIterator[Any]:
         """kmock's watch, without the objects the selector excludes or the client has seen (a
         ``resourceVersion`` at or below the one asked for: kmock replays every object first)."""
-        selector = request.params.get("fieldSelector", "")
         since = int(request.params["resourceVersion"]) if request.params.get(
             "resourceVersion", "").isdigit() else 0
         columns = _columns(request) if _wants_table(request) else []
@@ -93,7 +94,7 @@ class KubectlEmulator(kmock.KubernetesEmulator):
             obj = event.get("object") if isinstance(event, dict) else None
             if obj is None:
                 yield event  # the empty chunk that starts the stream
-            elif _selected(obj, selector) and (not since or event.get("type") != "ADDED" or _version(obj) > since):
+            elif selected(obj, request.params) and (not since or event.get("type") != "ADDED" or _version(obj) > since):
                 yield {**event, "object": table([obj], columns)} if columns else event
 
     async def _serve_openapi_v2(self, request: kmock.Request) -> Any:
@@ -155,19 +156,6 @@ def _wants_table(request: kmock.Request) -> bool:
 def _version(obj: Mapping[str, Any]) -> int:
     version = str((obj.get("metadata") or {}).get("resourceVersion", ""))
     return int(version) if version.isdigit() else 0
-
-
-def _selected(obj: Mapping[str, Any], selector: str) -> bool:
-    """A field selector (``a.b=x,c!=y``; ``==`` as ``=``) against the object's fields."""
-    for term in filter(None, selector.split(",")):
-        negated = "!=" in term
-        field, _, wanted = term.replace("!=", "=").replace("==", "=").partition("=")
-        value: Any = obj
-        for key in field.strip().split("."):
-            value = value.get(key) if isinstance(value, Mapping) else None
-        if (("" if value is None else str(value)) == wanted.strip()) == negated:
-            return False
-    return True
 
 
 def kubeconfig(server: str, namespace: str = "default") -> str:

@@ -73,6 +73,28 @@ def templates(lines: pd.Series) -> pd.Series:
     return pd.Series(distinct[heads.indices.to_numpy(zero_copy_only=False)], index=lines.index)
 
 
+def categorized(lines: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """``templates(lines)`` and ``levels(lines)`` as categorical columns (same values and the
+    same categories ``astype("category")`` gives), made from their few distinct values: a
+    cache of many incidents keeps these, and counts their codes."""
+    if lines.empty:
+        return (pd.Series([], index=lines.index, dtype="category"),
+                pd.Series([], index=lines.index, dtype="category"))
+    text = _arrow(lines)
+    heads = pc.dictionary_encode(_parallel(_head, text))
+    found = pc.dictionary_encode(_levels(text))
+    return (_categorical(_masked(heads.dictionary), heads.indices, lines.index),
+            _categorical(found.dictionary, found.indices, lines.index))
+
+
+def _categorical(values: pa.Array, indices: pa.Array, index: pd.Index) -> pd.Series:
+    """The series ``values[indices]`` as a categorical whose categories are the sorted
+    distinct values (what pandas makes of the full column)."""
+    distinct = pd.Categorical(np.asarray(values.to_numpy(zero_copy_only=False), dtype=object))
+    codes = np.asarray(distinct.codes)[indices.to_numpy(zero_copy_only=False)]
+    return pd.Series(pd.Categorical.from_codes(codes, dtype=distinct.dtype), index=index)
+
+
 def _parallel(function: Callable[[pa.Array], pa.Array], text: pa.Array) -> pa.Array:
     """``function`` over ``text`` in one part per core (parts of at least ``_PART_LINES``)."""
     parts = max(1, min(THREADS, len(text) // _PART_LINES))
@@ -109,12 +131,17 @@ def levels(lines: pd.Series) -> pd.Series:
     """The severity each line states ("" when none), normalized to ``LEVELS``."""
     if lines.empty:
         return pd.Series([], index=lines.index, dtype=object)
-    head = pc.utf8_slice_codeunits(_arrow(lines), 0, HEAD_CHARS)
+    upper = _levels(_arrow(lines))
+    return pd.Series(np.asarray(upper.to_numpy(zero_copy_only=False), dtype=object), index=lines.index)
+
+
+def _levels(lines: pa.Array) -> pa.Array:
+    head = pc.utf8_slice_codeunits(lines, 0, HEAD_CHARS)
     found = pc.struct_field(pc.extract_regex(head, _LEVEL_RE2), "level")
     upper = pc.utf8_upper(pc.fill_null(found, ""))
     for alias, level in _LEVEL_ALIASES.items():
         upper = pc.if_else(pc.equal(upper, alias), level, upper)
-    return pd.Series(np.asarray(upper.to_numpy(zero_copy_only=False), dtype=object), index=lines.index)
+    return upper
 
 
 def _arrow(lines: pd.Series) -> pa.Array:

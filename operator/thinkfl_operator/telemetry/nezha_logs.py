@@ -68,6 +68,7 @@ class NezhaLogs:
         self._files = sorted(folder.glob("*.csv")) if folder.is_dir() else []
         self._day = folder_day(folder.parent)
         self._loaded: set[Path] = set()
+        self._table: pa.Table | None = None
         self._lines = empty_lines()
         self._coverage: tuple[tuple[float, float], ...] = ()
 
@@ -80,37 +81,43 @@ class NezhaLogs:
         return files_near(self._files, self._day, "_log.csv", start_s, end_s)
 
     def _ensure_loaded(self, paths: list[Path]) -> None:
+        """Read the files not read yet and merge them into the kept lines, in Arrow (one take
+        of the whole day: pandas' per-column filters and sorts of long text columns cost more
+        than reading them); the pandas frame is made once from the result."""
         new = [p for p in paths if p not in self._loaded]
         if not new:
             return
         with ThreadPoolExecutor(max_workers=THREADS) as pool:
             read = list(pool.map(self._read, new))
-        frames, runs = [], list(self._coverage)
-        for frame, quality in read:
+        tables, runs = [] if self._table is None else [self._table], list(self._coverage)
+        for table, quality in read:
             self.quality.merge(quality)
-            runs += _runs(frame["time_ns"].to_numpy())
-            frames.append(frame)
+            if table is not None:
+                runs += _runs(table.column("time_ns").to_numpy())
+                tables.append(table)
         self._loaded.update(new)
         self._coverage = merge_coverage(runs)
-        parts = [f for f in (self._lines, *frames) if not f.empty]  # an empty one is typed otherwise
-        if not parts:
+        if not tables:
             return
-        merged = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
-        repeated = _repeated(merged)
+        merged = pa.concat_tables(tables).combine_chunks()
+        times = merged.column("time_ns").to_numpy()
+        repeated = _repeated(times, merged)
         self.quality.add("repeated log lines", int(repeated.sum()))
-        merged = merged[~repeated]
-        self._lines = merged.sort_values("time_ns", kind="stable").reset_index(drop=True)
+        kept = np.flatnonzero(~repeated)
+        self._table = merged.take(kept[np.argsort(times[kept], kind="stable")])
+        self._lines = self._table.to_pandas()
 
-    def _read(self, path: Path) -> tuple[pd.DataFrame, DataQuality]:
+    def _read(self, path: Path) -> tuple[pa.Table | None, DataQuality]:
         """One file's lines, and what was skipped in it (a tally of its own: files are read
         in parallel)."""
         quality = DataQuality()
         return self._lines_of(path, quality), quality
 
-    def _lines_of(self, path: Path, quality: DataQuality) -> pd.DataFrame:
+    def _lines_of(self, path: Path, quality: DataQuality) -> pa.Table | None:
+        """The file's lines as a table of ``LINE_COLUMNS`` (None when the file is left out)."""
         table = _read_csv(path, quality, self.max_file_lines)
         if table is None:
-            return empty_lines()
+            return None
         times = _int_column(table.column("TimeUnixNano"))
         line = _docker_lines(table.column("Log"))
         long = pc.sum(pc.cast(pc.greater(pc.utf8_length(line), MAX_LINE_CHARS), pa.int64())).as_py() or 0
@@ -119,25 +126,28 @@ class NezhaLogs:
         keep = pc.and_(pc.is_valid(times), pc.is_valid(line))
         kept = pc.sum(pc.cast(keep, pa.int64())).as_py() or 0
         quality.add("log rows without a time", len(table) - int(kept))
-        pods = _text(table, "PodName")
-        frame = pd.DataFrame({
-            "time_ns": times.to_numpy(zero_copy_only=False),
-            "pod": pods,
-            "line": pd.array(line, dtype="str"),  # kept in Arrow: templating reads it without a copy
+        if times.null_count:
+            # As the reader always did (through a float64 numpy column): a file with a row
+            # without a time has its times rounded to float64 (up to 128 ns off), so its lines
+            # never match the same lines of an overlapping file as repeats. Kept so that
+            # answers stay the same; exact times change 2023-01-30's ranking (121 more repeats).
+            times = pc.cast(pc.cast(times, pa.float64(), safe=False), pa.int64())
+        pods = pc.dictionary_encode(_text(table, "PodName"))
+        services = pa.array([service_of_pod(p) for p in pods.dictionary.to_pylist()], type=pa.string())
+        return pa.table({
+            "time_ns": pc.cast(times, pa.int64()),
+            "pod": pods.dictionary.take(pods.indices),
+            "service": services.take(pods.indices),
+            "line": line,
             "trace_id": _text(table, "TraceID"),
             "span_id": _text(table, "SpanID"),
-        })[keep.to_numpy(zero_copy_only=False)]
-        frame["time_ns"] = frame["time_ns"].astype("int64")
-        names = {p: service_of_pod(p) for p in frame["pod"].unique()}
-        frame.insert(2, "service", frame["pod"].map(names))
-        return frame
+        }).filter(keep)
 
 
-def _repeated(lines: pd.DataFrame) -> np.ndarray:
-    """``duplicated(["time_ns", "pod", "line"], keep="first")``, compared only among the
-    lines that share their time with another (the others cannot repeat): overlapping files
-    repeat a few thousand lines of a day's ~80k."""
-    times = lines["time_ns"].to_numpy()
+def _repeated(times: np.ndarray, lines: pa.Table) -> np.ndarray:
+    """Which lines repeat an earlier one of the same time, pod and text (pandas'
+    ``duplicated(keep="first")``), compared only among the lines that share their time with
+    another (the others cannot repeat): overlapping files repeat a few thousand lines a day."""
     order = np.argsort(times, kind="stable")
     same = times[order][1:] == times[order][:-1]
     shared = np.zeros(len(times), dtype=bool)
@@ -145,8 +155,9 @@ def _repeated(lines: pd.DataFrame) -> np.ndarray:
     rows = np.flatnonzero(shared)
     repeated = np.zeros(len(times), dtype=bool)
     if len(rows):
-        part = pd.DataFrame({"time_ns": times[rows], "pod": lines["pod"].iloc[rows].to_numpy(dtype=object),
-                             "line": lines["line"].iloc[rows].to_numpy(dtype=object)})
+        part = pd.DataFrame({"time_ns": times[rows],
+                             "pod": np.asarray(lines.column("pod").take(rows).to_pylist(), dtype=object),
+                             "line": np.asarray(lines.column("line").take(rows).to_pylist(), dtype=object)})
         repeated[rows] = part.duplicated(keep="first").to_numpy()
     return repeated
 
@@ -215,10 +226,11 @@ def _docker_lines(column: pa.ChunkedArray | pa.Array) -> pa.Array:
     return pc.utf8_rtrim(line, characters="\r\n")
 
 
-def _text(table: pa.Table, name: str) -> np.ndarray:
+def _text(table: pa.Table, name: str) -> pa.Array:
+    """A text column, "" where missing (and for every row when the file has no such column)."""
     if name not in table.column_names:
-        return np.full(len(table), "", dtype=object)
-    return np.asarray(pc.fill_null(table.column(name), "").to_numpy(zero_copy_only=False), dtype=object)
+        return pa.array([""] * len(table), type=pa.string())
+    return pc.fill_null(table.column(name), "").combine_chunks()
 
 
 def _runs(times_ns: np.ndarray) -> list[tuple[float, float]]:

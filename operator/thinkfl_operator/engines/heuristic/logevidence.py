@@ -18,7 +18,7 @@ from thinkfl_operator.engines.heuristic.traffic import (
     template_traffic,
 )
 from thinkfl_operator.evidence.logshift import LineKeys, LogEvidence, line_keys, log_shifts
-from thinkfl_operator.evidence.templates import levels, templates
+from thinkfl_operator.evidence.templates import categorized
 from thinkfl_operator.settings import LogsSettings
 from thinkfl_operator.telemetry.loglines import LogBatch, LogSource, clip_coverage
 from thinkfl_operator.telemetry.store import Store
@@ -69,10 +69,12 @@ class LogCache:
 
     def load(self, source: LogSource, start_s: float, end_s: float) -> None:
         batch = source.logs(start_s, end_s)
-        lines = batch.lines.sort_values("time_ns", kind="stable") if not batch.lines.empty else batch.lines
-        lines = lines.assign(template=templates(lines["line"]), level=levels(lines["line"]))
+        lines = batch.lines
+        if not lines["time_ns"].is_monotonic_increasing:
+            lines = lines.sort_values("time_ns", kind="stable")
+        template, level = categorized(lines["line"])
         # categories: every incident counts by integer codes, not by strings
-        lines = lines.astype({c: "category" for c in ("service", "pod", "template", "level")})
+        lines = lines.assign(template=template, level=level).astype({c: "category" for c in ("service", "pod")})
         self._source, self._range = source, (start_s, end_s)
         self._batch = replace(batch, lines=lines)
         self._owners = None

@@ -160,13 +160,14 @@ def _store(args: argparse.Namespace, settings: Settings, incident: Incident) -> 
     prometheus = settings.prometheus
     if args.prometheus_url:
         prometheus = prometheus.model_copy(update={"url": args.prometheus_url})
-    logs = live_logs(settings.logs, args.namespace)
+    logs = live_logs(settings.logs, args.namespace, settings.tls)
     if not traces.url and logs is None and not prometheus.url:
         raise UserInputError("give DATA_DIR, or live backends: --jaeger-url/--tempo-url URL, "
                              "--prometheus-url URL, --loki-url URL")
     if not traces.url and incident.trace_id:
         raise UserInputError("--trace-id needs a tracing backend: --jaeger-url URL or --tempo-url URL")
-    store = open_live(traces, prometheus, incident.service, incident.time_s, logs=logs)
+    store = open_live(traces, prometheus, incident.service, incident.time_s, logs=logs,
+                      tls=settings.tls)
     parts = [store.name] if traces.url else []
     parts += [f"Prometheus at {prometheus.url}"] if prometheus.url else []
     parts += [f"Loki at {settings.logs.loki_url}"] if logs is not None else []

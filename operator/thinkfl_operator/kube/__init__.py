@@ -42,7 +42,7 @@ def live_stores(pods: PodNodes | None = None) -> StoreFactory:
         if pods is not None and settings.operator.pod_nodes_from_api and incident.namespace:
             lookup = pods.lookup(incident.namespace)
         return open_live(settings.traces, settings.prometheus, incident.service, incident.time_s,
-                         lookup, logs=_log_source(settings, incident))
+                         lookup, logs=_log_source(settings, incident), tls=settings.tls)
 
     return live_store
 
@@ -50,7 +50,7 @@ def live_stores(pods: PodNodes | None = None) -> StoreFactory:
 def _log_source(settings: Settings, incident: Incident) -> LogSource | None:
     """Loki when configured; else the Kubernetes API's pods/log when the chart allows it
     (``logs.podLogs``) and the incident says where its pods run; else no log evidence."""
-    logs = live_logs(settings.logs, incident.namespace)
+    logs = live_logs(settings.logs, incident.namespace, settings.tls)
     if logs is None and settings.logs.enabled and settings.logs.pod_logs and incident.namespace:
         logs = PodLogs(incident.namespace, settings.logs)
     return logs

@@ -16,7 +16,12 @@ from collections.abc import Callable
 
 import pandas as pd
 
-from thinkfl_operator.settings import LogsSettings, PrometheusSettings, TracesSettings
+from thinkfl_operator.settings import (
+    LogsSettings,
+    PrometheusSettings,
+    TlsSettings,
+    TracesSettings,
+)
 from thinkfl_operator.telemetry.jaeger import JaegerClient
 from thinkfl_operator.telemetry.loglines import LogSource
 from thinkfl_operator.telemetry.loki import LokiLogs
@@ -301,29 +306,32 @@ class LiveStore(MemoryStore):
 def open_live(traces: TracesSettings, prometheus: PrometheusSettings, service: str = "",
               around_s: float | None = None,
               node_lookup: Callable[[str], str] | None = None,
-              logs: LogSource | None = None) -> LiveStore:
+              logs: LogSource | None = None, tls: TlsSettings | None = None) -> LiveStore:
     """A LiveStore from the settings (either backend may be absent); ``node_lookup`` tells a
-    pod's node when Prometheus cannot."""
+    pod's node when Prometheus cannot; ``tls`` how certificates are checked (None: the
+    process's ``THINKFL_TLS__…``)."""
     client: JaegerClient | TempoClient | None = None
     if traces.url and traces.backend == "jaeger":
         client = JaegerClient(traces.url, api=traces.api, timeout_s=traces.timeout_s,
                               retries=traces.retries, backoff_s=traces.backoff_s,
-                              max_bytes=int(traces.max_body_mb * 2**20))
+                              max_bytes=int(traces.max_body_mb * 2**20), tls=tls)
     elif traces.url:
         client = TempoClient(traces.url, timeout_s=traces.timeout_s, retries=traces.retries,
-                             backoff_s=traces.backoff_s, max_bytes=int(traces.max_body_mb * 2**20))
+                             backoff_s=traces.backoff_s, max_bytes=int(traces.max_body_mb * 2**20),
+                             tls=tls)
     metrics = None
     if prometheus.url:
         metrics = PrometheusMetrics(prometheus.url, prometheus.catalog or DEFAULT_CATALOG,
                                     timeout_s=prometheus.timeout_s, retries=prometheus.retries,
                                     backoff_s=prometheus.backoff_s,
-                                    max_bytes=int(prometheus.max_body_mb * 2**20))
+                                    max_bytes=int(prometheus.max_body_mb * 2**20), tls=tls)
     return LiveStore(client, metrics, traces, service, around_s, prometheus.step_s, node_lookup, logs)
 
 
-def live_logs(cfg: LogsSettings, namespace: str = "") -> LogSource | None:
+def live_logs(cfg: LogsSettings, namespace: str = "",
+              tls: TlsSettings | None = None) -> LogSource | None:
     """Loki when configured and logs are on (the Kubernetes API's pods/log is the operator's
     choice, made above this layer); None otherwise."""
     if not cfg.enabled or not cfg.loki_url:
         return None
-    return LokiLogs(cfg, namespace)
+    return LokiLogs(cfg, namespace, tls=tls)

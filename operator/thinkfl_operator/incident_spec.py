@@ -1,10 +1,12 @@
 """A FailureIncident's spec → the ``Incident`` the engines diagnose.
 
-The API server already checks the spec against the CRD schema (``crds/failureincidents.yaml``);
-this module checks it again with the same patterns and rules (a unit test keeps the patterns
-identical), because objects written under an older CRD, and specs read from files, never went
-through admission. Every problem is reported at once, in one ``InvalidIncident`` whose message
-names each field and its value.
+``IncidentSpec`` (and ``FeedbackSpec`` inside it) is the spec's schema as pydantic models: the
+same fields, types, patterns and bounds as the CRD (``crds/failureincidents.yaml``; a unit test
+compares the CRD's schema with ``IncidentSpec.model_json_schema()``). The API server already
+checks a spec against the CRD; the operator checks it again, because objects written under an
+older CRD, and specs read from files, never went through admission. Every problem is reported
+at once, in one ``InvalidIncident`` whose message names each field and its value; the CRD's two
+CEL rules (a starting point; ``rootSpanID`` needs ``traceID``) are checked here too.
 
 No kopf here: the kube layer calls ``parse_spec`` and ``engine_of`` and turns the error into a
 permanent failure.
@@ -16,13 +18,15 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta, timezone
-from typing import Any
+from typing import Annotated, Any
 
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SkipValidation, ValidationError
+from pydantic_core import ErrorDetails, PydanticCustomError
+
+from thinkfl_operator import rfc3339
 from thinkfl_operator.errors import InvalidIncident
-from thinkfl_operator.models import Incident
-
-ENGINES = ("auto", "thinkfl", "heuristic")
+from thinkfl_operator.models import ENGINES as ENGINES  # noqa: PLC0414 (cli.parser reads it here)
+from thinkfl_operator.models import EngineName, Incident
 
 #: The CRD's patterns, word for word.
 HEX_ID_PATTERN = r"^[0-9a-fA-F]{1,32}$"
@@ -40,85 +44,12 @@ MAX_TRACES = 10
 MAX_DESCRIPTION = 2000
 MAX_SERVICE = 253
 MAX_NAMESPACE = 63
+MAX_NAME = 253  # a Kubernetes object name (spec.feedback's node, service, pod, by)
 
-FIELDS = ("traceID", "rootSpanID", "service", "time", "window", "maxTraces",
-          "targetNamespace", "description", "engine", "feedback")
-#: Spec fields that say nothing about what to diagnose (the SRE's answer, checked by ``feedback``).
-NOT_DIAGNOSED = ("feedback",)
 STARTING_POINT = "a FailureIncident needs spec.traceID or spec.service (spec.time defaults to its creation time)"
 
-_TIME = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|([+-])(\d{2}):(\d{2}))",
-    re.ASCII,
-)
 _WINDOW = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?", re.ASCII)
 _SHOWN = 80  # characters of a bad value quoted in a message
-
-
-def parse_spec(spec: Mapping[str, Any], created: str | None = None) -> Incident:
-    """The incident a FailureIncident spec describes.
-
-    ``created`` is the object's ``metadata.creationTimestamp``, the default of ``spec.time``.
-    Raises ``InvalidIncident`` naming every bad field and value.
-    """
-    if not isinstance(spec, Mapping):
-        raise InvalidIncident(f"a FailureIncident spec must be an object, not {quoted(spec)}")
-    problems: list[str] = []
-    fields = _Fields(spec, problems)
-    trace_id = fields.hex_id("traceID", "trace ID")
-    root_span_id = fields.hex_id("rootSpanID", "span ID")
-    service = fields.string("service", SERVICE_PATTERN, MAX_SERVICE,
-                            "a service name (1 to 253 characters, no leading or trailing spaces)")
-    time_s = fields.time()
-    window_s = fields.window()
-    max_traces = fields.max_traces()
-    namespace = fields.string("targetNamespace", NAMESPACE_PATTERN, MAX_NAMESPACE,
-                              "a namespace name (lowercase letters, digits and '-', at most 63 "
-                              "characters)")
-    description = fields.description()
-    fields.engine()
-    problems.extend(_unknown_fields(spec))
-    if not trace_id and not service and not fields.failed("traceID", "service", "time"):
-        problems.append(STARTING_POINT)
-    if root_span_id and not trace_id and not fields.failed("traceID"):
-        problems.append(f"spec.rootSpanID {quoted(spec['rootSpanID'])} needs spec.traceID")
-    if time_s is None and created is not None:
-        time_s = _created_time(created, problems)
-    if problems:
-        raise InvalidIncident("; ".join(problems))
-    return Incident(time_s=time_s, trace_id=trace_id, root_span_id=root_span_id,
-                    service=service, window_s=window_s, max_traces=max_traces,
-                    description=description, namespace=namespace)
-
-
-def engine_of(spec: Mapping[str, Any], default: str) -> str:
-    """``spec.engine``, or ``default`` (the operator's setting) when the spec names none."""
-    if default not in ENGINES:
-        raise ValueError(f"default engine {default!r} is not one of {', '.join(ENGINES)}")
-    value = spec.get("engine")
-    if value is None:
-        return default
-    if value not in ENGINES:
-        raise InvalidIncident(_bad_engine(value))
-    return str(value)
-
-
-def parse_rfc3339(text: str) -> datetime:
-    """An RFC 3339 time with a zone (``Z`` or ``±hh:mm``); ``ValueError`` when it is not one.
-
-    Fractions finer than microseconds are cut; the result is aware (its own offset)."""
-    if re.fullmatch(TIME_PATTERN, text) is None:
-        raise ValueError(f"{text!r} is not an RFC 3339 time")
-    match = _TIME.fullmatch(text)
-    if match is None:  # unreachable: TIME_PATTERN is stricter
-        raise ValueError(f"{text!r} is not an RFC 3339 time")
-    year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
-    micro = int((match[7] or "0").ljust(6, "0")[:6])
-    zone = UTC
-    if match[8] != "Z":
-        offset = timedelta(hours=int(match[10]), minutes=int(match[11]))
-        zone = timezone(-offset if match[9] == "-" else offset)
-    return datetime(year, month, day, hour, minute, second, micro, tzinfo=zone)
 
 
 def parse_window(text: str) -> float:
@@ -130,117 +61,165 @@ def parse_window(text: str) -> float:
     return float(hours * 3600 + minutes * 60 + seconds)
 
 
-class _Fields:
-    """Reads one spec field at a time, adding a sentence to ``problems`` for each bad one."""
-
-    def __init__(self, spec: Mapping[str, Any], problems: list[str]) -> None:
-        self.spec, self.problems = spec, problems
-        self._bad: set[str] = set()
-
-    def failed(self, *names: str) -> bool:
-        return any(name in self._bad for name in names)
-
-    def _text(self, name: str) -> str | None:
-        value = self.spec.get(name)
-        if value is None:
-            return None
-        if not isinstance(value, str):
-            self._problem(name, f"spec.{name} {quoted(value)} is not a string")
-            return None
-        return value
-
-    def _problem(self, name: str, sentence: str) -> None:
-        self._bad.add(name)
-        self.problems.append(sentence)
-
-    def hex_id(self, name: str, what: str) -> str:
-        value = self._text(name)
-        if value is None:
-            return ""
-        if re.fullmatch(HEX_ID_PATTERN, value) is None:
-            self._problem(name, f"spec.{name} {quoted(value)} is not a {what} "
-                                "(1 to 32 hexadecimal digits)")
-            return ""
-        return value.lower()
-
-    def string(self, name: str, pattern: str, limit: int, what: str) -> str:
-        value = self._text(name)
-        if value is None:
-            return ""
-        if len(value) > limit or re.fullmatch(pattern, value) is None:
-            self._problem(name, f"spec.{name} {quoted(value)} is not {what}")
-            return ""
-        return value
-
-    def time(self) -> float | None:
-        value = self._text("time")
-        if value is None:
-            return None
-        try:
-            return parse_rfc3339(value).timestamp()
-        except ValueError:
-            self._problem("time", f"spec.time {quoted(value)} is not an RFC 3339 time")
-            return None
-
-    def window(self) -> float | None:
-        value = self._text("window")
-        if value is None:
-            return None
-        try:
-            seconds = parse_window(value)
-        except ValueError:
-            self._problem("window", f"spec.window {quoted(value)} is not a duration "
-                                    "like 90s, 15m or 1h")
-            return None
-        if seconds <= 0:
-            self._problem("window", f"spec.window {quoted(value)} is not longer than 0s")
-            return None
-        if seconds > MAX_WINDOW_S:
-            self._problem("window", f"spec.window {quoted(value)} is longer than 24h")
-            return None
-        return seconds
-
-    def max_traces(self) -> int | None:
-        value = self.spec.get("maxTraces")
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_TRACES:
-            self._problem("maxTraces", f"spec.maxTraces {quoted(value)} is not a whole number "
-                                       f"from 1 to {MAX_TRACES}")
-            return None
-        return value
-
-    def description(self) -> str:
-        value = self._text("description")
-        if value is None:
-            return ""
-        if len(value) > MAX_DESCRIPTION:
-            self._problem("description", f"spec.description is {len(value)} characters long; "
-                                         f"at most {MAX_DESCRIPTION} are allowed")
-            return ""
-        return value
-
-    def engine(self) -> None:
-        value = self.spec.get("engine")
-        if value is not None and value not in ENGINES:
-            self._problem("engine", _bad_engine(value))
+def _real_time(text: str) -> str:
+    """The CRD's ``format: date-time``: the pattern passed, the date must exist too."""
+    try:
+        rfc3339.parse(text)
+    except ValueError:
+        raise PydanticCustomError("date_time", "not an existing date and time") from None
+    return text
 
 
-def _unknown_fields(spec: Mapping[str, Any]) -> list[str]:
-    return [f"spec.{key} is not a FailureIncident field (known: {', '.join(FIELDS)})"
-            for key in spec if key not in FIELDS]
+def _window_bounds(text: str) -> str:
+    """The CRD's CEL rule on spec.window: more than 0s, at most 24h."""
+    seconds = parse_window(text)
+    if seconds <= 0:
+        raise PydanticCustomError("window_zero", "not longer than 0s")
+    if seconds > MAX_WINDOW_S:
+        raise PydanticCustomError("window_long", "longer than 24h")
+    return text
+
+
+HexId = Annotated[str, Field(min_length=1, max_length=32, pattern=HEX_ID_PATTERN)]
+_STRICT = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class FeedbackSpec(BaseModel):
+    """``spec.feedback``: the real root cause as an SRE recorded it (read by ``feedback.label``)."""
+
+    model_config = _STRICT
+
+    node: str | None = Field(None, max_length=MAX_NAME)
+    service: str | None = Field(None, max_length=MAX_NAME)
+    pod: str | None = Field(None, max_length=MAX_NAME)
+    fault_type: str | None = Field(None, alias="faultType", max_length=63)
+    note: str | None = Field(None, max_length=MAX_DESCRIPTION)
+    by: str | None = Field(None, max_length=MAX_NAME)
+
+
+class IncidentSpec(BaseModel):
+    """A FailureIncident's ``spec``, field by field as the CRD declares it (camelCase aliases)."""
+
+    model_config = _STRICT
+
+    trace_id: HexId | None = Field(None, alias="traceID")
+    root_span_id: HexId | None = Field(None, alias="rootSpanID")
+    service: str | None = Field(None, min_length=1, max_length=MAX_SERVICE, pattern=SERVICE_PATTERN)
+    time: Annotated[str, Field(max_length=40, pattern=TIME_PATTERN,
+                               json_schema_extra={"format": "date-time"}),
+                    AfterValidator(_real_time)] | None = None
+    window: Annotated[str, Field(min_length=2, max_length=20, pattern=WINDOW_PATTERN),
+                      AfterValidator(_window_bounds)] | None = None
+    max_traces: int | None = Field(None, alias="maxTraces", ge=1, le=MAX_TRACES)
+    target_namespace: str | None = Field(None, alias="targetNamespace", min_length=1,
+                                         max_length=MAX_NAMESPACE, pattern=NAMESPACE_PATTERN)
+    description: str | None = Field(None, max_length=MAX_DESCRIPTION)
+    engine: EngineName | None = None
+    #: Checked apart (``feedback.label``): a bad label must not stop the diagnosis.
+    feedback: SkipValidation[FeedbackSpec] | None = None
+
+    def incident(self, time_s: float | None) -> Incident:
+        return Incident(time_s=time_s, trace_id=(self.trace_id or "").lower(),
+                        root_span_id=(self.root_span_id or "").lower(),
+                        service=self.service or "",
+                        window_s=None if self.window is None else parse_window(self.window),
+                        max_traces=self.max_traces, description=self.description or "",
+                        namespace=self.target_namespace or "")
+
+
+def aliases(model: type[BaseModel]) -> tuple[str, ...]:
+    """A model's fields as the CRD names them, in order."""
+    return tuple(f.alias or name for name, f in model.model_fields.items())
+
+
+#: The spec's fields as the CRD names them, in the CRD's order.
+FIELDS = aliases(IncidentSpec)
+#: Spec fields that say nothing about what to diagnose (the SRE's answer, checked by ``feedback``).
+NOT_DIAGNOSED = ("feedback",)
+
+#: What a bad value of each field is not (the end of "spec.<field> <value> is not ...").
+_EXPECTED = {
+    "traceID": "a trace ID (1 to 32 hexadecimal digits)",
+    "rootSpanID": "a span ID (1 to 32 hexadecimal digits)",
+    "service": "a service name (1 to 253 characters, no leading or trailing spaces)",
+    "time": "an RFC 3339 time",
+    "window": "a duration like 90s, 15m or 1h",
+    "maxTraces": f"a whole number from 1 to {MAX_TRACES}",
+    "targetNamespace": ("a namespace name (lowercase letters, digits and '-', at most 63 "
+                        "characters)"),
+    "engine": f"one of {', '.join(ENGINES)}",
+}
+
+
+def parse_spec(spec: Mapping[str, Any], created: str | None = None) -> Incident:
+    """The incident a FailureIncident spec describes.
+
+    ``created`` is the object's ``metadata.creationTimestamp``, the default of ``spec.time``.
+    Raises ``InvalidIncident`` naming every bad field and value.
+    """
+    if not isinstance(spec, Mapping):
+        raise InvalidIncident(f"a FailureIncident spec must be an object, not {quoted(spec)}")
+    errors: list[ErrorDetails] = []
+    try:
+        model: IncidentSpec | None = IncidentSpec.model_validate(dict(spec))
+    except ValidationError as err:
+        model, errors = None, err.errors()
+    problems = [spec_problem(e) for e in errors]
+    bad = {str(e["loc"][0]) for e in errors if e["loc"]}
+    given = {name for name in FIELDS if spec.get(name) is not None and name not in bad}
+    if not given & {"traceID", "service"} and not bad & {"traceID", "service", "time"}:
+        problems.append(STARTING_POINT)
+    if "rootSpanID" in given and "traceID" not in given | bad:
+        problems.append(f"spec.rootSpanID {quoted(spec['rootSpanID'])} needs spec.traceID")
+    time_s = None
+    if "time" in given:
+        time_s = rfc3339.parse(spec["time"]).timestamp()
+    elif created is not None and "time" not in bad:
+        time_s = _created_time(created, problems)
+    if problems or model is None:
+        raise InvalidIncident("; ".join(problems))
+    return model.incident(time_s)
+
+
+def spec_problem(error: ErrorDetails, model: type[BaseModel] = IncidentSpec,
+                 prefix: str = "spec") -> str:
+    """One pydantic error as the sentence a person reads: the field, its value, what is wrong."""
+    loc = ".".join(str(part) for part in error["loc"])
+    where, value, kind = f"{prefix}.{loc}", error["input"], error["type"]
+    if kind == "extra_forbidden":
+        what = "a FailureIncident" if model is IncidentSpec else "a feedback"
+        return f"{where} is not {what} field (known: {', '.join(aliases(model))})"
+    if kind == "string_type":
+        return f"{where} {quoted(value)} is not a string"
+    if kind in ("window_zero", "window_long"):
+        return f"{where} {quoted(value)} is {error['msg']}"
+    expected = _EXPECTED.get(loc) if model is IncidentSpec else None
+    if expected is not None:
+        return f"{where} {quoted(value)} is not {expected}"
+    if kind == "string_too_long":
+        limit = error.get("ctx", {}).get("max_length")
+        return f"{where} is {len(value)} characters long; at most {limit} are allowed"
+    return f"{where} {quoted(value)}: {error['msg']}"
+
+
+def engine_of(spec: Mapping[str, Any], default: str) -> str:
+    """``spec.engine``, or ``default`` (the operator's setting) when the spec names none."""
+    if default not in ENGINES:
+        raise ValueError(f"default engine {default!r} is not one of {', '.join(ENGINES)}")
+    value = spec.get("engine")
+    if value is None:
+        return default
+    if value not in ENGINES:
+        raise InvalidIncident(f"spec.engine {quoted(value)} is not {_EXPECTED['engine']}")
+    return str(value)
 
 
 def _created_time(created: str, problems: list[str]) -> float | None:
     try:
-        return parse_rfc3339(created).timestamp()
+        return rfc3339.parse(created).timestamp()
     except ValueError:
         problems.append(f"metadata.creationTimestamp {quoted(created)} is not an RFC 3339 time")
         return None
-
-
-def _bad_engine(value: object) -> str:
-    return f"spec.engine {quoted(value)} is not one of {', '.join(ENGINES)}"
 
 
 def quoted(value: object) -> str:

@@ -8,9 +8,17 @@ epoch milliseconds, ``duration`` in microseconds). Bulk span data lives in colum
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
+#: The engines, as spec.engine, the settings, the alerts and the command line name them.
 EngineName = Literal["auto", "thinkfl", "heuristic"]
+ENGINES: tuple[str, ...] = get_args(EngineName)
+
+#: The three tools ThinkFL was trained with, in the order its system prompt lists them.
+SEARCH_TRACES = "search_traces"
+SEARCH_METRICS = "search_fluctuating_metrics"
+PRINT_RESULTS = "print_results"
+TOOL_NAMES = (SEARCH_TRACES, SEARCH_METRICS, PRINT_RESULTS)
 
 #: The nine span fields of the training format, in the (sorted) order the model saw them.
 SPAN_FIELDS = (

@@ -7,8 +7,9 @@ from typing import Any
 import pytest
 
 from thinkfl_operator.errors import InvalidIncident, UserInputError
-from thinkfl_operator.incident_spec import engine_of, parse_rfc3339, parse_spec, parse_window
+from thinkfl_operator.incident_spec import engine_of, parse_spec, parse_window
 from thinkfl_operator.models import Incident
+from thinkfl_operator.rfc3339 import parse as parse_rfc3339
 
 T = "2023-01-30T11:51:46Z"
 T_S = 1_675_079_506.0  # 2023-01-30 11:51:46 UTC

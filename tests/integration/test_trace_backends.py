@@ -211,11 +211,11 @@ def test_per_request_timeout_is_honoured() -> None:
     with TraceApiServer(spans(), faults=[Fault(None, delay_s=5, times=None)]) as server:
         url = server.url
         client = JaegerClient(url, api="v1", timeout_s=0.3, retries=1, backoff_s=0.01)
-        started = time.monotonic()
         with pytest.raises(BackendUnavailable) as info:
             client.trace(TRACE)
-        elapsed = time.monotonic() - started
-    assert elapsed < 3, elapsed
+        tries = server.calls
+    # A read timeout cut each of the two tries (the server would answer after 5 s).
+    assert tries == 2
     assert str(info.value) == (f"Jaeger at {url} is unreachable: "
                                "ReadTimeout (no answer within 0.3 s) (after 2 tries)")
 
@@ -280,11 +280,11 @@ def test_a_dripping_server_cannot_hold_a_request_past_its_timeout() -> None:
     """One byte every 0.2 s: each socket read is quick, so only a whole-request bound stops it."""
     with HostileServer(every_s=0.2) as server:
         http = HttpBackend("Jaeger", server.root_url + "/drip", timeout_s=1.0, retries=1, backoff_s=0.01)
-        started = time.monotonic()
-        with pytest.raises(BackendUnavailable, match="the answer took longer than 1 s"):
+        # Each try cut by the whole-request bound (not a socket read timeout, which the drip
+        # never trips), then given up after the retry.
+        with pytest.raises(BackendUnavailable,
+                           match=r"the answer took longer than 1 s.*\(after 2 tries\)"):
             http.get_json("/api/traces")
-        elapsed = time.monotonic() - started
-    assert elapsed < 2 * (1.0 + 0.2) + 0.5, elapsed  # two tries, each cut at its second
 
 
 @pytest.mark.parametrize("declare", [False, True])

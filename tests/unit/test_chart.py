@@ -19,7 +19,6 @@ import json
 import os
 import posixpath
 import re
-import time
 import tomllib
 from collections.abc import Iterator
 from functools import cache
@@ -478,7 +477,6 @@ def cached_kubernetes_schemas(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.usefixtures("cached_kubernetes_schemas")
 @pytest.mark.parametrize("profile", [*PROFILES, "distinct"])
 def test_objects_are_valid_kubernetes_strictly_in_every_version(profile: str) -> None:
-    started = time.monotonic()
     for obj in _objects(profile):
         if (obj["apiVersion"], obj["kind"]) in FOREIGN_TYPES:
             # A CRD type kubernetes-validate cannot know: proven here, then checked by hand.
@@ -488,7 +486,6 @@ def test_objects_are_valid_kubernetes_strictly_in_every_version(profile: str) ->
             continue
         for version in KUBE_VERSIONS:
             kubernetes_validate.validate(obj, version, strict=True)
-    assert time.monotonic() - started < 10  # about 0.2 s per profile on 2 cores
 
 
 def test_service_monitors_are_validated_too() -> None:

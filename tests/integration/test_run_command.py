@@ -120,3 +120,17 @@ def test_run_without_a_cluster_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert len(lines) == 1, done.stderr
     assert lines[0].startswith("thinkfl: error: run needs a cluster: no Kubernetes configuration")
     assert "KUBECONFIG" in lines[0]
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_an_unknown_log_level_is_one_line_naming_the_variable(command: str) -> None:
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("THINKFL_")}
+    env["THINKFL_LOG_LEVEL"] = "verbose"
+    argv = [part.format(health=free_port()) for part in COMMANDS[command]]
+    done = subprocess.run(argv, check=False, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines() == [
+        ("thinkfl: error: invalid settings: THINKFL_LOG_LEVEL='verbose': Value error, "
+         "choose one of DEBUG, INFO, WARNING, ERROR, CRITICAL")]

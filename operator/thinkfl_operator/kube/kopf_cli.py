@@ -3,18 +3,25 @@
 kopf's ``run -m`` imports a module and runs the handlers on its default registry, so importing
 this one (and only this one: nothing in the package imports it) sets the logging of the
 settings, taking off the plain-text handler kopf's command line put on the root logger, and
-makes the operator's registry (``operator_registry``) kopf's default. ``thinkfl run`` needs none
-of this.
+makes the operator's registry (``operator_registry``) kopf's default. Invalid settings are one
+line naming the variable, and exit code 2, as with ``thinkfl run``, which needs none of this.
 """
 
 from __future__ import annotations
 
+import sys
+
 import kopf
 
+from thinkfl_operator.errors import UserInputError
 from thinkfl_operator.kube import operator_registry
 from thinkfl_operator.logs import configure_logging
 from thinkfl_operator.settings import get_settings
 
-SETTINGS = get_settings()
+try:
+    SETTINGS = get_settings()
+except UserInputError as exc:
+    sys.stderr.write(f"thinkfl: error: {exc}\n")
+    raise SystemExit(2) from None
 configure_logging(SETTINGS.log_level, SETTINGS.log_format)
 kopf.set_default_registry(operator_registry(SETTINGS))

@@ -20,6 +20,11 @@ Values are cut to what the CRD and the API server accept, so an alert is never r
 size or its characters: the service is one line of at most 253 characters, the description at
 most 2000, and a generator URL longer than ``MAX_URL`` is left out (a cut URL is a wrong one).
 A payload holds at most ``max_alerts`` alerts read; the rest are counted as skipped.
+
+The payload and each firing alert are read through pydantic models (``AlertmanagerPayload``,
+``FiringAlert``: only the fields the intake uses, the others ignored); the first problem is
+raised as a ``BadAlertPayload`` naming the field, as ``alerts[1].labels is not an object (got
+array)``. A resolved alert is only counted, so nothing else of it is checked.
 """
 
 from __future__ import annotations
@@ -27,17 +32,19 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, timezone
-from typing import Any
+from datetime import UTC
+from typing import Any, Literal
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import ErrorDetails
+
+from thinkfl_operator import rfc3339
 from thinkfl_operator.errors import UserInputError
+from thinkfl_operator.incident_spec import MAX_DESCRIPTION, MAX_SERVICE
+from thinkfl_operator.models import ENGINES
 
 API_VERSION = "thinkfl.dev/v1alpha1"
 KIND = "FailureIncident"
-ENGINES = ("auto", "thinkfl", "heuristic")
-#: The CRD's limits (crds/failureincidents.yaml): spec.description and spec.service.
-MAX_DESCRIPTION = 2000
-MAX_SERVICE = 253
 #: Longest generator URL kept as an annotation (Prometheus links are a few hundred characters).
 MAX_URL = 4096
 #: Alerts read from one payload (Alertmanager's own ``max_alerts`` cuts the same way).
@@ -52,13 +59,32 @@ SOURCE = "alertmanager"
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _HEX = re.compile(r"^[0-9a-fA-F]+$")
 _LABEL_VALUE_BAD = re.compile(r"[^A-Za-z0-9._-]+")
-_RFC3339 = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:([Zz])|([+-])(\d{2}):(\d{2}))$"
-)
 
 
 class BadAlertPayload(UserInputError):
     """The webhook body is not an Alertmanager payload; the message names what is wrong."""
+
+
+class AlertmanagerPayload(BaseModel):
+    """A webhook body, as far as the intake reads it (the alerts are read one by one)."""
+
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    alerts: list[Any]
+    status: Any = None  # the group's, the default of an alert's own
+
+
+class FiringAlert(BaseModel):
+    """One firing alert of a payload, in the order its fields are checked."""
+
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    status: Literal["firing"]
+    labels: dict[str, Any] | None = None
+    annotations: dict[str, Any] | None = None
+    starts_at: str = Field(alias="startsAt")
+    fingerprint: str | None = None
+    generator_url: Any = Field(None, alias="generatorURL")
 
 
 @dataclass(frozen=True)
@@ -111,14 +137,11 @@ def incidents_from_payload(payload: Any, cfg: AlertIntakeConfig) -> IntakeResult
     ``alerts`` list, or an alert is not an object, has an unknown status, non-object labels or
     annotations, or a firing alert's ``startsAt`` is not an RFC 3339 time.
     """
-    if not isinstance(payload, dict):
-        raise BadAlertPayload(f"payload is not a JSON object (got {_json_type(payload)})")
-    if "alerts" not in payload:
-        raise BadAlertPayload("payload has no 'alerts' field")
-    alerts = payload["alerts"]
-    if not isinstance(alerts, list):
-        raise BadAlertPayload(f"'alerts' is not a list (got {_json_type(alerts)})")
-    group_status = payload.get("status")
+    try:
+        body = AlertmanagerPayload.model_validate(payload)
+    except ValidationError as err:
+        raise BadAlertPayload(_payload_problem(err.errors()[0], payload)) from None
+    alerts = body.alerts
 
     result = IntakeResult()
     if len(alerts) > cfg.max_alerts:
@@ -126,65 +149,62 @@ def incidents_from_payload(payload: Any, cfg: AlertIntakeConfig) -> IntakeResult
                               f"of this payload were not read (alerts.maxAlerts)")
         alerts = alerts[: cfg.max_alerts]
     seen: set[str] = set()
-    for index, alert in enumerate(alerts):
+    for index, raw in enumerate(alerts):
         where = f"alerts[{index}]"
-        if not isinstance(alert, dict):
-            raise BadAlertPayload(f"{where} is not an object (got {_json_type(alert)})")
-        status = alert.get("status", group_status)
-        if status == "resolved":
+        if isinstance(raw, dict) and raw.get("status", body.status) == "resolved":
             result.resolved += 1
             continue
-        if status != "firing":
-            raise BadAlertPayload(f"{where}.status is {status!r}, not 'firing' or 'resolved'")
-        labels = _string_map(alert.get("labels"), f"{where}.labels")
-        annotations = _string_map(alert.get("annotations"), f"{where}.annotations")
-        time_text = _rfc3339_utc(alert.get("startsAt"), f"{where}.startsAt")
-        fingerprint = _fingerprint(alert.get("fingerprint"), labels, f"{where}.fingerprint")
+        try:
+            alert = FiringAlert.model_validate(
+                {**raw, "status": raw.get("status", body.status)} if isinstance(raw, dict) else raw)
+        except ValidationError as err:
+            raise BadAlertPayload(_alert_problem(err.errors()[0], where)) from None
+        labels = _strings(alert.labels)
+        time_text = _rfc3339_utc(alert.starts_at, f"{where}.startsAt")
+        fingerprint = _fingerprint(alert.fingerprint, labels)
         name = incident_name(fingerprint, time_text)
         if name in seen:
             continue
         seen.add(name)
-        alertname = labels.get("alertname", "").strip()
-
         service = next((found for k in cfg.service_labels
                         if (found := one_line(labels.get(k, ""), MAX_SERVICE))), "")
         if not service:
+            alertname = labels.get("alertname", "").strip()
             who = f"alert {alertname!r}" if alertname else "alert"
             result.skipped.append(
                 f"{who} (fingerprint {fingerprint}): no service label "
                 f"(none of {', '.join(cfg.service_labels)} is set)"
             )
             continue
-
-        meta_labels = {LABEL_FINGERPRINT: label_value(fingerprint), LABEL_SOURCE: SOURCE}
-        if label_value(alertname):
-            meta_labels[LABEL_ALERTNAME] = label_value(alertname)
-        meta_annotations: dict[str, str] = {}
-        url = alert.get("generatorURL")
-        if isinstance(url, str) and url and len(url) <= MAX_URL and url.isprintable():
-            meta_annotations[ANNOTATION_URL] = url
-        spec: dict[str, Any] = {
-            "service": service,
-            "time": time_text,
-            "description": _description(annotations),
-        }
+        spec: dict[str, Any] = {"service": service, "time": time_text,
+                                "description": _description(_strings(alert.annotations))}
         if cfg.engine:
             spec["engine"] = cfg.engine
         target = labels.get(cfg.namespace_label, "").strip() if cfg.namespace_label else ""
         if _DNS_LABEL.match(target):
             spec["targetNamespace"] = target
-        result.incidents.append({
-            "apiVersion": API_VERSION,
-            "kind": KIND,
-            "metadata": {
-                "name": name,
-                "namespace": cfg.namespace,
-                "labels": meta_labels,
-                "annotations": meta_annotations,
-            },
-            "spec": spec,
-        })
+        result.incidents.append(_manifest(name, spec, alert, labels, fingerprint, cfg))
     return result
+
+
+def _manifest(name: str, spec: dict[str, Any], alert: FiringAlert, labels: dict[str, str],
+              fingerprint: str, cfg: AlertIntakeConfig) -> dict[str, Any]:
+    """The FailureIncident of one alert: ``spec``, and labels and annotations to find it by."""
+    alertname = labels.get("alertname", "").strip()
+    meta_labels = {LABEL_FINGERPRINT: label_value(fingerprint), LABEL_SOURCE: SOURCE}
+    if label_value(alertname):
+        meta_labels[LABEL_ALERTNAME] = label_value(alertname)
+    meta_annotations: dict[str, str] = {}
+    url = alert.generator_url
+    if isinstance(url, str) and url and len(url) <= MAX_URL and url.isprintable():
+        meta_annotations[ANNOTATION_URL] = url
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "metadata": {"name": name, "namespace": cfg.namespace, "labels": meta_labels,
+                     "annotations": meta_annotations},
+        "spec": spec,
+    }
 
 
 def incident_name(fingerprint: str, starts_at: str) -> str:
@@ -207,10 +227,8 @@ def label_value(text: str) -> str:
     return cleaned.strip("._-")
 
 
-def _fingerprint(raw: Any, labels: dict[str, str], where: str) -> str:
+def _fingerprint(raw: str | None, labels: dict[str, str]) -> str:
     """The alert's fingerprint, or (when absent) a stable hash of its label set."""
-    if raw is not None and not isinstance(raw, str):
-        raise BadAlertPayload(f"{where} is not a string (got {_json_type(raw)})")
     if raw and raw.strip():
         return raw.strip()
     canonical = "\x00".join(f"{k}\x00{v}" for k, v in sorted(labels.items()))
@@ -230,38 +248,42 @@ def _description(annotations: dict[str, str]) -> str:
     return joined
 
 
-def _string_map(raw: Any, where: str) -> dict[str, str]:
+def _strings(raw: dict[str, Any] | None) -> dict[str, str]:
     """A label or annotation map; absent/null is empty, non-string values are dropped."""
-    if raw is None:
-        return {}
-    if not isinstance(raw, dict):
-        raise BadAlertPayload(f"{where} is not an object (got {_json_type(raw)})")
-    return {str(k): v for k, v in raw.items() if isinstance(v, str)}
+    return {k: v for k, v in (raw or {}).items() if isinstance(v, str)}
 
 
-def _rfc3339_utc(raw: Any, where: str) -> str:
+def _rfc3339_utc(raw: str, where: str) -> str:
     """An RFC 3339 time (any offset, up to nanoseconds) as UTC ``...Z`` (microseconds kept)."""
-    if not isinstance(raw, str):
-        what = "missing" if raw is None else f"not a string (got {_json_type(raw)})"
-        raise BadAlertPayload(f"{where} is {what}")
-    match = _RFC3339.match(raw.strip())
-    if not match:
-        raise BadAlertPayload(f"{where} {raw!r} is not an RFC 3339 time")
-    year, month, day, hour, minute, second, frac, zulu, sign, off_h, off_m = match.groups()
-    micro = int((frac or "0")[:6].ljust(6, "0"))
     try:
-        offset = timedelta(0) if zulu else (1 if sign == "+" else -1) * timedelta(
-            hours=int(off_h), minutes=int(off_m))
-        moment = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second),
-                          micro, tzinfo=timezone(offset)).astimezone(UTC)
+        moment = rfc3339.parse(raw.strip()).astimezone(UTC)
+    except rfc3339.NotRFC3339:
+        raise BadAlertPayload(f"{where} {raw!r} is not an RFC 3339 time") from None
     except (ValueError, OverflowError) as exc:
         raise BadAlertPayload(f"{where} {raw!r} is not a valid time: {exc}") from None
     if moment.year < 1970:  # Go's zero time "0001-01-01T00:00:00Z" means "unset"
         raise BadAlertPayload(f"{where} {raw!r} is not set (before 1970)")
-    text = moment.strftime("%Y-%m-%dT%H:%M:%S")
-    if moment.microsecond:
-        text += f".{moment.microsecond:06d}".rstrip("0")
-    return text + "Z"
+    return rfc3339.format_utc(moment, fraction=True)
+
+
+def _payload_problem(error: ErrorDetails, payload: Any) -> str:
+    if not error["loc"]:
+        return f"payload is not a JSON object (got {_json_type(payload)})"
+    if error["type"] == "missing":
+        return "payload has no 'alerts' field"
+    return f"'alerts' is not a list (got {_json_type(error['input'])})"
+
+
+def _alert_problem(error: ErrorDetails, where: str) -> str:
+    """The first problem of an alert, as ``alerts[1].labels is not an object (got array)``."""
+    field_ = ".".join([where, *(str(part) for part in error["loc"])])
+    value, kind = error["input"], error["type"]
+    if kind == "literal_error":
+        return f"{field_} is {value!r}, not 'firing' or 'resolved'"
+    if kind == "missing" or (value is None and error["loc"]):
+        return f"{field_} is missing"
+    noun = "a string" if kind == "string_type" else "an object"
+    return f"{field_} is not {noun} (got {_json_type(value)})"
 
 
 def _json_type(value: Any) -> str:

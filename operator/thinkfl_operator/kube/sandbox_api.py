@@ -13,16 +13,19 @@ leaves validation to the server (``fieldValidation=Strict``), so a write that ca
 
 ``/openapi/v2`` is the same schema, as protobuf for kubectl (``openapi_v2``): before v1.27 it is all
 kubectl reads. Not served: the CRD's CEL rules, Tables for resources other than FailureIncidents
-and core Events, ``limit``/``continue`` paging (every list is one page).
+and core Events, ``limit``/``continue`` paging (every list is one page), server-side apply
+(``apply --server-side``). ``dryRun`` writes are answered and not stored (``kubectl diff``).
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
+import aiohttp.web
 import kmock
 import yaml
 
@@ -49,9 +52,29 @@ class KubectlEmulator(kmock.KubernetesEmulator):
         if mode and _ours(request) and request.subresource is None and isinstance(request.data, dict):
             validate(request.data, whole=request.action == kmock.action.CREATE, strict=mode == "Strict")
         try:
+            if request.resource is not None and request.action == kmock.action.CREATE \
+                    and request.resource.plural == "selfsubjectaccessreviews":  # kubectl auth can-i
+                return aiohttp.web.json_response({  # its body comes as protobuf: not read
+                    "apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
+                    "status": {"allowed": True, "reason": "the sandbox's API has no authorization"}},
+                    status=201)
+            if _dry_run(request):
+                return aiohttp.web.json_response(
+                    self._dry_run(request), status=201 if request.action == kmock.action.CREATE else 200)
             return await super()._handle(request)
         except kmock.KubernetesError as exc:
             raise _as_kubernetes_says(exc, request) from exc
+
+    def _dry_run(self, request: kmock.Request) -> dict[str, Any]:
+        """What a write would store, stored nowhere (``kubectl diff``, ``--dry-run=server``)."""
+        if request.action == kmock.action.CREATE:
+            return dict(request.data)
+        assert request.resource is not None and request.name is not None  # a named object's URL
+        key = (request.resource, request.namespace, request.name)
+        if key not in self.objects or self.objects[key].deleted:
+            raise kmock.KubernetesError(status=404)
+        current: dict[str, Any] = copy.deepcopy(dict(self.objects[key].raw))
+        return _merged(current, request.data) if request.action == kmock.action.UPDATE else current
 
     async def _serve_version(self, request: kmock.Request) -> Any:
         """Discovery: the core group's version is ``v1`` (kmock says ``/v1``, and kubectl then
@@ -112,6 +135,25 @@ class KubectlEmulator(kmock.KubernetesEmulator):
 
     async def _serve_openapi_spec(self, request: kmock.Request) -> Any:
         return openapi_v3()
+
+
+def _dry_run(request: kmock.Request) -> bool:
+    """A write with ``dryRun`` (a query parameter, or DeleteOptions in a DELETE's body)."""
+    writes = (kmock.action.CREATE, kmock.action.UPDATE, kmock.action.DELETE)
+    options = request.data if request.action == kmock.action.DELETE and isinstance(request.data, dict) else {}
+    return request.action in writes and bool(request.params.get("dryRun") or options.get("dryRun"))
+
+
+def _merged(base: dict[str, Any], patch: Any) -> dict[str, Any]:
+    """A JSON merge patch (RFC 7386) applied to ``base`` in place: ``null`` removes a key."""
+    for key, value in (patch or {}).items():
+        if value is None:
+            base.pop(key, None)
+        elif isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merged(base[key], value)
+        else:
+            base[key] = value
+    return base
 
 
 #: Kubernetes' reasons for kmock's errors about an object: kubectl before v1.27 tells a missing

@@ -180,8 +180,9 @@ class HeuristicEngine:
     def _walk(self, tools: Toolbox, win: Windows, ordered: list[Candidate],
               pods: dict[str, PodEvidence], traces: list[str]) -> None:
         suspect = pods.get(ordered[0].pod) if ordered else None
+        spans = win.window[list(walk.WALKED)] if traces else win.window  # filtered per trace: few columns
         for trace_id in traces:
-            trace = win.window[win.window["trace_id"] == trace_id]
+            trace = spans[spans["trace_id"] == trace_id]
             target = walk.culprit_span(trace, suspect) if suspect else walk.critical_leaf(trace)
             if target:
                 walk.walk_trace(tools, trace, target)
@@ -196,8 +197,7 @@ def _order(pods: dict[str, PodEvidence], topology: Topology, win: Windows, tools
     out = [Candidate(topology.nodes.get(e.pod, ""), e.service, e.pod, e.reason(), e.score + e.metric_bonus)
            for e in ranked]
     seen = {e.service for e in ranked}
-    roots = win.window[win.window["parent_id"] == ""]
-    counts = roots["service"].astype(str).value_counts()
+    counts = win.window["service"][(win.window["parent_id"] == "").to_numpy()].astype(str).value_counts()
     for service in counts[counts > 0].index:
         if service not in seen:
             seen.add(service)

@@ -12,6 +12,10 @@ from thinkfl_operator.models import Span
 MAX_DEPTH = 12
 #: Levels explored below the suspect's span.
 EXTRA_DEPTH = 1
+#: The span columns walking a trace reads.
+WALKED = ("trace_id", "span_id", "parent_id", "pod", "operation", "duration_us")
+#: The span columns picking traces reads (the rest are not copied by its filters).
+_PICKED = ("trace_id", "pod", "operation", "is_error", "self_us", "gap_us", "duration_us")
 
 
 def pick_traces(window: pd.DataFrame, suspect: PodEvidence | None, limit: int) -> list[str]:
@@ -19,6 +23,7 @@ def pick_traces(window: pd.DataFrame, suspect: PodEvidence | None, limit: int) -
     errors come first (the suspect's errors, or any, when there is no suspect)."""
     if window.empty:
         return []
+    window = window[[c for c in window.columns if c in _PICKED]]
     spans = window if suspect is None else window[window["pod"] == suspect.pod]
     errors = spans[spans["is_error"] > 0] if "is_error" in spans else spans.iloc[:0]
     if not errors.empty:

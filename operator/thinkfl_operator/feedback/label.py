@@ -11,6 +11,7 @@ the API server checked against the CRD schema, and it carries what the annotatio
 type, note, author); a stale annotation must not silently override it. ``validate`` then checks
 the names against the incident's observed topology and completes the label (a pod brings its
 service and node). Every error is an ``InvalidFeedback`` naming the field and the value.
+``spec.feedback`` is read through its model (``incident_spec.FeedbackSpec``, the CRD's schema).
 """
 
 from __future__ import annotations
@@ -21,15 +22,16 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from pydantic import ValidationError
+
 from thinkfl_operator.errors import UserInputError
-from thinkfl_operator.incident_spec import quoted
+from thinkfl_operator.incident_spec import FeedbackSpec, quoted, spec_problem
 from thinkfl_operator.models import Topology
 
 ANNOTATION = "thinkfl.dev/root-cause"
 SPEC_FIELD = "spec.feedback"
 #: spec.feedback keys → Feedback attributes.
-SPEC_KEYS = {"node": "node", "service": "service", "pod": "pod", "faultType": "fault_type",
-             "note": "note", "by": "by"}
+SPEC_KEYS = {f.alias or name: name for name, f in FeedbackSpec.model_fields.items()}
 
 _FORM = re.compile(r"\s*(service|pod|node)\s*/\s*([^\s/]+)\s*", re.IGNORECASE)
 _LISTED = 8  # names listed in a message before "…"
@@ -65,19 +67,12 @@ def from_spec(value: Mapping[str, Any] | None) -> Feedback | None:
     if not isinstance(value, Mapping):
         raise InvalidFeedback(f"{SPEC_FIELD} must be an object like {{service: NAME}}, "
                               f"not {quoted(value)}")
-    problems = [f"{SPEC_FIELD}.{key} is not a feedback field (known: {', '.join(SPEC_KEYS)})"
-                for key in value if key not in SPEC_KEYS]
-    fields: dict[str, str] = {}
-    for key, attr in SPEC_KEYS.items():
-        raw = value.get(key)
-        if raw is None:
-            continue
-        if isinstance(raw, str):
-            fields[attr] = raw.strip()
-        else:
-            problems.append(f"{SPEC_FIELD}.{key} {quoted(raw)} is not a string")
-    if problems:
-        raise InvalidFeedback("; ".join(problems))
+    try:
+        spec = FeedbackSpec.model_validate(dict(value))
+    except ValidationError as err:
+        raise InvalidFeedback("; ".join(spec_problem(e, FeedbackSpec, SPEC_FIELD)
+                                        for e in err.errors())) from None
+    fields = {name: text.strip() for name, text in spec.model_dump(exclude_none=True).items()}
     return _named(Feedback(**fields))
 
 

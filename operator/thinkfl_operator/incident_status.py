@@ -22,8 +22,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 from thinkfl_operator.models import LOGS_PREFIX, Diagnosis, RootCause, Step, Usage
+from thinkfl_operator.rfc3339 import format_utc
 
 PENDING, DIAGNOSING, DIAGNOSED, FAILED = "Pending", "Diagnosing", "Diagnosed", "Failed"
+#: The phases in the order an incident goes through them (the CRD's enum), and the two it ends in.
+PHASES = (PENDING, DIAGNOSING, DIAGNOSED, FAILED)
+TERMINAL = (DIAGNOSED, FAILED)
+#: Reasons besides the phases' own names: of the Diagnosed condition while an engine works and
+#: of the Done condition before a retry; of a Failed phase (with ``errors``' BackendUnavailable
+#: and the LLM client's LLMUnavailable).
+IN_PROGRESS, RETRYING = "InProgress", "Retrying"
+INVALID_SPEC, NO_EVIDENCE = "InvalidSpec", "NoEvidence"
 #: Condition types.
 COND_DIAGNOSED, COND_LLM_FALLBACK, COND_LOGS = "Diagnosed", "LLMFallback", "LogEvidence"
 #: True in both terminal states (Diagnosed, or Failed for good), False before: what
@@ -61,11 +70,11 @@ def diagnosed(diagnosis: Diagnosis, generation: int, started: datetime, complete
     """The status of a finished diagnosis (phase Diagnosed)."""
     notes = [_line(n, NOTE_CHARS) for n in diagnosis.notes[:MAX_NOTES]]
     top = diagnosis.top
-    conds = set_condition(list(conditions or []), COND_DIAGNOSED, "True", "Diagnosed",
+    conds = set_condition(list(conditions or []), COND_DIAGNOSED, "True", DIAGNOSED,
                           _diagnosed_message(diagnosis), generation, completed)
     conds = _fallback_condition(conds, diagnosis.fallback_reason, generation, completed)
     conds = _logs_condition(conds, diagnosis, generation, completed)
-    conds = set_condition(conds, COND_DONE, "True", "Diagnosed", "the root causes are in status",
+    conds = set_condition(conds, COND_DONE, "True", DIAGNOSED, "the root causes are in status",
                           generation, completed)
     return {
         "phase": DIAGNOSED,
@@ -81,33 +90,33 @@ def diagnosed(diagnosis: Diagnosis, generation: int, started: datetime, complete
         "usage": usage_entry(diagnosis.usage, (completed - started).total_seconds()),
         "notes": notes,
         "logEvidence": [_line(x, LOG_LINE_CHARS) for x in diagnosis.log_evidence[:MAX_LOG_LINES]],
-        "startedAt": rfc3339(started),
-        "completedAt": rfc3339(completed),
+        "startedAt": format_utc(started),
+        "completedAt": format_utc(completed),
     }
 
 
 def diagnosing(generation: int, started: datetime, *,
                conditions: Sequence[dict[str, Any]] | None = None,
-               attempts: int | None = None, reason: str = "InProgress",
+               attempts: int | None = None, reason: str = IN_PROGRESS,
                message: str = "the incident is being diagnosed") -> dict[str, Any]:
     """The status while an engine works (phase Diagnosing, Diagnosed Unknown/``reason``); a
     retry says why and when in ``message`` (reason ``Retrying``)."""
     conds = set_condition(list(conditions or []), COND_DIAGNOSED, "Unknown", reason,
                           message, generation, started)
-    conds = set_condition(conds, COND_DONE, "False", "Diagnosing", "the incident is being diagnosed",
+    conds = set_condition(conds, COND_DONE, "False", DIAGNOSING, "the incident is being diagnosed",
                           generation, started)
     patch = _cleared(DIAGNOSING, generation, conds, attempts)
-    patch["startedAt"] = rfc3339(started)
+    patch["startedAt"] = format_utc(started)
     return patch
 
 
 def pending(generation: int, message: str = "waiting to be diagnosed", *,
             conditions: Sequence[dict[str, Any]] | None = None,
-            now: datetime | None = None, reason: str = "Pending") -> dict[str, Any]:
+            now: datetime | None = None, reason: str = PENDING) -> dict[str, Any]:
     """The status of an incident not yet started (phase Pending, Diagnosed Unknown/``reason``)."""
     conds = set_condition(list(conditions or []), COND_DIAGNOSED, "Unknown", reason,
                           message, generation, now or _now())
-    conds = set_condition(conds, COND_DONE, "False", "Pending", "waiting to be diagnosed",
+    conds = set_condition(conds, COND_DONE, "False", PENDING, "waiting to be diagnosed",
                           generation, now or _now())
     patch = _cleared(PENDING, generation, conds, None)
     patch["startedAt"] = None
@@ -126,10 +135,10 @@ def failed(reason: str, message: str, generation: int, retryable: bool, *,
     conds = set_condition(list(conditions or []), COND_DIAGNOSED, "False", reason, text,
                           generation, moment)
     conds = set_condition(conds, COND_DONE, "False" if retryable else "True",
-                          "Retrying" if retryable else "Failed", text, generation, moment)
+                          RETRYING if retryable else FAILED, text, generation, moment)
     patch = _cleared(FAILED, generation, conds, attempts)
     patch["summary"] = _line(f"{reason}: {message}", SUMMARY_CHARS)
-    patch["completedAt"] = None if retryable else rfc3339(moment)
+    patch["completedAt"] = None if retryable else format_utc(moment)
     return patch
 
 
@@ -152,7 +161,7 @@ def set_condition(conditions: list[dict[str, Any]], type: str, status: str, reas
         "status": status,
         "reason": reason,
         "message": _line(message, MESSAGE_CHARS),
-        "lastTransitionTime": str(kept) if kept else rfc3339(now),
+        "lastTransitionTime": str(kept) if kept else format_utc(now),
         "observedGeneration": generation,
     }
     if old is None:
@@ -215,13 +224,6 @@ def usage_entry(usage: Usage, seconds: float) -> dict[str, Any]:
 def compact_json(value: Any) -> str:
     """JSON without spaces (non-ASCII kept as is; anything unknown as its string)."""
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
-
-
-def rfc3339(moment: datetime) -> str:
-    """``2023-01-30T11:51:46Z``; a naive datetime is taken as UTC."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # helpers ----------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ import yaml
 from thinkfl_operator import incident_spec, incident_status
 from thinkfl_operator.errors import InvalidIncident
 from thinkfl_operator.models import Diagnosis, RootCause, Step, Usage
+from thinkfl_operator.rfc3339 import format_utc
 
 CRD_PATH = Path(__file__).resolve().parents[2] / "crds" / "failureincidents.yaml"
 STARTED = datetime(2023, 1, 30, 11, 52, 0, 250_000, tzinfo=UTC)
@@ -417,6 +418,8 @@ def test_an_empty_diagnosis() -> None:
 
 def test_other_phases_fit_the_schema() -> None:
     validator = _validator(_schema()["properties"]["status"])
+    assert _schema()["properties"]["status"]["properties"]["phase"]["enum"] == list(
+        incident_status.PHASES)
     now = COMPLETED
     patches = {
         "Pending": incident_status.pending(1, now=now),
@@ -507,8 +510,10 @@ def test_set_condition_refuses_a_bad_status() -> None:
 def test_timestamps_are_utc_with_z() -> None:
     naive = datetime(2023, 1, 30, 11, 51, 46)
     offset = datetime.fromisoformat("2023-01-30T12:51:46.9+01:00")
-    assert incident_status.rfc3339(naive) == "2023-01-30T11:51:46Z"
-    assert incident_status.rfc3339(offset) == "2023-01-30T11:51:46Z"
+    assert format_utc(naive) == "2023-01-30T11:51:46Z"
+    assert format_utc(offset) == "2023-01-30T11:51:46Z"
+    assert format_utc(offset, fraction=True) == "2023-01-30T11:51:46.9Z"
+    assert format_utc(1_675_079_506.25) == "2023-01-30T11:51:46Z"
 
 
 def test_log_evidence_condition_follows_the_latest_diagnosis() -> None:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
+from thinkfl_operator import rfc3339
 from thinkfl_operator.errors import InvalidIncident
 
 
@@ -17,15 +16,12 @@ def parse_time(text: str, field: str = "--time") -> float:
         value = float(raw)
         return value / 1000.0 if value > 1e11 else value
     try:
-        parsed = datetime.fromisoformat(raw)
+        return rfc3339.parse_loose(raw).timestamp()
     except ValueError:
         raise InvalidIncident(
             f'{field} "{text}" is not a time like 2023-01-30 11:51:46 (UTC) or an RFC 3339 time'
         ) from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.timestamp()
 
 
-def iso(t_s: float) -> str:
-    return datetime.fromtimestamp(t_s, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+#: How the command line prints a time (what ``parse_time`` reads back).
+iso = rfc3339.human_utc

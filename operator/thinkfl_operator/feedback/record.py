@@ -36,12 +36,12 @@ import gzip
 import json
 import zlib
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 from thinkfl_operator.feedback.conversations import Message, conversations_of
 from thinkfl_operator.feedback.shape import InvalidRecord, checked_record
 from thinkfl_operator.models import Diagnosis, Incident, Topology
+from thinkfl_operator.rfc3339 import format_utc
 
 __all__ = ["MAX_RECORD_CHARS", "OMITTED", "VERSION", "InvalidRecord", "build_record",
            "decode_record", "encode_record", "topology_of"]
@@ -57,8 +57,9 @@ def build_record(diagnosis: Diagnosis, incident: Incident) -> dict[str, Any]:
     """The version-2 record of ``diagnosis`` (see the module docstring)."""
     return {
         "version": VERSION,
-        "incident": {"time": _rfc3339(incident.time_s), "traceID": incident.trace_id or "",
-                     "service": incident.service or "", "description": incident.description or ""},
+        "incident": {"time": "" if incident.time_s is None else format_utc(incident.time_s, fraction=True),
+                     "traceID": incident.trace_id or "", "service": incident.service or "",
+                     "description": incident.description or ""},
         "engine": diagnosis.engine,
         "model": diagnosis.model,
         "conversations": conversations_of(diagnosis),
@@ -122,12 +123,6 @@ def decode_record(text: str) -> dict[str, Any]:
     except ValueError:  # also a UnicodeDecodeError
         raise InvalidRecord("the record unpacks to text that is not JSON") from None
     return checked_record(value)
-
-
-def _rfc3339(time_s: float | None) -> str:
-    if time_s is None:
-        return ""
-    return datetime.fromtimestamp(time_s, UTC).isoformat().replace("+00:00", "Z")
 
 
 def _pack(record: Mapping[str, Any]) -> str:

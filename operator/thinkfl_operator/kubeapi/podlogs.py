@@ -39,6 +39,7 @@ import urllib3
 from thinkfl_operator import deadline
 from thinkfl_operator.errors import BackendError
 from thinkfl_operator.kubeapi.client import api_client
+from thinkfl_operator.rfc3339 import format_utc
 from thinkfl_operator.settings import LogsSettings
 from thinkfl_operator.telemetry.loglines import (
     LINE_COLUMNS,
@@ -115,7 +116,7 @@ class PodLogs:
         if end_s <= start_s:
             return LogBatch()
         if start_s >= now:
-            return LogBatch(notes=(f"pods/log: the window starts at {_iso(start_s)}, after now",))
+            return LogBatch(notes=(f"pods/log: the window starts at {format_utc(start_s)}, after now",))
         try:
             pods = self._chosen(self._list(run), set(services), run)
         except _Stop:
@@ -148,7 +149,7 @@ class PodLogs:
             budget -= len(body)
             complete_s = self._parse(pod, body, share, start_s, end_s, run)
             if pod.since_s is not None and pod.since_s > start_s:
-                run.restarted.append(f"{pod.name} at {_iso(pod.since_s)}")
+                run.restarted.append(f"{pod.name} at {format_utc(pod.since_s)}")
             run.covered.append((max(start_s, pod.since_s or start_s),
                                 min(end_s, asked_s, complete_s)))
 
@@ -343,10 +344,6 @@ def _stamp_ns(stamp: re.Match[bytes]) -> int:
 def _names(names: list[str]) -> str:
     more = f" and {len(names) - NAMED} more" if len(names) > NAMED else ""
     return ", ".join(names[:NAMED]) + more
-
-
-def _iso(seconds: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
 
 
 def _reason(exc: Exception) -> str:

@@ -69,6 +69,19 @@ def configure_logging(level: str = "INFO", fmt: str = "console") -> None:
     # A line per request to kopf's liveness endpoint (the kubelet probes every few seconds)
     # only when debugging.
     logging.getLogger("aiohttp.access").setLevel(logging.DEBUG if numeric <= logging.DEBUG else logging.WARNING)
+    pool = logging.getLogger("urllib3.connectionpool")
+    pool.filters[:] = [f for f in pool.filters if not isinstance(f, _QuietRetries)]
+    if numeric > logging.DEBUG:
+        pool.addFilter(_QuietRetries())
+
+
+class _QuietRetries(logging.Filter):
+    """urllib3's line per retry of its own (the Kubernetes client retries a refused connection
+    three times) only when debugging: what the last try ended in is said by the caller, once
+    (``thinkfl: Kubernetes API unreachable ...``, a Failed reason)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Retrying (")
 
 
 def _rendering(fmt: str) -> list[Processor]:

@@ -42,7 +42,8 @@ def test_every_logger_comes_out_as_one_json_object_a_line(
     logging.getLogger("kopf.objects").info(
         "Handler 'created' succeeded.",
         extra={"k8s_ref": ref, "k8s_skip": False, "settings": kopf.OperatorSettings()})
-    logging.getLogger("urllib3.connectionpool").warning("Retrying (%s) after %s", "Retry(total=2)", "reset")
+    logging.getLogger("urllib3.connectionpool").warning(
+        "Connection pool is full, discarding connection: %s. Connection pool size: %s", "jaeger", 10)
     logging.getLogger("aiohttp.server").debug("below the level")
     structlog.get_logger("thinkfl_operator.kube.handlers").info("phase shown", incident="checkout-slow")
     try:
@@ -56,7 +57,8 @@ def test_every_logger_comes_out_as_one_json_object_a_line(
     assert kopf_info["level"] == "info" and kopf_info["logger"] == "kopf.objects"
     assert kopf_info["object"] == ref
     assert "settings" not in kopf_info and "k8s_skip" not in kopf_info
-    assert urllib3 == {"event": "Retrying (Retry(total=2)) after reset", "level": "warning",
+    assert urllib3 == {"event": "Connection pool is full, discarding connection: jaeger. "
+                                "Connection pool size: 10", "level": "warning",
                        "logger": "urllib3.connectionpool", "timestamp": urllib3["timestamp"]}
     assert urllib3["timestamp"].endswith("Z")
     assert ours["event"] == "phase shown" and ours["incident"] == "checkout-slow"
@@ -88,3 +90,14 @@ def test_console_format_names_level_and_logger(capsys: pytest.CaptureFixture[str
     logging.getLogger("kopf.objects").warning("Patching failed")
     (line,) = capsys.readouterr().err.splitlines()
     assert "[warning  ] Patching failed" in line and "[kopf.objects]" in line
+
+
+@pytest.mark.parametrize(("level", "shown"), [("INFO", 1), ("DEBUG", 2)])
+def test_urllib3_retries_of_its_own_show_only_when_debugging(
+        capsys: pytest.CaptureFixture[str], restore_logging: None, level: str, shown: int) -> None:
+    """The caller says once what the last try ended in; each retry before is debugging detail."""
+    configure_logging(level, "json")
+    pool = logging.getLogger("urllib3.connectionpool")
+    pool.warning("Retrying (%r) after connection broken by '%r': %s", "Retry(total=2)", "refused", "/apis")
+    pool.warning("Connection pool is full, discarding connection: %s", "kubernetes")
+    assert len(_lines(capsys)) == shown

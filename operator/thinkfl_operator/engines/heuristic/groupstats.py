@@ -11,10 +11,17 @@ def group_counts(codes: np.ndarray, groups: int) -> np.ndarray:
 
 def group_median(codes: np.ndarray, values: np.ndarray, groups: int) -> np.ndarray:
     """Median of ``values`` per code in [0, groups); NaN for empty groups."""
+    if len(codes) == 0:
+        return np.full(groups, np.nan)
+    return median_of_sorted(codes, _sorted_by_group(codes, values), groups)
+
+
+def median_of_sorted(codes: np.ndarray, sorted_values: np.ndarray, groups: int) -> np.ndarray:
+    """``group_median`` of values already sorted by (code, value); ``codes`` are their codes,
+    in any order (only counted)."""
     out = np.full(groups, np.nan)
     if len(codes) == 0:
         return out
-    sorted_values = _sorted_by_group(codes, values)
     counts = np.bincount(codes, minlength=groups)
     starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
     present = counts > 0

@@ -20,13 +20,18 @@ For every key (kind, pod, operation context) the baseline median and a robust sc
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from thinkfl_operator.engines.heuristic.groupstats import group_counts, group_mean, group_median
+from thinkfl_operator.engines.heuristic.groupstats import (
+    group_counts,
+    group_mean,
+    group_median,
+    median_of_sorted,
+)
 from thinkfl_operator.telemetry.spans import span_and_parent_keys
 
 #: Status values that mean success in the sources we read.
@@ -73,6 +78,40 @@ class Measured:
     frame: pd.DataFrame
     ops: pd.DataFrame  # op_key → pod, service, operation
     edges: pd.DataFrame  # edge_key → pod, service, parent_service, operation
+    _sorted: dict[tuple[str, str], tuple[np.ndarray, np.ndarray, np.ndarray]] = field(
+        default_factory=dict, repr=False, compare=False)
+
+    def by_key(self, code: str, value: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The rows with a key and a value sorted by (key, value), and their keys and values:
+        sorted once per frame, so a baseline's medians need no sort (any subset of these rows
+        stays sorted)."""
+        found = self._sorted.get((code, value))
+        if found is None:
+            codes, values = self.frame[code].to_numpy(), self.frame[value].to_numpy(dtype="float64")
+            rows = np.flatnonzero((codes >= 0) & ~np.isnan(values))
+            rows = rows[np.lexsort((values[rows], codes[rows]))]
+            found = self._sorted[(code, value)] = (rows, codes[rows], values[rows])
+        return found
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """The baseline spans of one incident as row positions in a ``Measured`` frame: their
+    per-key medians are read from the frame's sorted values, not sorted again."""
+
+    measured: Measured
+    rows: np.ndarray
+
+    def median(self, code: str, value: str, wanted: np.ndarray | None, groups: int) -> np.ndarray:
+        """``group_median`` of the baseline's valid (key, value) pairs whose key is in
+        [0, groups) and ``wanted`` (every key when None)."""
+        rows, codes, values = self.measured.by_key(code, value)
+        member = np.zeros(len(self.measured.frame), dtype=bool)
+        member[self.rows] = True
+        chosen = member[rows] & (codes < groups)
+        if wanted is not None:
+            chosen[chosen] = wanted[codes[chosen]]
+        return median_of_sorted(codes[chosen], values[chosen], groups)
 
 
 def span_measurements(frame: pd.DataFrame) -> Measured:
@@ -155,7 +194,8 @@ def _valid(frame: pd.DataFrame, code: str, value: str) -> tuple[np.ndarray, np.n
     return codes[keep], values[keep]
 
 
-def _stats(base: pd.DataFrame, win: pd.DataFrame, value: str, code: str) -> pd.DataFrame:
+def _stats(base: pd.DataFrame, win: pd.DataFrame, value: str, code: str,
+           sorted_base: Baseline | None = None) -> pd.DataFrame:
     """Per key seen in both: window median and count, baseline median, MAD and count."""
     w_codes, w_values = _valid(win, code, value)
     b_codes, b_values = _valid(base, code, value)
@@ -169,7 +209,8 @@ def _stats(base: pd.DataFrame, win: pd.DataFrame, value: str, code: str) -> pd.D
     w_keep, b_keep = wanted[w_codes], wanted[b_codes]
     w_med = group_median(w_codes[w_keep], w_values[w_keep], groups)
     b_codes, b_values = b_codes[b_keep], b_values[b_keep]
-    b_med = group_median(b_codes, b_values, groups)
+    b_med = (group_median(b_codes, b_values, groups) if sorted_base is None
+             else sorted_base.median(code, value, wanted, groups))
     # Doubled deviations stay integral for integral data (medians may end in .5): fast sort path.
     b_mad = group_median(b_codes, np.abs(2 * b_values - 2 * b_med[b_codes]), groups) / 2
     index = np.flatnonzero(wanted)
@@ -178,9 +219,9 @@ def _stats(base: pd.DataFrame, win: pd.DataFrame, value: str, code: str) -> pd.D
 
 
 def _shifts(base: pd.DataFrame, win: pd.DataFrame, value: str, code: str, labels: pd.DataFrame,
-            kind: str) -> list[Shift]:
+            kind: str, sorted_base: Baseline | None = None) -> list[Shift]:
     """Robust z of the median shift per key: (window − baseline median) / scale."""
-    stats = _stats(base, win, value, code)
+    stats = _stats(base, win, value, code, sorted_base)
     if stats.empty:
         return []
     scale = np.maximum.reduce([
@@ -203,7 +244,7 @@ def _make(kind: str, labels: pd.DataFrame, baseline: Any, window: Any, z: Any, n
 
 
 def _ratio_shifts(base: pd.DataFrame, win: pd.DataFrame, value: str, ops: pd.DataFrame, kind: str,
-                  rise: bool) -> list[Shift]:
+                  rise: bool, sorted_base: Baseline | None = None) -> list[Shift]:
     """Relative shifts of a per-span value per (pod, operation), z = 10 × the change: a rise of
     a share (errors: mean), or a fall to a fraction of the usual (calls, duration: median)."""
     w_codes, w_values = _valid(win, "op_key", value)
@@ -212,8 +253,12 @@ def _ratio_shifts(base: pd.DataFrame, win: pd.DataFrame, value: str, ops: pd.Dat
         return []
     groups = int(max(w_codes.max(), b_codes.max())) + 1
     w_n, b_n = group_counts(w_codes, groups), group_counts(b_codes, groups)
-    stat = group_mean if rise else group_median
-    mw, mb = stat(w_codes, w_values, groups), stat(b_codes, b_values, groups)
+    if rise:
+        mw, mb = group_mean(w_codes, w_values, groups), group_mean(b_codes, b_values, groups)
+    else:
+        mw = group_median(w_codes, w_values, groups)
+        mb = (group_median(b_codes, b_values, groups) if sorted_base is None
+              else sorted_base.median("op_key", value, None, groups))
     with np.errstate(divide="ignore", invalid="ignore"):
         change = (mw - mb) if rise else (mb - mw) / np.maximum(mb, 1e-9)
     ok = (w_n >= MIN_WINDOW) & (b_n >= MIN_BASELINE) & (change > (0 if rise else MIN_DROP))
@@ -223,16 +268,20 @@ def _ratio_shifts(base: pd.DataFrame, win: pd.DataFrame, value: str, ops: pd.Dat
     return _make(kind, ops.loc[index], mb[index], mw[index], 10.0 * change[index], w_n[index])
 
 
-def compute_shifts(base: pd.DataFrame, win: pd.DataFrame, measured: Measured) -> list[Shift]:
-    """Every key's shift between the measured baseline and window frames."""
+def compute_shifts(base: pd.DataFrame, win: pd.DataFrame, measured: Measured,
+                   base_rows: np.ndarray | None = None) -> list[Shift]:
+    """Every key's shift between the measured baseline and window frames. ``base_rows``, when
+    given, are the baseline's row positions in ``measured.frame`` (its medians then need no
+    sort)."""
     ops, edges = measured.ops, measured.edges
+    known = None if base_rows is None else Baseline(measured, base_rows)
     shifts: list[Shift] = []
-    shifts += _shifts(base, win, "self_us", "op_key", ops, "self")
-    shifts += _shifts(base, win, "gap_us", "edge_key", edges, "net")
-    shifts += _ratio_shifts(base, win, "duration_us", ops, "short", rise=False)
+    shifts += _shifts(base, win, "self_us", "op_key", ops, "self", known)
+    shifts += _shifts(base, win, "gap_us", "edge_key", edges, "net", known)
+    shifts += _ratio_shifts(base, win, "duration_us", ops, "short", rise=False, sorted_base=known)
     if (win["is_error"].to_numpy() > 0).any():
         shifts += _ratio_shifts(base, win, "is_error", ops, "error", rise=True)
-    fanout = _ratio_shifts(base, win, "child_count", ops, "fanout", rise=False)
+    fanout = _ratio_shifts(base, win, "child_count", ops, "fanout", rise=False, sorted_base=known)
     shifts += fanout
     shifts += _truncations(win, fanout, ops)
     return shifts

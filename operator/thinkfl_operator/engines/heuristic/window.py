@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from thinkfl_operator.engines.heuristic.cache import MeasuredCache
@@ -24,6 +25,13 @@ class Windows:
     window: pd.DataFrame
     baseline: pd.DataFrame
     measured: Measured
+
+    @property
+    def baseline_rows(self) -> np.ndarray:
+        """The baseline's row positions in ``measured.frame`` (its index: frames of the cache
+        are slices of the measured frame, whose index is the row position)."""
+        rows: np.ndarray = self.baseline.index.to_numpy()
+        return rows
 
 
 def incident_window(store: Store, incident: Incident, cfg: HeuristicSettings) -> tuple[float, float, float]:

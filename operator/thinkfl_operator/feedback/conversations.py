@@ -17,9 +17,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from thinkfl_operator.engines.thinkfl import prompt
-from thinkfl_operator.engines.thinkfl.conversation import RESULTS, TRACES
-from thinkfl_operator.evidence.toolbox import TOOL_NAMES, tool_call_text
-from thinkfl_operator.models import Diagnosis, Span, Step
+from thinkfl_operator.evidence.toolbox import tool_call_text
+from thinkfl_operator.models import PRINT_RESULTS, SEARCH_TRACES, TOOL_NAMES, Diagnosis, Span, Step
 
 Message = dict[str, str]
 
@@ -52,7 +51,7 @@ def from_steps(steps: Sequence[Step], roots: Sequence[Span]) -> list[list[Messag
     for step in steps:
         if step.tool not in TOOL_NAMES:
             continue  # not a tool the model knows (the log evidence step): never in a record
-        if step.tool != TRACES:
+        if step.tool != SEARCH_TRACES:
             shared.append(step)
             continue
         parent = str(step.arguments.get("parent_span_id", ""))
@@ -72,6 +71,6 @@ def _turns(steps: Sequence[Step]) -> list[Message]:
     messages: list[Message] = []
     for step in steps:
         messages.append({"role": "assistant", "content": tool_call_text(step.tool, step.arguments)})
-        if step.tool != RESULTS:
+        if step.tool != PRINT_RESULTS:
             messages.append({"role": "tool", "content": step.output})
     return messages

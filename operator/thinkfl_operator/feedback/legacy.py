@@ -16,10 +16,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from thinkfl_operator.engines.thinkfl.conversation import RESULTS
 from thinkfl_operator.engines.thinkfl.engine import fuse
 from thinkfl_operator.engines.thinkfl.parser import parse_reply, root_cause_dicts
-from thinkfl_operator.models import Candidate, Topology
+from thinkfl_operator.models import PRINT_RESULTS, Candidate, Topology
 from thinkfl_operator.ranking import rank
 
 
@@ -56,7 +55,7 @@ def first_answer(conversation: list[dict[str, str]]) -> list[Candidate]:
         if message["role"] != "assistant":
             continue
         for call in parse_reply(message["content"]).calls:
-            if call.name == RESULTS:
+            if call.name == PRINT_RESULTS:
                 found = candidates_of(call.arguments)
                 if found:
                     return found

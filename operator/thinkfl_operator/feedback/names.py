@@ -14,10 +14,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from thinkfl_operator.engines.thinkfl.conversation import METRICS, RESULTS
 from thinkfl_operator.engines.thinkfl.parser import parse_reply, root_cause_dicts
 from thinkfl_operator.feedback.opening import root_of
 from thinkfl_operator.feedback.shape import InvalidRecord
+from thinkfl_operator.models import PRINT_RESULTS, SEARCH_METRICS
 
 _FIELD = re.compile(r'"(cmdb_id|operation_name)"\s*:\s*("(?:[^"\\]|\\.)*")')
 _CAUSE_KEYS = ("service", "pod", "node")
@@ -51,10 +51,10 @@ class Names:
 
     def _add_calls(self, text: str) -> None:
         for call in parse_reply(text).calls:
-            if call.name == RESULTS:
+            if call.name == PRINT_RESULTS:
                 for cause in root_cause_dicts(call.arguments.get("root_causes", call.arguments)):
                     self.add_cause(cause)
-            elif call.name == METRICS:
+            elif call.name == SEARCH_METRICS:
                 self.services.add(str(call.arguments.get("service_name") or ""))
 
     def _add_root(self, text: str) -> None:

@@ -17,20 +17,21 @@ from typing import Any
 
 from thinkfl_operator.engines.thinkfl import prompt
 from thinkfl_operator.engines.thinkfl.client import ChatClient
-from thinkfl_operator.engines.thinkfl.conversation import (
-    METRICS,
-    TRACES,
-    Conversation,
-    Outcome,
-    stages,
-)
+from thinkfl_operator.engines.thinkfl.conversation import Conversation, Outcome, stages
 from thinkfl_operator.engines.thinkfl.engine import NoAnswer, account_usage, fuse
 from thinkfl_operator.engines.thinkfl.parser import ToolCall, parse_reply
 from thinkfl_operator.evidence.metrics import normalize_timestamp
 from thinkfl_operator.evidence.toolbox import Toolbox
 from thinkfl_operator.feedback.opening import root_of
 from thinkfl_operator.feedback.record import OMITTED, InvalidRecord, topology_of
-from thinkfl_operator.models import Diagnosis, Fluctuation, Span, Usage
+from thinkfl_operator.models import (
+    SEARCH_METRICS,
+    SEARCH_TRACES,
+    Diagnosis,
+    Fluctuation,
+    Span,
+    Usage,
+)
 from thinkfl_operator.ranking import rank
 from thinkfl_operator.settings import Settings
 from thinkfl_operator.telemetry.memory import MemoryStore
@@ -61,13 +62,13 @@ class RecordedTools(Toolbox):
     def search_traces(self, parent_span_id: str) -> tuple[list[Span], str]:
         args = {"parent_span_id": parent_span_id}
         missing = f"[]\n(the child spans of {parent_span_id} are {NOT_RECORDED})"
-        return [], self._answer(TRACES, args, missing)
+        return [], self._answer(SEARCH_TRACES, args, missing)
 
     def search_fluctuating_metrics(self, service_name: str,
                                    timestamp: object) -> tuple[list[Fluctuation], str]:
         args = {"service_name": service_name, "timestamp": str(timestamp)}
         missing = f"{{}}\n(the metrics of {service_name} at {timestamp} are {NOT_RECORDED})"
-        return [], self._answer(METRICS, args, missing)
+        return [], self._answer(SEARCH_METRICS, args, missing)
 
     def _answer(self, tool: str, args: dict[str, Any], missing: str) -> str:
         text = self.answers.get(call_key(tool, args))
@@ -79,7 +80,7 @@ class RecordedTools(Toolbox):
 def call_key(tool: str, arguments: Mapping[str, Any]) -> CallKey:
     """The arguments the tool would act on, as the loop passes them (span IDs and services
     stripped, timestamps in epoch seconds whether given in s or ms)."""
-    if tool == TRACES:
+    if tool == SEARCH_TRACES:
         return tool, str(arguments.get("parent_span_id", "")).strip()
     raw = arguments.get("timestamp", "")
     try:
@@ -100,7 +101,7 @@ def recorded_answers(record: Mapping[str, Any]) -> dict[CallKey, str]:
                 pending = list(parse_reply(message["content"]).calls)
             elif message["role"] == "tool" and pending:
                 call, text = pending.pop(0), _payload(message["content"])
-                if call.name in (TRACES, METRICS) and text is not None:
+                if call.name in (SEARCH_TRACES, SEARCH_METRICS) and text is not None:
                     answers.setdefault(call_key(call.name, call.arguments), text)
     return answers
 

@@ -13,11 +13,10 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from thinkfl_operator.engines.thinkfl.conversation import RESULTS
 from thinkfl_operator.engines.thinkfl.parser import parse_reply
 from thinkfl_operator.evaluation.grader import grade
 from thinkfl_operator.feedback.legacy import candidates_of
-from thinkfl_operator.models import Candidate, RootCause
+from thinkfl_operator.models import PRINT_RESULTS, Candidate, RootCause
 from thinkfl_operator.telemetry.naming import service_of_pod
 
 LABEL_KEYS = ("service", "pod", "node")
@@ -37,7 +36,7 @@ def completion_of(query: str, prompt: str) -> str:
 
 def answer_of(completion: str) -> list[RootCause]:
     """The last ``print_results`` naming a cause, ranked as written (see the module docstring)."""
-    calls = [call for call in parse_reply(completion).calls if call.name == RESULTS]
+    calls = [call for call in parse_reply(completion).calls if call.name == PRINT_RESULTS]
     for call in reversed(calls):
         found = candidates_of(call.arguments)
         if found:

@@ -34,6 +34,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from thinkfl_operator.feedback.names import Names
+from thinkfl_operator.models import TOOL_NAMES
 from thinkfl_operator.telemetry.naming import service_of_pod
 
 Substitute = Callable[[str], str]
@@ -46,7 +47,7 @@ KEPT_WORDS = frozenset({"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTION
 RESERVED = frozenset({"cmdb_id", "operation_name", "parent_span", "span_id", "status_code",
                       "trace_id", "regular_mean", "regular_std_dev", "current_mean",
                       "current_std_dev", "parent_span_id", "service_name", "root_causes",
-                      "search_traces", "search_fluctuating_metrics", "print_results", "tool_call"})
+                      *TOOL_NAMES, "tool_call"})
 _WORD = re.compile(r"[A-Za-z0-9_]+")
 _NUMBER = re.compile(r"v?\d+")
 _SEPARATORS = re.compile(r"[-_.]+")

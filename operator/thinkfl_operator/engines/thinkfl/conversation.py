@@ -5,7 +5,9 @@ deeper into the trace tree": search_traces and search_fluctuating_metrics) → *
 (print_results only). Unlike the reference loop it is bounded: a reply budget per stage, a
 deadline, capped tool answers (the Toolbox caps them), identical calls answered from a cache
 with a nudge, and a final stage that accepts nothing but the answer. It never raises on what
-the model writes: an unusable reply gets a short corrective message and costs a step.
+the model writes: an unusable reply gets a short corrective message and costs a step. A tool
+answer is followed by the model's next reply, with no "please continue" turn between (as trained;
+see ``prompt``).
 """
 
 from __future__ import annotations
@@ -19,11 +21,10 @@ from thinkfl_operator.engines.thinkfl import prompt
 from thinkfl_operator.engines.thinkfl.client import ChatClient
 from thinkfl_operator.engines.thinkfl.parser import ToolCall, parse_reply, root_cause_dicts
 from thinkfl_operator.evidence.toolbox import Toolbox
+from thinkfl_operator.models import PRINT_RESULTS as RESULTS
+from thinkfl_operator.models import SEARCH_METRICS as METRICS
+from thinkfl_operator.models import SEARCH_TRACES as TRACES
 from thinkfl_operator.models import Candidate, Span
-
-TRACES = "search_traces"
-METRICS = "search_fluctuating_metrics"
-RESULTS = "print_results"
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
-KNOWN_TOOLS = ("search_traces", "search_fluctuating_metrics", "print_results")
+from thinkfl_operator.models import PRINT_RESULTS, SEARCH_METRICS, SEARCH_TRACES, TOOL_NAMES
 
 _MAX_REPLY_CHARS = 100_000  # far above what max_tokens lets the model write
 _LITERAL_CAP = 20_000  # ast.parse is only given objects up to this size
@@ -32,15 +32,15 @@ _MAX_CALLS = 16
 _MAX_ATTEMPTS = 32  # objects tried per reader, so hostile text costs linear time
 _MAX_PROBLEMS = 12
 _BACKOFFS = 4  # partial trailing items dropped from a cut-short value
-_NAME_ALIASES = {"print_result": "print_results", "search_trace": "search_traces",
-                 "search_fluctuating_metric": "search_fluctuating_metrics"}
+_NAME_ALIASES = {"print_result": PRINT_RESULTS, "search_trace": SEARCH_TRACES,
+                 "search_fluctuating_metric": SEARCH_METRICS}
 #: Canonical parameters of each tool and the keys accepted for them (matched case-insensitively).
 _PARAMS: dict[str, dict[str, tuple[str, ...]]] = {
-    "search_traces": {"parent_span_id": ("parent_span_id", "span_id", "parent_span",
-                                         "parentspanid", "spanid")},
-    "search_fluctuating_metrics": {"service_name": ("service_name", "service", "pod",
-                                                    "servicename", "pod_name", "cmdb_id"),
-                                   "timestamp": ("timestamp", "time", "ts")},
+    SEARCH_TRACES: {"parent_span_id": ("parent_span_id", "span_id", "parent_span",
+                                       "parentspanid", "spanid")},
+    SEARCH_METRICS: {"service_name": ("service_name", "service", "pod",
+                                      "servicename", "pod_name", "cmdb_id"),
+                     "timestamp": ("timestamp", "time", "ts")},
 }
 _CAUSE_KEYS = {"node": ("node", "node_name", "host"), "service": ("service", "service_name"),
                "pod": ("pod", "pod_name", "cmdb_id", "instance"),
@@ -108,7 +108,7 @@ def normalize_name(raw: Any) -> str:
     name = str(raw).strip().strip("`'\" ").removesuffix("()").strip()
     key = re.sub(r"[\s-]+", "_", name.lower()).removeprefix("functions.")
     key = _NAME_ALIASES.get(key, key)
-    return key if key in KNOWN_TOOLS else name
+    return key if key in TOOL_NAMES else name
 
 
 # reply → raw calls ----------------------------------------------------------------------------
@@ -183,7 +183,7 @@ def _bare(text: str) -> _Found:
 
 def _plausible(call: tuple[Any, Any]) -> bool:
     """A bare object counts as a call only if it names a known tool."""
-    return normalize_name(call[0]) in KNOWN_TOOLS
+    return normalize_name(call[0]) in TOOL_NAMES
 
 
 def _collect(found: _Found, value: Any, source: str) -> None:
@@ -254,7 +254,7 @@ def _finish(found: _Found, notes: list[str]) -> ParsedReply:
 def _tool_call(raw_name: Any, raw_args: Any, problems: list[str]) -> ToolCall:
     name = normalize_name(raw_name)
     value = _unwrap(raw_args)
-    if name == "print_results":
+    if name == PRINT_RESULTS:
         return ToolCall(name, _print_results_args(value, problems))
     if name in _PARAMS:
         return ToolCall(name, _canonical(name, _as_mapping(name, value), problems))

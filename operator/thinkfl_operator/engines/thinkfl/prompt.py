@@ -5,15 +5,18 @@ them with the published example). Keeping them constant also lets vLLM reuse its
 across incidents. The stage and corrective prompts follow the authors' coordinator: think (trace
 tool), rethink ("inspect deeper into the trace tree", trace and metrics tools), final (only
 ``print_results``).
+
+The coordinator (github.com/LLM4AIOps/ThinkFL, ``coordinator.py``) also adds a user turn after
+every tool answer ("Please continue to further identify the root cause service…"). Those are not
+sent: in the conversation the model was trained on (the model card's example) a tool answer is
+followed directly by the model's next call, and the stage prompts already say what is allowed.
 """
 
 from __future__ import annotations
 
 from thinkfl_operator.evidence.formatting import root_span_table
+from thinkfl_operator.models import TOOL_NAMES as TOOL_NAMES  # noqa: PLC0414 (the prompt's tools)
 from thinkfl_operator.models import Span
-
-#: The three tools the model knows, in the order the system prompt lists them.
-TOOL_NAMES = ("search_traces", "search_fluctuating_metrics", "print_results")
 
 #: The call-format instruction that ends the system prompt (closing tag repeated, as trained).
 CALL_FORMAT = (
@@ -61,26 +64,12 @@ USER_PREFIX = (
     "and combine with metrics data to confirm the root cause.\n"
 )
 
-#: After a tool result in the think stage (trace tool only, or the answer).
-CONTINUE_PROMPT = (
-    "Please continue to identify the root cause service. The root cause often originates "
-    "from a specific downstream trace, so you may search the traces of a suspicious span. "
-    "If you have already found the root cause, call print_results."
-)
-
 #: Opens the rethink stage: go deeper before answering; metrics become available.
 RETHINK_PROMPT = (
     "It is better to inspect deeper into the trace tree. Even if you have already found the "
     "root cause service, use search_traces to inspect the deeper traces and confirm that there "
     "is no deeper root cause. You may also use search_fluctuating_metrics to combine with "
     "metrics data and confirm the root cause."
-)
-
-#: After a tool result in the rethink stage.
-RETHINK_CONTINUE_PROMPT = (
-    "Please continue to identify the root cause service. You may inspect deeper with "
-    "search_traces or combine with metrics data from search_fluctuating_metrics. If you have "
-    "already found the root cause, call print_results."
 )
 
 #: Opens the final stage: only print_results is accepted from here on.

@@ -7,12 +7,10 @@ from thinkfl_operator.engines.heuristic.engine import HeuristicEngine
 from thinkfl_operator.engines.thinkfl.client import ChatClient
 from thinkfl_operator.engines.thinkfl.engine import ThinkFLEngine
 from thinkfl_operator.errors import UserInputError
-from thinkfl_operator.models import FALLBACK_PREFIX, Diagnosis, Incident
+from thinkfl_operator.models import ENGINES, FALLBACK_PREFIX, Diagnosis, Incident
 from thinkfl_operator.observability import tracing
 from thinkfl_operator.settings import Settings
 from thinkfl_operator.telemetry.store import Store
-
-ENGINES = ("auto", "heuristic", "thinkfl")
 
 
 def make_engine(name: str, settings: Settings, chat: ChatClient | None = None) -> Engine:

@@ -131,6 +131,7 @@ def log_shifts(batch: LogBatch, window: tuple[float, float], history: tuple[floa
     h_all = np.add.reduceat(counts["history"].to_numpy(), starts).astype("float64")
     w_all = np.add.reduceat(counts["window"].to_numpy(), starts).astype("float64")
     row_bounds = dict(_runs(row_services))
+    row_window, row_history, row_pods = (counts[c].to_numpy() for c in ("window", "history", "pod"))
     for service, (lo, hi) in _runs(services):
         weights = None
         if traffic:
@@ -138,8 +139,9 @@ def log_shifts(batch: LogBatch, window: tuple[float, float], history: tuple[floa
         found = _service_shift(service, templates_[lo:hi], levels_[lo:hi], w_all[lo:hi], h_all[lo:hi],
                                w_min, h_min, weights)
         if found.shifts:
-            r_lo, r_hi = row_bounds[service]
-            found.pod = _moved_pod(counts.iloc[r_lo:r_hi], found, w_min, h_min)
+            rows = slice(*row_bounds[service])
+            found.pod = _moved_pod(row_templates[rows], row_window[rows], row_history[rows], row_pods[rows],
+                                   found, w_min, h_min)
         evidence.services[service] = found
     return evidence
 
@@ -158,12 +160,13 @@ def _pods(lines: pd.DataFrame) -> dict[str, str]:
     return {str(uniques[c]): str(s) for c, s in zip(codes[first], services, strict=True) if uniques[c]}
 
 
-def _moved_pod(by_pod: pd.DataFrame, found: ServiceLogs, w_min: float, h_min: float) -> str:
-    """The pod whose rate of the service's strongest template changed most."""
-    rows = by_pod[by_pod["template"].to_numpy() == found.shifts[0].template]
-    change = np.abs(rows["window"].to_numpy() / w_min - rows["history"].to_numpy() / h_min)
-    pods = rows["pod"].to_numpy()
-    return str(pods[int(np.argmax(change))]) if len(rows) else ""
+def _moved_pod(templates_: np.ndarray, window: np.ndarray, history: np.ndarray, pods: np.ndarray,
+               found: ServiceLogs, w_min: float, h_min: float) -> str:
+    """The pod whose rate of the service's strongest template changed most (the service's
+    rows of the counts, by column)."""
+    rows = np.flatnonzero(templates_ == found.shifts[0].template)
+    change = np.abs(window[rows] / w_min - history[rows] / h_min)
+    return str(pods[rows[int(np.argmax(change))]]) if len(rows) else ""
 
 
 def _counts(batch: LogBatch, window: tuple[float, float], history: tuple[float, float],

@@ -64,7 +64,18 @@ def _shift(pod: str, service: str, kpi: str, ts: np.ndarray, values: np.ndarray,
     window = values[ok & (ts >= start_s) & (ts < end_s)]
     if len(history) < MIN_HISTORY or len(window) == 0:
         return None
-    median = float(np.median(history))
-    scale = max(1.4826 * float(np.median(np.abs(history - median))), REL_FLOOR * abs(median), ABS_FLOOR)
+    median = _median(history)
+    scale = max(1.4826 * _median(np.abs(history - median)), REL_FLOOR * abs(median), ABS_FLOOR)
     during = float(np.mean(window))
     return CpuShift(pod, service, kpi, median, during, (during - median) / scale)
+
+
+def _median(values: np.ndarray) -> float:
+    """``np.median`` of values without NaN (the middle one, or the mean of the middle two, as
+    numpy computes it), without its per-call overhead: a day's evaluation asks ~1,300 times."""
+    ordered = np.sort(values)
+    middle = len(ordered) // 2
+    # numpy takes the mean of the middle one or two, a sum that starts from +0.0 (so -0.0 → 0.0)
+    if len(ordered) % 2:
+        return float(0.0 + ordered[middle])
+    return float((0.0 + ordered[middle - 1] + ordered[middle]) / 2.0)

@@ -24,7 +24,7 @@ from thinkfl_operator.errors import InvalidIncident
 from thinkfl_operator.telemetry.http import HttpBackend
 from thinkfl_operator.telemetry.jaeger import (
     JaegerClient,
-    rfc3339,
+    search_time,
     v1_frames,
     v1_tags,
     v1_trace_frame,
@@ -228,7 +228,7 @@ def test_v3_find_traces_snapshot_through_search() -> None:
     assert len(frames) == 1 and len(frames[0]) == 1
     assert frames[0].iloc[0]["status"] == "2"
     assert "query.service_name=foo" in request
-    assert "query.start_time_min=2023-11-14T22%3A13%3A20.500000000Z" in request
+    assert "query.start_time_min=2023-11-14T22%3A13%3A20.5Z" in request
     assert "query.search_depth=7" in request and "query.num_traces=7" in request
 
 
@@ -409,8 +409,9 @@ def test_jaeger_prints_trace_ids_without_leading_zeros() -> None:
 
 
 def test_rfc3339_and_traceql_helpers() -> None:
-    assert rfc3339(0) == "1970-01-01T00:00:00.000000000Z"
-    assert rfc3339(1_700_000_000.25) == "2023-11-14T22:13:20.250000000Z"
+    assert search_time(0) == "1970-01-01T00:00:00Z"
+    assert search_time(1_700_000_000.25) == "2023-11-14T22:13:20.25Z"
+    assert search_time(1_700_000_000.000001) == "2023-11-14T22:13:20.000001Z"
     assert service_query(None) == "{}"
     assert service_query('a"b') == '{ resource.service.name = "a\\"b" }'
 

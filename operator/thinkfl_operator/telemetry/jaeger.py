@@ -23,6 +23,7 @@ from urllib.parse import quote
 
 import pandas as pd
 
+from thinkfl_operator import rfc3339
 from thinkfl_operator.errors import UserInputError
 from thinkfl_operator.telemetry.http import (
     BackendRejected,
@@ -104,8 +105,8 @@ class JaegerClient(QueryClient):
         v1_params = {"service": service, "start": _us(start_s), "end": _us(end_s), "limit": limit}
         v3_params = {
             "query.service_name": service,
-            "query.start_time_min": rfc3339(start_s),
-            "query.start_time_max": rfc3339(end_s),
+            "query.start_time_min": search_time(start_s),
+            "query.start_time_max": search_time(end_s),
             # search_depth is the current name; num_traces the alias older versions read.
             "query.search_depth": limit,
             "query.num_traces": limit,
@@ -325,11 +326,12 @@ def _is_error(tags: Mapping[str, Any], logs: object = None) -> bool:
 
 # ---------------------------------------------------------------------------------- helpers
 
-def rfc3339(seconds: float) -> str:
-    """Epoch seconds as RFC 3339 UTC with nanosecond digits (Go's ``RFC3339Nano`` parses it)."""
-    us = _us(seconds)
-    whole, frac = divmod(us, 1_000_000)
-    return f"{datetime.fromtimestamp(whole, UTC):%Y-%m-%dT%H:%M:%S}.{frac:06d}000Z"
+def search_time(seconds: float) -> str:
+    """Epoch seconds as RFC 3339 UTC to the microsecond (Go's RFC 3339 parser reads any number
+    of fraction digits)."""
+    whole, frac = divmod(_us(seconds), 1_000_000)
+    return rfc3339.format_utc(datetime.fromtimestamp(whole, UTC).replace(microsecond=frac),
+                              fraction=True)
 
 
 def _us(seconds: float) -> int:

@@ -130,7 +130,9 @@ def exporter(provider: TracerProvider) -> Iterator[InMemorySpanExporter]:
     processor = SimpleSpanProcessor(exported)
     provider.add_span_processor(processor)
     yield exported
-    processor.shutdown()  # the provider has no remove; a shut processor exports nothing
+    # The provider has no remove, and a shut processor logs a warning for every later span (on
+    # stderr, with the root logger's handler): the exporter is shut instead, and takes nothing.
+    exported.shutdown()
 
 
 def test_diagnose_span_has_the_tool_spans_as_children(exporter: InMemorySpanExporter) -> None:

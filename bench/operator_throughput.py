@@ -33,11 +33,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.fakes.openai_replay import ReplayServer
 from tests.fakes.thinkfl_policy import WalkPolicy
 
-from thinkfl_operator.kube.sandbox import sandbox
-from thinkfl_operator.models import Incident
+from thinkfl_operator.kube.sandbox import SameEvidence, sandbox
 from thinkfl_operator.settings import OperatorSettings, Settings
 from thinkfl_operator.synthetic import generate
-from thinkfl_operator.telemetry.store import Store
 
 ENGINES = ("heuristic", "thinkfl")
 INJECTED = "cartservice"
@@ -60,10 +58,6 @@ def pct(values: list[float], q: float) -> float:
     return ordered[max(0, round(q * len(ordered)) - 1)]
 
 
-def store(incident: Incident, settings: Settings) -> Store:
-    return SMALL.store()
-
-
 @contextlib.contextmanager
 def llm(engine: str, settings: Settings) -> Iterator[tuple[Settings, ReplayServer | None]]:
     if engine != "thinkfl":
@@ -74,10 +68,11 @@ def llm(engine: str, settings: Settings) -> Iterator[tuple[Settings, ReplayServe
         yield settings.model_copy(update=update), server
 
 
-async def one_pass(engine: str, count: int, concurrency: int) -> None:
-    base = Settings(engine=engine, operator=OperatorSettings(concurrency=concurrency))
+async def one_pass(engine: str, count: int, concurrency: int, processes: bool) -> None:
+    base = Settings(engine=engine, log_level="WARNING",
+                    operator=OperatorSettings(concurrency=concurrency, worker_processes=processes))
     with llm(engine, base) as (settings, server):
-        async with sandbox(settings, store) as cluster:
+        async with sandbox(settings, SameEvidence(SMALL.store), processes=processes) as cluster:
             await asyncio.sleep(1.0)  # let the started operator settle
             idle = memory_mib()["VmRSS"]
             alone = await cluster.create("alone", SPEC)  # one incident on an idle operator first
@@ -95,7 +90,7 @@ async def one_pass(engine: str, count: int, concurrency: int) -> None:
             sampler.cancel()
             peak = memory_mib()
             asked = len(server.requests) - asked if server else 0
-    _report(engine, count, concurrency, cluster.reached, created, objects, started, done, alone,
+    _report(engine, count, concurrency, processes, cluster.reached, created, objects, started, done, alone,
             idle, max(samples, default=peak["VmRSS"]), peak["VmHWM"], asked)
 
 
@@ -105,7 +100,7 @@ async def _sample(into: list[float]) -> None:
         await asyncio.sleep(0.1)
 
 
-def _report(engine: str, count: int, concurrency: int, reached: dict[str, dict[str, float]],
+def _report(engine: str, count: int, concurrency: int, processes: bool, reached: dict[str, dict[str, float]],
             created: dict[str, float], objects: list[dict[str, Any]], started: float, done: float,
             alone: float, idle: float, load_rss: float, hwm: float, asked: int) -> None:
     statuses = [o.get("status") or {} for o in objects]
@@ -114,7 +109,8 @@ def _report(engine: str, count: int, concurrency: int, reached: dict[str, dict[s
     engines = Counter(s.get("engine", "-") for s in statuses)
     tops = Counter(s.get("topCause", "-") for s in statuses)
     last = max(reached[n]["Diagnosed"] for n in created if "Diagnosed" in reached[n])
-    print(f"engine {engine}: {count} incidents created at once, operator concurrency {concurrency}")
+    print(f"engine {engine}: {count} incidents created at once, operator concurrency {concurrency} "
+          f"({'worker processes' if processes else 'threads'})")
     print(f"  Diagnosed {diagnosed}/{count}; status.engine {_counts(engines)}; "
           f"top cause {_counts(tops)} (injected: {INJECTED})"
           + (f"; {asked} LLM requests ({asked / count:.1f} per incident)" if asked else ""))
@@ -138,15 +134,18 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=200, help="incidents created at once")
     parser.add_argument("--concurrency", type=int, default=OperatorSettings().concurrency,
                         help="the operator's diagnoses at the same time (operator.concurrency)")
+    parser.add_argument("--threads", action="store_true", help="diagnose in threads of the "
+                        "operator's process (operator.worker_processes=false), not worker processes")
     parser.add_argument("--engine", choices=ENGINES, help="one pass in this process (default: each "
                         "engine in a fresh process)")
     args = parser.parse_args()
     if args.engine:
-        asyncio.run(one_pass(args.engine, args.count, args.concurrency))
+        asyncio.run(one_pass(args.engine, args.count, args.concurrency, not args.threads))
         return
     for engine in ENGINES:
         subprocess.run([sys.executable, __file__, "--engine", engine, "--count", str(args.count),
-                        "--concurrency", str(args.concurrency)], check=True)
+                        "--concurrency", str(args.concurrency), *(["--threads"] if args.threads else [])],
+                       check=True)
 
 
 if __name__ == "__main__":

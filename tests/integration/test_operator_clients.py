@@ -42,9 +42,9 @@ ESTABLISHED = "01"  # the state column of /proc/net/tcp
 
 
 def connections_to(url: str) -> int:
-    """This process's established TCP connections to the port of ``url``, once the garbage
-    collector has closed those nothing refers to any more (what is counted is what a client
-    still holds open: a collected connection is closed either way).
+    """This process's (and its worker processes') established TCP connections to the port of
+    ``url``, once the garbage collector has closed those nothing refers to any more (what is
+    counted is what a client still holds open: a collected connection is closed either way).
 
     Without the collection a connection may be counted that is only garbage: an answer to
     Jaeger's api_v3 probe (404) sometimes ends in a reference cycle with its exception, outside
@@ -52,11 +52,13 @@ def connections_to(url: str) -> int:
     gc.collect()
     port = urlsplit(url).port
     inodes = set()
-    for fd in os.listdir("/proc/self/fd"):
-        with contextlib.suppress(OSError):  # closed since the listing
-            target = os.readlink(f"/proc/self/fd/{fd}")
-            if target.startswith("socket:["):
-                inodes.add(target[len("socket:["):-1])
+    for pid in _family():
+        with contextlib.suppress(OSError):  # ended since the listing
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                with contextlib.suppress(OSError):  # closed since the listing
+                    target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                    if target.startswith("socket:["):
+                        inodes.add(target[len("socket:["):-1])
     count = 0
     for table in ("/proc/self/net/tcp", "/proc/self/net/tcp6"):
         with open(table, encoding="ascii") as rows:
@@ -67,6 +69,22 @@ def connections_to(url: str) -> int:
                 if state == ESTABLISHED and inode in inodes and int(remote.rsplit(":", 1)[1], 16) == port:
                     count += 1
     return count
+
+
+def _family() -> set[int]:
+    """This process and its descendants (the diagnoses' worker processes and the server they
+    are forked from)."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError, IndexError):
+                parents[int(entry)] = int(Path(f"/proc/{entry}/stat").read_text().rsplit(") ", 1)[1].split()[1])
+    family, grown = {os.getpid()}, True
+    while grown:
+        more = {pid for pid, parent in parents.items() if parent in family} - family
+        family |= more
+        grown = bool(more)
+    return family
 
 
 @pytest.fixture
@@ -145,15 +163,19 @@ async def test_each_incident_closes_the_connections_of_its_store() -> None:
 
 
 @pytest.mark.asyncio
+@pytest.mark.parametrize("where", [OperatorSettings(http_port=0, concurrency=1),
+                                   OperatorSettings(http_port=0, worker_processes=False)],
+                         ids=["worker-process", "threads"])
 async def test_the_model_client_is_opened_once_and_closed_when_the_operator_stops(
-        api: Any, kubeconfig: None) -> None:
+        api: Any, kubeconfig: None, where: OperatorSettings) -> None:
     """Two incidents one after the other through the operator ``thinkfl run`` builds: after
-    each, one connection to the model (the process's client, reused by the second) and none to
-    the tracing backend; once the operator stops, none to either."""
+    each, one connection to the model (the client of the one worker process, or of the
+    operator's process with threads, reused by the second) and none to the tracing backend;
+    once the operator stops, none to either."""
     with TraceApiServer(INCIDENT.spans, flavor="jaeger", apis={"v1"}) as jaeger, \
             ReplayServer(when_exhausted=WalkPolicy()) as llm:
         settings = Settings(engine="auto", llm=LLMSettings(base_url=llm.base_url),
-                            traces=TracesSettings(url=jaeger.url), operator=OperatorSettings(http_port=0))
+                            traces=TracesSettings(url=jaeger.url), operator=where)
         open_after: list[tuple[int, int]] = []
         async with running(settings) as registry:
             for name in ("first", "second"):

@@ -33,18 +33,34 @@ def live_stores(pods: PodNodes | None = None) -> StoreFactory:
 
     Each store is the incident's own (it keeps what it fetched); the runner closes it when the
     diagnosis ends."""
+    return LiveStores(pods)
 
-    def live_store(incident: Incident, settings: Settings) -> Store:
+
+class LiveStores:
+    """``live_stores``' factory. It pickles, for worker processes, without its pod-placement
+    client: a worker opens its own (in-cluster or the kubeconfig) the first time it needs one,
+    as does this process with ``open_pods`` and no ``pods``."""
+
+    def __init__(self, pods: PodNodes | None = None, open_pods: bool = False) -> None:
+        self._pods = pods
+        self._with_pods = pods is not None or open_pods
+
+    def close(self) -> None:
+        close_quietly(self._pods)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"_pods": None, "_with_pods": self._with_pods}
+
+    def __call__(self, incident: Incident, settings: Settings) -> Store:
         if not settings.traces.url:
             raise UserInputError("no tracing backend is configured: set THINKFL_TRACES__URL (Helm "
                                  "value traces.url) to the Jaeger query or Tempo URL")
         lookup = None
-        if pods is not None and settings.operator.pod_nodes_from_api and incident.namespace:
-            lookup = pods.lookup(incident.namespace)
+        if self._with_pods and settings.operator.pod_nodes_from_api and incident.namespace:
+            self._pods = self._pods or PodNodes()
+            lookup = self._pods.lookup(incident.namespace)
         return open_live(settings.traces, settings.prometheus, incident.service, incident.time_s,
                          lookup, logs=_log_source(settings, incident), tls=settings.tls)
-
-    return live_store
 
 
 def _log_source(settings: Settings, incident: Incident) -> LogSource | None:
@@ -58,14 +74,17 @@ def _log_source(settings: Settings, incident: Incident) -> LogSource | None:
 
 def operator_registry(settings: Settings) -> kopf.OperatorRegistry:
     """A new registry with the operator's handlers, evidence from the live backends of
-    ``settings``. The clients every diagnosis shares are opened here, once: the LLM
-    endpoint's (when one is configured) and the Kubernetes API's for pod placement (when the
-    settings allow it); the registry's cleanup handler closes them. kopf logs in as the
-    official Kubernetes client does (in-cluster, else the kubeconfig)."""
+    ``settings``. The clients every diagnosis shares are opened once: the LLM endpoint's (when
+    one is configured) and the Kubernetes API's for pod placement (when the settings allow it),
+    by each worker process (``operator.worker_processes``), else here, and then the registry's
+    cleanup handler closes them. kopf logs in as the official Kubernetes client does
+    (in-cluster, else the kubeconfig)."""
     registry = kopf.OperatorRegistry()
-    chat = open_chat(settings) if settings.llm.base_url else None
-    pods = PodNodes() if settings.operator.pod_nodes_from_api else None
-    register(registry, settings, live_stores(pods), chat=chat)
+    here = not settings.operator.worker_processes  # the diagnoses run in this process
+    chat = open_chat(settings) if settings.llm.base_url and here else None
+    pods = PodNodes() if settings.operator.pod_nodes_from_api and here else None
+    stores = LiveStores(pods, open_pods=settings.operator.pod_nodes_from_api)  # a worker: its own
+    register(registry, settings, stores, chat=chat)
 
     @kopf.on.login(id="login", registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
@@ -75,7 +94,7 @@ def operator_registry(settings: Settings) -> kopf.OperatorRegistry:
 
     @kopf.on.cleanup(id="close-clients", registry=registry)
     def close_clients(**_: Any) -> None:
-        close_quietly(chat, pods)
+        close_quietly(chat, stores)
 
     return registry
 

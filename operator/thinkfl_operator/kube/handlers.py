@@ -24,7 +24,7 @@ from thinkfl_operator.kube import runner
 from thinkfl_operator.kube.confirm import confirm
 from thinkfl_operator.kube.metrics import OperatorMetrics
 from thinkfl_operator.kube.web import HttpServer, build_app, tls_context
-from thinkfl_operator.kube.workers import Workers
+from thinkfl_operator.kube.workers import Diagnoser, Workers
 from thinkfl_operator.kubeapi.client import GROUP, PLURAL, VERSION
 from thinkfl_operator.kubeapi.incidents import IncidentApi
 from thinkfl_operator.settings import Settings
@@ -57,15 +57,19 @@ class Registered:
 
 def register(registry: kopf.OperatorRegistry, settings: Settings, open_store: runner.StoreFactory,
              *, metrics: OperatorMetrics | None = None, api: IncidentApi | None = None,
-             host: str = "0.0.0.0", chat: ChatClient | None = None) -> Registered:
+             host: str = "0.0.0.0", chat: ChatClient | None = None,
+             processes: bool | None = None) -> Registered:
     """Attach the startup tuning, the HTTP port and the incident handlers to ``registry``.
 
     ``api`` is how the webhook creates incidents and a queued diagnosis shows that it started
     (default: the Kubernetes API through the official client, in-cluster or the kubeconfig;
     closed when the operator stops, either way); ``host`` is the address the webhook port listens on;
-    ``chat`` the LLM endpoint's client every diagnosis shares (its owner closes it)."""
+    ``chat`` the LLM endpoint's client every diagnosis shares (its owner closes it; diagnoses
+    in worker processes open their own); ``processes`` whether diagnoses run in worker processes
+    (``open_store`` must pickle) or threads (default: ``operator.worker_processes``)."""
     metrics = metrics or OperatorMetrics()
-    workers = Workers(settings.operator.concurrency)
+    processes = settings.operator.worker_processes if processes is None else processes
+    workers = Workers(settings.operator.concurrency, Diagnoser(settings, open_store, chat), processes)
     # Requests already answered by this process (uid, generation, rediagnose): the create and
     # resume handlers can both see an object before the status one of them wrote is visible.
     answered: set[tuple[str, int, str]] = set()
@@ -81,6 +85,7 @@ def register(registry: kopf.OperatorRegistry, settings: Settings, open_store: ru
         settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=KOPF_PREFIX)
         settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=KOPF_PREFIX)
         await server.start()
+        await workers.start()  # worker processes up before the first incident, not with it
 
     async def stop() -> None:
         await server.stop()
@@ -129,10 +134,15 @@ def register(registry: kopf.OperatorRegistry, settings: Settings, open_store: ru
         if retry == 0:
             kopf.info(body, reason="Started", message="diagnosing")
         showing = dict(status)
-        outcome = await workers.run(runner.run, dict(body), settings, open_store, retry, chat,
-                                    on_queue=lambda: show(meta, spec, showing, queued=True),
-                                    on_start=lambda: show(meta, spec, showing, queued=False))
+        outcome = await workers.diagnose(dict(body), retry,
+                                         on_queue=lambda: show(meta, spec, showing, queued=True),
+                                         on_start=lambda: show(meta, spec, showing, queued=False))
         metrics.observe_outcome(outcome)
+        if outcome.record:  # the full record: a ConfigMap the incident owns, named in status
+            try:
+                outcome.status["recordConfigMap"] = await api.save_record(meta, outcome.record)
+            except BackendError as exc:
+                outcome.events.append(("Warning", "RecordNotSaved", str(exc)))
         patch.status.update(outcome.status)
         for kind, reason, message in outcome.events:
             kopf.event(body, type=kind, reason=reason, message=message)
@@ -142,7 +152,8 @@ def register(registry: kopf.OperatorRegistry, settings: Settings, open_store: ru
         if request[2]:  # the rediagnose value this diagnosis answered
             patch.metadata.setdefault("annotations", {})[runner.REDIAGNOSED] = request[2]
         # Feedback given before the answer (or kept across a re-diagnosis) grades the new one.
-        _confirmed(body, {**dict(body), "status": {**dict(status), **outcome.status}}, patch)
+        _confirmed(body, {**dict(body), "status": {**dict(status), **outcome.status}}, patch,
+                   lambda: outcome.record)
 
     for on, handler_id, filters in CAUSES:
         on(GROUP, VERSION, PLURAL, id=handler_id, registry=registry, **filters)(reconcile)
@@ -153,11 +164,14 @@ def register(registry: kopf.OperatorRegistry, settings: Settings, open_store: ru
                     field=("metadata", "annotations", ROOT_CAUSE))
     @kopf.on.resume(GROUP, VERSION, PLURAL, id="feedback-resumed", registry=registry)
     def feedback(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
-        _confirmed(body, dict(body), patch)
+        current = dict(body)
+        _confirmed(body, current, patch, lambda: api.read_record(current))  # in kopf's thread
 
-    def _confirmed(body: kopf.Body, current: dict[str, Any], patch: kopf.Patch) -> None:
-        """Grade ``current`` (the object with the status being written) against its feedback."""
-        result = confirm(current)
+    def _confirmed(body: kopf.Body, current: dict[str, Any], patch: kopf.Patch,
+                   record: Callable[[], str]) -> None:
+        """Grade ``current`` (the object with the status being written) against its feedback;
+        ``record`` gives its diagnosis record, when a label is to be checked against it."""
+        result = confirm(current, record=record)
         key = (body.metadata.namespace or "", body.metadata.name or "")
         if result.graded:
             metrics.observe_grade(key, result.engine, result.rank)

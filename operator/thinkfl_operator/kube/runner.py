@@ -75,6 +75,7 @@ class Outcome:
     seconds: float = 0.0  # wall-clock time of this try
     failure: str = ""  # the Failed reason (InvalidSpec, NoEvidence, BackendUnavailable, ...)
     backend: str = ""  # the backend that failed (jaeger, tempo, prometheus, llm), if one did
+    record: str = ""  # the encoded diagnosis record: for the ConfigMap the incident owns
 
 
 def generation_of(meta: Mapping[str, Any]) -> int:
@@ -161,6 +162,14 @@ def run(body: Mapping[str, Any], settings: Settings, open_store: StoreFactory, a
     return _answered(result, incident, settings, attempt, started, meta, spec, status)
 
 
+def lost(body: Mapping[str, Any], settings: Settings, attempt: int, exc: BackendError) -> Outcome:
+    """Try ``attempt`` ended outside ``run`` (the worker process running it died): a retry while
+    tries are left, else Failed with ``exc``'s reason, as for a backend that failed."""
+    meta, spec, status = body.get("metadata") or {}, body.get("spec") or {}, body.get("status") or {}
+    out = _unanswered(exc, settings, attempt, meta, spec, status)
+    return _kept(out, status, settings, attempt, generation_of(meta)) if provisional(status) else out
+
+
 @contextlib.contextmanager
 def _closing(store: Store) -> Iterator[Store]:
     """``store``, closed (its HTTP sessions) however the diagnosis ends."""
@@ -236,7 +245,8 @@ def _answered(result: Diagnosis, incident: Incident, settings: Settings, attempt
                                    conditions=status.get("conditions") or []),
                   seconds=(completed - started).total_seconds())
     out.status["specDigest"] = diagnosis_digest(spec)
-    out.status["record"] = encode_record(build_record(result, incident))
+    out.record = encode_record(build_record(result, incident))
+    out.status["record"] = None  # an older version's record in the status goes
     out.status["attempts"] = attempt + 1
     retrying = result.llm_unreachable and attempt + 1 < tries
     if retrying:

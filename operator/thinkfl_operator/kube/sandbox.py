@@ -25,7 +25,8 @@ import logging
 import time
 import uuid
 import warnings
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -39,7 +40,9 @@ from thinkfl_operator.kube.runner import TERMINAL, StoreFactory
 from thinkfl_operator.kube.sandbox_api import KubectlEmulator
 from thinkfl_operator.kubeapi.client import GROUP, PLURAL, VERSION
 from thinkfl_operator.kubeapi.incidents import IncidentApi
+from thinkfl_operator.models import Incident
 from thinkfl_operator.settings import Settings
+from thinkfl_operator.telemetry.store import Store
 
 KIND = "FailureIncident"
 RESOURCE = f"{GROUP}/{VERSION}/{PLURAL}"
@@ -93,6 +96,17 @@ class Emulator(KubectlEmulator):
         """True while someone watches ``plural`` (iterating kmock yields the requests kept)."""
         return any(r.action == kmock.action.WATCH and r.resource is not None
                    and r.resource.plural == plural for r in self)
+
+
+@dataclass(frozen=True)
+class SameEvidence:
+    """A store factory that gives every incident ``make()``; it pickles when ``make`` does (a
+    bound ``SyntheticIncident.store``), so the diagnoses can run in worker processes."""
+
+    make: Callable[[], Store]
+
+    def __call__(self, incident: Incident, settings: Settings) -> Store:
+        return self.make()
 
 
 class Cluster:
@@ -218,11 +232,14 @@ def _now() -> str:
 
 
 @contextlib.asynccontextmanager
-async def sandbox(settings: Settings, open_store: StoreFactory, quiet: bool = True) -> AsyncIterator[Cluster]:
+async def sandbox(settings: Settings, open_store: StoreFactory, quiet: bool = True,
+                  processes: bool = False) -> AsyncIterator[Cluster]:
     """kmock's Kubernetes API on 127.0.0.1 with the real operator running against it.
 
     Yields once the operator watches FailureIncidents; on exit the operator task is cancelled and
     the server stopped. ``quiet`` keeps kopf's own log lines below WARNING out of the output.
+    Diagnoses run in threads of this process unless ``processes`` (then ``open_store`` must
+    pickle, e.g. ``SameEvidence``): the demo's and the tests' factories are closures.
     """
     kopf_logger = logging.getLogger("kopf")
     level = kopf_logger.level
@@ -243,7 +260,8 @@ async def sandbox(settings: Settings, open_store: StoreFactory, quiet: bool = Tr
         def login(**_: Any) -> kopf.ConnectionInfo:
             return kopf.ConnectionInfo(server=url, insecure=True)
 
-        registered = register(registry, settings, open_store, api=IncidentApi(host=url))
+        registered = register(registry, settings, open_store, api=IncidentApi(host=url),
+                              processes=processes)
         operator = asyncio.create_task(
             kopf.operator(registry=registry, clusterwide=True, standalone=True), name="sandbox-operator")
         async with aiohttp.ClientSession() as session:

@@ -5,7 +5,10 @@ schema (``crds/failureincidents.yaml``): lists capped at their ``maxItems``, str
 their ``maxLength`` (with a trailing …), integers and strings only, never floats, times as
 RFC 3339 UTC with ``Z``. ``pending``, ``diagnosing`` and ``failed`` set the result fields of an
 earlier diagnosis to ``None`` so the merge patch removes them (a stale answer must not sit
-beside a new phase); ``diagnosed`` writes all of them.
+beside a new phase); ``diagnosed`` writes all of them but the record: the full diagnosis record
+lives in a ConfigMap the incident owns (``feedback.home``), which the kube layer writes and
+names in ``recordConfigMap``; ``record`` (the record itself, as versions before kept it) is only
+ever cleared.
 
 Conditions follow the Kubernetes convention: pass the object's current ``conditions`` so a
 condition whose status does not change keeps its ``lastTransitionTime``.
@@ -60,7 +63,8 @@ _REASON = re.compile(r"[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?")
 _STATUSES = ("True", "False", "Unknown")
 #: What a diagnosis writes; the other phases clear them.
 RESULT_FIELDS = ("topCause", "summary", "rootCauses", "traces", "steps", "engine", "model",
-                 "usage", "notes", "logEvidence", "completedAt", "record", "grade")
+                 "usage", "notes", "logEvidence", "completedAt", "record", "recordConfigMap",
+                 "grade")
 MAX_LOG_LINES = 5
 LOG_LINE_CHARS = 512
 

@@ -89,3 +89,49 @@ async def test_sandbox_serves_many_incidents_with_their_own_events() -> None:
     assert all(str(r.action).endswith("WATCH") for r in kept[:-1]), kept  # and the last one
     assert len(kept) < 10, kept  # of ~250 requests served
     assert all(cluster.first(name) is not None for name in names)
+
+
+@pytest.mark.asyncio
+async def test_a_diagnosed_demo_incident_is_small_on_the_watch_and_its_record_is_in_its_configmap() -> None:
+    """The demo's incident through the sandbox's API, as ``kubectl get fi -w`` streams it: every
+    watch event, the Diagnosed one included, is under 16 KiB (the full record is not in the
+    status), and the record is read back from the ConfigMap the incident owns."""
+    import asyncio
+
+    import aiohttp
+
+    from thinkfl_operator.feedback.home import text_of
+    from thinkfl_operator.feedback.record import decode_record
+    from thinkfl_operator.kube.sandbox import sandbox
+    from thinkfl_operator.settings import Settings
+    from thinkfl_operator.synthetic import generate
+
+    demo = generate()  # the incident `thinkfl demo --operator` diagnoses
+    spec = {"service": "frontend", "time": "2026-11-01T10:40:00Z"}
+    sizes: dict[str, int] = {}  # phase → the largest event's bytes
+    async with sandbox(Settings(engine="heuristic"), lambda *_: demo.store()) as cluster, \
+            aiohttp.ClientSession() as session:
+        watch = f"{cluster.url}/apis/thinkfl.dev/v1alpha1/failureincidents?watch=true"
+        async with session.get(watch) as response, asyncio.timeout(30):
+            await cluster.create("checkout-slow", spec)
+            async for line in response.content:  # one JSON event per line
+                if not line.strip():
+                    continue
+                status = json.loads(line)["object"].get("status") or {}
+                phase = status.get("phase", "")
+                sizes[phase] = max(sizes.get(phase, 0), len(line))
+                if phase == "Diagnosed" and status.get("recordConfigMap"):
+                    break
+        obj = await cluster.get("checkout-slow")
+        name = obj["status"]["recordConfigMap"]
+        async with session.get(f"{cluster.url}/api/v1/namespaces/default/configmaps/{name}") as got:
+            configmap = await got.json()
+    print(f"largest watch event by phase (bytes): {sizes}")
+    assert "Diagnosed" in sizes and max(sizes.values()) < 16 * 1024, sizes
+    assert "record" not in obj["status"]
+    [owner] = configmap["metadata"]["ownerReferences"]
+    assert (owner["kind"], owner["name"], owner["uid"]) == ("FailureIncident", "checkout-slow",
+                                                            obj["metadata"]["uid"])
+    record = decode_record(text_of(configmap))
+    assert record["answer"][0]["service"] == obj["status"]["topCause"] == demo.faulty_service
+    assert demo.faulty_pod in {e["pod"] for e in record["topology"]}

@@ -31,6 +31,7 @@ from tests.integration.test_operator import (
 from thinkfl_operator.cli.main import main
 from thinkfl_operator.engines.thinkfl import prompt
 from thinkfl_operator.feedback.export import read_jsonl
+from thinkfl_operator.feedback.home import text_of
 from thinkfl_operator.feedback.rows import record_of
 
 
@@ -85,8 +86,13 @@ async def confirmed_and_not(api: Any) -> dict[str, Any]:
 async def test_export_and_report_read_the_cluster(cluster: Any, tmp_path: Path,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     confirmed = await confirmed_and_not(cluster)
+    # Its record is in its ConfigMap; the copy's is in its status, as an older version kept it.
+    configmap = _plain(cluster.objects["v1/configmaps", "default", confirmed["status"]["recordConfigMap"]])
+    assert configmap["metadata"]["ownerReferences"][0]["uid"] == confirmed["metadata"]["uid"]
     other = _plain(confirmed)  # a copy
     other["metadata"].update(namespace="payments", name="elsewhere")
+    other["status"]["record"] = text_of(configmap)
+    del other["status"]["recordConfigMap"]
     cluster.objects[RESOURCE, "payments", "elsewhere"] = other
     engine = confirmed["status"]["engine"]
 

@@ -21,6 +21,7 @@ from tests.integration.test_operator import (
     operator,
     resumed,
 )
+from thinkfl_operator.feedback.home import text_of
 from thinkfl_operator.feedback.record import decode_record
 
 TRUE_SERVICE = INCIDENT.faulty_service
@@ -64,7 +65,10 @@ async def test_feedback_in_the_spec_grades_the_answer_without_diagnosing_again(a
     factory = Counting()
     async with operator(api, factory):
         status = await _diagnosed(api, "graded")
-        record = decode_record(status["record"])
+        assert "record" not in status  # the record is in the ConfigMap the incident owns
+        configmap = api.objects["v1/configmaps", "default", status["recordConfigMap"]]
+        assert configmap["metadata"]["ownerReferences"][0]["name"] == "graded"
+        record = decode_record(text_of(configmap))
         assert TRUE_POD in {e["pod"] for e in record["topology"]} and record["conversations"]
         await _merge_patch(api, "graded", {"metadata": {"generation": 2}, "spec": {"feedback": {
             "service": TRUE_SERVICE, "faultType": "network_delay", "by": "alice"}}})

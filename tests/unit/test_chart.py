@@ -125,13 +125,15 @@ VALUE_SETTINGS = {
 # listed and watched (resource observation), namespaces listed and watched only when given
 # namespaces are watched (namespace observer), Events POSTed. The operator runs kopf standalone:
 # no peering. Application: what the operator does with its own resource -- list, watch and patch
-# (progress annotations), create (the Alertmanager webhook), and the status patched; pods listed
+# (progress annotations), create (the Alertmanager webhook), and the status patched; the
+# diagnosis records' ConfigMaps created, read and patched; pods listed
 # for their nodes (topology.readPods) or for their logs, read through pods/log (logs.podLogs).
 FRAMEWORK_CLUSTER_RULES = {("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"}}
 FRAMEWORK_NAMESPACE_RULES = {("", "namespaces"): {"list", "watch"}}  # namespaced installs only
 FRAMEWORK_NAMESPACED_RULES = {("", "events"): {"create"}}
 APPLICATION_RULES = {("thinkfl.dev", "failureincidents"): {"list", "watch", "patch", "create"},
-                     ("thinkfl.dev", "failureincidents/status"): {"patch"}}
+                     ("thinkfl.dev", "failureincidents/status"): {"patch"},
+                     ("", "configmaps"): {"create", "get", "patch"}}  # the diagnosis records
 POD_RULES = {("", "pods"): {"list"}}  # topology.readPods or logs.podLogs
 LOG_RULES = {("", "pods/log"): {"get"}}  # logs.podLogs only
 NAMESPACED_RULES = FRAMEWORK_NAMESPACED_RULES | APPLICATION_RULES

@@ -13,6 +13,7 @@ from tests.fakes.thinkfl_policy import WalkPolicy
 from tests.fakes.trace_api import Fault as TraceFault
 from tests.fakes.trace_api import TraceApiServer
 from thinkfl_operator.errors import NoEvidence
+from thinkfl_operator.feedback.record import decode_record
 from thinkfl_operator.incident_spec import diagnosis_digest
 from thinkfl_operator.kube import live_stores, runner
 from thinkfl_operator.models import Incident
@@ -101,7 +102,9 @@ def test_a_diagnosis_writes_the_answer_and_its_events() -> None:
     out = runner.run(body(), settings(), memory, 0)
     assert out.status["phase"] == "Diagnosed" and out.status["attempts"] == 1
     assert out.status["rootCauses"][0]["service"] == "recommendationservice"
-    assert out.status["specDigest"] == diagnosis_digest(SPEC) and out.status["record"]
+    assert out.status["specDigest"] == diagnosis_digest(SPEC)
+    # The record goes to a ConfigMap (the handler writes it); an older inline one is removed.
+    assert decode_record(out.record)["answer"] and out.status["record"] is None
     assert [e[1] for e in out.events] == ["Diagnosed"] and not out.retry
     assert out.diagnosis is not None and not out.failure
 

@@ -3,7 +3,9 @@
 Confirmed incidents come from the cluster (the kubeconfig's, or the pod's service account) or,
 with ``--from``, from files and folders of ``kubectl get fi -o yaml`` / ``-o json`` output
 (single objects, ``List`` kinds, multi-document YAML) and of exported ``.jsonl`` rows, each
-incident counted once (``feedback.sources``). Every row read is checked before anything is
+incident counted once (``feedback.sources``). An incident's record is read from the ConfigMap it
+owns (``feedback.home``): from the cluster, or from the files' ConfigMaps (``kubectl get cm -l
+thinkfl.dev/record -o yaml``); ``status.record`` as older versions wrote it is read as is. Every row read is checked before anything is
 done: a bad one is one line naming the file, the line and the problem.
 """
 
@@ -23,7 +25,13 @@ from thinkfl_operator.cli.parser import SALT_ENV
 from thinkfl_operator.cli.render import table
 from thinkfl_operator.errors import UserInputError
 from thinkfl_operator.evaluation.scores import AccuracyRow, accuracy_table
-from thinkfl_operator.feedback.export import read_numbered, records_from_objects, write_jsonl
+from thinkfl_operator.feedback.export import (
+    is_confirmed,
+    read_numbered,
+    records_from_objects,
+    write_jsonl,
+)
+from thinkfl_operator.feedback.home import configmaps_by_name, inline_records
 from thinkfl_operator.feedback.redact import redact
 from thinkfl_operator.feedback.report import (
     Replayed,
@@ -43,7 +51,7 @@ SUFFIXES = (".yaml", ".yml", ".json", ".jsonl")
 
 def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     salt = _salt(args)
-    chosen = _incidents(args, skip=args.out)
+    chosen = _incidents(args, skip=args.out, records=True)
     exported, skipped = records_from_objects(chosen.objects)
     exported += [rebuilt(checked) for checked in chosen.rows]
     if chosen.duplicates:
@@ -125,28 +133,36 @@ def _replayed_text(results: list[Replayed], model: str) -> str:
     return "\n".join([*lines, "", _accuracy_text(accuracy_table(ranks), "RECORDS")])
 
 
-def _incidents(args: argparse.Namespace, skip: Path | None = None) -> Selected:
+def _incidents(args: argparse.Namespace, skip: Path | None = None, records: bool = False) -> Selected:
     """FailureIncident objects and checked rows, from --from (``skip`` left out of folders)
-    or else the cluster, each incident once."""
+    or else the cluster, each incident once; with ``records``, each confirmed incident's
+    record read from its ConfigMap into ``status.record``."""
     if not args.sources:
-        from thinkfl_operator.kubeapi.listing import list_incidents
+        from thinkfl_operator.kubeapi.listing import list_incidents, with_records
 
-        return select(list_incidents(args.namespace), [])
+        listed = list_incidents(args.namespace)
+        return select(with_records(listed, is_confirmed) if records else listed, [])
     objects, rows = read_sources(args.sources, skip)
     return select(objects, rows, args.namespace)
 
 
 def read_sources(paths: Sequence[Path], skip: Path | None = None) -> tuple[list[dict[str, Any]], list[Checked]]:
-    """FailureIncidents in YAML/JSON files, and checked rows in ``.jsonl`` files; folders are
-    searched for those suffixes (``skip`` excepted). Other kinds of objects are ignored."""
+    """FailureIncidents in YAML/JSON files (with their records from the ConfigMaps found
+    there), and checked rows in ``.jsonl`` files; folders are searched for those suffixes
+    (``skip`` excepted). Other kinds of objects are ignored."""
     objects: list[dict[str, Any]] = []
+    configmaps: list[dict[str, Any]] = []
     rows: list[Checked] = []
     for path in _files(paths, skip):
         if path.suffix == ".jsonl":
             rows += checked_rows(path)
-        else:
-            objects += [o for o in _documents(path) if o.get("kind") == "FailureIncident"]
-    return objects, rows
+            continue
+        for obj in _documents(path):
+            if obj.get("kind") == "FailureIncident":
+                objects.append(obj)
+            elif obj.get("kind") == "ConfigMap":
+                configmaps.append(obj)
+    return inline_records(objects, configmaps_by_name(configmaps)), rows
 
 
 def checked_rows(path: Path) -> list[Checked]:

@@ -2,7 +2,8 @@
 
 The label comes from ``spec.feedback`` or the ``thinkfl.dev/root-cause`` annotation
 (``feedback.label``); the names it gives are checked against the topology the diagnosis
-observed (kept in ``status.record``); the answer in ``status.rootCauses`` is graded with the
+observed (kept in the diagnosis record: its ConfigMap, or ``status.record`` of an older version,
+``feedback.home``); the answer in ``status.rootCauses`` is graded with the
 multi-factor grader. The diagnosis is never re-run. Returns the status patch (``grade`` and the
 ``Confirmed`` condition) and the Event to post, or nothing when nothing changed, so replaying
 the same object (a restart, a status echo) neither patches nor posts again. When the label is
@@ -13,7 +14,7 @@ it is (a note, the fault type) still moves ``observedGeneration``: only the feed
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -45,8 +46,11 @@ class Confirmation:
     events: list[tuple[str, str, str]] = field(default_factory=list)  # (type, reason, message)
 
 
-def confirm(body: Mapping[str, Any], now: datetime | None = None) -> Confirmation:
-    """Grade the incident's answer against its label (see the module docstring)."""
+def confirm(body: Mapping[str, Any], now: datetime | None = None, *,
+            record: Callable[[], str] | None = None) -> Confirmation:
+    """Grade the incident's answer against its label (see the module docstring). ``record``
+    gives the record's text, called only when a label is to be checked (default:
+    ``status.record``); it raises ``InvalidRecord`` when there is none."""
     meta, spec = body.get("metadata") or {}, body.get("spec") or {}
     status = body.get("status") or {}
     try:
@@ -61,10 +65,10 @@ def confirm(body: Mapping[str, Any], now: datetime | None = None) -> Confirmatio
     if status.get("phase") != DIAGNOSED:
         return Confirmation()  # graded when the diagnosis is written
     try:
-        topology = topology_of(decode_record(str(status.get("record") or "")))
-        label = validate(label, topology)
+        text = record() if record is not None else str(status.get("record") or "")
+        label = validate(label, topology_of(decode_record(text)))
     except InvalidRecord as exc:
-        return _refused(body, "NoRecord", f"status.record cannot be read: {exc}", now)
+        return _refused(body, "NoRecord", f"the diagnosis record cannot be read: {exc}", now)
     except InvalidFeedback as exc:
         return _refused(body, "InvalidFeedback", str(exc), now)
     return _graded(body, label, now)

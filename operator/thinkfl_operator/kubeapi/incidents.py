@@ -1,6 +1,7 @@
 """Writing FailureIncidents outside kopf's own patches: the Alertmanager webhook creates them,
 and the handlers mark one Diagnosing when a queued diagnosis gets its worker (kopf writes a
-handler's patch only when the handler returns)."""
+handler's patch only when the handler returns). The diagnosis record goes to a ConfigMap the
+incident owns (``feedback.home``, ``records``), read back when feedback is graded."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ import kubernetes
 import urllib3
 
 from thinkfl_operator.errors import BackendError, IncidentRejected
+from thinkfl_operator.feedback.home import record_text
+from thinkfl_operator.kubeapi import records
 from thinkfl_operator.kubeapi.client import GROUP, PLURAL, VERSION, api_client
 
 TIMEOUT_S = 10.0  # per call: a hung API server must not hold a worker or the webhook
@@ -29,6 +32,20 @@ class IncidentApi:
         if self._api is None:
             self._api = kubernetes.client.CustomObjectsApi(api_client(self._host))
         return self._api
+
+    def _core(self) -> kubernetes.client.CoreV1Api:
+        return kubernetes.client.CoreV1Api(self._objects().api_client)
+
+    async def save_record(self, meta: Mapping[str, Any], text: str) -> str:
+        """The record ``text`` in the incident's ConfigMap (created or replaced); its name.
+        ``BackendError`` when it could not be written."""
+        return await asyncio.to_thread(records.save, self._core(), meta, text)
+
+    def read_record(self, obj: Mapping[str, Any]) -> str:
+        """The record text of the FailureIncident ``obj`` (blocking: call it from a thread):
+        its ConfigMap's, or ``status.record`` of an older version. ``InvalidRecord`` when
+        there is none, ``BackendError`` when the API cannot be asked."""
+        return record_text(obj, lambda namespace, name: records.read(self._core(), namespace, name))
 
     def close(self) -> None:
         """Close the API client's connections (when the operator stops)."""

@@ -1,17 +1,21 @@
 """Reading FailureIncidents out of the cluster for ``thinkfl export`` and ``thinkfl report``.
 
 One list call (paged), through the official client set up by ``client.api_client``: in-cluster
-service account, else the kubeconfig (``KUBECONFIG`` or ``~/.kube/config``).
+service account, else the kubeconfig (``KUBECONFIG`` or ``~/.kube/config``). ``with_records``
+then reads the record ConfigMap of each incident that needs one (``feedback.home``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import kubernetes
 import urllib3
 
 from thinkfl_operator.errors import BackendError
+from thinkfl_operator.feedback.home import inline_records
+from thinkfl_operator.kubeapi import records
 from thinkfl_operator.kubeapi.client import GROUP, PLURAL, VERSION, api_client
 
 PAGE = 500  # objects per list call; a record is up to 1 MiB, so a page stays well below 1 GiB
@@ -38,6 +42,18 @@ def list_incidents(namespace: str | None = None, host: str | None = None) -> lis
     except urllib3.exceptions.HTTPError as exc:
         raise BackendError(f"Kubernetes API unreachable listing {PLURAL}.{GROUP} in {where}: "
                            f"{exc}") from None
+
+
+def with_records(objects: Iterable[Mapping[str, Any]], wanted: Callable[[Mapping[str, Any]], bool],
+                 host: str | None = None) -> list[dict[str, Any]]:
+    """The objects, each ``wanted`` one with its record in ``status.record`` (one GET of its
+    ConfigMap each; ``feedback.home.inline_records``); ``BackendError`` when the API refuses."""
+    core = kubernetes.client.CoreV1Api(api_client(host))
+    try:
+        return inline_records(objects, lambda namespace, name: records.read(core, namespace, name, TIMEOUT_S),
+                              wanted)
+    finally:
+        core.api_client.close()
 
 
 def _page(api: kubernetes.client.CustomObjectsApi, namespace: str | None,

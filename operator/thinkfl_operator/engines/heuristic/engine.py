@@ -80,7 +80,7 @@ class HeuristicEngine:
         except NoEvidence as exc:
             return self._without_spans(store, incident, clock, exc)
         clock.lap("load")
-        pods = score_pods(compute_shifts(win.baseline, win.window, win.measured, win.baseline_rows))
+        pods = score_pods(compute_shifts(None, win.window, win.measured, win.baseline_rows))
         if not pods and incident.trace_id:
             pods = trace_evidence(win.window[win.window["trace_id"] == incident.trace_id])
         clock.lap("score")

@@ -21,6 +21,7 @@ For every key (kind, pod, operation context) the baseline median and a robust sc
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -102,13 +103,24 @@ class Baseline:
     measured: Measured
     rows: np.ndarray
 
+    def valid(self, code: str, value: str) -> tuple[np.ndarray, np.ndarray]:
+        """The baseline's (key, value) pairs with a key and a value, in row order."""
+        codes = self.measured.frame[code].to_numpy()[self.rows]
+        values = self.measured.frame[value].to_numpy(dtype="float64")[self.rows]
+        keep = (codes >= 0) & ~np.isnan(values)
+        return codes[keep], values[keep]
+
+    @cached_property
+    def _member(self) -> np.ndarray:
+        member = np.zeros(len(self.measured.frame), dtype=bool)
+        member[self.rows] = True
+        return member
+
     def median(self, code: str, value: str, wanted: np.ndarray | None, groups: int) -> np.ndarray:
         """``group_median`` of the baseline's valid (key, value) pairs whose key is in
         [0, groups) and ``wanted`` (every key when None)."""
         rows, codes, values = self.measured.by_key(code, value)
-        member = np.zeros(len(self.measured.frame), dtype=bool)
-        member[self.rows] = True
-        chosen = member[rows] & (codes < groups)
+        chosen = self._member[rows] & (codes < groups)
         if wanted is not None:
             chosen[chosen] = wanted[codes[chosen]]
         return median_of_sorted(codes[chosen], values[chosen], groups)
@@ -187,6 +199,15 @@ def _labels(frame: pd.DataFrame, code: str, columns: list[str]) -> pd.DataFrame:
     return first.set_index(code)[columns].astype(str)
 
 
+def _base_valid(base: pd.DataFrame | None, rows: Baseline | None, code: str,
+                value: str) -> tuple[np.ndarray, np.ndarray]:
+    """``_valid`` of the baseline, from its frame or its rows of the measured frame."""
+    if rows is not None:
+        return rows.valid(code, value)
+    assert base is not None, "a baseline frame or its rows"
+    return _valid(base, code, value)
+
+
 def _valid(frame: pd.DataFrame, code: str, value: str) -> tuple[np.ndarray, np.ndarray]:
     codes = frame[code].to_numpy()
     values = frame[value].to_numpy(dtype="float64")
@@ -194,11 +215,11 @@ def _valid(frame: pd.DataFrame, code: str, value: str) -> tuple[np.ndarray, np.n
     return codes[keep], values[keep]
 
 
-def _stats(base: pd.DataFrame, win: pd.DataFrame, value: str, code: str,
+def _stats(base: pd.DataFrame | None, win: pd.DataFrame, value: str, code: str,
            sorted_base: Baseline | None = None) -> pd.DataFrame:
     """Per key seen in both: window median and count, baseline median, MAD and count."""
     w_codes, w_values = _valid(win, code, value)
-    b_codes, b_values = _valid(base, code, value)
+    b_codes, b_values = _base_valid(base, sorted_base, code, value)
     if len(w_codes) == 0 or len(b_codes) == 0:
         return pd.DataFrame()
     groups = int(max(w_codes.max(), b_codes.max())) + 1
@@ -218,7 +239,7 @@ def _stats(base: pd.DataFrame, win: pd.DataFrame, value: str, code: str,
                          "b_n": b_n[index], "b_mad": b_mad[index]}, index=index)
 
 
-def _shifts(base: pd.DataFrame, win: pd.DataFrame, value: str, code: str, labels: pd.DataFrame,
+def _shifts(base: pd.DataFrame | None, win: pd.DataFrame, value: str, code: str, labels: pd.DataFrame,
             kind: str, sorted_base: Baseline | None = None) -> list[Shift]:
     """Robust z of the median shift per key: (window − baseline median) / scale."""
     stats = _stats(base, win, value, code, sorted_base)
@@ -243,12 +264,12 @@ def _make(kind: str, labels: pd.DataFrame, baseline: Any, window: Any, z: Any, n
     ]
 
 
-def _ratio_shifts(base: pd.DataFrame, win: pd.DataFrame, value: str, ops: pd.DataFrame, kind: str,
+def _ratio_shifts(base: pd.DataFrame | None, win: pd.DataFrame, value: str, ops: pd.DataFrame, kind: str,
                   rise: bool, sorted_base: Baseline | None = None) -> list[Shift]:
     """Relative shifts of a per-span value per (pod, operation), z = 10 × the change: a rise of
     a share (errors: mean), or a fall to a fraction of the usual (calls, duration: median)."""
     w_codes, w_values = _valid(win, "op_key", value)
-    b_codes, b_values = _valid(base, "op_key", value)
+    b_codes, b_values = _base_valid(base, sorted_base, "op_key", value)
     if len(w_codes) == 0 or len(b_codes) == 0:
         return []
     groups = int(max(w_codes.max(), b_codes.max())) + 1
@@ -268,11 +289,11 @@ def _ratio_shifts(base: pd.DataFrame, win: pd.DataFrame, value: str, ops: pd.Dat
     return _make(kind, ops.loc[index], mb[index], mw[index], 10.0 * change[index], w_n[index])
 
 
-def compute_shifts(base: pd.DataFrame, win: pd.DataFrame, measured: Measured,
+def compute_shifts(base: pd.DataFrame | None, win: pd.DataFrame, measured: Measured,
                    base_rows: np.ndarray | None = None) -> list[Shift]:
     """Every key's shift between the measured baseline and window frames. ``base_rows``, when
-    given, are the baseline's row positions in ``measured.frame`` (its medians then need no
-    sort)."""
+    given, are the baseline's row positions in ``measured.frame``, read in place of ``base``
+    (which may then be None; its medians need no sort)."""
     ops, edges = measured.ops, measured.edges
     known = None if base_rows is None else Baseline(measured, base_rows)
     shifts: list[Shift] = []
@@ -280,7 +301,7 @@ def compute_shifts(base: pd.DataFrame, win: pd.DataFrame, measured: Measured,
     shifts += _shifts(base, win, "gap_us", "edge_key", edges, "net", known)
     shifts += _ratio_shifts(base, win, "duration_us", ops, "short", rise=False, sorted_base=known)
     if (win["is_error"].to_numpy() > 0).any():
-        shifts += _ratio_shifts(base, win, "is_error", ops, "error", rise=True)
+        shifts += _ratio_shifts(base, win, "is_error", ops, "error", rise=True, sorted_base=known)
     fanout = _ratio_shifts(base, win, "child_count", ops, "fanout", rise=False, sorted_base=known)
     shifts += fanout
     shifts += _truncations(win, fanout, ops)

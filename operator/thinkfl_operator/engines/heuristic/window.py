@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -23,15 +24,15 @@ class Windows:
     end_s: float
     anchor_s: float  # the incident time (for the metrics tool)
     window: pd.DataFrame
-    baseline: pd.DataFrame
+    #: The baseline's row positions in ``measured.frame`` (whose index is the row position).
+    baseline_rows: np.ndarray
     measured: Measured
 
-    @property
-    def baseline_rows(self) -> np.ndarray:
-        """The baseline's row positions in ``measured.frame`` (its index: frames of the cache
-        are slices of the measured frame, whose index is the row position)."""
-        rows: np.ndarray = self.baseline.index.to_numpy()
-        return rows
+    @cached_property
+    def baseline(self) -> pd.DataFrame:
+        """The baseline spans' statistics columns (made only when asked: the engine reads
+        the measured frame at ``baseline_rows``)."""
+        return self.measured.frame[STAT_COLUMNS].iloc[self.baseline_rows]
 
 
 def incident_window(store: Store, incident: Incident, cfg: HeuristicSettings) -> tuple[float, float, float]:
@@ -68,9 +69,8 @@ def split(store: Store, incident: Incident, cfg: HeuristicSettings, cache: Measu
         )
     guard = cfg.guard_seconds
     before, after = t.searchsorted(int((start - guard) * 1e6)), t.searchsorted(int((end + guard) * 1e6))
-    stats = frame[STAT_COLUMNS]
-    baseline = pd.concat([stats.iloc[:before], stats.iloc[after:]])
-    return Windows(start, end, anchor, window, baseline, measured)
+    rows = frame.index.to_numpy()  # positions in measured.frame (the cache gives slices of it)
+    return Windows(start, end, anchor, window, np.concatenate([rows[:before], rows[after:]]), measured)
 
 
 def _iso(t: float) -> str:

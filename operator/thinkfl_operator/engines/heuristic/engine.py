@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import pandas as pd
 
 from thinkfl_operator.engines.heuristic import walk
@@ -41,7 +42,7 @@ from thinkfl_operator.evidence.topology import observed
 from thinkfl_operator.models import Candidate, Diagnosis, Fluctuation, Incident, Topology, Usage
 from thinkfl_operator.ranking import rank
 from thinkfl_operator.settings import Settings
-from thinkfl_operator.telemetry.spans import SpanTable, empty_frame
+from thinkfl_operator.telemetry.spans import SpanTable, codes_of, empty_frame
 from thinkfl_operator.telemetry.store import Store
 
 #: How many of the leading services get their metrics checked for corroboration.
@@ -220,9 +221,11 @@ def _metric_reason(found: list[Fluctuation]) -> str:
 
 
 def _topology(store: Store, win: Windows, logs: LogEvidence | None = None) -> Topology:
-    pairs = win.window[["pod", "service", "node"]].drop_duplicates("pod")
-    pods = {str(p): str(s) for p, s in zip(pairs["pod"], pairs["service"], strict=True)}
-    nodes = {str(p): str(n) for p, n in zip(pairs["pod"], pairs["node"], strict=True)}
+    # each pod's first span, in row order (drop_duplicates("pod") by the pod column's codes)
+    rows = np.sort(np.unique(codes_of(win.window["pod"])[0], return_index=True)[1])
+    pod, service, node = (win.window[c].iloc[rows].to_numpy(dtype=object) for c in ("pod", "service", "node"))
+    pods = {str(p): str(s) for p, s in zip(pod, service, strict=True)}
+    nodes = {str(p): str(n) for p, n in zip(pod, node, strict=True)}
     for pod, service in (logs.pods.items() if logs is not None else ()):
         pods.setdefault(pod, service)
     return observed(store, pods, nodes)

@@ -46,9 +46,9 @@ def connections_to(url: str) -> int:
     ``url``, once the garbage collector has closed those nothing refers to any more (what is
     counted is what a client still holds open: a collected connection is closed either way).
 
-    Without the collection a connection may be counted that is only garbage: an answer to
-    Jaeger's api_v3 probe (404) sometimes ends in a reference cycle with its exception, outside
-    the session's pool, so ``close()`` cannot reach it and the collector closes it later."""
+    Without the collection a connection may be counted that is only garbage: one held by a
+    reference cycle (an answer kept by its exception's traceback, as Jaeger's api_v3 probe's
+    404 once was) is outside its session's pool, so ``close()`` cannot reach it."""
     gc.collect()
     port = urlsplit(url).port
     inodes = set()

@@ -6,7 +6,9 @@ FROM python:3.11.11-slim-bookworm AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY operator ./operator
-RUN pip install --no-cache-dir --prefix=/install .
+# The [otel] extra: the OpenTelemetry SDK and OTLP/HTTP exporter, used only when the pod's env
+# sets OTEL_EXPORTER_OTLP_ENDPOINT (or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT).
+RUN pip install --no-cache-dir --prefix=/install ".[otel]"
 
 FROM python:3.11.11-slim-bookworm
 # The root filesystem is read-only in the pod: no bytecode written at run time.

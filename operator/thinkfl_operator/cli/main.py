@@ -54,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"thinkfl: error: {exc}\n")
         return EXIT_USER_ERROR
     configure_logging(settings.log_level, settings.log_format)
+    from thinkfl_operator.observability.otel import configure_tracing
+
+    configure_tracing()  # spans exported only when OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT is set
     try:
         return int(commands.COMMANDS[args.command](args, settings))
     except UserInputError as exc:

@@ -24,6 +24,7 @@ import asyncio
 import contextvars
 import functools
 import multiprocessing
+import multiprocessing.util
 import os
 import pickle
 import signal
@@ -38,6 +39,7 @@ from thinkfl_operator.engines.thinkfl.engine import open_chat
 from thinkfl_operator.errors import BackendError
 from thinkfl_operator.kube import runner
 from thinkfl_operator.logs import configure_logging
+from thinkfl_operator.observability.otel import configure_tracing
 from thinkfl_operator.settings import Settings
 
 #: Imported once by the server the workers are forked from: this module imports the use case,
@@ -75,6 +77,9 @@ def _start(settings: Settings, open_store: runner.StoreFactory) -> None:
     global _IN_WORKER
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     configure_logging(settings.log_level, settings.log_format)
+    provider = configure_tracing()  # the diagnoses' spans are made here, in the worker
+    if provider is not None:  # a worker process runs no atexit: flush its last spans as it ends
+        multiprocessing.util.Finalize(provider, provider.shutdown, exitpriority=10)
     _IN_WORKER = Diagnoser(settings, open_store, open_chat(settings) if settings.llm.base_url else None)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from thinkfl_operator.engines.heuristic.scoring import PodEvidence
@@ -14,8 +15,6 @@ MAX_DEPTH = 12
 EXTRA_DEPTH = 1
 #: The span columns walking a trace reads.
 WALKED = ("trace_id", "span_id", "parent_id", "pod", "operation", "duration_us")
-#: The span columns picking traces reads (the rest are not copied by its filters).
-_PICKED = ("trace_id", "pod", "operation", "is_error", "self_us", "gap_us", "duration_us")
 
 
 def pick_traces(window: pd.DataFrame, suspect: PodEvidence | None, limit: int) -> list[str]:
@@ -23,50 +22,73 @@ def pick_traces(window: pd.DataFrame, suspect: PodEvidence | None, limit: int) -
     errors come first (the suspect's errors, or any, when there is no suspect)."""
     if window.empty:
         return []
-    window = window[[c for c in window.columns if c in _PICKED]]
-    spans = window if suspect is None else window[window["pod"] == suspect.pod]
-    errors = spans[spans["is_error"] > 0] if "is_error" in spans else spans.iloc[:0]
-    if not errors.empty:
-        return list(errors["trace_id"].drop_duplicates()[:limit])
+    trace = window["trace_id"].to_numpy(dtype=object)
+    rows = np.arange(len(window)) if suspect is None else np.flatnonzero(_text(window, "pod") == suspect.pod)
+    if "is_error" in window:
+        errors = rows[window["is_error"].to_numpy()[rows] > 0]
+        if len(errors):
+            return _first(trace[errors], limit)
     if suspect is None:
-        return list(window["trace_id"].drop_duplicates()[:limit])
+        return _first(trace, limit)
     best = suspect.best
     if best is not None and best.kind in ("self", "net", "short"):
-        column = {"self": "self_us", "net": "gap_us", "short": "duration_us"}[best.kind]
-        same = spans[spans["operation"] == best.operation].dropna(subset=[column])
-        if not same.empty:
-            ordered = same.sort_values(column, ascending=best.kind == "short")
-            return list(ordered["trace_id"].drop_duplicates()[:limit])
-    return list(spans["trace_id"].drop_duplicates()[:limit])
+        values = window[{"self": "self_us", "net": "gap_us", "short": "duration_us"}[best.kind]].to_numpy()
+        same = rows[_text(window, "operation")[rows] == best.operation]
+        same = same[~pd.isna(values[same])]
+        if len(same):
+            return _first(trace[same[_sorted_rows(values[same], ascending=best.kind == "short")]], limit)
+    return _first(trace[rows], limit)
 
 
 def culprit_span(trace: pd.DataFrame, suspect: PodEvidence) -> str:
     """The span of the suspect pod in this trace that best matches its strongest anomaly."""
-    spans = trace[trace["pod"] == suspect.pod]
+    rows = np.flatnonzero(_text(trace, "pod") == suspect.pod)
     best = suspect.best
     if best is not None:
-        same = spans[spans["operation"] == best.operation]
-        if not same.empty:
-            spans = same
-    if spans.empty:
+        same = rows[_text(trace, "operation")[rows] == best.operation]
+        if len(same):
+            rows = same
+    if not len(rows):
         return ""
-    return str(spans.sort_values("duration_us", ascending=False)["span_id"].iloc[0])
+    longest = rows[_sorted_rows(trace["duration_us"].to_numpy()[rows], ascending=False)[0]]
+    return str(trace["span_id"].to_numpy(dtype=object)[longest])
 
 
 def critical_leaf(trace: pd.DataFrame) -> str:
     """The deepest span reached from the root by always following the longest child."""
     if trace.empty:
         return ""
-    ids = set(trace["span_id"])
-    roots = trace[~trace["parent_id"].isin(ids)]
-    current = str(roots.sort_values("duration_us", ascending=False)["span_id"].iloc[0])
-    by_parent = trace.sort_values("duration_us", ascending=False).drop_duplicates("parent_id")
-    longest = dict(zip(by_parent["parent_id"], by_parent["span_id"], strict=True))
+    span, parent = _text(trace, "span_id"), _text(trace, "parent_id")
+    duration = trace["duration_us"].to_numpy()
+    ids = set(span)
+    roots = np.flatnonzero([p not in ids for p in parent])
+    current = str(span[roots[_sorted_rows(duration[roots], ascending=False)[0]]])
+    longest: dict[str, str] = {}
+    for row in _sorted_rows(duration, ascending=False):  # each parent's longest child
+        longest.setdefault(parent[row], span[row])
     for _ in range(MAX_DEPTH):
         if current not in longest:
             break
         current = str(longest[current])
     return current
+
+
+def _text(frame: pd.DataFrame, column: str) -> np.ndarray:
+    return np.asarray(frame[column].to_numpy(dtype=object))
+
+
+def _first(values: np.ndarray, limit: int) -> list[str]:
+    """The first ``limit`` distinct values, in order (``drop_duplicates()[:limit]``)."""
+    return list(dict.fromkeys(values))[:limit]
+
+
+def _sorted_rows(values: np.ndarray, ascending: bool) -> np.ndarray:
+    """The order ``DataFrame.sort_values`` gives a column without NaN (pandas' ``nargsort``
+    with its default quicksort: equal values keep the order it gives them)."""
+    if ascending:
+        return np.asarray(values.argsort(kind="quicksort"))
+    reverse = np.arange(len(values))[::-1]
+    return np.asarray(reverse[values[::-1].argsort(kind="quicksort")][::-1])
 
 
 def walk_trace(tools: Toolbox, trace: pd.DataFrame, target_span: str) -> None:

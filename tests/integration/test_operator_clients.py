@@ -1,5 +1,6 @@
 """The operator's connections: an incident's own closed when its diagnosis ends, the shared ones
-opened once per process and closed when the operator stops.
+opened once per process and closed when the operator stops; outside the operator, an engine
+closes the model client it opened.
 
 The operator as ``thinkfl run`` builds it (``kube.operator_registry``: its login through the
 kubeconfig, live evidence from the settings, one LLM client), in this process against kmock's
@@ -29,6 +30,8 @@ from tests.fakes.openai_replay import ReplayServer
 from tests.fakes.thinkfl_policy import WalkPolicy
 from tests.fakes.trace_api import TraceApiServer
 from tests.integration.conftest import post_json
+from thinkfl_operator.diagnosis import make_engine
+from thinkfl_operator.engines.thinkfl.engine import open_chat
 from thinkfl_operator.kube import live_stores, operator_registry
 from thinkfl_operator.kube.sandbox import RESOURCE, sandbox
 from thinkfl_operator.models import Incident
@@ -187,3 +190,22 @@ async def test_the_model_client_is_opened_once_and_closed_when_the_operator_stop
     assert llm.calls >= 2  # each incident talked to the model
     assert open_after == [(0, 1), (0, 1)]
     assert stopped == (0, 0)
+
+
+def test_an_engine_closes_the_model_client_it_opened_not_a_shared_one() -> None:
+    """Outside the operator (``thinkfl diagnose``) the engine opens its own client and closing
+    the engine closes it; a client it was given stays open for its owner."""
+    incident = Incident(time_s=INCIDENT.time_s, service="frontend")
+    with ReplayServer(when_exhausted=WalkPolicy()) as llm:
+        settings = Settings(llm=LLMSettings(base_url=llm.base_url))
+        own = make_engine("thinkfl", settings)
+        shared = open_chat(settings)
+        given = make_engine("thinkfl", settings, chat=shared)
+        for engine in (own, given):
+            assert engine.diagnose(INCIDENT.store(), incident).engine == "thinkfl"
+        opened = connections_to(llm.base_url)
+        own.close()
+        given.close()
+        left = connections_to(llm.base_url)
+        shared.close()
+        assert (opened, left, connections_to(llm.base_url)) == (2, 1, 0)

@@ -60,9 +60,8 @@ class ThinkFLEngine:
 
     def close(self) -> None:
         """Close the client this engine opened (not a shared one)."""
-        close = getattr(self.client, "close", None) if self._own_client else None
-        if close is not None:
-            close()
+        if self._own_client:
+            self.client.close()
 
     def preload(self, store: Store, start_s: float, end_s: float) -> None:
         self.heuristic.preload(store, start_s, end_s)

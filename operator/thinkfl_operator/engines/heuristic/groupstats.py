@@ -53,3 +53,12 @@ def _sorted_by_group(codes: np.ndarray, values: np.ndarray) -> np.ndarray:
         combined.sort()
         return combined - np.floor(combined / span) * span + low
     return values[np.lexsort((values, codes))]
+
+
+def sorted_rows(values: np.ndarray, ascending: bool = True) -> np.ndarray:
+    """The row order ``DataFrame.sort_values`` gives a column without NaN (pandas' ``nargsort``
+    with its default quicksort: equal values keep the order it gives them)."""
+    if ascending:
+        return np.asarray(values.argsort(kind="quicksort"))
+    reverse = np.arange(len(values))[::-1]
+    return np.asarray(reverse[values[::-1].argsort(kind="quicksort")][::-1])

@@ -32,6 +32,7 @@ from thinkfl_operator.engines.heuristic.groupstats import (
     group_mean,
     group_median,
     median_of_sorted,
+    sorted_rows,
 )
 from thinkfl_operator.telemetry.spans import span_and_parent_keys
 
@@ -324,16 +325,22 @@ def _truncations(win: pd.DataFrame, fanout: list[Shift], ops: pd.DataFrame) -> l
     cut = win.index[win["child_count"].to_numpy() < by_code[op_key]]
     if len(cut) == 0:
         return []
-    win = win[["parent_row", "end_us", "pod", "service"]]  # the columns read below: copies stay small
-    children = win[win["parent_row"].isin(cut)]
-    last = children.sort_values("end_us").drop_duplicates("parent_row", keep="last")
+    parent_row, end = win["parent_row"].to_numpy(), win["end_us"].to_numpy()
+    # each cut span's last-ending call: its calls by end (sort_values' order), the last one kept
+    children = np.flatnonzero(np.isin(parent_row, cut.to_numpy()))
+    by_end = children[sorted_rows(end[children])]
+    last_of_parent = np.unique(parent_row[by_end][::-1], return_index=True)[1]
+    kept = np.zeros(len(by_end), dtype=bool)
+    kept[len(by_end) - 1 - last_of_parent] = True
+    last = by_end[kept]  # positions in win
+    last_label = win.index.to_numpy()[last]
     # the callee: the first window span under each last call (the server span of a client span)
-    parents, first = np.unique(win["parent_row"].to_numpy(), return_index=True)
-    at = np.clip(parents.searchsorted(last.index.to_numpy()), 0, max(len(parents) - 1, 0))
-    has_callee = parents[at] == last.index.to_numpy() if len(parents) else np.zeros(len(last), bool)
+    parents, first = np.unique(parent_row, return_index=True)
+    at = np.clip(parents.searchsorted(last_label), 0, max(len(parents) - 1, 0))
+    has_callee = parents[at] == last_label if len(parents) else np.zeros(len(last), bool)
     rows = first[at]
-    last_pod, last_service = (last[c].to_numpy(dtype=object) for c in ("pod", "service"))
-    callee_pod, callee_service = (win[c].to_numpy(dtype=object)[rows] for c in ("pod", "service"))
+    last_pod, last_service = (win[c].iloc[last].to_numpy(dtype=object) for c in ("pod", "service"))
+    callee_pod, callee_service = (win[c].iloc[rows].to_numpy(dtype=object) for c in ("pod", "service"))
     other_pod = has_callee & (callee_pod != last_pod)
     pods = np.where(other_pod, callee_pod, last_pod)
     services = np.where(other_pod, callee_service, last_service)

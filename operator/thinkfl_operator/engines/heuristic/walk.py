@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from thinkfl_operator.engines.heuristic.groupstats import sorted_rows
 from thinkfl_operator.engines.heuristic.scoring import PodEvidence
 from thinkfl_operator.evidence.toolbox import Toolbox
 from thinkfl_operator.models import Span
@@ -36,7 +37,7 @@ def pick_traces(window: pd.DataFrame, suspect: PodEvidence | None, limit: int) -
         same = rows[_text(window, "operation")[rows] == best.operation]
         same = same[~pd.isna(values[same])]
         if len(same):
-            return _first(trace[same[_sorted_rows(values[same], ascending=best.kind == "short")]], limit)
+            return _first(trace[same[sorted_rows(values[same], ascending=best.kind == "short")]], limit)
     return _first(trace[rows], limit)
 
 
@@ -50,7 +51,7 @@ def culprit_span(trace: pd.DataFrame, suspect: PodEvidence) -> str:
             rows = same
     if not len(rows):
         return ""
-    longest = rows[_sorted_rows(trace["duration_us"].to_numpy()[rows], ascending=False)[0]]
+    longest = rows[sorted_rows(trace["duration_us"].to_numpy()[rows], ascending=False)[0]]
     return str(trace["span_id"].to_numpy(dtype=object)[longest])
 
 
@@ -62,9 +63,9 @@ def critical_leaf(trace: pd.DataFrame) -> str:
     duration = trace["duration_us"].to_numpy()
     ids = set(span)
     roots = np.flatnonzero([p not in ids for p in parent])
-    current = str(span[roots[_sorted_rows(duration[roots], ascending=False)[0]]])
+    current = str(span[roots[sorted_rows(duration[roots], ascending=False)[0]]])
     longest: dict[str, str] = {}
-    for row in _sorted_rows(duration, ascending=False):  # each parent's longest child
+    for row in sorted_rows(duration, ascending=False):  # each parent's longest child
         longest.setdefault(parent[row], span[row])
     for _ in range(MAX_DEPTH):
         if current not in longest:
@@ -80,15 +81,6 @@ def _text(frame: pd.DataFrame, column: str) -> np.ndarray:
 def _first(values: np.ndarray, limit: int) -> list[str]:
     """The first ``limit`` distinct values, in order (``drop_duplicates()[:limit]``)."""
     return list(dict.fromkeys(values))[:limit]
-
-
-def _sorted_rows(values: np.ndarray, ascending: bool) -> np.ndarray:
-    """The order ``DataFrame.sort_values`` gives a column without NaN (pandas' ``nargsort``
-    with its default quicksort: equal values keep the order it gives them)."""
-    if ascending:
-        return np.asarray(values.argsort(kind="quicksort"))
-    reverse = np.arange(len(values))[::-1]
-    return np.asarray(reverse[values[::-1].argsort(kind="quicksort")][::-1])
 
 
 def walk_trace(tools: Toolbox, trace: pd.DataFrame, target_span: str) -> None:

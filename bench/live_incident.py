@@ -63,7 +63,8 @@ def main(day: Path, backend: str, limit: int, baseline: int) -> None:
         engine.diagnose(offline, Incident(time_s=faults[0].time_s, service=ENTRY))  # load once
         # Let the fake encode every trace once (a real Jaeger's cost is not ours to measure).
         first, last = frame["start_us"].min() / 1e6, frame["start_us"].max() / 1e6
-        JaegerClient(traces_url).search(ENTRY, first, last, limit=100_000) if backend == "jaeger" else None
+        JaegerClient(traces_url, max_bytes=2**30).search(ENTRY, first, last, limit=100_000) \
+            if backend == "jaeger" else None
         # Touch every series once, so no incident pays the server's first reads of its blocks.
         warm = PrometheusMetrics(prometheus.url, NEZHA_CATALOG)
         warm.blocks(warm.pods(first - 3600, last + 3600, service_of_pod), first - 3600, last + 3600)

@@ -230,3 +230,25 @@ async def test_metrics_report_live_accuracy_over_confirmed_incidents(api: Any) -
     assert samples[("thinkfl_confirmed_incidents", engine)] == 3
     assert samples[("thinkfl_accuracy_recall", (("engine", "heuristic"), ("k", "1")))] == pytest.approx(2 / 3)
     assert samples[("thinkfl_accuracy_mrr", engine)] == pytest.approx((2 + 1 / ranks[2]) / 3)
+
+
+@pytest.mark.asyncio
+async def test_someone_elses_configmap_of_the_records_name_is_left_alone(api: Any) -> None:
+    """A ConfigMap named like the incident's record but not owned by it is not overwritten: the
+    answer stands, a Warning says the record was not kept, and feedback says there is none."""
+    from tests.integration.conftest import post_json
+
+    theirs = {"apiVersion": "v1", "kind": "ConfigMap",
+              "metadata": {"name": "taken-record", "namespace": "default"}, "data": {"mine": "yes"}}
+    await post_json(api, "/api/v1/namespaces/default/configmaps", theirs)
+    async with operator(api, Counting()):
+        status = await _diagnosed(api, "taken")
+        await _merge_patch(api, "taken", {"metadata": {"annotations": {
+            "thinkfl.dev/root-cause": f"service/{TRUE_SERVICE}"}}})
+        condition = await _condition(api, "taken")
+        events = await _events(api, "taken", "RecordNotSaved")
+    assert status["phase"] == "Diagnosed" and "recordConfigMap" not in status
+    [warning] = [e for e in events if e["reason"] == "RecordNotSaved"]
+    assert warning["type"] == "Warning" and "is not this incident's record" in warning["message"]
+    assert dict(api.objects["v1/configmaps", "default", "taken-record"]["data"]) == {"mine": "yes"}
+    assert (condition["status"], condition["reason"]) == ("False", "NoRecord")

@@ -6,12 +6,19 @@ traces spread over the hour around it, serves them from the Jaeger query stand-i
 (``tests.fakes.trace_api``, api_v3 and v1 JSON, in a process of its own as a real Jaeger is),
 and runs ``thinkfl diagnose --jaeger-url URL --trace-id ID`` (the deterministic engine, default
 settings) in a subprocess, as the operator would diagnose one incident. Printed: the answer's
-first lines, wall time, and the subprocess's peak RSS (``getrusage(RUSAGE_CHILDREN)``, read
-before the stand-in's process ends), then whether ``operator.concurrency`` such diagnoses at
-once fit a memory limit (``--limit-mib``, the chart's default).
+first lines, wall time, and the subprocess's peak RSS (its own rusage through ``wait4``: the
+stand-in is a child too, and ``RUSAGE_CHILDREN`` would mix in any child ended before), then
+whether ``operator.concurrency`` such diagnoses at once fit a memory limit (``--limit-mib``,
+default the chart's ``resources.limits.memory``).
 
-    python bench/big_trace.py [--spans 100000] [--pods 10000] [--normal 2000] [--limit-mib 2048]
-        [--api auto|v1|v3] [--profile cpu|mem]
+    python bench/big_trace.py [--spans 100000] [--pods 10000] [--normal 2000] [--limit-mib MiB]
+        [--base-mib MiB] [--api auto|v1|v3] [--profile cpu|mem]
+
+``--base-mib`` is the peak RSS of a small diagnosis (``--spans 1000 --pods 100 --normal 200``),
+the imports: diagnoses run as threads of one process (``operator.worker_processes=false``) share
+it (base + concurrency x (peak - base)); worker processes (the default) are counted whole, plus
+the operator's process and the forkserver's (2 x base + concurrency x peak), an upper bound since
+the workers share the forkserver's pages until they write them.
 
 ``--profile cpu`` runs the diagnosis under cProfile and prints the top functions by cumulative
 time; ``--profile mem`` under tracemalloc and prints the largest allocation sites at the peak
@@ -21,21 +28,24 @@ time; ``--profile mem`` under tracemalloc and prints the largest allocation site
 from __future__ import annotations
 
 import argparse
+import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import requests
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.fakes.background import in_own_process
-from tests.fakes.trace_api import TraceApiServer
+from tests.fakes.trace_api import TraceApiServer, frame_to_jaeger_v1, frame_to_otlp
 
 from thinkfl_operator.settings import OperatorSettings
 
@@ -101,21 +111,36 @@ def normal_traces(count: int, pods: int, seed: int = 7) -> pd.DataFrame:
                                        "operation", "kind", "status", "start_us", "duration_us"])
 
 
-#: Runs the CLI under tracemalloc and prints the largest allocation sites at the peak.
+#: Runs the CLI under tracemalloc: a snapshot whenever the traced heap grew by a tenth, and at the
+#: end the largest allocation sites of the biggest snapshot, tracemalloc's peak and pyarrow's
+#: (pyarrow's buffers are outside tracemalloc's view).
 _TRACEMALLOC = """
-import sys, tracemalloc
+import sys, threading, time, tracemalloc
+import pyarrow as pa
 from thinkfl_operator.cli.main import main
-tracemalloc.start(8)
-peak_snapshot = None
+tracemalloc.start(12)
+best = [0, None]
+done = threading.Event()
+def watch():
+    while not done.wait(0.5):
+        current = tracemalloc.get_traced_memory()[0]
+        if current > best[0] * 1.1:
+            best[0], best[1] = current, tracemalloc.take_snapshot()
+threading.Thread(target=watch, daemon=True).start()
 try:
     main(sys.argv[1:])
 finally:
+    done.set()
     current, peak = tracemalloc.get_traced_memory()
-    print(f"tracemalloc: current {current / 2**20:.0f} MiB, peak {peak / 2**20:.0f} MiB")
-    for stat in tracemalloc.take_snapshot().statistics("traceback")[:15]:
-        print(f"{stat.size / 2**20:8.1f} MiB  {stat.count:9d} blocks")
-        for line in stat.traceback.format()[-6:]:
-            print("    " + line)
+    print(f"tracemalloc: peak {peak / 2**20:.0f} MiB; pyarrow pool peak "
+          f"{pa.default_memory_pool().max_memory() / 2**20:.0f} MiB")
+    if best[1] is not None:
+        print(f"largest sites when the traced heap held {best[0] / 2**20:.0f} MiB:")
+        keep = [tracemalloc.Filter(False, "<frozen importlib._bootstrap*>")]
+        for stat in best[1].filter_traces(keep).statistics("traceback")[:12]:
+            print(f"{stat.size / 2**20:8.1f} MiB  {stat.count:9d} blocks")
+            for line in stat.traceback.format(limit=-5):
+                print("    " + line)
 """
 
 
@@ -130,12 +155,53 @@ def diagnose_command(url: str, trace_id: str, out: Path, profile: str) -> list[s
     return [sys.executable, "-m", "thinkfl_operator.cli.main", *diagnose]
 
 
+def run_measured(command: list[str], env: dict[str, str], tmp: Path) -> tuple[int, str, str, float]:
+    """Exit code, stdout, stderr and peak RSS (MiB) of ``command``: the rusage of that one child
+    (``wait4``, as ``getrusage(RUSAGE_CHILDREN)`` would give were it the only child ended)."""
+    with open(tmp / "stdout", "w+") as stdout, open(tmp / "stderr", "w+") as stderr:
+        child = subprocess.Popen(command, env=env, stdout=stdout, stderr=stderr, text=True)
+        _, status, usage = os.wait4(child.pid, 0)
+        child.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+        stdout.seek(0)
+        stderr.seek(0)
+        return child.returncode, stdout.read(), stderr.read(), usage.ru_maxrss / 1024  # KiB on Linux
+
+
+def answers_by_id(big: pd.DataFrame, trace_id: str) -> dict[str, bytes]:
+    """The huge trace's answers by ID, encoded once here: the stand-in would encode 100k spans
+    on every fetch, slower than a real Jaeger reads a stored trace."""
+    return {f"/api/v3/traces/{trace_id}": json.dumps({"result": frame_to_otlp(big, id_encoding="hex")}).encode(),
+            f"/api/traces/{trace_id}": json.dumps(frame_to_jaeger_v1(big)).encode()}
+
+
+def warm(url: str) -> None:
+    """One api_v3 search over the huge trace's start, so the stand-in has encoded it once for
+    searches before the diagnosis is timed (it keeps each trace's search JSON)."""
+    start = datetime.fromtimestamp(T0_US / 1e6, UTC)
+    params = {"query.service_name": "svc-000", "query.search_depth": "1",
+              "query.start_time_min": (start - timedelta(seconds=1)).isoformat().replace("+00:00", "Z"),
+              "query.start_time_max": (start + timedelta(seconds=1)).isoformat().replace("+00:00", "Z")}
+    requests.get(f"{url}/api/v3/traces", params=params, timeout=300).raise_for_status()
+
+
+def chart_limit_mib() -> float:
+    """The operator's memory limit in the chart's values.yaml, in MiB."""
+    values = yaml.safe_load((Path(__file__).resolve().parents[1] / "helm" / "thinkfl-operator"
+                             / "values.yaml").read_text("utf-8"))
+    quantity = str(values["resources"]["limits"]["memory"])
+    units = {"Ki": 1 / 1024, "Mi": 1, "Gi": 1024, "Ti": 1024**2}
+    return float(quantity[:-2]) * units[quantity[-2:]] if quantity[-2:] in units else float(quantity) / 2**20
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--spans", type=int, default=100_000)
     parser.add_argument("--pods", type=int, default=10_000)
     parser.add_argument("--normal", type=int, default=2000, help="small normal traces around it")
-    parser.add_argument("--limit-mib", type=float, default=2048, help="the operator's memory limit")
+    parser.add_argument("--limit-mib", type=float, default=chart_limit_mib(),
+                        help="the operator's memory limit (default: the chart's)")
+    parser.add_argument("--base-mib", type=float, default=0.0,
+                        help="RSS of a small diagnosis (the imports), shared by concurrent ones")
     parser.add_argument("--api", default="auto", choices=("auto", "v1", "v3"))
     parser.add_argument("--profile", default="", choices=("", "cpu", "mem"))
     args = parser.parse_args()
@@ -148,23 +214,33 @@ def main() -> None:
           f"{args.normal:,} normal traces ({len(frame):,} spans in all); built in "
           f"{time.perf_counter() - built:.1f} s", flush=True)
     env = {**os.environ, "THINKFL_TRACES__API": args.api, "THINKFL_LOG_LEVEL": "WARNING"}
+    files = answers_by_id(frame[frame["trace_id"] == trace_id], trace_id)
     with tempfile.TemporaryDirectory() as tmp, \
-            in_own_process(lambda: TraceApiServer(frame, flavor="jaeger"), timeout_s=300) as url:
+            in_own_process(lambda: TraceApiServer(frame, flavor="jaeger", files=files), timeout_s=300) as url:
+        warm(url)
         out = Path(tmp) / "answer.json"
         started = time.perf_counter()
-        done = subprocess.run(diagnose_command(url, trace_id, out, args.profile), env=env,
-                              capture_output=True, text=True, check=False)
+        code, stdout, stderr, peak_mib = run_measured(diagnose_command(url, trace_id, out, args.profile),
+                                                      env, Path(tmp))
         wall = time.perf_counter() - started
-        peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # KiB on Linux
-    lines = done.stdout.splitlines()
-    print("\n".join(lines if args.profile else lines[:12]))
-    if done.returncode:
-        print(f"exit {done.returncode}: {done.stderr.strip()[-2000:]}")
+    lines = stdout.splitlines()
+    print("\n".join(lines if args.profile else lines[:12] + [x for x in lines if "Note:" in x]))
+    if code:
+        print(f"exit {code}: {stderr.strip()[-2000:]}")
     concurrency = OperatorSettings().concurrency
-    print(f"\nwall {wall:.1f} s, peak RSS {peak_mib:.0f} MiB (one diagnosis, exit {done.returncode})")
-    print(f"operator.concurrency {concurrency} x {peak_mib:.0f} MiB = {concurrency * peak_mib:.0f} MiB "
-          f"against a {args.limit_mib:.0f} MiB limit: "
-          f"{'fits' if concurrency * peak_mib <= args.limit_mib else 'does NOT fit'}")
+    print(f"\nwall {wall:.1f} s, peak RSS {peak_mib:.0f} MiB (one diagnosis, exit {code})")
+    if code:
+        print("the diagnosis failed: no verdict on the memory limit")
+        return
+    need = concurrency * peak_mib
+    print(f"operator.concurrency {concurrency} x {peak_mib:.0f} MiB = {need:.0f} MiB against a "
+          f"{args.limit_mib:.0f} MiB limit: {'fits' if need <= args.limit_mib else 'does NOT fit'}")
+    if args.base_mib:
+        base = args.base_mib
+        threads = base + concurrency * (peak_mib - base)  # one process: the imports shared
+        workers = 2 * base + concurrency * peak_mib  # + the operator's and the forkserver's process
+        for mode, need in (("threads", threads), ("worker processes", workers)):
+            print(f"{mode}: {need:.0f} MiB: {'fits' if need <= args.limit_mib else 'does NOT fit'}")
 
 
 if __name__ == "__main__":

@@ -80,9 +80,8 @@ def categorized(lines: pd.Series) -> tuple[pd.Series, pd.Series]:
     if lines.empty:
         return (pd.Series([], index=lines.index, dtype="category"),
                 pd.Series([], index=lines.index, dtype="category"))
-    text = _arrow(lines)
-    heads = pc.dictionary_encode(_parallel(_head, text))
-    found = pc.dictionary_encode(_levels(text))
+    both = _parallel(_head_and_level, _arrow(lines))  # one pass of threads for both
+    heads, found = pc.dictionary_encode(both.field(0)), pc.dictionary_encode(both.field(1))
     return (_categorical(_masked(heads.dictionary), heads.indices, lines.index),
             _categorical(found.dictionary, found.indices, lines.index))
 
@@ -104,6 +103,11 @@ def _parallel(function: Callable[[pa.Array], pa.Array], text: pa.Array) -> pa.Ar
     with ThreadPoolExecutor(max_workers=parts) as pool:
         chunks = list(pool.map(function, [text.slice(i, size) for i in range(0, len(text), size)]))
     return pa.chunked_array(chunks).combine_chunks()
+
+
+def _head_and_level(lines: pa.Array) -> pa.Array:
+    """``_head`` and ``_levels`` of the lines, as the two fields of a struct array."""
+    return pa.StructArray.from_arrays([_head(lines), _levels(lines)], names=["head", "level"])
 
 
 def _head(lines: pa.Array) -> pa.Array:

@@ -3,9 +3,11 @@
 Each builder returns a dict for a JSON merge patch of ``.status``. Every value fits the CRD
 schema (``crds/failureincidents.yaml``): lists capped at their ``maxItems``, strings cut to
 their ``maxLength`` (with a trailing …), integers and strings only, never floats, times as
-RFC 3339 UTC with ``Z``. ``pending``, ``diagnosing`` and ``failed`` set the result fields of an
-earlier diagnosis to ``None`` so the merge patch removes them (a stale answer must not sit
-beside a new phase); ``diagnosed`` writes all of them but the record: the full diagnosis record
+RFC 3339 UTC with ``Z``; and a Diagnosed status stays within ``STATUS_BYTES`` (12 KiB:
+``fitted`` cuts the longest texts, then the middle of the path), so a watch event stays small.
+``pending``, ``diagnosing`` and ``failed`` set the result fields of an earlier diagnosis to
+``None`` so the merge patch removes them (a stale answer must not sit beside a new phase);
+``diagnosed`` writes all of them but the record: the full diagnosis record
 lives in a ConfigMap the incident owns (``feedback.home``), which the kube layer writes and
 names in ``recordConfigMap``; ``record`` (the record itself, as versions before kept it) is only
 ever cleared.
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -67,6 +69,11 @@ RESULT_FIELDS = ("topCause", "summary", "rootCauses", "traces", "steps", "engine
                  "grade")
 MAX_LOG_LINES = 5
 LOG_LINE_CHARS = 512
+#: Most bytes of a Diagnosed status (compact JSON): with the object's metadata and a spec of
+#: ordinary size, a watch event stays under 16 KiB (``fitted``).
+STATUS_BYTES = 12 * 1024
+SHORTENED = ("status shortened to fit 12 KiB: every step and reason is whole in the diagnosis "
+             "record (status.recordConfigMap)")
 
 
 def diagnosed(diagnosis: Diagnosis, generation: int, started: datetime, completed: datetime,
@@ -80,7 +87,7 @@ def diagnosed(diagnosis: Diagnosis, generation: int, started: datetime, complete
     conds = _logs_condition(conds, diagnosis, generation, completed)
     conds = set_condition(conds, COND_DONE, "True", DIAGNOSED, "the root causes are in status",
                           generation, completed)
-    return {
+    return fitted({
         "phase": DIAGNOSED,
         "observedGeneration": generation,
         "conditions": conds,
@@ -96,7 +103,53 @@ def diagnosed(diagnosis: Diagnosis, generation: int, started: datetime, complete
         "logEvidence": [_line(x, LOG_LINE_CHARS) for x in diagnosis.log_evidence[:MAX_LOG_LINES]],
         "startedAt": format_utc(started),
         "completedAt": format_utc(completed),
-    }
+    })
+
+
+def fitted(status: dict[str, Any], limit: int = STATUS_BYTES) -> dict[str, Any]:
+    """``status`` within ``limit`` bytes of compact JSON: the longest texts are cut, then steps
+    in the middle of the path are left out (their numbers show the gap), in ``_SHRINKS``'
+    order, until it fits; a note says so. Nothing is lost: the diagnosis record (its
+    ConfigMap) keeps every step and reason whole."""
+    if _bytes(status) <= limit:
+        return status
+    notes = status["notes"][: MAX_NOTES - 1]
+    status["notes"] = [*notes, SHORTENED]
+    for shrink in _SHRINKS:
+        shrink(status)
+        if _bytes(status) <= limit:
+            break
+    return status
+
+
+def _texts(key: str, limit: int) -> Callable[[dict[str, Any]], None]:
+    """Cut the strings ``status[key]`` to ``limit`` characters (the shortening note kept)."""
+    def shrink(status: dict[str, Any]) -> None:
+        status[key] = [t if t == SHORTENED else _cut(t, limit) for t in status[key]]
+    return shrink
+
+
+def _fields(key: str, limit: int, *names: str) -> Callable[[dict[str, Any]], None]:
+    """Cut the fields ``names`` of each entry of ``status[key]`` to ``limit`` characters."""
+    def shrink(status: dict[str, Any]) -> None:
+        for entry in status[key]:
+            for name in names:
+                if name in entry:
+                    entry[name] = _cut(entry[name], limit)
+    return shrink
+
+
+def _first_steps(count: int) -> Callable[[dict[str, Any]], None]:
+    """Keep the first ``count - 1`` steps and the last (the final answer)."""
+    def shrink(status: dict[str, Any]) -> None:
+        steps = status["steps"]
+        if len(steps) > count:
+            status["steps"] = steps[: count - 1] + steps[-1:]
+    return shrink
+
+
+def _bytes(status: dict[str, Any]) -> int:
+    return len(json.dumps(status, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
 
 
 def diagnosing(generation: int, started: datetime, *,
@@ -303,3 +356,18 @@ def _cut(text: str, limit: int) -> str:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+#: What ``fitted`` gives up, in order: long reasons, notes and log lines, long step texts, then
+#: steps in the middle of the path, then shorter texts again.
+_SHRINKS: tuple[Callable[[dict[str, Any]], None], ...] = (
+    _fields("rootCauses", 256, "reason"),
+    _texts("notes", 160), _texts("logEvidence", 160),
+    _fields("steps", 160, "arguments", "summary"),
+    _first_steps(20),
+    _fields("rootCauses", 128, "reason"), _fields("steps", 96, "arguments", "summary"),
+    _texts("notes", 96), _texts("logEvidence", 96),
+    _first_steps(10),
+    _fields("rootCauses", 64, "reason"), _fields("steps", 48, "arguments", "summary"),
+)
+

@@ -7,6 +7,7 @@ their messages are compared with the ones ``incident_spec`` raises for the same 
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -362,7 +363,8 @@ def test_diagnosed_status_content() -> None:
 
 
 def test_steps_keep_the_first_39_and_the_final_answer() -> None:
-    status = incident_status.diagnosed(_diagnosis(n_steps=57), 1, STARTED, COMPLETED)
+    # Three causes: the status then fits its byte budget with every one of the 40 steps.
+    status = incident_status.diagnosed(_diagnosis(n_steps=57, n_causes=3), 1, STARTED, COMPLETED)
     steps = status["steps"]
     assert len(steps) == 40
     assert [s["step"] for s in steps] == [*range(1, 40), 57]
@@ -371,6 +373,25 @@ def test_steps_keep_the_first_39_and_the_final_answer() -> None:
     assert steps[0] == {"step": 1, "tool": "search_traces",
                         "arguments": '{"parent_span_id":"0000000000000000"}',
                         "summary": "0 child spans of 0000000000000000 slowest: ts-svc0-service"}
+
+
+def test_a_long_diagnosis_is_shortened_to_the_status_budget_and_says_so() -> None:
+    """12 causes with long reasons, 57 steps, 14 notes: over 12 KiB with every cap applied, so
+    reasons, notes and step texts are cut and the middle of the path is left out (the record
+    keeps it all); the top cause's reason and the final answer stay."""
+    diagnosis = _diagnosis(n_steps=57, n_causes=12)
+    status = incident_status.diagnosed(diagnosis, 1, STARTED, COMPLETED)
+    size = len(json.dumps(status, separators=(",", ":"), ensure_ascii=False).encode())
+    assert size <= incident_status.STATUS_BYTES < 16 * 1024
+    assert [s["step"] for s in status["steps"]] == [*range(1, 20), 57]
+    assert status["steps"][-1]["tool"] == "print_results"
+    assert status["rootCauses"][0]["reason"] == diagnosis.root_causes[0].reason
+    assert all(len(rc["reason"]) <= 256 for rc in status["rootCauses"])
+    assert len(status["notes"]) == 10 and status["notes"][-1] == incident_status.SHORTENED
+    assert "status.recordConfigMap" in incident_status.SHORTENED
+    assert [e.message for e in _validator(_schema()["properties"]["status"]).iter_errors(status)] == []
+    short = incident_status.diagnosed(_diagnosis(n_steps=5, n_causes=3), 1, STARTED, COMPLETED)
+    assert incident_status.SHORTENED not in short["notes"]  # under the budget: as it was
 
 
 def test_short_paths_are_kept_whole_and_long_arguments_are_cut() -> None:

@@ -5,8 +5,9 @@ with ``--from``, from files and folders of ``kubectl get fi -o yaml`` / ``-o jso
 (single objects, ``List`` kinds, multi-document YAML) and of exported ``.jsonl`` rows, each
 incident counted once (``feedback.sources``). An incident's record is read from the ConfigMap it
 owns (``feedback.home``): from the cluster, or from the files' ConfigMaps (``kubectl get cm -l
-thinkfl.dev/record -o yaml``); ``status.record`` as older versions wrote it is read as is. Every row read is checked before anything is
-done: a bad one is one line naming the file, the line and the problem.
+thinkfl.dev/record -o yaml``); ``status.record`` as older versions wrote it is read as is.
+Every row read is checked before anything is done: a bad one is one line naming the file, the
+line and the problem.
 """
 
 from __future__ import annotations

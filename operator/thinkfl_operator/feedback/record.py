@@ -1,4 +1,5 @@
-"""One diagnosis as a self-contained record, kept on the resource as ``status.record``.
+"""One diagnosis as a self-contained record, kept in a ConfigMap the incident owns (``home``;
+versions before kept it in ``status.record``).
 
 The record holds what is needed to learn from the incident later, with no other storage: the
 incident, the engine and model, the exact conversations (see ``conversations``), the ranked
@@ -22,9 +23,9 @@ deterministic order after a model's shorter answer); the engine did not name it.
 topology as ``{"pods": {pod: service}, "nodes": {pod: node}}``, no ``padded``) is still read, and
 upgraded (``legacy``).
 
-On the resource it is one ASCII string: compact JSON, gzip with a zero mtime (one record always
-encodes to the same text, so an unchanged status is not rewritten), base64. It is kept under
-``MAX_RECORD_CHARS`` (etcd stores objects up to 1.5 MiB): a bigger record loses the tool answers
+Stored, it is one ASCII string: compact JSON, gzip with a zero mtime (one record always
+encodes to the same text, so an unchanged record is not rewritten), base64. It is kept under
+``MAX_RECORD_CHARS`` (a ConfigMap holds up to 1 MiB, which the base64 text unpacks within): a bigger record loses the tool answers
 of its longest conversations first (each becomes "[omitted]"), then whole conversations.
 """
 

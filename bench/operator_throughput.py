@@ -1,24 +1,33 @@
-"""Incidents through the real operator: throughput, create → Diagnosed latency, memory.
+"""Incidents through the real operator: throughput, create → Diagnosed latency, CPU, memory.
 
-The kopf operator runs in this process against kmock's in-process Kubernetes API
-(``thinkfl_operator.kube.sandbox``, as ``thinkfl demo --operator``). ``--count`` incidents are
-POSTed at once (as ``kubectl create`` would); a watch records when each first shows phase
-Diagnosed. Evidence is an instant in-memory store (a small synthetic incident, cpu_contention
-in cartservice). Two passes, each in a fresh process so their memory numbers stand apart:
-engine ``heuristic``, then engine ``thinkfl`` against the replaying OpenAI-compatible server of
-tests/fakes driven by the scripted walking policy (answers instantly: what is measured is the
-operator and the engine, not a model; the policy stops at the deepest slow span, redis-cart
-under the injected cartservice, so its top cause is not the model's). RSS is the whole process (operator, kmock, the replay
-server and this script); kmock keeps every request and every object version, so part of the
-growth under load is the emulator's, not the operator's. Usage:
+The kopf operator runs in this process (``thinkfl_operator.kube.sandbox``, as ``thinkfl demo
+--operator``), its diagnoses in ``operator.concurrency`` worker processes as under ``thinkfl
+run`` (``--threads``: in threads of this process), against kmock's Kubernetes API emulator in a
+process of its own, so that the emulator's work is measured apart, as a real API server's would
+be (``--api inline``: in this process, sharing its GIL). ``--count`` incidents are POSTed at
+once (as ``kubectl create`` would); a watch records when each first shows phase Diagnosed.
+Evidence is an instant in-memory store (a small synthetic incident, cpu_contention in
+cartservice). Two passes, each in a fresh process so their numbers stand apart: engine
+``heuristic``, then engine ``thinkfl`` against the replaying OpenAI-compatible server of
+tests/fakes (in this process) driven by the scripted walking policy (answers instantly: what is
+measured is the operator and the engine, not a model; the policy stops at the deepest slow span,
+redis-cart under the injected cartservice, so its top cause is not the model's).
+
+Printed besides the times: the CPU each part used per incident under the load (this process:
+kopf, the handlers, this script's client and watch, the replay server; the worker processes;
+kmock's process), which does not depend on how busy the machine is, and the load average,
+which says how much of the machine the run had. RSS is this process's and the workers' (kmock
+keeps every request and every object version: its growth is not counted). Usage:
     python bench/operator_throughput.py [--count 200] [--concurrency 4] [--engine heuristic|thinkfl]
+                                        [--threads] [--api process|inline]
 """
-
 from __future__ import annotations
 
 import argparse
 import asyncio
 import contextlib
+import multiprocessing
+import os
 import statistics
 import subprocess
 import sys
@@ -33,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.fakes.openai_replay import ReplayServer
 from tests.fakes.thinkfl_policy import WalkPolicy
 
-from thinkfl_operator.kube.sandbox import SameEvidence, sandbox
+from thinkfl_operator.kube.sandbox import SameEvidence, sandbox, serve_emulator
 from thinkfl_operator.settings import OperatorSettings, Settings
 from thinkfl_operator.synthetic import generate
 
@@ -68,11 +77,71 @@ def llm(engine: str, settings: Settings) -> Iterator[tuple[Settings, ReplayServe
         yield settings.model_copy(update=update), server
 
 
-async def one_pass(engine: str, count: int, concurrency: int, processes: bool) -> None:
+@contextlib.contextmanager
+def api_process() -> Iterator[tuple[str, int]]:
+    """kmock's emulator in a process of its own: its URL and process id."""
+    context = multiprocessing.get_context("spawn")
+    receive, send = context.Pipe(duplex=False)
+    stop = context.Event()
+    process = context.Process(target=serve_emulator, args=(send, stop), daemon=True)
+    process.start()
+    try:
+        yield receive.recv(), process.pid or 0
+    finally:
+        stop.set()
+        process.join(30)
+
+
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) process ``pid`` has used, all its threads (0: it ended)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def descendants(root: int) -> set[int]:
+    """Every process below ``root`` (the workers, the server they fork from, the emulator)."""
+    parents = {}
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        with contextlib.suppress(OSError):
+            parents[int(entry)] = int(Path(f"/proc/{entry}/stat").read_text().rsplit(") ", 1)[1].split()[1])
+    found, more = set(), {root}
+    while more:
+        more = {pid for pid, parent in parents.items() if parent in more}
+        found |= more
+    return found
+
+
+def worker_pids(api_pid: int) -> set[int]:
+    """The processes below this one but the emulator's: the workers and their fork server."""
+    return descendants(os.getpid()) - {api_pid} - (descendants(api_pid) if api_pid else set())
+
+
+def rss_mib(pid: int) -> float:
+    with contextlib.suppress(OSError):
+        status = Path(f"/proc/{pid}/status").read_text()
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def cpu_split(api_pid: int) -> dict[str, float]:
+    """CPU seconds so far: this process (operator, and the emulator when it runs here), the
+    worker processes, the emulator's own process."""
+    return {"operator": cpu_s(os.getpid()), "workers": sum(cpu_s(p) for p in worker_pids(api_pid)),
+            "emulator": cpu_s(api_pid) if api_pid else 0.0}
+
+
+async def one_pass(engine: str, count: int, concurrency: int, processes: bool, apart: bool) -> None:
     base = Settings(engine=engine, log_level="WARNING",
                     operator=OperatorSettings(concurrency=concurrency, worker_processes=processes))
-    with llm(engine, base) as (settings, server):
-        async with sandbox(settings, SameEvidence(SMALL.store), processes=processes) as cluster:
+    with api_process() if apart else contextlib.nullcontext(("", 0)) as (api_url, api_pid), \
+            llm(engine, base) as (settings, server):
+        async with sandbox(settings, SameEvidence(SMALL.store), processes=processes,
+                           api_url=api_url or None) as cluster:
             await asyncio.sleep(1.0)  # let the started operator settle
             idle = memory_mib()["VmRSS"]
             alone = await cluster.create("alone", SPEC)  # one incident on an idle operator first
@@ -82,16 +151,25 @@ async def one_pass(engine: str, count: int, concurrency: int, processes: bool) -
             names = [f"load-{i:04d}" for i in range(count)]
             samples: list[float] = []
             sampler = asyncio.create_task(_sample(samples))
+            cpu = cpu_split(api_pid)
             started = time.monotonic()
             created = dict(zip(names, await asyncio.gather(*(cluster.create(n, SPEC) for n in names)),
                                strict=True))
             objects = await asyncio.gather(*(cluster.wait(n, timeout_s=600) for n in names))
             done = time.monotonic()
+            cpu = {k: v - cpu[k] for k, v in cpu_split(api_pid).items()}
+            workers_rss = sum(rss_mib(p) for p in worker_pids(api_pid))
             sampler.cancel()
             peak = memory_mib()
             asked = len(server.requests) - asked if server else 0
     _report(engine, count, concurrency, processes, cluster.reached, created, objects, started, done, alone,
-            idle, max(samples, default=peak["VmRSS"]), peak["VmHWM"], asked)
+            idle, max(samples, default=peak["VmRSS"]), peak["VmHWM"], asked, not apart, workers_rss)
+    where = "operator process (kopf, this script's client)" + ("" if apart else " with kmock in it")
+    print(f"  CPU per incident under load: {where} {cpu['operator'] / count * 1000:.0f} ms, "
+          f"diagnoses ({'worker processes' if processes else 'in the operator process'}) "
+          f"{cpu['workers'] / count * 1000:.0f} ms"
+          + (f", kmock's emulator (own process) {cpu['emulator'] / count * 1000:.0f} ms" if apart else "")
+          + f"; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs", flush=True)
 
 
 async def _sample(into: list[float]) -> None:
@@ -102,7 +180,8 @@ async def _sample(into: list[float]) -> None:
 
 def _report(engine: str, count: int, concurrency: int, processes: bool, reached: dict[str, dict[str, float]],
             created: dict[str, float], objects: list[dict[str, Any]], started: float, done: float,
-            alone: float, idle: float, load_rss: float, hwm: float, asked: int) -> None:
+            alone: float, idle: float, load_rss: float, hwm: float, asked: int, inline: bool,
+            workers_rss: float) -> None:
     statuses = [o.get("status") or {} for o in objects]
     latencies = [reached[n]["Diagnosed"] - t for n, t in created.items() if "Diagnosed" in reached[n]]
     diagnosed = len(latencies)
@@ -120,9 +199,11 @@ def _report(engine: str, count: int, concurrency: int, processes: bool, reached:
         print(f"  create → Diagnosed: p50 {statistics.median(latencies):.2f} s, "
               f"p95 {pct(latencies, 0.95):.2f} s, max {max(latencies):.2f} s "
               f"(one incident alone on the idle operator, before the load: {alone * 1000:.0f} ms)")
-    print(f"  process RSS (operator in-process with kmock{' and the replay server' if asked else ''}): "
-          f"idle {idle:.0f} MiB after startup, peak under load {load_rss:.0f} MiB "
-          f"(VmHWM {hwm:.0f} MiB)", flush=True)
+    print(f"  RSS of this process (the operator{', kmock' if inline else ''}"
+          f"{' and the replay server' if asked else ''}): idle {idle:.0f} MiB after startup, peak under "
+          f"load {load_rss:.0f} MiB (VmHWM {hwm:.0f} MiB); worker processes: {workers_rss:.0f} MiB "
+          f"together after the load (pages they share with the server they were forked from "
+          f"counted in each)", flush=True)
 
 
 def _counts(counter: Counter[str]) -> str:
@@ -136,16 +217,20 @@ def main() -> None:
                         help="the operator's diagnoses at the same time (operator.concurrency)")
     parser.add_argument("--threads", action="store_true", help="diagnose in threads of the "
                         "operator's process (operator.worker_processes=false), not worker processes")
+    parser.add_argument("--api", choices=("process", "inline"), default="process",
+                        help="kmock's emulator in a process of its own (its CPU measured apart, as "
+                        "a real API server's would be) or in this process, sharing its GIL")
     parser.add_argument("--engine", choices=ENGINES, help="one pass in this process (default: each "
                         "engine in a fresh process)")
     args = parser.parse_args()
     if args.engine:
-        asyncio.run(one_pass(args.engine, args.count, args.concurrency, not args.threads))
+        asyncio.run(one_pass(args.engine, args.count, args.concurrency, not args.threads,
+                             args.api == "process"))
         return
     for engine in ENGINES:
         subprocess.run([sys.executable, __file__, "--engine", engine, "--count", str(args.count),
-                        "--concurrency", str(args.concurrency), *(["--threads"] if args.threads else [])],
-                       check=True)
+                        "--concurrency", str(args.concurrency), "--api", args.api,
+                        *(["--threads"] if args.threads else [])], check=True)
 
 
 if __name__ == "__main__":

@@ -237,7 +237,8 @@ def main() -> None:
     api = multiprocessing.Process(target=_api, args=(send, stop_api), daemon=True)
     api.start()
     api_url = receive.recv()
-    child = multiprocessing.Process(target=_operator, args=(api_url, http_port, liveness_port, stop), daemon=True)
+    # Not a daemon: a daemonic process may not start the diagnoses' worker processes.
+    child = multiprocessing.Process(target=_operator, args=(api_url, http_port, liveness_port, stop))
     child.start()
     _wait_for(liveness_port)
     _wait_for(http_port)

@@ -8,6 +8,7 @@ with the operator, and the Kubernetes API client it opened is closed when it sto
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -85,7 +86,8 @@ def register(registry: kopf.OperatorRegistry, settings: Settings, open_store: ru
         settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=KOPF_PREFIX)
         settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=KOPF_PREFIX)
         await server.start()
-        await workers.start()  # worker processes up before the first incident, not with it
+        # Worker processes and the API client up before the first incident, not with it.
+        await asyncio.gather(workers.start(), asyncio.to_thread(api.connect))
 
     async def stop() -> None:
         await server.stop()

@@ -112,9 +112,9 @@ class SameEvidence:
 class Cluster:
     """The running emulator and operator, seen through the Kubernetes API as a client sees it."""
 
-    def __init__(self, api: Emulator, session: aiohttp.ClientSession) -> None:
-        self.api = api
-        self.url = str(api.url).rstrip("/")
+    def __init__(self, url: str, session: aiohttp.ClientSession, api: Emulator | None = None) -> None:
+        self.api = api  # None when the emulator serves from another process
+        self.url = url.rstrip("/")
         self._session = session
         #: name → monotonic time the watch first saw each phase of it.
         self.reached: dict[str, dict[str, float]] = {}
@@ -232,14 +232,38 @@ def _now() -> str:
 
 
 @contextlib.asynccontextmanager
+async def emulator() -> AsyncIterator[Emulator]:
+    """kmock's emulator serving the bundled resources and FailureIncidents on 127.0.0.1."""
+    async with Emulator() as api, kmock.Server(api):
+        with warnings.catch_warnings():  # kmock 0.8 reads its bundle with a deprecated call
+            warnings.simplefilter("ignore", DeprecationWarning)
+            api.resources.load_bundled()
+        api.resources[RESOURCE] = resource_info()
+        yield api
+
+
+def serve_emulator(ready: Any, stop: Any) -> None:
+    """The emulator in a process of its own (its work measured apart, as a real API server's
+    would be): its URL sent on the pipe end ``ready``; served until the event ``stop`` is set."""
+    async def serve() -> None:
+        async with emulator() as api:
+            ready.send(str(api.url))
+            while not stop.is_set():
+                await asyncio.sleep(0.1)
+
+    asyncio.run(serve())
+
+
+@contextlib.asynccontextmanager
 async def sandbox(settings: Settings, open_store: StoreFactory, quiet: bool = True,
-                  processes: bool = False) -> AsyncIterator[Cluster]:
+                  processes: bool = False, api_url: str | None = None) -> AsyncIterator[Cluster]:
     """kmock's Kubernetes API on 127.0.0.1 with the real operator running against it.
 
     Yields once the operator watches FailureIncidents; on exit the operator task is cancelled and
     the server stopped. ``quiet`` keeps kopf's own log lines below WARNING out of the output.
     Diagnoses run in threads of this process unless ``processes`` (then ``open_store`` must
     pickle, e.g. ``SameEvidence``): the demo's and the tests' factories are closures.
+    ``api_url`` is an emulator serving elsewhere (``serve_emulator``); else one runs here.
     """
     kopf_logger = logging.getLogger("kopf")
     level = kopf_logger.level
@@ -249,12 +273,10 @@ async def sandbox(settings: Settings, open_store: StoreFactory, quiet: bool = Tr
     settings = settings.model_copy(
         update={"operator": settings.operator.model_copy(update={"http_port": 0})})
     registry = kopf.OperatorRegistry()
-    async with Emulator() as api, kmock.Server(api):
-        with warnings.catch_warnings():  # kmock 0.8 reads its bundle with a deprecated call
-            warnings.simplefilter("ignore", DeprecationWarning)
-            api.resources.load_bundled()
-        api.resources[RESOURCE] = resource_info()
-        url = str(api.url)
+    async with contextlib.AsyncExitStack() as stack:
+        # (An emulator is falsy while it keeps no request: compare with None.)
+        api = None if api_url else await stack.enter_async_context(emulator())
+        url = str(api.url) if api is not None else str(api_url)
 
         @kopf.on.login(registry=registry)
         def login(**_: Any) -> kopf.ConnectionInfo:
@@ -262,13 +284,16 @@ async def sandbox(settings: Settings, open_store: StoreFactory, quiet: bool = Tr
 
         registered = register(registry, settings, open_store, api=IncidentApi(host=url),
                               processes=processes)
+        ready = asyncio.Event()
         operator = asyncio.create_task(
-            kopf.operator(registry=registry, clusterwide=True, standalone=True), name="sandbox-operator")
+            kopf.operator(registry=registry, clusterwide=True, standalone=True, ready_flag=ready),
+            name="sandbox-operator")
         async with aiohttp.ClientSession() as session:
-            cluster = Cluster(api, session)
+            cluster = Cluster(url, session, api)
             watch: asyncio.Task[None] | None = None
             try:
-                await _started(api, operator)  # before our own watch, which would also set it
+                # Before our own watch, which would also count as one.
+                await _started(lambda: api.watched(PLURAL) if api is not None else ready.is_set(), operator)
                 watch = asyncio.create_task(cluster.watch(), name="sandbox-watch")
                 await asyncio.wait_for(cluster.watched.wait(), STARTUP_TIMEOUT_S)
                 yield cluster
@@ -282,10 +307,11 @@ async def sandbox(settings: Settings, open_store: StoreFactory, quiet: bool = Tr
                 kopf_logger.setLevel(level)
 
 
-async def _started(api: Emulator, operator: asyncio.Task[None]) -> None:
-    """Wait until kopf watches FailureIncidents; raise at once if the operator died."""
+async def _started(watching: Callable[[], bool], operator: asyncio.Task[None]) -> None:
+    """Wait until kopf watches FailureIncidents (``watching``: the emulator here saw its watch,
+    or kopf said it is ready); raise at once if the operator died."""
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while not api.watched(PLURAL):
+    while not watching():
         if operator.done():
             operator.result()  # re-raises what stopped it
             raise RuntimeError("the operator stopped before it watched any incident")

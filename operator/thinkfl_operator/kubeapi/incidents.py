@@ -36,6 +36,11 @@ class IncidentApi:
     def _core(self) -> kubernetes.client.CoreV1Api:
         return kubernetes.client.CoreV1Api(self._objects().api_client)
 
+    def connect(self) -> None:
+        """Make the clients now (blocking: call it from a thread), not with the first incident,
+        whose answer the first ``CoreV1Api`` would delay by a second of imports."""
+        self._core()
+
     async def save_record(self, meta: Mapping[str, Any], text: str) -> str:
         """The record ``text`` in the incident's ConfigMap (created or replaced); its name.
         ``BackendError`` when it could not be written."""

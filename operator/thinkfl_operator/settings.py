@@ -119,6 +119,7 @@ class OperatorSettings(BaseModel):
     namespaces: list[str] = Field(default_factory=list, description="Namespaces watched (JSON list); empty = the whole cluster.")
     concurrency: int = Field(4, ge=1, le=64, description="Incidents diagnosed at the same time.")
     worker_processes: bool = Field(True, description="Diagnose in `concurrency` worker processes, so that the engine's CPU work never holds the GIL the operator's event loop (watch, status patches, liveness probe) needs; false = threads in the operator's process (less memory).")
+    worker_nice: int = Field(10, ge=0, le=19, description="Niceness of the worker processes: when the CPUs are short, the kernel runs the operator's own process (kopf's event loop, the webhook, the liveness probe) first; 0 = the same priority.")
     retries: int = Field(5, ge=0, le=100, description="Retries of an incident whose backend or LLM is unreachable (retries + 1 tries) before it is marked Failed.")
     retry_delay_s: float = Field(30.0, ge=0, description="Delay before the first retry; doubles each time (capped at 10 min).")
     deadline_s: float = Field(300.0, gt=0, description="Wall-clock budget of one diagnosis.")

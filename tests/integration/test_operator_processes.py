@@ -31,18 +31,24 @@ SPEC = {"service": "frontend", "time": T}
 
 
 class Recorded:
-    """The incident's evidence; the id of each process that opened a store, one line each."""
+    """The incident's evidence; the id and niceness of each process that opened a store, one
+    line each."""
 
     def __init__(self, log: Path) -> None:
         self.log = log
 
     def __call__(self, incident: Incident, settings: Settings) -> Store:
         with self.log.open("a") as out:
-            out.write(f"{os.getpid()}\n")
+            out.write(f"{os.getpid()} {os.nice(0)}\n")
         return INCIDENT.store()
 
+    def lines(self) -> list[tuple[int, int]]:
+        if not self.log.exists():
+            return []
+        return [(int(pid), int(nice)) for pid, nice in map(str.split, self.log.read_text().splitlines())]
+
     def pids(self) -> list[int]:
-        return [int(line) for line in self.log.read_text().split()] if self.log.exists() else []
+        return [pid for pid, _ in self.lines()]
 
 
 class KillsItsWorkerOnce(Recorded):
@@ -97,6 +103,8 @@ async def test_incidents_are_diagnosed_in_worker_processes(tmp_path: Path) -> No
     assert [e["reason"] for e in events] == ["Started", "Diagnosed"]
     pids = factory.pids()
     assert len(pids) == 2 and os.getpid() not in pids
+    # Niced (operator.worker_nice, 10 by default) below this process.
+    assert {nice for _, nice in factory.lines()} == {os.nice(0) + 10}
 
 
 @pytest.mark.asyncio

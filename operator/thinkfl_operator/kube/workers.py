@@ -7,7 +7,9 @@ object as a dict, and the try) and gets the outcome back (``runner.Outcome``). T
 forked from a server process that imported the diagnosis code once (``forkserver``), so a new
 worker starts in milliseconds and shares those pages; each one opens the clients its diagnoses
 share once (the LLM endpoint's). What crosses to a worker must pickle: the settings and the store
-factory (once per worker), the incident and the try (per diagnosis).
+factory (once per worker), the incident and the try (per diagnosis). The workers run niced
+(``operator.worker_nice``): when the CPUs are short, the kernel serves the operator's own process
+first, so a liveness probe is answered while four diagnoses run (``bench/webhook_flood.py``).
 
 Threads (``processes=False``) keep everything in the operator's process, for store factories
 that cannot cross (a closure, a test's counting fake): the in-process sandbox and the tests.
@@ -73,9 +75,12 @@ _IN_WORKER: Diagnoser | None = None
 
 def _start(settings: Settings, open_store: runner.StoreFactory) -> None:
     """A worker process starts: logs like the operator's, Ctrl-C left to the operator (which
-    terminates its workers), its own LLM client for every diagnosis it runs."""
+    terminates its workers), niceness ``operator.worker_nice``, its own LLM client for every
+    diagnosis it runs."""
     global _IN_WORKER
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if settings.operator.worker_nice:  # the operator's own process gets the CPU first
+        os.nice(settings.operator.worker_nice)
     configure_logging(settings.log_level, settings.log_format)
     provider = configure_tracing()  # the diagnoses' spans are made here, in the worker
     if provider is not None:  # a worker process runs no atexit: flush its last spans as it ends

@@ -16,8 +16,8 @@ redis-cart under the injected cartservice, so its top cause is not the model's).
 Printed besides the times: the CPU each part used per incident under the load (this process:
 kopf, the handlers, this script's client and watch, the replay server; the worker processes;
 kmock's process), which does not depend on how busy the machine is, and the load average,
-which says how much of the machine the run had. RSS is this process's and the workers' (kmock
-keeps every request and every object version: its growth is not counted). Usage:
+which says how much of the machine the run had. Memory: this process's RSS, the workers' PSS
+(kmock keeps every request and every object version: its growth is not counted). Usage:
     python bench/operator_throughput.py [--count 200] [--concurrency 4] [--engine heuristic|thinkfl]
                                         [--threads] [--api process|inline]
 """
@@ -119,11 +119,13 @@ def worker_pids(api_pid: int) -> set[int]:
     return descendants(os.getpid()) - {api_pid} - (descendants(api_pid) if api_pid else set())
 
 
-def rss_mib(pid: int) -> float:
+def pss_mib(pid: int) -> float:
+    """The proportional set size of ``pid``: pages it shares (with the server the workers are
+    forked from, with each other) split among the sharers."""
     with contextlib.suppress(OSError):
-        status = Path(f"/proc/{pid}/status").read_text()
-        for line in status.splitlines():
-            if line.startswith("VmRSS:"):
+        rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+        for line in rollup.splitlines():
+            if line.startswith("Pss:"):
                 return int(line.split()[1]) / 1024
     return 0.0
 
@@ -158,16 +160,16 @@ async def one_pass(engine: str, count: int, concurrency: int, processes: bool, a
             objects = await asyncio.gather(*(cluster.wait(n, timeout_s=600) for n in names))
             done = time.monotonic()
             cpu = {k: v - cpu[k] for k, v in cpu_split(api_pid).items()}
-            workers_rss = sum(rss_mib(p) for p in worker_pids(api_pid))
+            workers_pss = sum(pss_mib(p) for p in worker_pids(api_pid)) if processes else 0.0
             sampler.cancel()
             peak = memory_mib()
             asked = len(server.requests) - asked if server else 0
     _report(engine, count, concurrency, processes, cluster.reached, created, objects, started, done, alone,
-            idle, max(samples, default=peak["VmRSS"]), peak["VmHWM"], asked, not apart, workers_rss)
-    where = "operator process (kopf, this script's client)" + ("" if apart else " with kmock in it")
-    print(f"  CPU per incident under load: {where} {cpu['operator'] / count * 1000:.0f} ms, "
-          f"diagnoses ({'worker processes' if processes else 'in the operator process'}) "
-          f"{cpu['workers'] / count * 1000:.0f} ms"
+            idle, max(samples, default=peak["VmRSS"]), peak["VmHWM"], asked, not apart, workers_pss)
+    where = "operator process (kopf, this script's client" + ("" if apart else ", kmock") + \
+        ("" if processes else ", the diagnoses' threads") + ")"
+    print(f"  CPU per incident under load: {where} {cpu['operator'] / count * 1000:.0f} ms"
+          + (f", diagnoses (worker processes) {cpu['workers'] / count * 1000:.0f} ms" if processes else "")
           + (f", kmock's emulator (own process) {cpu['emulator'] / count * 1000:.0f} ms" if apart else "")
           + f"; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs", flush=True)
 
@@ -181,7 +183,7 @@ async def _sample(into: list[float]) -> None:
 def _report(engine: str, count: int, concurrency: int, processes: bool, reached: dict[str, dict[str, float]],
             created: dict[str, float], objects: list[dict[str, Any]], started: float, done: float,
             alone: float, idle: float, load_rss: float, hwm: float, asked: int, inline: bool,
-            workers_rss: float) -> None:
+            workers_pss: float) -> None:
     statuses = [o.get("status") or {} for o in objects]
     latencies = [reached[n]["Diagnosed"] - t for n, t in created.items() if "Diagnosed" in reached[n]]
     diagnosed = len(latencies)
@@ -201,9 +203,9 @@ def _report(engine: str, count: int, concurrency: int, processes: bool, reached:
               f"(one incident alone on the idle operator, before the load: {alone * 1000:.0f} ms)")
     print(f"  RSS of this process (the operator{', kmock' if inline else ''}"
           f"{' and the replay server' if asked else ''}): idle {idle:.0f} MiB after startup, peak under "
-          f"load {load_rss:.0f} MiB (VmHWM {hwm:.0f} MiB); worker processes: {workers_rss:.0f} MiB "
-          f"together after the load (pages they share with the server they were forked from "
-          f"counted in each)", flush=True)
+          f"load {load_rss:.0f} MiB (VmHWM {hwm:.0f} MiB)"
+          + (f"; worker processes and their fork server: PSS {workers_pss:.0f} MiB together after the "
+             f"load" if processes else ""), flush=True)
 
 
 def _counts(counter: Counter[str]) -> str:

@@ -10,6 +10,7 @@ import pytest
 
 from tests.fakes.trace_api import TraceApiServer
 from thinkfl_operator.settings import PrometheusSettings, TracesSettings
+from thinkfl_operator.telemetry.jaeger import JaegerClient
 from thinkfl_operator.telemetry.live import LiveStore, open_live
 
 T0 = 1_700_000_000.0  # the incident
@@ -109,3 +110,28 @@ def test_tempo_searches_the_newest_traces_and_fetches_no_more_than_its_budget(bu
     assert spans["trace_id"].nunique() == len(fetched)
     assert any("traces found but not fetched past the request budget" in n
                for n in store.quality.notes())
+
+
+def test_a_trace_held_already_is_not_decoded_again_from_a_later_search() -> None:
+    """A long trace comes back in every slice it spans: it is read once, whole."""
+    frame = _traces()
+    long_id = f"{9999:032x}"
+    rows = [_span(long_id, f"{1:016x}", "", "gateway", T0 - 1700)]
+    rows += [_span(long_id, f"{k + 2:016x}", f"{1:016x}", "orders", T0 - 1700 + 60 * k)
+             for k in range(56)]
+    frame = pd.concat([frame, pd.DataFrame(rows)], ignore_index=True)
+    with TraceApiServer(frame, flavor="jaeger") as server:
+        store = _store(server, "jaeger")
+        spans = store.spans_between(int((T0 - 1800) * 1e6), int((T0 + 1800) * 1e6)).frame
+    assert (spans["trace_id"] == long_id).sum() == 57
+
+
+@pytest.mark.parametrize("api", ["v1", "v3"])
+def test_a_search_leaves_out_the_traces_it_is_told_are_held(api: str) -> None:
+    with TraceApiServer(_traces(), flavor="jaeger") as server:
+        client = JaegerClient(server.url, api=api)
+        every = client.search_frame("gateway", T0 - 100, T0 + 100, 50)
+        held = set(every["trace_id"].unique()[:3])
+        rest = client.search_frame("gateway", T0 - 100, T0 + 100, 50, skip=held)
+    assert set(rest["trace_id"]) == set(every["trace_id"]) - held
+    assert len(rest) == len(every) - 3 * 3  # each of these traces has three spans

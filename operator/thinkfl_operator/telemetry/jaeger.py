@@ -16,7 +16,7 @@ spans whose parent is missing are kept as they are; ``clean_spans`` deals with t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Container, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -84,14 +84,17 @@ class JaegerClient(QueryClient):
                 url=self.url, path=exc.path, status=exc.status, detail=exc.detail,
             ) from None
 
-    def search_frame(self, service: str, start_s: float, end_s: float, limit: int = 20) -> pd.DataFrame:
-        """``search`` as one frame (all traces' spans), without splitting it per trace."""
-        frames = self.search(service, start_s, end_s, limit, split=False)
+    def search_frame(self, service: str, start_s: float, end_s: float, limit: int = 20,
+                     skip: Container[str] = ()) -> pd.DataFrame:
+        """``search`` as one frame (all traces' spans), without splitting it per trace; the
+        traces in ``skip`` (held already) are left out before they are decoded."""
+        frames = self.search(service, start_s, end_s, limit, split=False, skip=skip)
         return pd.concat(frames, ignore_index=True) if len(frames) > 1 else (frames[0] if frames else
                                                                              span_frame([]))
 
     def search(
-        self, service: str, start_s: float, end_s: float, limit: int = 20, split: bool = True
+        self, service: str, start_s: float, end_s: float, limit: int = 20, split: bool = True,
+        skip: Container[str] = (),
     ) -> list[pd.DataFrame]:
         """Traces with a span of ``service`` starting in [start_s, end_s] (epoch seconds), one
         frame per trace, at most ``limit`` traces (as Jaeger picks them)."""
@@ -112,8 +115,8 @@ class JaegerClient(QueryClient):
             "query.num_traces": limit,
         }
         return self._first({
-            "v3": lambda: self._search_v3(v3_params, split),
-            "v1": lambda: _v1_search(self.http.get_json("/api/traces", v1_params), split),
+            "v3": lambda: self._search_v3(v3_params, split, skip),
+            "v1": lambda: _v1_search(self.http.get_json("/api/traces", v1_params), split, skip),
         })
 
     def dependencies(self, end_s: float, lookback_s: float) -> list[tuple[str, str, int]]:
@@ -153,7 +156,8 @@ class JaegerClient(QueryClient):
 
     # ------------------------------------------------------------------ internals
 
-    def _search_v3(self, params: Mapping[str, Any], split: bool = True) -> list[pd.DataFrame]:
+    def _search_v3(self, params: Mapping[str, Any], split: bool = True,
+                   skip: Container[str] = ()) -> list[pd.DataFrame]:
         try:
             docs = self.http.get_json_documents("/api/v3/traces", params)
         except NotFound as exc:
@@ -162,7 +166,7 @@ class JaegerClient(QueryClient):
             if self.api == "auto" and self.resolved_api is None:
                 raise  # maybe no api_v3 at all: let v1 answer
             return []
-        frame = v3_frame(docs, self.http)
+        frame = v3_frame(docs, self.http, skip)
         return split_traces(frame) if split else [frame]
 
     def _first(self, calls: Mapping[str, Callable[[], T]]) -> T:
@@ -179,7 +183,8 @@ def _no_traces_found(exc: NotFound) -> bool:
     return "no traces found" in (exc.detail or "").lower()
 
 
-def v3_frame(documents: Sequence[Any], http: HttpBackend | None = None) -> pd.DataFrame:
+def v3_frame(documents: Sequence[Any], http: HttpBackend | None = None,
+             skip: Container[str] = ()) -> pd.DataFrame:
     """Spans of api_v3 answers: one ``{"result": TracesData}`` or a stream of them; an
     ``{"error": {...}}`` document raises (``NotFound`` for 404 / gRPC NOT_FOUND)."""
     rows: list[Row] = []
@@ -187,9 +192,9 @@ def v3_frame(documents: Sequence[Any], http: HttpBackend | None = None) -> pd.Da
         if not isinstance(doc, Mapping):
             continue
         if "result" in doc:
-            rows.extend(otlp_rows(doc["result"] or {}))
+            rows.extend(otlp_rows(doc["result"] or {}, skip))
         elif "resourceSpans" in doc:
-            rows.extend(otlp_rows(doc))
+            rows.extend(otlp_rows(doc, skip))
         elif isinstance(doc.get("error"), Mapping):
             raise _stream_error(doc["error"], http)
     return span_frame(rows)
@@ -228,13 +233,16 @@ def v1_frames(body: Mapping[str, Any] | Sequence[Any]) -> list[pd.DataFrame]:
     return [f for f in frames if not f.empty]
 
 
-def _v1_search(body: Mapping[str, Any] | Sequence[Any], split: bool) -> list[pd.DataFrame]:
+def _v1_search(body: Mapping[str, Any] | Sequence[Any], split: bool,
+               skip: Container[str] = ()) -> list[pd.DataFrame]:
     """A v1 search answer: one frame per trace, or (``split=False``) one frame for the whole
-    answer, decoded in one batch."""
+    answer, decoded in one batch, the traces in ``skip`` left out undecoded."""
     if split:
         return v1_frames(body)
     traces = body.get("data") if isinstance(body, Mapping) else body
-    frame = span_frame(row for t in traces or [] if isinstance(t, Mapping) for row in v1_rows(t))
+    frame = span_frame(row for t in traces or [] if isinstance(t, Mapping)
+                       and not (skip and normalize_trace_id(t.get("traceID")) in skip)
+                       for row in v1_rows(t))
     return [] if frame.empty else [frame]
 
 

@@ -134,13 +134,20 @@ class LiveStore(MemoryStore):
         assert isinstance(self.traces, JaegerClient)
         found: list[pd.DataFrame] = []
         services = self._search_services(found, end_s)
+        # Searches return whole traces, and a long trace comes back in every slice it spans:
+        # a trace held already is left out of later answers before it is decoded.
+        held = set(self._spans["trace_id"].unique()) if not self._spans.empty else set()
+        held |= {t for frame in found for t in frame["trace_id"].unique()}
         capacity = self._left() // max(len(services), 1)
         for lo, hi in by_priority(fit(ordered, self._focus(), capacity), self._focus()):
             if not services or self._left() < len(services):
                 self._skip("trace searches", len(services) or 1)
                 continue
             limit = self.cfg.search_limit if self._near_incident(lo, hi) else self.cfg.baseline_limit
-            found += [self.traces.search_frame(service, lo, hi, limit) for service in services]
+            for service in services:
+                frame = self.traces.search_frame(service, lo, hi, limit, skip=held)
+                held.update(frame["trace_id"].unique())
+                found.append(frame)
             self._searched += [s for s in ordered if lo <= s[0] and s[1] <= hi]
         return found
 

@@ -20,7 +20,7 @@ import base64
 import binascii
 import math
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
@@ -244,8 +244,10 @@ def resource_spans(payload: Mapping[str, Any] | Sequence[Any]) -> list[Mapping[s
     return [b for b in blocks if isinstance(b, Mapping)]
 
 
-def otlp_rows(payload: Mapping[str, Any] | Sequence[Any]) -> Iterator[Row]:
-    """One span frame row per OTLP span, in document order (duplicates kept)."""
+def otlp_rows(payload: Mapping[str, Any] | Sequence[Any],
+              skip: Container[str] = ()) -> Iterator[Row]:
+    """One span frame row per OTLP span, in document order (duplicates kept); spans of the
+    traces in ``skip`` (already held whole) are passed over without being decoded."""
     for block in resource_spans(payload):
         resource = attributes((block.get("resource") or {}).get("attributes"))
         service = text_value(resource.get("service.name"))
@@ -254,6 +256,8 @@ def otlp_rows(payload: Mapping[str, Any] | Sequence[Any]) -> Iterator[Row]:
         for key in _SCOPE_KEYS:
             for scope in block.get(key) or []:
                 for span in (scope or {}).get("spans") or []:
+                    if skip and normalize_trace_id(span.get("traceId")) in skip:
+                        continue
                     yield _row(span, service, pod, node)
 
 

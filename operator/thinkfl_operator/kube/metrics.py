@@ -37,12 +37,12 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from thinkfl_operator.evaluation.scores import RECALL_KS, AccuracyRow, accuracy_table
+from thinkfl_operator.incident_status import PHASES
 from thinkfl_operator.kube.runner import Outcome
 from thinkfl_operator.models import Diagnosis
 
 IncidentKey = tuple[str, str]  # (namespace, name)
 
-PHASES = ("Pending", "Diagnosing", "Diagnosed", "Failed")
 #: From a cached deterministic diagnosis to a long LLM conversation.
 SECONDS_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
 

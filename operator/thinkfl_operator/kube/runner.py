@@ -42,6 +42,7 @@ from thinkfl_operator.incident_status import (
     DIAGNOSED,
     DIAGNOSING,
     PENDING,
+    TERMINAL,
     diagnosed,
     diagnosing,
     failed,
@@ -54,7 +55,6 @@ from thinkfl_operator.telemetry.store import Store
 
 log = structlog.get_logger(__name__)
 
-TERMINAL = ("Diagnosed", "Failed")
 REDIAGNOSE = "thinkfl.dev/rediagnose"
 #: Annotation recording the rediagnose value last handled.
 REDIAGNOSED = "thinkfl.dev/rediagnosed"

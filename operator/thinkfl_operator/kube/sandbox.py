@@ -34,9 +34,10 @@ import aiohttp
 import kmock
 import kopf
 
+from thinkfl_operator.incident_status import TERMINAL
 from thinkfl_operator.kube.crd import resource_info
 from thinkfl_operator.kube.handlers import register
-from thinkfl_operator.kube.runner import TERMINAL, StoreFactory
+from thinkfl_operator.kube.runner import StoreFactory
 from thinkfl_operator.kube.sandbox_api import KubectlEmulator
 from thinkfl_operator.kubeapi.client import GROUP, PLURAL, VERSION
 from thinkfl_operator.kubeapi.incidents import IncidentApi

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections import defaultdict
 from dataclasses import dataclass, field
 
 from thinkfl_operator.engines.heuristic.signals import Shift
@@ -68,10 +67,3 @@ def score_pods(shifts: list[Shift]) -> dict[str, PodEvidence]:
         strengths = sorted((_strength(s) for s in ev.shifts), reverse=True)
         ev.score = strengths[0] + 0.25 * sum(strengths[1:3])
     return by_pod
-
-
-def service_scores(pods: dict[str, PodEvidence]) -> dict[str, float]:
-    best: dict[str, float] = defaultdict(float)
-    for ev in pods.values():
-        best[ev.service] = max(best[ev.service], ev.score + ev.metric_bonus)
-    return dict(best)

@@ -47,7 +47,6 @@ MIN_DROP = 0.3
 MIN_WINDOW = 3
 #: Low-cardinality text columns kept as categories (IDs stay text: encoding them costs more
 #: than the per-incident slices, which are views, ever save).
-TEXT_COLUMNS = ("pod", "service", "node", "operation", "status", "kind", "parent_service")
 #: The columns the shift statistics read (baselines are cut down to these).
 STAT_COLUMNS = ["op_key", "edge_key", "self_us", "gap_us", "duration_us", "child_count", "is_error"]
 MIN_BASELINE = 5

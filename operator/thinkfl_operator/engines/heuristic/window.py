@@ -12,6 +12,7 @@ from thinkfl_operator.engines.heuristic.cache import MeasuredCache
 from thinkfl_operator.engines.heuristic.signals import STAT_COLUMNS, Measured
 from thinkfl_operator.errors import InvalidIncident, NoEvidence
 from thinkfl_operator.models import Incident
+from thinkfl_operator.rfc3339 import human_utc
 from thinkfl_operator.settings import HeuristicSettings
 from thinkfl_operator.telemetry.store import Store
 
@@ -65,14 +66,9 @@ def split(store: Store, incident: Incident, cfg: HeuristicSettings, cache: Measu
     window = frame.iloc[lo:hi]
     if window.empty:
         raise NoEvidence(
-            f"no spans between {_iso(start)} and {_iso(end)} in the {store.name} data"
+            f"no spans between {human_utc(start)} and {human_utc(end)} in the {store.name} data"
         )
     guard = cfg.guard_seconds
     before, after = t.searchsorted(int((start - guard) * 1e6)), t.searchsorted(int((end + guard) * 1e6))
     rows = frame.index.to_numpy()  # positions in measured.frame (the cache gives slices of it)
     return Windows(start, end, anchor, window, np.concatenate([rows[:before], rows[after:]]), measured)
-
-
-def _iso(t: float) -> str:
-    return str(pd.Timestamp(t, unit="s", tz="UTC").strftime("%Y-%m-%d %H:%M:%S UTC"))
-

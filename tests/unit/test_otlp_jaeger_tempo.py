@@ -46,7 +46,7 @@ from thinkfl_operator.telemetry.quality import DataQuality
 from thinkfl_operator.telemetry.spans import COLUMNS, clean_spans
 from thinkfl_operator.telemetry.tempo import (
     TempoClient,
-    search_trace_ids,
+    search_results,
     service_query,
     v2_trace,
 )
@@ -279,7 +279,7 @@ def test_tempo_search_bookinfo_trace_ids() -> None:
 def test_tempo_search_ambient_31_char_trace_id_is_padded() -> None:
     body = load(tempo_file("api_search_traceql_ambient__kiali_responseAmbient.json"))
     assert len(body["traces"][0]["traceID"]) == 31
-    assert search_trace_ids(body) == ["02e299711ce47710289dc6640727404f"]
+    assert [tid for tid, _ in search_results(body)] == ["02e299711ce47710289dc6640727404f"]
 
 
 @pytest.mark.shared_data

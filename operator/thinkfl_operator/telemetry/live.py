@@ -37,7 +37,13 @@ from thinkfl_operator.telemetry.spans import (
 )
 from thinkfl_operator.telemetry.store import MetricFrames
 from thinkfl_operator.telemetry.tempo import TempoClient
-from thinkfl_operator.telemetry.trace_plan import by_priority, entry_services, fit, spread
+from thinkfl_operator.telemetry.trace_plan import (
+    by_priority,
+    entry_services,
+    fit,
+    overlaps,
+    spread,
+)
 
 #: Around the incident time spans are searched in finer slices (seconds).
 FOCUS_BEFORE_S = 60.0
@@ -162,9 +168,8 @@ class LiveStore(MemoryStore):
             edges = self.traces.dependencies(anchor + FOCUS_AFTER_S, POD_HORIZON_S) \
                 if self._left() > 0 else []
             entries = entry_services(edges) or self._probe_roots(found, anchor)
-            cap = max(1, self.cfg.max_requests // 4)
-            self._skip("entry services", len(entries) - cap)
-            self._entries = entries[:cap]
+            self._skip("entry services", len(entries) - self._quarter())
+            self._entries = entries[: self._quarter()]
         return self._entries
 
     def _probe_roots(self, found: list[pd.DataFrame], anchor: float) -> list[str]:
@@ -178,7 +183,7 @@ class LiveStore(MemoryStore):
         lo, hi = self._focus() or (anchor - FOCUS_BEFORE_S, anchor)
         seen: set[str] = set()
         roots: Counter[str] = Counter()
-        probes = max(1, self.cfg.max_requests // 4)
+        probes = self._quarter()
         for service in services:
             if service in seen:
                 continue
@@ -190,7 +195,11 @@ class LiveStore(MemoryStore):
             found.append(frame)
             seen |= {service, *frame["service"].astype(str)}
             roots.update(frame.loc[frame["parent_id"].astype(str) == "", "service"].astype(str))
-        return [s for s, _ in roots.most_common()] or services[: max(1, self.cfg.max_requests // 4)]
+        return [s for s, _ in roots.most_common()] or services[: self._quarter()]
+
+    def _quarter(self) -> int:
+        """Most entry services searched, and most probes to find them: a quarter of the budget."""
+        return max(1, self.cfg.max_requests // 4)
 
     def _search_tempo(self, ordered: list[tuple[float, float]]) -> list[pd.DataFrame]:
         """One TraceQL search for the focus window and one each for the baseline before and
@@ -201,7 +210,10 @@ class LiveStore(MemoryStore):
         focus = self._focus()
         groups: dict[str, list[tuple[float, float]]] = {}
         for lo, hi in ordered:
-            side = "near" if self._near_incident(lo, hi) else ("before" if focus is None or hi <= focus[0] else "after")
+            if focus is None or overlaps((lo, hi), focus):
+                side = "near"
+            else:
+                side = "before" if hi <= focus[0] else "after"
             groups.setdefault(side, []).append((lo, hi))
         near: list[tuple[float, str]] = []
         far: list[tuple[float, str]] = []
@@ -223,9 +235,8 @@ class LiveStore(MemoryStore):
         return [self._fetch(trace_id) for trace_id in chosen]
 
     def _near_incident(self, start_s: float, end_s: float) -> bool:
-        if self.around_s is None:
-            return True
-        return end_s > self.around_s - FOCUS_BEFORE_S and start_s < self.around_s + FOCUS_AFTER_S
+        focus = self._focus()
+        return focus is None or overlaps((start_s, end_s), focus)
 
     def _fetch(self, trace_id: str) -> pd.DataFrame:
         assert isinstance(self.traces, TempoClient)

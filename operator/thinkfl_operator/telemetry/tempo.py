@@ -113,11 +113,6 @@ def service_query(service: str | None) -> str:
     return f'{{ resource.service.name = "{escaped}" }}'
 
 
-def search_trace_ids(body: Any) -> list[str]:
-    """``traces[].traceID`` of a ``/api/search`` answer, padded to 32 hex, without repeats."""
-    return [tid for tid, _ in search_results(body)]
-
-
 def search_results(body: Any) -> list[tuple[str, float]]:
     """(trace ID padded to 32 hex, start in epoch seconds or NaN) of a ``/api/search`` answer,
     without repeats, in the answer's order."""
@@ -127,9 +122,10 @@ def search_results(body: Any) -> list[tuple[str, float]]:
             continue
         tid = normalize_trace_id(trace.get("traceID") or trace.get("traceId"))
         if tid and tid not in found:
-            found[tid] = int_value(trace.get("startTimeUnixNano"), -1) / 1e9 \
-                if trace.get("startTimeUnixNano") not in (None, "") else math.nan
-    return [(tid, start if start >= 0 else math.nan) for tid, start in found.items()]
+            raw = trace.get("startTimeUnixNano")
+            ns = int_value(raw, -1) if raw not in (None, "") else -1
+            found[tid] = ns / 1e9 if ns >= 0 else math.nan
+    return list(found.items())
 
 
 def _mapping(body: Any) -> Mapping[str, Any]:

@@ -22,6 +22,11 @@ from collections.abc import Iterable, Sequence
 Slice = tuple[float, float]
 
 
+def overlaps(s: Slice, focus: Slice) -> bool:
+    """Whether the slice and the focus window share time."""
+    return s[1] > focus[0] and s[0] < focus[1]
+
+
 def by_priority(slices: Iterable[Slice], focus: Slice | None) -> list[Slice]:
     """Slices overlapping ``focus`` first (nearest its start first), then the others by their
     distance from it; without a focus, the latest first."""
@@ -31,7 +36,7 @@ def by_priority(slices: Iterable[Slice], focus: Slice | None) -> list[Slice]:
     lo, hi = focus
 
     def key(s: Slice) -> tuple[int, float]:
-        inside = s[1] > lo and s[0] < hi
+        inside = overlaps(s, focus)
         distance = abs(s[0] - lo) if inside else min(abs(s[0] - hi), abs(s[1] - lo))
         return (0 if inside else 1, distance)
 
@@ -45,7 +50,7 @@ def fit(slices: Iterable[Slice], focus: Slice | None, capacity: int) -> list[Sli
     items = sorted(slices)
 
     def inside(s: Slice) -> bool:
-        return focus is not None and s[1] > focus[0] and s[0] < focus[1]
+        return focus is not None and overlaps(s, focus)
 
     while len(items) > max(capacity, 1):
         pairs = [(items[i + 1][1] - items[i][0], i) for i in range(len(items) - 1)

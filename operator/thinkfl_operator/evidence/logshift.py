@@ -203,23 +203,29 @@ def _tally(columns: dict[str, pd.Series], in_window: np.ndarray, n: np.ndarray) 
     the cached lines carry categorical columns, whose codes are free)."""
     if len(n) == 0:
         return pd.DataFrame()
-    key = np.zeros(len(n), dtype="int64")
+    inverse, frame = _distinct_rows(columns)
+    window = np.bincount(inverse, weights=n * in_window, minlength=len(frame))
+    history = np.bincount(inverse, weights=n * ~in_window, minlength=len(frame))
+    frame["history"], frame["window"] = history.astype("int64"), window.astype("int64")
+    return frame.sort_values(list(columns), kind="stable", ignore_index=True)
+
+
+def _distinct_rows(columns: Mapping[str, pd.Series]) -> tuple[np.ndarray, pd.DataFrame]:
+    """Each row's number among the distinct rows of ``columns`` (their integer codes combined
+    into one key), and those distinct rows in key order."""
+    key = np.zeros(len(next(iter(columns.values()))), dtype="int64")
     uniques = []
     for series in columns.values():
         codes, values = codes_of(series)
         key = key * max(len(values), 1) + codes
         uniques.append(values)
     distinct, inverse = np.unique(key, return_inverse=True)
-    window = np.bincount(inverse, weights=n * in_window, minlength=len(distinct))
-    history = np.bincount(inverse, weights=n * ~in_window, minlength=len(distinct))
     out: dict[str, np.ndarray] = {}
     rest = distinct
     for name, values in reversed(list(zip(columns, uniques, strict=True))):
         rest, code = np.divmod(rest, max(len(values), 1))
         out[name] = values[code]
-    frame = pd.DataFrame({name: out[name] for name in columns})
-    frame["history"], frame["window"] = history.astype("int64"), window.astype("int64")
-    return frame.sort_values(list(columns), kind="stable", ignore_index=True)
+    return inverse.reshape(-1), pd.DataFrame({name: out[name] for name in columns})
 
 
 #: The columns a line is counted by, in the order ``_tally`` sorts them.
@@ -255,23 +261,11 @@ def line_keys(lines: pd.DataFrame) -> LineKeys:
     """``LineKeys`` of lines with ``KEY_COLUMNS`` (templated and levelled)."""
     if lines.empty:
         return LineKeys(np.zeros(0, dtype="int64"), pd.DataFrame({c: [] for c in KEY_COLUMNS}))
-    key = np.zeros(len(lines), dtype="int64")
-    uniques = []
-    for name in KEY_COLUMNS:
-        codes, values = codes_of(lines[name])
-        key = key * max(len(values), 1) + codes
-        uniques.append(values)
-    distinct, inverse = np.unique(key, return_inverse=True)
-    out: dict[str, np.ndarray] = {}
-    rest = distinct
-    for name, values in reversed(list(zip(KEY_COLUMNS, uniques, strict=True))):
-        rest, code = np.divmod(rest, max(len(values), 1))
-        out[name] = values[code]
-    table = pd.DataFrame({name: out[name] for name in KEY_COLUMNS})
+    inverse, table = _distinct_rows({name: lines[name] for name in KEY_COLUMNS})
     order = table.sort_values(list(KEY_COLUMNS), kind="stable").index.to_numpy()
     rank = np.empty(len(order), dtype="int64")
     rank[order] = np.arange(len(order))
-    return LineKeys(rank[inverse.reshape(-1)], table.iloc[order].reset_index(drop=True))
+    return LineKeys(rank[inverse], table.iloc[order].reset_index(drop=True))
 
 
 def _period(t: np.ndarray, window: tuple[float, float], history: tuple[float, float]) -> np.ndarray:

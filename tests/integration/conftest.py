@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import socket
-import warnings
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import aiohttp
-import kmock
 import pytest
 import pytest_asyncio
 
 from tests.fakes.prometheus_server import RealPrometheus, nezha_to_openmetrics, require_binaries
 from tests.shared import shared_path
-from thinkfl_operator.kube.sandbox import RESOURCE, Emulator, resource_info
+from thinkfl_operator.kube.sandbox import Emulator, emulator
 
 #: The TrainTicket day whose metrics are backfilled into ``prometheus_nezha_tt``.
 NEZHA_TT_DAY = ("datasets", "nezha", "rca_data", "2023-01-30")
@@ -42,12 +40,8 @@ class Recording(Emulator):
 @pytest_asyncio.fixture
 async def api() -> AsyncIterator[Any]:
     """A Kubernetes API on 127.0.0.1 that knows FailureIncidents (and the built-in kinds)."""
-    async with Recording() as emulator, kmock.Server(emulator):
-        with warnings.catch_warnings():  # kmock 0.8 reads its bundle with a deprecated call
-            warnings.simplefilter("ignore", DeprecationWarning)
-            emulator.resources.load_bundled()
-        emulator.resources[RESOURCE] = resource_info()
-        yield emulator
+    async with emulator(Recording) as served:
+        yield served
 
 
 def free_port() -> int:

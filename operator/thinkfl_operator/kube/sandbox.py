@@ -34,6 +34,7 @@ import aiohttp
 import kmock
 import kopf
 
+from thinkfl_operator import rfc3339
 from thinkfl_operator.incident_status import TERMINAL
 from thinkfl_operator.kube.crd import resource_info
 from thinkfl_operator.kube.handlers import register
@@ -84,7 +85,7 @@ class Emulator(KubectlEmulator):
             if not meta.get("name") and meta.get("generateName"):
                 meta["name"] = meta["generateName"] + uuid.uuid4().hex[:5]
             meta.setdefault("uid", str(uuid.uuid4()))
-            meta.setdefault("creationTimestamp", _now())
+            meta.setdefault("creationTimestamp", rfc3339.format_utc(datetime.now(UTC)))
         self._serving.add(id(request))
         if not self.keep_requests:
             self._requests[:] = [r for r in self._requests if id(r) in self._serving]
@@ -228,14 +229,11 @@ class Cluster:
                 self._changed.notify_all()
 
 
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 @contextlib.asynccontextmanager
-async def emulator() -> AsyncIterator[Emulator]:
-    """kmock's emulator serving the bundled resources and FailureIncidents on 127.0.0.1."""
-    async with Emulator() as api, kmock.Server(api):
+async def emulator(kind: type[Emulator] = Emulator) -> AsyncIterator[Emulator]:
+    """kmock's emulator (``kind``: Emulator or a subclass) serving the bundled resources and
+    FailureIncidents on 127.0.0.1."""
+    async with kind() as api, kmock.Server(api):
         with warnings.catch_warnings():  # kmock 0.8 reads its bundle with a deprecated call
             warnings.simplefilter("ignore", DeprecationWarning)
             api.resources.load_bundled()

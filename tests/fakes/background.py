@@ -8,6 +8,7 @@ server stops, so shutdown is fast.
 from __future__ import annotations
 
 import asyncio
+import http.server
 import multiprocessing as mp
 import socket
 import threading
@@ -181,6 +182,21 @@ class FaultyServer(BackgroundServer):
                         fault.times -= 1
                     return fault
         return None
+
+
+@contextmanager
+def threaded_http(handler: type[http.server.BaseHTTPRequestHandler],
+                  poll_s: float = 0.5) -> Iterator[str]:
+    """The standard library's threading HTTP server with ``handler`` on 127.0.0.1 (a port the
+    OS picks), for stand-ins that speak plain HTTP: its base URL while the block runs."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, args=(poll_s,), daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 @contextmanager

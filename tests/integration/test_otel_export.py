@@ -21,6 +21,8 @@ from typing import Any
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from tests.fakes.background import threaded_http
+
 
 @dataclass
 class Received:
@@ -68,14 +70,8 @@ def receiver() -> Iterator[tuple[str, Received]]:
         def log_message(self, *_: Any) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", received
-    finally:
-        server.shutdown()
-        server.server_close()
+    with threaded_http(Handler) as url:
+        yield url, received
 
 
 def _env(endpoint: str, **more: str) -> dict[str, str]:

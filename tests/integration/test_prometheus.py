@@ -11,13 +11,13 @@ from __future__ import annotations
 import http.server
 import json
 import socket
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tests.fakes.background import threaded_http
 from tests.fakes.prometheus_server import RealPrometheus, metric_pods, synthetic_nodes
 from tests.integration.conftest import NEZHA_TT_DAY
 from tests.shared import shared_path
@@ -294,14 +294,8 @@ class _Stub(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def stub() -> Iterator[tuple[str, type[_Stub]]]:
     handler = type("Stub", (_Stub,), {"failures": 0, "seen": 0})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", handler
-    finally:
-        server.shutdown()
-        server.server_close()
+    with threaded_http(handler, poll_s=0.05) as url:
+        yield url, handler
 
 
 def test_5xx_is_retried_then_succeeds(stub: tuple[str, type[_Stub]]) -> None:

@@ -58,9 +58,11 @@ def remaining() -> float | None:
 
 
 def check(doing: str) -> None:
-    """``DeadlineExceeded`` naming ``doing`` (e.g. "asking Jaeger") once the budget is spent."""
+    """``DeadlineExceeded`` naming ``doing`` (e.g. "asking Jaeger") once the budget is spent,
+    or has less left than ``MIN_TIMEOUT_S``: a request begun then would be given that much
+    (``timeout``) and outlast the budget."""
     budget = _CURRENT.get()
-    if budget is not None and time.monotonic() >= budget.ends:
+    if budget is not None and time.monotonic() + MIN_TIMEOUT_S > budget.ends:
         raise DeadlineExceeded(f"the diagnosis ran out of its {budget.seconds:g} s budget "
                                f"({doing})")
 

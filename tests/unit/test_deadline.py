@@ -28,6 +28,12 @@ def test_a_spent_budget_raises_naming_what_it_waited_for() -> None:
     deadline.check("after the block")
 
 
+def test_no_request_begins_with_less_left_than_the_shortest_timeout() -> None:
+    with deadline.within(deadline.MIN_TIMEOUT_S * 0.8), \
+            pytest.raises(DeadlineExceeded, match=r"budget \(asking Loki\)"):
+        deadline.check("asking Loki")
+
+
 def test_an_inner_budget_cannot_outlast_the_outer_one() -> None:
     with deadline.within(1.0):
         outer = deadline.ends()

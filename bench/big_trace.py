@@ -47,7 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.fakes.background import in_own_process
 from tests.fakes.trace_api import TraceApiServer, frame_to_jaeger_v1, frame_to_otlp
 
-from thinkfl_operator.settings import OperatorSettings
+from thinkfl_operator.config.settings import OperatorSettings
 
 SERVICES = 100
 FANOUT = 10

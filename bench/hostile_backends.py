@@ -28,9 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.fakes.hostile import HostileServer
 
-from thinkfl_operator import deadline
+from thinkfl_operator.config.settings import LLMSettings
+from thinkfl_operator.core import deadline
 from thinkfl_operator.engines.thinkfl.client import ChatClient
-from thinkfl_operator.settings import LLMSettings
 from thinkfl_operator.telemetry.http import HttpBackend
 from thinkfl_operator.telemetry.prometheus import PrometheusMetrics
 

@@ -30,10 +30,15 @@ from tests.fakes.background import Fault, in_own_process
 from tests.fakes.prometheus_server import RealPrometheus, nezha_to_openmetrics
 from tests.fakes.trace_api import TraceApiServer
 
+from thinkfl_operator.config.settings import (
+    LogsSettings,
+    PrometheusSettings,
+    Settings,
+    TracesSettings,
+)
+from thinkfl_operator.core.models import Incident
 from thinkfl_operator.engines.heuristic.engine import HeuristicEngine
 from thinkfl_operator.evaluation.labels import read_faults
-from thinkfl_operator.models import Incident
-from thinkfl_operator.settings import LogsSettings, PrometheusSettings, Settings, TracesSettings
 from thinkfl_operator.telemetry.jaeger import JaegerClient
 from thinkfl_operator.telemetry.live import open_live
 from thinkfl_operator.telemetry.nezha import NezhaStore

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.fakes.background import in_own_process
 from tests.fakes.loki_api import LokiApiServer
 
-from thinkfl_operator.settings import LogsSettings
+from thinkfl_operator.config.settings import LogsSettings
 from thinkfl_operator.telemetry.loglines import covered_seconds
 from thinkfl_operator.telemetry.loki import LokiLogs
 from thinkfl_operator.telemetry.naming import service_of_pod

@@ -19,10 +19,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.fakes.openai_replay import ReplayServer
 from tests.fakes.thinkfl_policy import WalkPolicy
 
-from thinkfl_operator.diagnosis import make_engine
+from thinkfl_operator.config.settings import Settings
+from thinkfl_operator.core.models import Incident
+from thinkfl_operator.engines.diagnose import make_engine
 from thinkfl_operator.evaluation.labels import read_faults
-from thinkfl_operator.models import Incident
-from thinkfl_operator.settings import Settings
 from thinkfl_operator.telemetry.open import open_dataset
 
 

@@ -42,9 +42,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.fakes.openai_replay import ReplayServer
 from tests.fakes.thinkfl_policy import WalkPolicy
 
+from thinkfl_operator.config.settings import OperatorSettings, Settings
+from thinkfl_operator.demo.synthetic import generate
 from thinkfl_operator.kube.sandbox import SameEvidence, sandbox, serve_emulator
-from thinkfl_operator.settings import OperatorSettings, Settings
-from thinkfl_operator.synthetic import generate
 
 ENGINES = ("heuristic", "thinkfl")
 INJECTED = "cartservice"

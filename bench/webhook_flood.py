@@ -46,13 +46,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pydantic import SecretStr
 
 from thinkfl_operator.alerts.payload import MAX_ALERTS, incident_name
+from thinkfl_operator.config.logs import configure_logging
+from thinkfl_operator.config.settings import Settings
+from thinkfl_operator.core.models import Incident
+from thinkfl_operator.demo.synthetic import generate
 from thinkfl_operator.kube.handlers import register
 from thinkfl_operator.kube.sandbox import RESOURCE, Emulator, resource_info
 from thinkfl_operator.kubeapi.incidents import IncidentApi
-from thinkfl_operator.logs import configure_logging
-from thinkfl_operator.models import Incident
-from thinkfl_operator.settings import Settings
-from thinkfl_operator.synthetic import generate
 from thinkfl_operator.telemetry.store import Store
 
 TOKEN = "flood-bench-token"

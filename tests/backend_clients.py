@@ -8,8 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from thinkfl_operator.config.settings import LLMSettings, LogsSettings, TlsSettings
 from thinkfl_operator.engines.thinkfl.client import ChatClient
-from thinkfl_operator.settings import LLMSettings, LogsSettings, TlsSettings
 from thinkfl_operator.telemetry.jaeger import JaegerClient
 from thinkfl_operator.telemetry.loki import LokiLogs
 from thinkfl_operator.telemetry.prometheus import PrometheusMetrics

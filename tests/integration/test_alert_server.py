@@ -18,7 +18,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from thinkfl_operator.alerts.payload import AlertIntakeConfig
 from thinkfl_operator.alerts.server import WebhookPolicy, make_app
-from thinkfl_operator.errors import IncidentRejected
+from thinkfl_operator.core.errors import IncidentRejected
 
 CFG = AlertIntakeConfig(namespace="thinkfl", engine="auto")
 TOKEN = "s3cret-webhook-token"

@@ -16,8 +16,8 @@ import trustme
 
 from tests.backend_clients import KINDS, client
 from tests.fakes.scripted import ScriptedServer
-from thinkfl_operator.errors import BackendError, UserInputError
-from thinkfl_operator.settings import TlsSettings, get_settings
+from thinkfl_operator.config.settings import TlsSettings, get_settings
+from thinkfl_operator.core.errors import BackendError, UserInputError
 from thinkfl_operator.telemetry import transport
 
 

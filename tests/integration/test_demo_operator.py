@@ -70,9 +70,9 @@ async def test_sandbox_serves_many_incidents_with_their_own_events() -> None:
     emulator keeps only the requests still being served (the open watches), not all of them."""
     import asyncio
 
+    from thinkfl_operator.config.settings import Settings
+    from thinkfl_operator.demo.synthetic import generate
     from thinkfl_operator.kube.sandbox import sandbox
-    from thinkfl_operator.settings import Settings
-    from thinkfl_operator.synthetic import generate
 
     small = generate(fault="cpu_contention", service="cartservice", minutes=12, traces_per_minute=8)
     spec = {"service": "frontend", "time": "2026-11-01T10:40:00Z"}
@@ -100,11 +100,11 @@ async def test_a_diagnosed_demo_incident_is_small_on_the_watch_and_its_record_is
 
     import aiohttp
 
+    from thinkfl_operator.config.settings import Settings
+    from thinkfl_operator.demo.synthetic import generate
     from thinkfl_operator.feedback.home import text_of
     from thinkfl_operator.feedback.record import decode_record
     from thinkfl_operator.kube.sandbox import sandbox
-    from thinkfl_operator.settings import Settings
-    from thinkfl_operator.synthetic import generate
 
     demo = generate()  # the incident `thinkfl demo --operator` diagnoses
     spec = {"service": "frontend", "time": "2026-11-01T10:40:00Z"}

@@ -67,7 +67,7 @@ async def test_status_is_merge_patched(api: Any) -> None:
 
 @pytest.mark.asyncio
 async def test_an_unreachable_api_is_a_backend_error_naming_the_call() -> None:
-    from thinkfl_operator.errors import BackendError
+    from thinkfl_operator.core.errors import BackendError
 
     incidents = IncidentApi(host=f"http://127.0.0.1:{free_port()}")
     with pytest.raises(BackendError, match="unreachable patching the status of default/one"):
@@ -86,7 +86,7 @@ async def test_a_create_refused_for_good_is_incident_rejected_with_the_api_messa
     carrying the server's message), 429 and 5xx may pass later (BackendError)."""
     from aiohttp import web
 
-    from thinkfl_operator.errors import BackendError, IncidentRejected
+    from thinkfl_operator.core.errors import BackendError, IncidentRejected
 
     message = 'FailureIncident.thinkfl.dev "x" is invalid: spec.service: Too long: may not be more than 253 bytes'
 

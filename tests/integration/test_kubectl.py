@@ -24,10 +24,10 @@ import pytest
 import pytest_asyncio
 import yaml
 
+from thinkfl_operator.config.settings import Settings
+from thinkfl_operator.demo.synthetic import SyntheticIncident, generate
 from thinkfl_operator.kube.sandbox import Cluster, sandbox
 from thinkfl_operator.kube.sandbox_api import kubeconfig
-from thinkfl_operator.settings import Settings
-from thinkfl_operator.synthetic import SyntheticIncident, generate
 
 ROOT = Path(__file__).parents[2]
 CRD = yaml.safe_load((ROOT / "crds" / "failureincidents.yaml").read_text("utf-8"))

@@ -16,10 +16,15 @@ import pytest
 from tests.fakes.prometheus_server import RealPrometheus
 from tests.fakes.trace_api import TraceApiServer
 from tests.shared import shared_path
+from thinkfl_operator.config.settings import (
+    LogsSettings,
+    PrometheusSettings,
+    Settings,
+    TracesSettings,
+)
+from thinkfl_operator.core.models import Diagnosis, Incident
 from thinkfl_operator.engines.heuristic.engine import HeuristicEngine
 from thinkfl_operator.evaluation.labels import read_faults
-from thinkfl_operator.models import Diagnosis, Incident
-from thinkfl_operator.settings import LogsSettings, PrometheusSettings, Settings, TracesSettings
 from thinkfl_operator.telemetry.live import LiveStore, open_live
 from thinkfl_operator.telemetry.nezha import NezhaStore
 from thinkfl_operator.telemetry.prometheus import NEZHA_CATALOG

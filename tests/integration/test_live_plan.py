@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from tests.fakes.trace_api import TraceApiServer
-from thinkfl_operator.settings import PrometheusSettings, TracesSettings
+from thinkfl_operator.config.settings import PrometheusSettings, TracesSettings
 from thinkfl_operator.telemetry.jaeger import JaegerClient
 from thinkfl_operator.telemetry.live import LiveStore, open_live
 

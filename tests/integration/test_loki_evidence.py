@@ -12,10 +12,10 @@ import pytest
 from tests.fakes.loki_api import LokiApiServer
 from thinkfl_operator.cli.main import main
 from thinkfl_operator.cli.timeparse import iso
+from thinkfl_operator.config.settings import LogsSettings, Settings
+from thinkfl_operator.core.models import Incident
+from thinkfl_operator.demo.synthetic import generate
 from thinkfl_operator.engines.heuristic.engine import HeuristicEngine
-from thinkfl_operator.models import Incident
-from thinkfl_operator.settings import LogsSettings, Settings
-from thinkfl_operator.synthetic import generate
 from thinkfl_operator.telemetry.loki import LokiLogs
 
 INCIDENT = generate(fault="exception", service="cartservice", minutes=40)

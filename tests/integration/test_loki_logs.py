@@ -16,8 +16,8 @@ import requests
 from tests.fakes.loki_api import Fault, LokiApiServer
 from tests.integration.conftest import free_port
 from tests.shared import shared_path
-from thinkfl_operator import deadline
-from thinkfl_operator.settings import LogsSettings
+from thinkfl_operator.config.settings import LogsSettings
+from thinkfl_operator.core import deadline
 from thinkfl_operator.telemetry.loglines import MAX_LINE_CHARS, covered_seconds
 from thinkfl_operator.telemetry.loki import LokiLogs
 from thinkfl_operator.telemetry.naming import service_of_pod

@@ -18,12 +18,12 @@ import pytest
 from pydantic import SecretStr
 
 from tests.integration.conftest import free_port, post_json
+from thinkfl_operator.config.settings import Settings
+from thinkfl_operator.core.models import Incident
+from thinkfl_operator.demo.synthetic import generate
 from thinkfl_operator.kube.handlers import Registered, register
 from thinkfl_operator.kube.sandbox import sandbox
 from thinkfl_operator.kubeapi.incidents import IncidentApi
-from thinkfl_operator.models import Incident
-from thinkfl_operator.settings import Settings
-from thinkfl_operator.synthetic import generate
 from thinkfl_operator.telemetry.store import Store
 
 RESOURCE = "thinkfl.dev/v1alpha1/failureincidents"
@@ -247,9 +247,9 @@ async def test_pod_nodes_come_from_the_api_when_asked_and_rbac_grants_exactly_th
     """With topology.readPods, a pod's node unknown to the spans and to Prometheus comes from
     the pods listed through the API, and the chart grants exactly what that adds (list pods)."""
     from tests.fakes.trace_api import TraceApiServer
+    from thinkfl_operator.config.settings import OperatorSettings, TracesSettings
     from thinkfl_operator.kube import live_stores
     from thinkfl_operator.kubeapi.pods import PodNodes
-    from thinkfl_operator.settings import OperatorSettings, TracesSettings
 
     nodeless = INCIDENT.spans.assign(node="")  # spans that do not say where pods run
     for pod in sorted(set(INCIDENT.spans["pod"])):
@@ -361,7 +361,7 @@ async def test_operator_metrics_count_phases_diagnoses_and_backend_errors(api: A
     from prometheus_client.parser import text_string_to_metric_families
 
     from tests.fakes.trace_api import Fault, TraceApiServer
-    from thinkfl_operator.settings import OperatorSettings, TracesSettings
+    from thinkfl_operator.config.settings import OperatorSettings, TracesSettings
     from thinkfl_operator.telemetry.live import open_live
 
     settings = Settings(operator=OperatorSettings(retries=0, retry_delay_s=0.05),
@@ -403,7 +403,7 @@ async def test_unreachable_backend_is_retried_then_diagnosed(api: Any) -> None:
     """The tracing backend answers 500 twice: the incident is retried (kopf TemporaryError)
     and then diagnosed from the live store, not failed."""
     from tests.fakes.trace_api import Fault, TraceApiServer
-    from thinkfl_operator.settings import OperatorSettings, TracesSettings
+    from thinkfl_operator.config.settings import OperatorSettings, TracesSettings
     from thinkfl_operator.telemetry.live import open_live
 
     settings = Settings(operator=OperatorSettings(retries=3, retry_delay_s=0.05),
@@ -428,7 +428,7 @@ async def test_unreachable_backend_is_retried_then_diagnosed(api: Any) -> None:
 @pytest.mark.asyncio
 async def test_backend_down_for_good_ends_failed_with_the_reason(api: Any) -> None:
     from tests.fakes.trace_api import Fault, TraceApiServer
-    from thinkfl_operator.settings import OperatorSettings, TracesSettings
+    from thinkfl_operator.config.settings import OperatorSettings, TracesSettings
     from thinkfl_operator.telemetry.live import open_live
 
     settings = Settings(operator=OperatorSettings(retries=1, retry_delay_s=0.05),
@@ -454,7 +454,7 @@ async def test_backend_down_for_good_ends_failed_with_the_reason(api: Any) -> No
 async def test_two_hundred_incidents_at_once_all_finish_within_the_concurrency_limit() -> None:
     import threading
 
-    from thinkfl_operator.settings import OperatorSettings
+    from thinkfl_operator.config.settings import OperatorSettings
     from thinkfl_operator.telemetry.memory import MemoryStore
 
     small = generate(fault="cpu_contention", service="cartservice", minutes=12, traces_per_minute=8)

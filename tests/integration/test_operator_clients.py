@@ -30,13 +30,13 @@ from tests.fakes.openai_replay import ReplayServer
 from tests.fakes.thinkfl_policy import WalkPolicy
 from tests.fakes.trace_api import TraceApiServer
 from tests.integration.conftest import post_json
-from thinkfl_operator.diagnosis import make_engine
+from thinkfl_operator.config.settings import LLMSettings, OperatorSettings, Settings, TracesSettings
+from thinkfl_operator.core.models import Incident
+from thinkfl_operator.demo.synthetic import generate
+from thinkfl_operator.engines.diagnose import make_engine
 from thinkfl_operator.engines.thinkfl.engine import open_chat
 from thinkfl_operator.kube import live_stores, operator_registry
 from thinkfl_operator.kube.sandbox import RESOURCE, sandbox
-from thinkfl_operator.models import Incident
-from thinkfl_operator.settings import LLMSettings, OperatorSettings, Settings, TracesSettings
-from thinkfl_operator.synthetic import generate
 from thinkfl_operator.telemetry.store import Store
 
 INCIDENT = generate(fault="network_delay", service="recommendationservice")

@@ -31,9 +31,9 @@ from tests.integration.test_operator import (
     operator,
     resumed,
 )
+from thinkfl_operator.config.settings import LLMSettings, OperatorSettings, Settings, TracesSettings
+from thinkfl_operator.core.models import Incident
 from thinkfl_operator.kube.sandbox import sandbox
-from thinkfl_operator.models import Incident
-from thinkfl_operator.settings import LLMSettings, OperatorSettings, Settings, TracesSettings
 from thinkfl_operator.telemetry.live import open_live
 from thinkfl_operator.telemetry.memory import MemoryStore
 from thinkfl_operator.telemetry.store import Store

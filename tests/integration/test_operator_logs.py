@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from tests.integration.test_operator import INCIDENT, T, _create, _incident, _status, operator
-from thinkfl_operator.models import Incident
-from thinkfl_operator.settings import LogsSettings, Settings
+from thinkfl_operator.config.settings import LogsSettings, Settings
+from thinkfl_operator.core.models import Incident
 from thinkfl_operator.telemetry.loglines import LogSource
 from thinkfl_operator.telemetry.loki import LokiLogs
 from thinkfl_operator.telemetry.nezha_logs import NezhaLogs

@@ -21,10 +21,10 @@ import kopf
 import pytest
 
 from tests.integration.test_operator import INCIDENT, T
+from thinkfl_operator.config.settings import OperatorSettings, Settings
+from thinkfl_operator.core.models import Incident
 from thinkfl_operator.kube.handlers import register
 from thinkfl_operator.kube.sandbox import SameEvidence, sandbox
-from thinkfl_operator.models import Incident
-from thinkfl_operator.settings import OperatorSettings, Settings
 from thinkfl_operator.telemetry.store import Store
 
 SPEC = {"service": "frontend", "time": T}

@@ -99,8 +99,8 @@ def test_a_command_exports_the_diagnosis_spans(receiver: tuple[str, Received]) -
 SANDBOX = """
 import asyncio, sys
 from thinkfl_operator.kube.sandbox import SameEvidence, sandbox
-from thinkfl_operator.settings import OperatorSettings, Settings
-from thinkfl_operator.synthetic import generate
+from thinkfl_operator.config.settings import OperatorSettings, Settings
+from thinkfl_operator.demo.synthetic import generate
 
 async def main():
     settings = Settings(engine="heuristic",

@@ -13,9 +13,9 @@ import kmock
 import pytest
 
 from tests.integration.conftest import free_port, post_json
-from thinkfl_operator import deadline
+from thinkfl_operator.config.settings import LogsSettings
+from thinkfl_operator.core import deadline
 from thinkfl_operator.kubeapi.podlogs import BYTES_PER_LINE, PodLogs
-from thinkfl_operator.settings import LogsSettings
 from thinkfl_operator.telemetry.loglines import LINE_COLUMNS, MAX_LINE_CHARS, LogBatch
 
 NOW = 1_795_000_000.0  # the cluster's "now", for the kubelet and the source alike

@@ -15,13 +15,13 @@ import pytest
 
 from tests.fakes.openai_replay import ReplayServer
 from tests.fakes.thinkfl_policy import WalkPolicy, call
-from thinkfl_operator.diagnosis import make_engine
+from thinkfl_operator.config.settings import Settings
+from thinkfl_operator.core.models import Diagnosis, Incident
+from thinkfl_operator.demo.synthetic import generate
+from thinkfl_operator.engines.diagnose import make_engine
 from thinkfl_operator.engines.thinkfl.engine import NoAnswer
 from thinkfl_operator.feedback.record import build_record, decode_record, encode_record
 from thinkfl_operator.feedback.replay import NOT_RECORDED, replay
-from thinkfl_operator.models import Diagnosis, Incident
-from thinkfl_operator.settings import Settings
-from thinkfl_operator.synthetic import generate
 from thinkfl_operator.telemetry.memory import MemoryStore
 
 

@@ -16,8 +16,8 @@ import pytest
 
 from tests.backend_clients import KINDS, Client, client
 from tests.fakes.scripted import Scripted, ScriptedServer
-from thinkfl_operator import deadline
-from thinkfl_operator.errors import BackendError, DeadlineExceeded
+from thinkfl_operator.core import deadline
+from thinkfl_operator.core.errors import BackendError, DeadlineExceeded
 from thinkfl_operator.observability.progress import oldest_wait
 from thinkfl_operator.telemetry.transport import RetryPolicy, parse_retry_after
 

@@ -22,13 +22,13 @@ from tests.fakes.openai_replay import EmptyChoices, Fault, Malformed, ReplayServ
 from tests.fakes.thinkfl_policy import WalkPolicy, call
 from tests.shared import shared_path
 from thinkfl_operator.cli.main import main
-from thinkfl_operator.diagnosis import make_engine
+from thinkfl_operator.config.settings import Settings
+from thinkfl_operator.core.models import SPAN_FIELDS, Diagnosis, Incident
+from thinkfl_operator.demo.synthetic import generate
+from thinkfl_operator.engines.diagnose import make_engine
 from thinkfl_operator.engines.thinkfl import prompt
 from thinkfl_operator.engines.thinkfl.client import LLMRejected, LLMUnavailable
 from thinkfl_operator.engines.thinkfl.engine import NoAnswer
-from thinkfl_operator.models import SPAN_FIELDS, Diagnosis, Incident
-from thinkfl_operator.settings import Settings
-from thinkfl_operator.synthetic import generate
 from thinkfl_operator.telemetry.open import open_dataset
 from thinkfl_operator.telemetry.store import Store
 
@@ -552,8 +552,8 @@ def test_evaluate_nezha_day_with_auto(tmp_path: Path, fast_env: None,
 def test_a_dripping_endpoint_cannot_hold_a_reply_past_its_budget() -> None:
     """One byte every 0.2 s: every socket read is quick, only a whole-answer bound ends it."""
     from tests.fakes.hostile import HostileServer
+    from thinkfl_operator.config.settings import LLMSettings
     from thinkfl_operator.engines.thinkfl.client import ChatClient, LLMTimedOut
-    from thinkfl_operator.settings import LLMSettings
 
     with HostileServer(every_s=0.2) as server:
         client = ChatClient(LLMSettings(base_url=server.root_url + "/drip/v1", retries=0, request_timeout_s=30))

@@ -12,7 +12,7 @@ import pytest
 
 from tests.fakes.hostile import HostileServer
 from tests.fakes.trace_api import Fault, TraceApiServer
-from thinkfl_operator.errors import BackendError, UserInputError
+from thinkfl_operator.core.errors import BackendError, UserInputError
 from thinkfl_operator.telemetry.http import (
     BackendRejected,
     BackendUnavailable,

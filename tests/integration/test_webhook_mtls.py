@@ -19,10 +19,10 @@ import trustme
 
 from tests.integration.conftest import free_port
 from tests.integration.test_alert_server import FIRING
-from thinkfl_operator.errors import UserInputError
+from thinkfl_operator.config.settings import AlertSettings, Settings
+from thinkfl_operator.core.errors import UserInputError
 from thinkfl_operator.kube.metrics import OperatorMetrics
 from thinkfl_operator.kube.web import HttpServer, build_app, tls_context
-from thinkfl_operator.settings import AlertSettings, Settings
 
 TOKEN = "mtls-and-a-token"
 BEARER = {"Authorization": f"Bearer {TOKEN}"}

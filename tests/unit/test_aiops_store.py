@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from tests.shared import shared_path
-from thinkfl_operator.errors import DatasetError
-from thinkfl_operator.models import Span
+from thinkfl_operator.core.errors import DatasetError
+from thinkfl_operator.core.models import Span
 from thinkfl_operator.telemetry.aiops import AiopsStore, is_aiops_layout
 from thinkfl_operator.telemetry.nezha import NezhaStore
 from thinkfl_operator.telemetry.open import open_dataset

@@ -17,7 +17,7 @@ from thinkfl_operator.alerts.payload import (
     incident_name,
     incidents_from_payload,
 )
-from thinkfl_operator.errors import UserInputError
+from thinkfl_operator.core.errors import UserInputError
 
 DNS_1123 = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")

@@ -34,8 +34,8 @@ import yaml
 from kubernetes_validate.utils import all_versions
 from packaging.version import Version
 
-from thinkfl_operator.incident_spec import parse_spec
-from thinkfl_operator.settings import Settings
+from thinkfl_operator.config.settings import Settings
+from thinkfl_operator.incident.spec import parse_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "helm" / "thinkfl-operator"

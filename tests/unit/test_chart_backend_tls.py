@@ -13,7 +13,7 @@ import jsonschema
 import pytest
 import yaml
 
-from thinkfl_operator.settings import Settings
+from thinkfl_operator.config.settings import Settings
 
 CHART = Path(__file__).resolve().parents[2] / "helm" / "thinkfl-operator"
 

@@ -10,8 +10,8 @@ from importlib.metadata import version
 import pytest
 
 from thinkfl_operator.cli.main import main
-from thinkfl_operator.settings import Settings
-from thinkfl_operator.settings_doc import rows
+from thinkfl_operator.config.reference import rows
+from thinkfl_operator.config.settings import Settings
 
 HEAVY = ("openai", "pandas", "pyarrow", "numpy", "kopf", "kmock", "kubernetes")
 

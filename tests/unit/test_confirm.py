@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 
+from thinkfl_operator.config.settings import Settings
+from thinkfl_operator.core.models import Incident
+from thinkfl_operator.demo.synthetic import SyntheticIncident, generate
 from thinkfl_operator.engines.heuristic.engine import HeuristicEngine
 from thinkfl_operator.feedback.record import build_record, encode_record
-from thinkfl_operator.incident_spec import diagnosis_digest
+from thinkfl_operator.incident.spec import diagnosis_digest
 from thinkfl_operator.kube.confirm import REMOVED, Confirmation, confirm
-from thinkfl_operator.models import Incident
-from thinkfl_operator.settings import Settings
-from thinkfl_operator.synthetic import SyntheticIncident, generate
 
 NOW = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 ANNOTATION = "thinkfl.dev/root-cause"

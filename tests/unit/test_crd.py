@@ -18,10 +18,11 @@ import jsonschema
 import pytest
 import yaml
 
-from thinkfl_operator import incident_spec, incident_status
-from thinkfl_operator.errors import InvalidIncident
-from thinkfl_operator.models import Diagnosis, RootCause, Step, Usage
-from thinkfl_operator.rfc3339 import format_utc
+from thinkfl_operator.core.errors import InvalidIncident
+from thinkfl_operator.core.models import Diagnosis, RootCause, Step, Usage
+from thinkfl_operator.core.rfc3339 import format_utc
+from thinkfl_operator.incident import spec as incident_spec
+from thinkfl_operator.incident import status as incident_status
 
 CRD_PATH = Path(__file__).resolve().parents[2] / "crds" / "failureincidents.yaml"
 STARTED = datetime(2023, 1, 30, 11, 52, 0, 250_000, tzinfo=UTC)

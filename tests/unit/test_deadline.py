@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from thinkfl_operator import deadline
-from thinkfl_operator.errors import DeadlineExceeded
+from thinkfl_operator.core import deadline
+from thinkfl_operator.core.errors import DeadlineExceeded
 
 
 def test_without_a_budget_nothing_is_cut() -> None:

@@ -17,9 +17,12 @@ import pytest
 import yaml
 
 from thinkfl_operator.cli.main import main
+from thinkfl_operator.config.settings import Settings
+from thinkfl_operator.core.errors import UserInputError
+from thinkfl_operator.core.models import Incident
+from thinkfl_operator.demo.synthetic import SyntheticIncident, generate
 from thinkfl_operator.engines.heuristic.engine import HeuristicEngine
 from thinkfl_operator.engines.thinkfl import prompt
-from thinkfl_operator.errors import UserInputError
 from thinkfl_operator.evaluation.scores import accuracy_table
 from thinkfl_operator.feedback.export import read_jsonl, records_from_objects, write_jsonl
 from thinkfl_operator.feedback.opening import root_of
@@ -27,9 +30,6 @@ from thinkfl_operator.feedback.record import build_record, encode_record
 from thinkfl_operator.feedback.redact import redact
 from thinkfl_operator.feedback.report import merge, ranks_from_objects, ranks_from_records
 from thinkfl_operator.feedback.rows import check_row, record_of
-from thinkfl_operator.models import Incident
-from thinkfl_operator.settings import Settings
-from thinkfl_operator.synthetic import SyntheticIncident, generate
 from thinkfl_operator.telemetry.naming import service_of_pod
 
 FAULTS = {"slow-recs": ("network_delay", "recommendationservice"),
@@ -442,7 +442,7 @@ def _run(argv: list[str]) -> int:
     """A command, its user errors raised (``main`` prints them)."""
     from thinkfl_operator.cli import records
     from thinkfl_operator.cli.main import build_parser
-    from thinkfl_operator.settings import Settings
+    from thinkfl_operator.config.settings import Settings
 
     args = build_parser().parse_args(argv)
     command = {"report": records.cmd_report, "export": records.cmd_export,

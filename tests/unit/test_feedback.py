@@ -12,6 +12,9 @@ from typing import Any
 import pytest
 
 from tests.records import as_version_1
+from thinkfl_operator.config.settings import Settings
+from thinkfl_operator.core.models import Diagnosis, Incident, RootCause, Topology
+from thinkfl_operator.demo.synthetic import generate
 from thinkfl_operator.engines.heuristic.engine import HeuristicEngine
 from thinkfl_operator.engines.thinkfl import prompt
 from thinkfl_operator.evidence.toolbox import tool_call_text
@@ -37,9 +40,6 @@ from thinkfl_operator.feedback.record import (
     topology_of,
 )
 from thinkfl_operator.feedback.replay import NOT_RECORDED, RecordedTools, recorded_answers
-from thinkfl_operator.models import Diagnosis, Incident, RootCause, Topology
-from thinkfl_operator.settings import Settings
-from thinkfl_operator.synthetic import generate
 
 TOPO = Topology(
     pods={"cartservice-0": "cartservice", "cartservice-2": "cartservice",
@@ -340,10 +340,10 @@ def _answered(*services: str) -> list[dict[str, str]]:
 def _model_diagnosis(*answers: list[str]) -> Diagnosis:
     """A ThinkFL diagnosis whose conversations answered ``answers``, ranked as the engine
     ranks them: fused, then padded with a deterministic order up to three."""
+    from thinkfl_operator.core.models import Candidate
+    from thinkfl_operator.engines.ranking import rank
     from thinkfl_operator.engines.thinkfl.engine import fuse
     from thinkfl_operator.feedback.legacy import first_answer
-    from thinkfl_operator.models import Candidate
-    from thinkfl_operator.ranking import rank
 
     conversations = [_answered(*services) for services in answers]
     candidates = fuse([first_answer(c) for c in conversations])

@@ -7,9 +7,9 @@ import json
 import pytest
 
 from tests.shared import shared_path
+from thinkfl_operator.core.models import Fluctuation, Span
 from thinkfl_operator.evidence import metrics as metric_tool
 from thinkfl_operator.evidence.formatting import metrics_json, root_span_table, spans_json
-from thinkfl_operator.models import Fluctuation, Span
 from thinkfl_operator.telemetry.aiops import AiopsStore
 
 SAMPLE_TRACE = "ae265c5b07acfe6cb3548eb855aa1357"

@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
-from thinkfl_operator.errors import InvalidIncident, UserInputError
-from thinkfl_operator.incident_spec import engine_of, parse_spec, parse_window
-from thinkfl_operator.models import Incident
-from thinkfl_operator.rfc3339 import parse as parse_rfc3339
+from thinkfl_operator.core.errors import InvalidIncident, UserInputError
+from thinkfl_operator.core.models import Incident
+from thinkfl_operator.core.rfc3339 import parse as parse_rfc3339
+from thinkfl_operator.incident.spec import engine_of, parse_spec, parse_window
 
 T = "2023-01-30T11:51:46Z"
 T_S = 1_675_079_506.0  # 2023-01-30 11:51:46 UTC

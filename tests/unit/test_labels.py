@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.shared import shared_path
-from thinkfl_operator.errors import DatasetError
+from thinkfl_operator.core.errors import DatasetError
 from thinkfl_operator.evaluation.labels import Fault, read_faults
 
 

@@ -12,11 +12,11 @@ import pandas as pd
 import pytest
 
 from tests.shared import shared_path
+from thinkfl_operator.core.models import Candidate
 from thinkfl_operator.engines.heuristic.fusion import fuse, log_lead
 from thinkfl_operator.engines.heuristic.resources import CpuShift
 from thinkfl_operator.evidence.logshift import log_lines, log_shifts
 from thinkfl_operator.evidence.templates import levels, templates
-from thinkfl_operator.models import Candidate
 from thinkfl_operator.telemetry.loglines import LogBatch, covered_seconds, merge_coverage
 from thinkfl_operator.telemetry.nezha_logs import NezhaLogs
 
@@ -200,11 +200,11 @@ def test_a_line_that_falls_with_its_calls_is_traffic_not_a_fault() -> None:
 
 
 def test_the_log_step_is_on_the_path_and_never_in_a_training_record() -> None:
+    from thinkfl_operator.config.settings import Settings
+    from thinkfl_operator.core.models import Incident
+    from thinkfl_operator.demo.synthetic import generate
     from thinkfl_operator.engines.heuristic.engine import HeuristicEngine
     from thinkfl_operator.feedback.conversations import conversations_of
-    from thinkfl_operator.models import Incident
-    from thinkfl_operator.settings import Settings
-    from thinkfl_operator.synthetic import generate
 
     incident = generate(fault="exception", service="cartservice", minutes=40)
     result = HeuristicEngine(Settings()).diagnose(incident.store(), Incident(time_s=incident.time_s))

@@ -13,7 +13,7 @@ import kopf
 import pytest
 import structlog
 
-from thinkfl_operator.logs import configure_logging
+from thinkfl_operator.config.logs import configure_logging
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from thinkfl_operator.errors import DatasetError
+from thinkfl_operator.core.errors import DatasetError
 from thinkfl_operator.telemetry.nezha import NezhaStore
 
 POD = "ts-foo-service-5dc8d4f9fd-llznp"

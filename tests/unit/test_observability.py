@@ -21,15 +21,15 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import StatusCode
 from prometheus_client.parser import text_string_to_metric_families
 
-from thinkfl_operator.diagnosis import diagnose
-from thinkfl_operator.errors import UserInputError
+from thinkfl_operator.config.settings import Settings
+from thinkfl_operator.core.errors import UserInputError
+from thinkfl_operator.core.models import Diagnosis, Incident, RootCause, Usage
+from thinkfl_operator.demo.synthetic import generate
+from thinkfl_operator.engines.diagnose import diagnose
 from thinkfl_operator.evaluation.scores import accuracy_table
 from thinkfl_operator.kube.metrics import OperatorMetrics
-from thinkfl_operator.models import Diagnosis, Incident, RootCause, Usage
 from thinkfl_operator.observability import otel
 from thinkfl_operator.observability.tracing import span
-from thinkfl_operator.settings import Settings
-from thinkfl_operator.synthetic import generate
 
 Labels = frozenset[tuple[str, str]]
 

@@ -20,7 +20,7 @@ from tests.fakes.trace_api import (
     jaeger_trace_id,
 )
 from tests.shared import shared_path
-from thinkfl_operator.errors import InvalidIncident
+from thinkfl_operator.core.errors import InvalidIncident
 from thinkfl_operator.telemetry.http import HttpBackend
 from thinkfl_operator.telemetry.jaeger import (
     JaegerClient,

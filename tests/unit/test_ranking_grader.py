@@ -6,10 +6,10 @@ import itertools
 
 import pytest
 
+from thinkfl_operator.core.models import Candidate, RootCause, Topology
+from thinkfl_operator.engines.ranking import rank
 from thinkfl_operator.evaluation.grader import grade
 from thinkfl_operator.evaluation.scores import mrr, pod_rank, recall_at, service_rank
-from thinkfl_operator.models import Candidate, RootCause, Topology
-from thinkfl_operator.ranking import rank
 
 TOPO = Topology(
     pods={

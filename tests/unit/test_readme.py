@@ -35,7 +35,7 @@ def test_ci_runs_the_readme_test_command() -> None:
 
 
 def test_readme_configuration_reference_is_generated_from_the_settings() -> None:
-    from thinkfl_operator.settings_doc import markdown
+    from thinkfl_operator.config.reference import markdown
 
     block = README.split("<!-- settings:begin", 1)[1].split("<!-- settings:end -->", 1)[0]
     assert block.split("\n", 1)[1].strip() == markdown().strip()

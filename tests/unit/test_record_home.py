@@ -15,6 +15,9 @@ import pytest
 import yaml
 
 from thinkfl_operator.cli.main import main
+from thinkfl_operator.config.settings import Settings
+from thinkfl_operator.core.models import Incident
+from thinkfl_operator.demo.synthetic import generate
 from thinkfl_operator.engines.heuristic.engine import HeuristicEngine
 from thinkfl_operator.feedback.export import read_jsonl
 from thinkfl_operator.feedback.home import (
@@ -33,9 +36,6 @@ from thinkfl_operator.feedback.record import (
     encode_record,
 )
 from thinkfl_operator.kube.confirm import confirm
-from thinkfl_operator.models import Incident
-from thinkfl_operator.settings import Settings
-from thinkfl_operator.synthetic import generate
 
 META = {"name": "checkout-slow", "namespace": "shop", "uid": "0b7c-11"}
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")

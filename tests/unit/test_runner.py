@@ -12,13 +12,13 @@ from tests.fakes.openai_replay import Fault, ReplayServer
 from tests.fakes.thinkfl_policy import WalkPolicy
 from tests.fakes.trace_api import Fault as TraceFault
 from tests.fakes.trace_api import TraceApiServer
-from thinkfl_operator.errors import NoEvidence
+from thinkfl_operator.config.settings import LLMSettings, OperatorSettings, Settings, TracesSettings
+from thinkfl_operator.core.errors import NoEvidence
+from thinkfl_operator.core.models import Incident
+from thinkfl_operator.demo.synthetic import generate
 from thinkfl_operator.feedback.record import decode_record
-from thinkfl_operator.incident_spec import diagnosis_digest
+from thinkfl_operator.incident.spec import diagnosis_digest
 from thinkfl_operator.kube import live_stores, runner
-from thinkfl_operator.models import Incident
-from thinkfl_operator.settings import LLMSettings, OperatorSettings, Settings, TracesSettings
-from thinkfl_operator.synthetic import generate
 from thinkfl_operator.telemetry.http import BackendUnavailable, NotFound
 from thinkfl_operator.telemetry.live import open_live
 from thinkfl_operator.telemetry.store import Store

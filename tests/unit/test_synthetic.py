@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from thinkfl_operator.synthetic import (
+from thinkfl_operator.demo.synthetic import (
     FAULT_S,
     FAULTS,
     KPIS,

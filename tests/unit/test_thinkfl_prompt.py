@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from tests.shared import shared_path
+from thinkfl_operator.core.models import Span
 from thinkfl_operator.engines.thinkfl import prompt
 from thinkfl_operator.engines.thinkfl.prompt import (
     CALL_FORMAT,
@@ -24,7 +25,6 @@ from thinkfl_operator.engines.thinkfl.prompt import (
     USER_PREFIX,
     first_user_message,
 )
-from thinkfl_operator.models import Span
 
 
 def seed_conversation() -> list[dict[str, Any]]:

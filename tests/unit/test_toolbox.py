@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from thinkfl_operator.core.models import Candidate
 from thinkfl_operator.evidence.toolbox import TOOL_NAMES, Toolbox, tool_call_text
-from thinkfl_operator.models import Candidate
 from thinkfl_operator.telemetry.memory import MemoryStore
 from thinkfl_operator.telemetry.spans import COLUMNS
 

@@ -38,10 +38,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import ErrorDetails
 
-from thinkfl_operator import rfc3339
-from thinkfl_operator.errors import UserInputError
-from thinkfl_operator.incident_spec import MAX_DESCRIPTION, MAX_SERVICE
-from thinkfl_operator.models import ENGINES
+from thinkfl_operator.core import rfc3339
+from thinkfl_operator.core.errors import UserInputError
+from thinkfl_operator.core.models import ENGINES
+from thinkfl_operator.incident.spec import MAX_DESCRIPTION, MAX_SERVICE
 
 API_VERSION = "thinkfl.dev/v1alpha1"
 KIND = "FailureIncident"

@@ -47,7 +47,7 @@ from thinkfl_operator.alerts.payload import (
     BadAlertPayload,
     incidents_from_payload,
 )
-from thinkfl_operator.errors import IncidentRejected
+from thinkfl_operator.core.errors import IncidentRejected
 
 #: Largest webhook body accepted (aiohttp answers 413 beyond it); Alertmanager groups can be big.
 MAX_BODY_BYTES = 8 * 1024 * 1024

@@ -13,12 +13,12 @@ from thinkfl_operator.cli import records, render
 from thinkfl_operator.cli.files import write_json
 from thinkfl_operator.cli.timeparse import iso, parse_time
 from thinkfl_operator.cli.waits import shown_waits
-from thinkfl_operator.diagnosis import diagnose, make_engine
-from thinkfl_operator.errors import BackendError, UserInputError
+from thinkfl_operator.config.settings import Settings
+from thinkfl_operator.core.errors import BackendError, UserInputError
+from thinkfl_operator.core.models import Incident
+from thinkfl_operator.engines.diagnose import diagnose, make_engine
 from thinkfl_operator.evaluation import runner
 from thinkfl_operator.evaluation.labels import read_faults
-from thinkfl_operator.models import Incident
-from thinkfl_operator.settings import Settings
 from thinkfl_operator.telemetry.live import live_logs, open_live
 from thinkfl_operator.telemetry.open import open_dataset
 from thinkfl_operator.telemetry.store import Store
@@ -38,7 +38,7 @@ def with_overrides(settings: Settings, args: argparse.Namespace) -> Settings:
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
-    from thinkfl_operator.synthetic import generate
+    from thinkfl_operator.demo.synthetic import generate
 
     try:
         incident_data = generate(seed=args.seed, fault=args.fault, service=args.service)
@@ -66,7 +66,7 @@ def _demo_operator(args: argparse.Namespace, incident_data: Any, settings: Setti
     import asyncio
     from datetime import UTC, datetime
 
-    from thinkfl_operator.incident_view import describe, get_table
+    from thinkfl_operator.incident.view import describe, get_table
     from thinkfl_operator.kube.sandbox import diagnose_one
 
     name = "checkout-slow"

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from thinkfl_operator.errors import UserInputError
+from thinkfl_operator.core.errors import UserInputError
 
 
 def write_json(path: Path, payload: Any) -> None:

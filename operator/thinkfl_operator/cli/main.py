@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 
 from thinkfl_operator.cli.parser import EXIT_USER_ERROR, build_parser
-from thinkfl_operator.errors import BackendError, NoEvidence, UserInputError
-from thinkfl_operator.incident_spec import HEX_ID_PATTERN
+from thinkfl_operator.core.errors import BackendError, NoEvidence, UserInputError
+from thinkfl_operator.incident.spec import HEX_ID_PATTERN
 
 __all__ = ["EXIT_USER_ERROR", "build_parser", "check_arguments", "main"]
 
@@ -44,8 +44,8 @@ def check_arguments(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from thinkfl_operator.cli import commands  # the heavy imports, once the arguments are read
-    from thinkfl_operator.logs import configure_logging
-    from thinkfl_operator.settings import get_settings
+    from thinkfl_operator.config.logs import configure_logging
+    from thinkfl_operator.config.settings import get_settings
 
     try:
         check_arguments(args)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from thinkfl_operator.incident_spec import ENGINES
+from thinkfl_operator.incident.spec import ENGINES
 
 EXIT_USER_ERROR = 2
 #: Where ``thinkfl export --redact`` reads its salt when ``--salt`` is not given.
@@ -162,8 +162,8 @@ def _source_options(parser: argparse.ArgumentParser) -> None:
 def settings_help() -> str:
     """What ``run`` reads: every setting with its default and meaning, from the settings object
     (the same generator as the README's configuration table)."""
-    from thinkfl_operator.settings import SECRETS_DIR, Settings
-    from thinkfl_operator.settings_doc import rows
+    from thinkfl_operator.config.reference import rows
+    from thinkfl_operator.config.settings import SECRETS_DIR, Settings
 
     width = max(40, min(shutil.get_terminal_size().columns, 100) - 2)
     where = (f"settings: environment variables, or files of the same names in {SECRETS_DIR} "

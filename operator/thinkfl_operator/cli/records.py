@@ -24,7 +24,8 @@ import yaml
 from thinkfl_operator.cli.files import write_json
 from thinkfl_operator.cli.parser import SALT_ENV
 from thinkfl_operator.cli.render import table
-from thinkfl_operator.errors import UserInputError
+from thinkfl_operator.config.settings import Settings
+from thinkfl_operator.core.errors import UserInputError
 from thinkfl_operator.evaluation.scores import AccuracyRow, accuracy_table
 from thinkfl_operator.feedback.export import (
     is_confirmed,
@@ -43,7 +44,6 @@ from thinkfl_operator.feedback.report import (
 )
 from thinkfl_operator.feedback.rows import Checked, check_row, rebuilt
 from thinkfl_operator.feedback.sources import Selected, select
-from thinkfl_operator.settings import Settings
 
 Command = Callable[[argparse.Namespace, Settings], int]
 #: Files a folder given to --from is searched for.

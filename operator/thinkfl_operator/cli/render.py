@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from thinkfl_operator.cli.timeparse import iso
-from thinkfl_operator.models import Diagnosis, Incident
+from thinkfl_operator.core.models import Diagnosis, Incident
 
 if TYPE_CHECKING:
     from thinkfl_operator.evaluation.labels import Fault

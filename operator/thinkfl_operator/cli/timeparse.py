@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from thinkfl_operator import rfc3339
-from thinkfl_operator.errors import InvalidIncident
+from thinkfl_operator.core import rfc3339
+from thinkfl_operator.core.errors import InvalidIncident
 
 
 def parse_time(text: str, field: str = "--time") -> float:

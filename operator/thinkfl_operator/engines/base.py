@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from thinkfl_operator.models import Diagnosis, Incident
+from thinkfl_operator.core.models import Diagnosis, Incident
 from thinkfl_operator.telemetry.store import Store
 
 

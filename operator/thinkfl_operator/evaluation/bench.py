@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pyarrow.csv as pacsv
 
-from thinkfl_operator.diagnosis import make_engine
+from thinkfl_operator.config.settings import Settings
+from thinkfl_operator.engines.diagnose import make_engine
 from thinkfl_operator.evaluation import runner
 from thinkfl_operator.evaluation.labels import read_faults
-from thinkfl_operator.settings import Settings
 from thinkfl_operator.telemetry.open import open_dataset
 
 

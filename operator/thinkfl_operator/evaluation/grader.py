@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from thinkfl_operator.models import RootCause
+from thinkfl_operator.core.models import RootCause
 
 WEIGHTS = {"format": 0.1, "service": 0.4, "pod": 0.3, "node": 0.2}
 

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from thinkfl_operator.errors import DatasetError
+from thinkfl_operator.core.errors import DatasetError
 from thinkfl_operator.telemetry.csvio import read_csv
 from thinkfl_operator.telemetry.naming import service_of_aiops_pod, service_of_pod
 

@@ -6,12 +6,12 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from thinkfl_operator.core.errors import BackendError, NoEvidence
+from thinkfl_operator.core.models import Diagnosis, Incident
 from thinkfl_operator.engines.base import Engine
-from thinkfl_operator.errors import BackendError, NoEvidence
 from thinkfl_operator.evaluation.grader import Grade, grade
 from thinkfl_operator.evaluation.labels import Fault
 from thinkfl_operator.evaluation.scores import mrr, pod_rank, recall_at, service_rank
-from thinkfl_operator.models import Diagnosis, Incident
 from thinkfl_operator.telemetry.store import Store
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TypedDict
 
-from thinkfl_operator.models import RootCause
+from thinkfl_operator.core.models import RootCause
 
 
 def service_rank(ranked: Sequence[RootCause], service: str) -> int | None:

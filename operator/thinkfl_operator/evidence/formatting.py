@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from thinkfl_operator.models import Span
+from thinkfl_operator.core.models import Span
 
 #: Column order of the first user message's root-span table.
 ROOT_COLUMNS = ("timestamp", "cmdb_id", "span_id", "trace_id", "duration", "type", "status_code",

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from thinkfl_operator.core.models import LOGS_PREFIX, Step
 from thinkfl_operator.evidence.templates import LEVELS, is_problem, levels, templates
-from thinkfl_operator.models import LOGS_PREFIX, Step
 from thinkfl_operator.telemetry.loglines import LogBatch, covered_seconds
 from thinkfl_operator.telemetry.spans import codes_of
 

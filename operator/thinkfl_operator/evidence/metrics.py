@@ -13,8 +13,8 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from thinkfl_operator.core.models import Fluctuation
 from thinkfl_operator.evidence.formatting import metrics_json
-from thinkfl_operator.models import Fluctuation
 from thinkfl_operator.telemetry.store import KpiBlock, as_block
 
 

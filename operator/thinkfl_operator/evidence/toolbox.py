@@ -11,9 +11,9 @@ import json
 from collections.abc import Callable
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
+from thinkfl_operator.core.models import Candidate, Fluctuation, Span, Step
 from thinkfl_operator.evidence import metrics as metric_tool
 from thinkfl_operator.evidence import traces as trace_tool
-from thinkfl_operator.models import Candidate, Fluctuation, Span, Step
 from thinkfl_operator.observability import tracing
 from thinkfl_operator.telemetry.spans import SpanTable
 from thinkfl_operator.telemetry.store import Store

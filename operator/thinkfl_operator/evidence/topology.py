@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from thinkfl_operator.models import Topology
+from thinkfl_operator.core.models import Topology
 from thinkfl_operator.telemetry.store import Store
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from thinkfl_operator.core.models import Span
 from thinkfl_operator.evidence.formatting import ms, spans_json
-from thinkfl_operator.models import Span
 from thinkfl_operator.telemetry.spans import SpanTable
 
 

@@ -16,9 +16,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from thinkfl_operator.core.models import (
+    PRINT_RESULTS,
+    SEARCH_TRACES,
+    TOOL_NAMES,
+    Diagnosis,
+    Span,
+    Step,
+)
 from thinkfl_operator.engines.thinkfl import prompt
 from thinkfl_operator.evidence.toolbox import tool_call_text
-from thinkfl_operator.models import PRINT_RESULTS, SEARCH_TRACES, TOOL_NAMES, Diagnosis, Span, Step
 
 Message = dict[str, str]
 

@@ -42,7 +42,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from thinkfl_operator.errors import UserInputError
+from thinkfl_operator.core.errors import UserInputError
 from thinkfl_operator.feedback.grading import causes_of, grade_answer
 from thinkfl_operator.feedback.label import InvalidFeedback, feedback_of, validate
 from thinkfl_operator.feedback.record import InvalidRecord, decode_record, topology_of

@@ -14,10 +14,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
+from thinkfl_operator.core.models import RootCause
 from thinkfl_operator.evaluation.grader import Grade, grade
 from thinkfl_operator.evaluation.scores import service_rank
 from thinkfl_operator.feedback.label import Feedback
-from thinkfl_operator.models import RootCause
 
 
 def grade_answer(root_causes: Sequence[RootCause], label: Feedback) -> Grade:

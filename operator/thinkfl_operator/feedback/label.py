@@ -11,7 +11,7 @@ the API server checked against the CRD schema, and it carries what the annotatio
 type, note, author); a stale annotation must not silently override it. ``validate`` then checks
 the names against the incident's observed topology and completes the label (a pod brings its
 service and node). Every error is an ``InvalidFeedback`` naming the field and the value.
-``spec.feedback`` is read through its model (``incident_spec.FeedbackSpec``, the CRD's schema).
+``spec.feedback`` is read through its model (``incident.spec.FeedbackSpec``, the CRD's schema).
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from thinkfl_operator.errors import UserInputError
-from thinkfl_operator.incident_spec import FeedbackSpec, quoted, spec_problem
-from thinkfl_operator.models import Topology
+from thinkfl_operator.core.errors import UserInputError
+from thinkfl_operator.core.models import Topology
+from thinkfl_operator.incident.spec import FeedbackSpec, quoted, spec_problem
 
 ANNOTATION = "thinkfl.dev/root-cause"
 SPEC_FIELD = "spec.feedback"

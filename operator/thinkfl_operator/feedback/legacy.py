@@ -16,10 +16,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from thinkfl_operator.core.models import PRINT_RESULTS, Candidate, Topology
+from thinkfl_operator.engines.ranking import rank
 from thinkfl_operator.engines.thinkfl.engine import fuse
 from thinkfl_operator.engines.thinkfl.parser import parse_reply, root_cause_dicts
-from thinkfl_operator.models import PRINT_RESULTS, Candidate, Topology
-from thinkfl_operator.ranking import rank
 
 
 def upgrade(record: Mapping[str, Any]) -> dict[str, Any]:

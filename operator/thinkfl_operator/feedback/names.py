@@ -14,10 +14,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from thinkfl_operator.core.models import PRINT_RESULTS, SEARCH_METRICS
 from thinkfl_operator.engines.thinkfl.parser import parse_reply, root_cause_dicts
 from thinkfl_operator.feedback.opening import root_of
 from thinkfl_operator.feedback.shape import InvalidRecord
-from thinkfl_operator.models import PRINT_RESULTS, SEARCH_METRICS
 
 _FIELD = re.compile(r'"(cmdb_id|operation_name)"\s*:\s*("(?:[^"\\]|\\.)*")')
 _CAUSE_KEYS = ("service", "pod", "node")

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from thinkfl_operator.core.models import Span
 from thinkfl_operator.engines.thinkfl import prompt
 from thinkfl_operator.evidence.formatting import ROOT_COLUMNS
 from thinkfl_operator.feedback.shape import InvalidRecord
-from thinkfl_operator.models import Span
 
 #: How pandas prints the empty parent of a root span.
 _MISSING = "NaN"

@@ -39,10 +39,10 @@ import zlib
 from collections.abc import Mapping
 from typing import Any
 
+from thinkfl_operator.core.models import Diagnosis, Incident, Topology
+from thinkfl_operator.core.rfc3339 import format_utc
 from thinkfl_operator.feedback.conversations import Message, conversations_of
 from thinkfl_operator.feedback.shape import InvalidRecord, checked_record
-from thinkfl_operator.models import Diagnosis, Incident, Topology
-from thinkfl_operator.rfc3339 import format_utc
 
 __all__ = ["MAX_RECORD_CHARS", "OMITTED", "VERSION", "InvalidRecord", "build_record",
            "decode_record", "encode_record", "topology_of"]

@@ -15,6 +15,16 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from thinkfl_operator.config.settings import Settings
+from thinkfl_operator.core.models import (
+    SEARCH_METRICS,
+    SEARCH_TRACES,
+    Diagnosis,
+    Fluctuation,
+    Span,
+    Usage,
+)
+from thinkfl_operator.engines.ranking import rank
 from thinkfl_operator.engines.thinkfl import prompt
 from thinkfl_operator.engines.thinkfl.client import ChatClient
 from thinkfl_operator.engines.thinkfl.conversation import Conversation, Outcome, stages
@@ -24,16 +34,6 @@ from thinkfl_operator.evidence.metrics import normalize_timestamp
 from thinkfl_operator.evidence.toolbox import Toolbox
 from thinkfl_operator.feedback.opening import root_of
 from thinkfl_operator.feedback.record import OMITTED, InvalidRecord, topology_of
-from thinkfl_operator.models import (
-    SEARCH_METRICS,
-    SEARCH_TRACES,
-    Diagnosis,
-    Fluctuation,
-    Span,
-    Usage,
-)
-from thinkfl_operator.ranking import rank
-from thinkfl_operator.settings import Settings
 from thinkfl_operator.telemetry.memory import MemoryStore
 from thinkfl_operator.telemetry.spans import SpanTable, empty_frame
 

@@ -18,6 +18,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from thinkfl_operator.config.settings import Settings
+from thinkfl_operator.core.models import RootCause
 from thinkfl_operator.engines.thinkfl.client import ChatClient
 from thinkfl_operator.engines.thinkfl.engine import NoAnswer
 from thinkfl_operator.feedback.export import is_confirmed
@@ -25,8 +27,6 @@ from thinkfl_operator.feedback.grading import causes_of, grade_answer, own_part
 from thinkfl_operator.feedback.label import Feedback
 from thinkfl_operator.feedback.replay import replay
 from thinkfl_operator.feedback.rows import LABEL_KEYS, Checked
-from thinkfl_operator.models import RootCause
-from thinkfl_operator.settings import Settings
 
 Ranks = dict[str, list[int | None]]
 

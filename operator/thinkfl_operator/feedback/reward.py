@@ -13,10 +13,10 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
+from thinkfl_operator.core.models import PRINT_RESULTS, Candidate, RootCause
 from thinkfl_operator.engines.thinkfl.parser import parse_reply
 from thinkfl_operator.evaluation.grader import grade
 from thinkfl_operator.feedback.legacy import candidates_of
-from thinkfl_operator.models import PRINT_RESULTS, Candidate, RootCause
 from thinkfl_operator.telemetry.naming import service_of_pod
 
 LABEL_KEYS = ("service", "pod", "node")

@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from thinkfl_operator.errors import UserInputError
+from thinkfl_operator.core.errors import UserInputError
 from thinkfl_operator.evaluation.grader import WEIGHTS, Grade
 from thinkfl_operator.feedback.grading import causes_of, grade_answer
 from thinkfl_operator.feedback.label import SPEC_KEYS, Feedback, validate

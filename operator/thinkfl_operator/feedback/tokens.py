@@ -33,8 +33,8 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from thinkfl_operator.core.models import TOOL_NAMES
 from thinkfl_operator.feedback.names import Names
-from thinkfl_operator.models import TOOL_NAMES
 from thinkfl_operator.telemetry.naming import service_of_pod
 
 Substitute = Callable[[str], str]

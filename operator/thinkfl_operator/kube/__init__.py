@@ -14,14 +14,14 @@ from typing import Any
 
 import kopf
 
+from thinkfl_operator.config.settings import Settings
+from thinkfl_operator.core.errors import UserInputError
+from thinkfl_operator.core.models import Incident
 from thinkfl_operator.engines.thinkfl.engine import open_chat
-from thinkfl_operator.errors import UserInputError
 from thinkfl_operator.kube.handlers import register
 from thinkfl_operator.kube.runner import StoreFactory, close_quietly
 from thinkfl_operator.kubeapi.podlogs import PodLogs
 from thinkfl_operator.kubeapi.pods import PodNodes
-from thinkfl_operator.models import Incident
-from thinkfl_operator.settings import Settings
 from thinkfl_operator.telemetry.live import live_logs, open_live
 from thinkfl_operator.telemetry.loglines import LogSource
 from thinkfl_operator.telemetry.store import Store

@@ -19,13 +19,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from thinkfl_operator.core.models import RootCause
 from thinkfl_operator.feedback.grading import grade_answer, grade_status
 from thinkfl_operator.feedback.label import Feedback, InvalidFeedback, feedback_of, validate
 from thinkfl_operator.feedback.record import InvalidRecord, decode_record, topology_of
-from thinkfl_operator.incident_spec import diagnosis_digest
-from thinkfl_operator.incident_status import DIAGNOSED, FAILED, set_condition
+from thinkfl_operator.incident.spec import diagnosis_digest
+from thinkfl_operator.incident.status import DIAGNOSED, FAILED, set_condition
 from thinkfl_operator.kube.runner import generation_of
-from thinkfl_operator.models import RootCause
 
 COND_CONFIRMED = "Confirmed"
 #: Reason of the Confirmed condition once the label is removed (the grade goes with it).

@@ -17,10 +17,11 @@ from typing import Any
 import kopf
 import structlog
 
+from thinkfl_operator.config.settings import Settings
+from thinkfl_operator.core.errors import BackendError
 from thinkfl_operator.engines.thinkfl.client import ChatClient
-from thinkfl_operator.errors import BackendError
 from thinkfl_operator.feedback.label import ANNOTATION as ROOT_CAUSE
-from thinkfl_operator.incident_status import PENDING
+from thinkfl_operator.incident.status import PENDING
 from thinkfl_operator.kube import runner
 from thinkfl_operator.kube.confirm import confirm
 from thinkfl_operator.kube.metrics import OperatorMetrics
@@ -28,7 +29,6 @@ from thinkfl_operator.kube.web import HttpServer, build_app, tls_context
 from thinkfl_operator.kube.workers import Diagnoser, Workers
 from thinkfl_operator.kubeapi.client import GROUP, PLURAL, VERSION
 from thinkfl_operator.kubeapi.incidents import IncidentApi
-from thinkfl_operator.settings import Settings
 
 log = structlog.get_logger(__name__)
 

@@ -13,11 +13,11 @@ import sys
 
 import kopf
 
-from thinkfl_operator.errors import UserInputError
+from thinkfl_operator.config.logs import configure_logging
+from thinkfl_operator.config.settings import get_settings
+from thinkfl_operator.core.errors import UserInputError
 from thinkfl_operator.kube import operator_registry
-from thinkfl_operator.logs import configure_logging
 from thinkfl_operator.observability.otel import configure_tracing
-from thinkfl_operator.settings import get_settings
 
 try:
     SETTINGS = get_settings()

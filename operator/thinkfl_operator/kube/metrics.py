@@ -36,10 +36,10 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from thinkfl_operator.core.models import Diagnosis
 from thinkfl_operator.evaluation.scores import RECALL_KS, AccuracyRow, accuracy_table
-from thinkfl_operator.incident_status import PHASES
+from thinkfl_operator.incident.status import PHASES
 from thinkfl_operator.kube.runner import Outcome
-from thinkfl_operator.models import Diagnosis
 
 IncidentKey = tuple[str, str]  # (namespace, name)
 

@@ -25,19 +25,21 @@ from typing import Any
 
 import structlog
 
-from thinkfl_operator import deadline
-from thinkfl_operator.diagnosis import diagnose
-from thinkfl_operator.engines.thinkfl.client import ChatClient
-from thinkfl_operator.errors import (
+from thinkfl_operator.config.settings import Settings
+from thinkfl_operator.core import deadline
+from thinkfl_operator.core.errors import (
     BackendError,
     DeadlineExceeded,
     InvalidIncident,
     NoEvidence,
     UserInputError,
 )
+from thinkfl_operator.core.models import Diagnosis, Incident
+from thinkfl_operator.engines.diagnose import diagnose
+from thinkfl_operator.engines.thinkfl.client import ChatClient
 from thinkfl_operator.feedback.record import build_record, encode_record
-from thinkfl_operator.incident_spec import diagnosis_digest, engine_of, parse_spec
-from thinkfl_operator.incident_status import (
+from thinkfl_operator.incident.spec import diagnosis_digest, engine_of, parse_spec
+from thinkfl_operator.incident.status import (
     COND_LLM_FALLBACK,
     DIAGNOSED,
     DIAGNOSING,
@@ -49,8 +51,6 @@ from thinkfl_operator.incident_status import (
     pending,
     set_condition,
 )
-from thinkfl_operator.models import Diagnosis, Incident
-from thinkfl_operator.settings import Settings
 from thinkfl_operator.telemetry.store import Store
 
 log = structlog.get_logger(__name__)

@@ -34,16 +34,16 @@ import aiohttp
 import kmock
 import kopf
 
-from thinkfl_operator import rfc3339
-from thinkfl_operator.incident_status import TERMINAL
+from thinkfl_operator.config.settings import Settings
+from thinkfl_operator.core import rfc3339
+from thinkfl_operator.core.models import Incident
+from thinkfl_operator.incident.status import TERMINAL
 from thinkfl_operator.kube.crd import resource_info
 from thinkfl_operator.kube.handlers import register
 from thinkfl_operator.kube.runner import StoreFactory
 from thinkfl_operator.kube.sandbox_api import KubectlEmulator
 from thinkfl_operator.kubeapi.client import GROUP, PLURAL, VERSION
 from thinkfl_operator.kubeapi.incidents import IncidentApi
-from thinkfl_operator.models import Incident
-from thinkfl_operator.settings import Settings
 from thinkfl_operator.telemetry.store import Store
 
 KIND = "FailureIncident"

@@ -25,9 +25,9 @@ from aiohttp import web
 
 from thinkfl_operator.alerts.payload import AlertIntakeConfig
 from thinkfl_operator.alerts.server import CreateIncident, WebhookPolicy, make_app
-from thinkfl_operator.errors import UserInputError
+from thinkfl_operator.config.settings import AlertSettings, Settings
+from thinkfl_operator.core.errors import UserInputError
 from thinkfl_operator.kube.metrics import OperatorMetrics
-from thinkfl_operator.settings import AlertSettings, Settings
 
 #: Seconds the server may take to start listening or to stop.
 START_STOP_TIMEOUT_S = 10.0

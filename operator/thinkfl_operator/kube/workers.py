@@ -36,13 +36,13 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
 
+from thinkfl_operator.config.logs import configure_logging
+from thinkfl_operator.config.settings import Settings
+from thinkfl_operator.core.errors import BackendError
 from thinkfl_operator.engines.thinkfl.client import ChatClient
 from thinkfl_operator.engines.thinkfl.engine import open_chat
-from thinkfl_operator.errors import BackendError
 from thinkfl_operator.kube import runner
-from thinkfl_operator.logs import configure_logging
 from thinkfl_operator.observability.otel import configure_tracing
-from thinkfl_operator.settings import Settings
 
 #: Imported once by the server the workers are forked from: this module imports the use case,
 #: the engines and pandas.

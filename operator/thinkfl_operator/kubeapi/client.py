@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import kubernetes
 
-from thinkfl_operator.errors import BackendError
+from thinkfl_operator.core.errors import BackendError
 
 GROUP, VERSION, PLURAL = "thinkfl.dev", "v1alpha1", "failureincidents"
 

@@ -13,7 +13,7 @@ from typing import Any
 import kubernetes
 import urllib3
 
-from thinkfl_operator.errors import BackendError, IncidentRejected
+from thinkfl_operator.core.errors import BackendError, IncidentRejected
 from thinkfl_operator.feedback.home import record_text
 from thinkfl_operator.kubeapi import records
 from thinkfl_operator.kubeapi.client import GROUP, PLURAL, VERSION, api_client

@@ -36,11 +36,11 @@ import kubernetes
 import pandas as pd
 import urllib3
 
-from thinkfl_operator import deadline
-from thinkfl_operator.errors import BackendError
+from thinkfl_operator.config.settings import LogsSettings
+from thinkfl_operator.core import deadline
+from thinkfl_operator.core.errors import BackendError
+from thinkfl_operator.core.rfc3339 import format_utc
 from thinkfl_operator.kubeapi.client import api_client
-from thinkfl_operator.rfc3339 import format_utc
-from thinkfl_operator.settings import LogsSettings
 from thinkfl_operator.telemetry.loglines import (
     LINE_COLUMNS,
     MAX_LINE_CHARS,

@@ -19,8 +19,8 @@ import kubernetes
 import structlog
 import urllib3
 
-from thinkfl_operator import deadline
-from thinkfl_operator.errors import BackendError
+from thinkfl_operator.core import deadline
+from thinkfl_operator.core.errors import BackendError
 from thinkfl_operator.kubeapi.client import api_client
 
 log = structlog.get_logger(__name__)

@@ -13,7 +13,7 @@ from typing import Any
 import kubernetes
 import urllib3
 
-from thinkfl_operator.errors import BackendError
+from thinkfl_operator.core.errors import BackendError
 from thinkfl_operator.feedback.home import may_replace, record_configmap
 
 TIMEOUT_S = 10.0  # per call: a hung API server must not hold a worker

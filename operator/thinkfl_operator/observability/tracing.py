@@ -20,7 +20,7 @@ from contextlib import contextmanager
 
 from opentelemetry import trace
 
-from thinkfl_operator.models import Diagnosis, Step
+from thinkfl_operator.core.models import Diagnosis, Step
 
 TRACER_NAME = "thinkfl_operator"
 DIAGNOSE, TOOL = "thinkfl.diagnose", "thinkfl.tool"

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from thinkfl_operator.errors import DatasetError
+from thinkfl_operator.core.errors import DatasetError
 from thinkfl_operator.telemetry.csvio import read_csv
 from thinkfl_operator.telemetry.memory import MemoryStore
 from thinkfl_operator.telemetry.naming import service_of_aiops_pod

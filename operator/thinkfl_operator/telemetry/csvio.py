@@ -9,7 +9,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from thinkfl_operator.errors import DatasetError
+from thinkfl_operator.core.errors import DatasetError
 
 #: Threads given to pyarrow work (parsing files, compute kernels), which runs without the GIL.
 THREADS = min(4, os.cpu_count() or 1)

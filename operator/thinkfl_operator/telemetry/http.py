@@ -28,9 +28,9 @@ from typing import Any, Self, TypeVar
 
 import requests
 
-from thinkfl_operator import deadline
-from thinkfl_operator.errors import BackendError, UserInputError
-from thinkfl_operator.settings import TlsSettings
+from thinkfl_operator.config.settings import TlsSettings
+from thinkfl_operator.core import deadline
+from thinkfl_operator.core.errors import BackendError, UserInputError
 from thinkfl_operator.telemetry.session import MAX_BODY_BYTES, BodyTooLarge, BoundedSession, TooSlow
 from thinkfl_operator.telemetry.transport import (
     TLS_HINT,

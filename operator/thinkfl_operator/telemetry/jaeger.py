@@ -23,8 +23,8 @@ from urllib.parse import quote
 
 import pandas as pd
 
-from thinkfl_operator import rfc3339
-from thinkfl_operator.errors import UserInputError
+from thinkfl_operator.core import rfc3339
+from thinkfl_operator.core.errors import UserInputError
 from thinkfl_operator.telemetry.http import (
     BackendRejected,
     HttpBackend,

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import pandas as pd
 
-from thinkfl_operator.settings import (
+from thinkfl_operator.config.settings import (
     LogsSettings,
     PrometheusSettings,
     TlsSettings,

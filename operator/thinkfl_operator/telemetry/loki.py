@@ -37,9 +37,9 @@ from typing import Any
 
 import requests
 
-from thinkfl_operator import deadline
-from thinkfl_operator.errors import DeadlineExceeded, UserInputError
-from thinkfl_operator.settings import LogsSettings, TlsSettings
+from thinkfl_operator.config.settings import LogsSettings, TlsSettings
+from thinkfl_operator.core import deadline
+from thinkfl_operator.core.errors import DeadlineExceeded, UserInputError
 from thinkfl_operator.telemetry.http import BackendRejected, HttpBackend, HttpBackendError, NotFound
 from thinkfl_operator.telemetry.loglines import (
     MAX_LINE_CHARS,

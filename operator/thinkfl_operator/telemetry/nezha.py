@@ -16,7 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from thinkfl_operator.errors import DatasetError
+from thinkfl_operator.core.errors import DatasetError
 from thinkfl_operator.telemetry.csvio import THREADS, read_table
 from thinkfl_operator.telemetry.memory import MemoryStore
 from thinkfl_operator.telemetry.minutefiles import files_near, folder_day

@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from thinkfl_operator.errors import DatasetError
+from thinkfl_operator.core.errors import DatasetError
 from thinkfl_operator.telemetry.csvio import THREADS, header_names
 from thinkfl_operator.telemetry.loglines import (
     MAX_LINE_CHARS,

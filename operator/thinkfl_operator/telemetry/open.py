@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from thinkfl_operator.errors import DatasetError
+from thinkfl_operator.core.errors import DatasetError
 from thinkfl_operator.telemetry.aiops import AiopsStore, is_aiops_layout
 from thinkfl_operator.telemetry.nezha import NezhaStore, is_nezha_day
 from thinkfl_operator.telemetry.store import Store

@@ -25,7 +25,7 @@ from typing import Any
 
 import pandas as pd
 
-from thinkfl_operator.errors import InvalidIncident
+from thinkfl_operator.core.errors import InvalidIncident
 from thinkfl_operator.telemetry.spans import COLUMNS, empty_frame
 
 TRACE_ID_HEX = 32

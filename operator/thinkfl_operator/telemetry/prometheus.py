@@ -54,8 +54,8 @@ from typing import Any, Self
 
 import numpy as np
 
-from thinkfl_operator.errors import BackendError
-from thinkfl_operator.settings import TlsSettings
+from thinkfl_operator.config.settings import TlsSettings
+from thinkfl_operator.core.errors import BackendError
 from thinkfl_operator.telemetry.http import (
     BackendRejected,
     BackendUnavailable,

@@ -19,7 +19,7 @@ from typing import Any
 import requests
 import urllib3
 
-from thinkfl_operator import deadline
+from thinkfl_operator.core import deadline
 
 #: Default cap of one answer (bytes, decoded).
 MAX_BODY_BYTES = 32 * 1024 * 1024

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from pandas.api.types import union_categoricals
 
-from thinkfl_operator.models import Span
+from thinkfl_operator.core.models import Span
 from thinkfl_operator.telemetry.quality import DataQuality
 
 COLUMNS = (

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import pandas as pd
 
-from thinkfl_operator.errors import UserInputError
+from thinkfl_operator.core.errors import UserInputError
 from thinkfl_operator.telemetry.http import NotFound, QueryClient, first_answer
 from thinkfl_operator.telemetry.otlp import (
     int_value,

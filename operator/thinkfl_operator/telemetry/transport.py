@@ -45,10 +45,10 @@ import structlog
 import tenacity
 import urllib3
 
-from thinkfl_operator import deadline
-from thinkfl_operator.errors import UserInputError
+from thinkfl_operator.config.settings import TlsSettings, get_settings
+from thinkfl_operator.core import deadline
+from thinkfl_operator.core.errors import UserInputError
 from thinkfl_operator.observability.progress import waiting_on
-from thinkfl_operator.settings import TlsSettings, get_settings
 
 T = TypeVar("T")
 

@@ -21,6 +21,16 @@ import time
 import numpy as np
 import pandas as pd
 
+from thinkfl_operator.config.settings import Settings
+from thinkfl_operator.core.errors import NoEvidence
+from thinkfl_operator.core.models import (
+    Candidate,
+    Diagnosis,
+    Fluctuation,
+    Incident,
+    Topology,
+    Usage,
+)
 from thinkfl_operator.engines.heuristic import walk
 from thinkfl_operator.engines.heuristic.cache import MeasuredCache
 from thinkfl_operator.engines.heuristic.critical import trace_evidence
@@ -35,13 +45,10 @@ from thinkfl_operator.engines.heuristic.resources import cpu_shifts
 from thinkfl_operator.engines.heuristic.scoring import PodEvidence, score_pods
 from thinkfl_operator.engines.heuristic.signals import compute_shifts, span_measurements
 from thinkfl_operator.engines.heuristic.window import Windows, split, time_window
-from thinkfl_operator.errors import NoEvidence
+from thinkfl_operator.engines.ranking import rank
 from thinkfl_operator.evidence.logshift import LogEvidence, log_lines, log_notes, log_step
 from thinkfl_operator.evidence.toolbox import Toolbox
 from thinkfl_operator.evidence.topology import observed
-from thinkfl_operator.models import Candidate, Diagnosis, Fluctuation, Incident, Topology, Usage
-from thinkfl_operator.ranking import rank
-from thinkfl_operator.settings import Settings
 from thinkfl_operator.telemetry.spans import SpanTable, codes_of, empty_frame
 from thinkfl_operator.telemetry.store import Store
 

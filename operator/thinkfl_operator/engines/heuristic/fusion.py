@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import math
 
+from thinkfl_operator.core.models import Candidate
 from thinkfl_operator.engines.heuristic.resources import CpuShift
 from thinkfl_operator.evidence.logshift import LogEvidence
-from thinkfl_operator.models import Candidate
 
 #: Log shifts: weight of log1p(robust z across services).
 LOG_WEIGHT = 2.0

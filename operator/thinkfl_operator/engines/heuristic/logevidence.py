@@ -12,6 +12,7 @@ from dataclasses import replace
 
 import pandas as pd
 
+from thinkfl_operator.config.settings import LogsSettings
 from thinkfl_operator.engines.heuristic.traffic import (
     OperationCalls,
     template_operations,
@@ -19,7 +20,6 @@ from thinkfl_operator.engines.heuristic.traffic import (
 )
 from thinkfl_operator.evidence.logshift import LineKeys, LogEvidence, line_keys, log_shifts
 from thinkfl_operator.evidence.templates import categorized
-from thinkfl_operator.settings import LogsSettings
 from thinkfl_operator.telemetry.loglines import LogBatch, LogSource, clip_coverage
 from thinkfl_operator.telemetry.store import Store
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from thinkfl_operator.core.models import Span
 from thinkfl_operator.engines.heuristic.groupstats import sorted_rows
 from thinkfl_operator.engines.heuristic.scoring import PodEvidence
 from thinkfl_operator.evidence.toolbox import Toolbox
-from thinkfl_operator.models import Span
 
 #: Deepest chain of search_traces calls per trace.
 MAX_DEPTH = 12

@@ -8,12 +8,12 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
+from thinkfl_operator.config.settings import HeuristicSettings
+from thinkfl_operator.core.errors import InvalidIncident, NoEvidence
+from thinkfl_operator.core.models import Incident
+from thinkfl_operator.core.rfc3339 import human_utc
 from thinkfl_operator.engines.heuristic.cache import MeasuredCache
 from thinkfl_operator.engines.heuristic.signals import STAT_COLUMNS, Measured
-from thinkfl_operator.errors import InvalidIncident, NoEvidence
-from thinkfl_operator.models import Incident
-from thinkfl_operator.rfc3339 import human_utc
-from thinkfl_operator.settings import HeuristicSettings
 from thinkfl_operator.telemetry.store import Store
 
 

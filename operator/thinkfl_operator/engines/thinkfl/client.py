@@ -27,8 +27,8 @@ try:  # the HTTP library under openai: httpx2 from openai 3, httpx before
 except ImportError:  # pragma: no cover - older openai
     import httpx  # type: ignore[no-redef]
 
-from thinkfl_operator.errors import BackendError
-from thinkfl_operator.settings import LLMSettings, TlsSettings
+from thinkfl_operator.config.settings import LLMSettings, TlsSettings
+from thinkfl_operator.core.errors import BackendError
 from thinkfl_operator.telemetry.transport import (
     TLS_HINT,
     RetryPolicy,

@@ -17,14 +17,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from thinkfl_operator.core.models import PRINT_RESULTS as RESULTS
+from thinkfl_operator.core.models import SEARCH_METRICS as METRICS
+from thinkfl_operator.core.models import SEARCH_TRACES as TRACES
+from thinkfl_operator.core.models import Candidate, Span
 from thinkfl_operator.engines.thinkfl import prompt
 from thinkfl_operator.engines.thinkfl.client import ChatClient
 from thinkfl_operator.engines.thinkfl.parser import ToolCall, parse_reply, root_cause_dicts
 from thinkfl_operator.evidence.toolbox import Toolbox
-from thinkfl_operator.models import PRINT_RESULTS as RESULTS
-from thinkfl_operator.models import SEARCH_METRICS as METRICS
-from thinkfl_operator.models import SEARCH_TRACES as TRACES
-from thinkfl_operator.models import Candidate, Span
 
 
 @dataclass(frozen=True)

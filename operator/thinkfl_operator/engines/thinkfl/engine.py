@@ -13,16 +13,23 @@ import math
 import time
 from collections import defaultdict
 
-from thinkfl_operator import deadline
+from thinkfl_operator.config.settings import Settings
+from thinkfl_operator.core import deadline
+from thinkfl_operator.core.errors import BackendError, DeadlineExceeded
+from thinkfl_operator.core.models import (
+    FALLBACK_PREFIX,
+    Candidate,
+    Diagnosis,
+    Incident,
+    Topology,
+    Usage,
+)
 from thinkfl_operator.engines.heuristic.engine import HeuristicEngine
+from thinkfl_operator.engines.ranking import rank
 from thinkfl_operator.engines.thinkfl.client import ChatClient
 from thinkfl_operator.engines.thinkfl.conversation import Conversation, Outcome, stages
-from thinkfl_operator.errors import BackendError, DeadlineExceeded
 from thinkfl_operator.evidence.toolbox import Toolbox
 from thinkfl_operator.evidence.topology import observed
-from thinkfl_operator.models import FALLBACK_PREFIX, Candidate, Diagnosis, Incident, Topology, Usage
-from thinkfl_operator.ranking import rank
-from thinkfl_operator.settings import Settings
 from thinkfl_operator.telemetry.spans import SpanTable
 from thinkfl_operator.telemetry.store import Store
 

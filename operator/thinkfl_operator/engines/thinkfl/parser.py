@@ -24,7 +24,7 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
-from thinkfl_operator.models import PRINT_RESULTS, SEARCH_METRICS, SEARCH_TRACES, TOOL_NAMES
+from thinkfl_operator.core.models import PRINT_RESULTS, SEARCH_METRICS, SEARCH_TRACES, TOOL_NAMES
 
 _MAX_REPLY_CHARS = 100_000  # far above what max_tokens lets the model write
 _LITERAL_CAP = 20_000  # ast.parse is only given objects up to this size

@@ -14,9 +14,9 @@ followed directly by the model's next call, and the stage prompts already say wh
 
 from __future__ import annotations
 
+from thinkfl_operator.core.models import TOOL_NAMES as TOOL_NAMES  # noqa: PLC0414 (the prompt's tools)
+from thinkfl_operator.core.models import Span
 from thinkfl_operator.evidence.formatting import root_span_table
-from thinkfl_operator.models import TOOL_NAMES as TOOL_NAMES  # noqa: PLC0414 (the prompt's tools)
-from thinkfl_operator.models import Span
 
 #: The call-format instruction that ends the system prompt (closing tag repeated, as trained).
 CALL_FORMAT = (

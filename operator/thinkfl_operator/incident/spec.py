@@ -23,10 +23,10 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SkipValidation, ValidationError
 from pydantic_core import ErrorDetails, PydanticCustomError
 
-from thinkfl_operator import rfc3339
-from thinkfl_operator.errors import InvalidIncident
-from thinkfl_operator.models import ENGINES as ENGINES  # noqa: PLC0414 (cli.parser reads it here)
-from thinkfl_operator.models import EngineName, Incident
+from thinkfl_operator.core import rfc3339
+from thinkfl_operator.core.errors import InvalidIncident
+from thinkfl_operator.core.models import ENGINES as ENGINES  # noqa: PLC0414 (cli.parser reads it here)
+from thinkfl_operator.core.models import EngineName, Incident
 
 #: The CRD's patterns, word for word.
 HEX_ID_PATTERN = r"^[0-9a-fA-F]{1,32}$"

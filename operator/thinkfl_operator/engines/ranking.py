@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from thinkfl_operator.models import Candidate, RootCause, Topology
+from thinkfl_operator.core.models import Candidate, RootCause, Topology
 
 
 def normalize(candidate: Candidate, topology: Topology) -> Candidate | None:

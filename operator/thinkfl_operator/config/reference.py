@@ -1,6 +1,6 @@
 """The configuration reference, generated from the settings object (the README embeds it).
 
-``python -m thinkfl_operator.settings_doc`` prints the Markdown table; a test keeps the README's
+``python -m thinkfl_operator.config.reference`` prints the Markdown table; a test keeps the README's
 copy identical.
 """
 
@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, SecretStr
 
-from thinkfl_operator.settings import Settings
+from thinkfl_operator.config.settings import Settings
 
 PREFIX = "THINKFL_"
 

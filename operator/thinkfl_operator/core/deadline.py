@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 
-from thinkfl_operator.errors import DeadlineExceeded
+from thinkfl_operator.core.errors import DeadlineExceeded
 
 #: The shortest timeout handed to a request while any budget is left.
 MIN_TIMEOUT_S = 0.05

@@ -26,8 +26,8 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from thinkfl_operator.models import LOGS_PREFIX, Diagnosis, RootCause, Step, Usage
-from thinkfl_operator.rfc3339 import format_utc
+from thinkfl_operator.core.models import LOGS_PREFIX, Diagnosis, RootCause, Step, Usage
+from thinkfl_operator.core.rfc3339 import format_utc
 
 PENDING, DIAGNOSING, DIAGNOSED, FAILED = "Pending", "Diagnosing", "Diagnosed", "Failed"
 #: The phases in the order an incident goes through them (the CRD's enum), and the two it ends in.

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+from thinkfl_operator.config.settings import Settings
+from thinkfl_operator.core.errors import UserInputError
+from thinkfl_operator.core.models import ENGINES, FALLBACK_PREFIX, Diagnosis, Incident
 from thinkfl_operator.engines.base import Engine
 from thinkfl_operator.engines.heuristic.engine import HeuristicEngine
 from thinkfl_operator.engines.thinkfl.client import ChatClient
 from thinkfl_operator.engines.thinkfl.engine import ThinkFLEngine
-from thinkfl_operator.errors import UserInputError
-from thinkfl_operator.models import ENGINES, FALLBACK_PREFIX, Diagnosis, Incident
 from thinkfl_operator.observability import tracing
-from thinkfl_operator.settings import Settings
 from thinkfl_operator.telemetry.store import Store
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from thinkfl_operator.errors import UserInputError
+from thinkfl_operator.core.errors import UserInputError
 
 SECRETS_DIR = Path("/etc/thinkfl/secrets")
 

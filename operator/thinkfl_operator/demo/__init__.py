@@ -1,0 +1,1 @@
+"""The demo: a small deterministic synthetic incident anyone can diagnose without a cluster."""

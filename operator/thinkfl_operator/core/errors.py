@@ -11,8 +11,9 @@
         ├── PrometheusUnavailable   (telemetry.prometheus) the same for Prometheus; retryable
         ├── LLMUnavailable          (engines.thinkfl.client) the same for the model; retryable
         ├── NotFound                (telemetry.http) 404: the trace does not exist
-        ├── BackendRejected, InvalidResponse, PrometheusQueryError, LLMRejected
-        │                           the backend refused the request or answered nonsense
+        ├── Refused                 the backend refused the request or answered nonsense:
+        │                           BackendRejected, InvalidResponse, PrometheusQueryError,
+        │                           LLMRejected; not retryable
         ├── LLMTimedOut             (engines.thinkfl.client) the model's budget ran out
         ├── NoAnswer                (engines.thinkfl.engine) the model gave no usable answer
         └── IncidentRejected        (kubeapi.incidents) the API server refused a new incident
@@ -66,6 +67,15 @@ class BackendError(ThinkFLError):
     backend = ""
     #: The Failed reason once the operator stops trying (CamelCase, for the status condition).
     reason = "BackendUnavailable"
+
+
+class Refused(BackendError):
+    """The backend refused the request (a 4xx that retrying will not change) or answered what
+    cannot be used. The one home of the ``BackendRejected`` reason; each client's own error
+    (``telemetry.http``, ``telemetry.prometheus``, ``engines.thinkfl.client``) derives from it."""
+
+    retryable = False
+    reason = "BackendRejected"
 
 
 class IncidentRejected(BackendError):

@@ -27,7 +27,7 @@ from thinkfl_operator.core.models import (
 from thinkfl_operator.engines.ranking import rank
 from thinkfl_operator.engines.thinkfl import prompt
 from thinkfl_operator.engines.thinkfl.client import ChatClient
-from thinkfl_operator.engines.thinkfl.conversation import Conversation, Outcome, stages
+from thinkfl_operator.engines.thinkfl.conversation import Conversation, ConversationResult, stages
 from thinkfl_operator.engines.thinkfl.engine import NoAnswer, account_usage, fuse
 from thinkfl_operator.engines.thinkfl.parser import ToolCall, parse_reply
 from thinkfl_operator.evidence.metrics import normalize_timestamp
@@ -118,7 +118,7 @@ def replay(record: Mapping[str, Any], settings: Settings, client: ChatClient | N
     roots = [root_of(_opening(conversation), topology.pods) for conversation in record["conversations"]]
     answers = recorded_answers(record)
     plan = stages((llm.think_steps, llm.rethink_steps, llm.final_steps))
-    outcomes: list[tuple[Outcome, Toolbox]] = []
+    outcomes: list[tuple[ConversationResult, Toolbox]] = []
     for root in roots:
         tools = RecordedTools(answers)
         conversation = Conversation(client, tools, plan, started + llm.deadline_s)

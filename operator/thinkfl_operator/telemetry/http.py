@@ -30,7 +30,7 @@ import requests
 
 from thinkfl_operator.config.settings import TlsSettings
 from thinkfl_operator.core import deadline
-from thinkfl_operator.core.errors import BackendError, UserInputError
+from thinkfl_operator.core.errors import BackendError, Refused, UserInputError
 from thinkfl_operator.telemetry.session import MAX_BODY_BYTES, BodyTooLarge, BoundedSession, TooSlow
 from thinkfl_operator.telemetry.transport import (
     TLS_HINT,
@@ -75,18 +75,12 @@ class NotFound(HttpBackendError):
     reason = "NotFound"
 
 
-class BackendRejected(HttpBackendError):
+class BackendRejected(HttpBackendError, Refused):
     """HTTP 4xx other than 404 and 429: the request is wrong; retrying will not help."""
 
-    retryable = False
-    reason = "BackendRejected"
 
-
-class InvalidResponse(HttpBackendError):
+class InvalidResponse(HttpBackendError, Refused):
     """A 2xx answer whose body is not JSON (or not the JSON shape expected)."""
-
-    retryable = False
-    reason = "BackendRejected"
 
 
 class HttpBackend:

@@ -28,7 +28,7 @@ except ImportError:  # pragma: no cover - older openai
     import httpx  # type: ignore[no-redef]
 
 from thinkfl_operator.config.settings import LLMSettings, TlsSettings
-from thinkfl_operator.core.errors import BackendError
+from thinkfl_operator.core.errors import BackendError, Refused
 from thinkfl_operator.telemetry.transport import (
     TLS_HINT,
     RetryPolicy,
@@ -91,13 +91,11 @@ class LLMUnavailable(BackendError):
     reason = "LLMUnavailable"
 
 
-class LLMRejected(BackendError):
+class LLMRejected(Refused):
     """The endpoint refused the request (4xx other than 408 and 429) or answered what cannot be
     used (over the size cap, not a chat completion): retrying will not help."""
 
-    retryable = False
     backend = "llm"
-    reason = "BackendRejected"
 
 
 class LLMTimedOut(BackendError):

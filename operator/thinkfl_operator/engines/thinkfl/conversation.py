@@ -36,7 +36,7 @@ class Stage:
 
 
 @dataclass
-class Outcome:
+class ConversationResult:
     """What one conversation produced."""
 
     candidates: list[Candidate] = field(default_factory=list)
@@ -78,10 +78,10 @@ class Conversation:
 
     def __init__(self, client: ChatClient, tools: Toolbox, plan: list[Stage], deadline: float) -> None:
         self.client, self.tools, self.plan, self.deadline = client, tools, plan, deadline
-        self.out = Outcome()
+        self.out = ConversationResult()
         self._cache: dict[str, str] = {}
 
-    def run(self, root: Span) -> Outcome:
+    def run(self, root: Span) -> ConversationResult:
         """Talk until an answer, the budget or the deadline; LLMUnavailable propagates."""
         self.out.messages += [
             {"role": "system", "content": prompt.SYSTEM_PROMPT},

@@ -27,7 +27,7 @@ from thinkfl_operator.core.models import (
 from thinkfl_operator.engines.heuristic.engine import HeuristicEngine
 from thinkfl_operator.engines.ranking import rank
 from thinkfl_operator.engines.thinkfl.client import ChatClient
-from thinkfl_operator.engines.thinkfl.conversation import Conversation, Outcome, stages
+from thinkfl_operator.engines.thinkfl.conversation import Conversation, ConversationResult, stages
 from thinkfl_operator.evidence.toolbox import Toolbox
 from thinkfl_operator.evidence.topology import observed
 from thinkfl_operator.telemetry.spans import SpanTable
@@ -78,7 +78,7 @@ class ThinkFLEngine:
         baseline = self.heuristic.diagnose(store, incident)
         count = incident.max_traces or self.settings.llm.max_traces
         traces = [incident.trace_id] if incident.trace_id else baseline.traces[:count]
-        outcomes: list[tuple[Outcome, Toolbox]] = []
+        outcomes: list[tuple[ConversationResult, Toolbox]] = []
         problem, unreachable = "", False
         # The model's budget, and never past the whole diagnosis's (the operator's deadline).
         ends = min(started + self.settings.llm.deadline_s, deadline.ends() or math.inf)
@@ -103,7 +103,7 @@ class ThinkFLEngine:
         return result
 
     def _converse_all(self, store: Store, incident: Incident, traces: list[str], deadline: float,
-                      results: list[tuple[Outcome, Toolbox]]) -> None:
+                      results: list[tuple[ConversationResult, Toolbox]]) -> None:
         """One conversation per trace, appended to ``results`` as it starts (so a failure
         mid-way leaves the replies received so far accounted for)."""
         llm = self.settings.llm
@@ -124,7 +124,7 @@ class ThinkFLEngine:
                        ev.current_minutes * 60, ev.sigma)
 
     def _fallback(self, baseline: Diagnosis, reason: str,
-                  outcomes: list[tuple[Outcome, Toolbox]] | None = None) -> Diagnosis:
+                  outcomes: list[tuple[ConversationResult, Toolbox]] | None = None) -> Diagnosis:
         """``auto``: the deterministic answer, saying why the model's was not used."""
         baseline.notes.insert(0, f"{FALLBACK_PREFIX} {reason}; the deterministic engine answered")
         baseline.engine = "heuristic"
@@ -134,7 +134,7 @@ class ThinkFLEngine:
             baseline.transcript = [m for o, _ in outcomes for m in o.messages]
         return baseline
 
-    def _result(self, store: Store, baseline: Diagnosis, outcomes: list[tuple[Outcome, Toolbox]],
+    def _result(self, store: Store, baseline: Diagnosis, outcomes: list[tuple[ConversationResult, Toolbox]],
                 candidates: list[Candidate], seconds: float) -> Diagnosis:
         topology = _topology(store, [tools for _, tools in outcomes])
         padding = [Candidate(c.node, c.service, c.pod, f"deterministic engine: {c.reason}" if c.reason
@@ -174,7 +174,7 @@ class ThinkFLEngine:
         return [put, *[c for c in candidates if c.service != lead]], [note]
 
 
-def account_usage(usage: Usage, outcomes: list[tuple[Outcome, Toolbox]]) -> None:
+def account_usage(usage: Usage, outcomes: list[tuple[ConversationResult, Toolbox]]) -> None:
     """Add the conversations' LLM calls, tokens, tool calls and stage times to ``usage``."""
     for outcome, tools in outcomes:
         usage.llm_calls += outcome.llm_calls

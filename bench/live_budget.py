@@ -5,12 +5,16 @@ every request delayed by ``--latency-ms``, as a real backend's storage would) an
 a real Prometheus (Debian package, backfilled), then diagnoses ``--faults`` labeled faults with
 the deterministic engine through a fresh LiveStore each, as ``thinkfl diagnose --jaeger-url J
 --prometheus-url P --time T`` does. ``--scale K`` replays the day with every trace copied K
-times under new trace IDs (K times the span rate). Prints, per incident and overall: wall time,
+times under new trace IDs (K times the span rate). ``--span-metrics otel|tempo`` also backfills
+the span metrics a collector (OpenTelemetry spanmetrics connector) or Tempo's metrics-generator
+would have written for the day's spans: the live store then reads its baseline from them and
+searches no baseline traces. Prints, per incident and overall: wall time,
 requests to the trace backend and to Prometheus, and whether the top cause is the offline
 store's and the injected service. Usage:
 
     python bench/live_budget.py ../shared/datasets/nezha/rca_data/2023-01-30 \
-        [--backend jaeger|tempo] [--latency-ms 8] [--scale 1] [--faults 3]
+        [--backend jaeger|tempo] [--latency-ms 8] [--scale 1] [--faults 3] \
+        [--span-metrics none|otel|tempo]
 """
 
 from __future__ import annotations
@@ -27,7 +31,12 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.fakes.background import Fault, in_own_process
-from tests.fakes.prometheus_server import RealPrometheus, nezha_to_openmetrics
+from tests.fakes.prometheus_server import (
+    RealPrometheus,
+    join_openmetrics,
+    nezha_to_openmetrics,
+    spans_to_spanmetrics,
+)
 from tests.fakes.trace_api import TraceApiServer
 
 from thinkfl_operator.config.settings import (
@@ -74,6 +83,8 @@ def main() -> None:
                         help="traces per search near the incident")
     parser.add_argument("--max-requests", type=int, default=TracesSettings().max_requests,
                         help="the trace backend request budget per diagnosis")
+    parser.add_argument("--span-metrics", choices=("none", "otel", "tempo"), default="none",
+                        help="also backfill the day's span metrics in this naming")
     args = parser.parse_args()
 
     offline = NezhaStore(args.day)
@@ -81,9 +92,14 @@ def main() -> None:
     frame = scaled(offline.spans_between(0, 2**62).frame, args.scale)
     frame = frame.astype({c: str for c in frame.columns if c not in ("start_us", "duration_us")})
     latency = [Fault(status=None, delay_s=args.latency_ms / 1000, times=None, path="/")]
-    with tempfile.TemporaryDirectory() as tmp, \
-            RealPrometheus(nezha_to_openmetrics(args.day / "metric", Path(tmp) / "tt.om"),
-                           workdir=Path(tmp) / "prom") as prometheus, \
+    tmp_dir = tempfile.TemporaryDirectory()
+    tmp = tmp_dir.name
+    openmetrics = nezha_to_openmetrics(args.day / "metric", Path(tmp) / "tt.om")
+    if args.span_metrics != "none":
+        first, last = frame["start_us"].min() / 1e6, frame["start_us"].max() / 1e6
+        spans = spans_to_spanmetrics(frame, Path(tmp) / "spans.om", args.span_metrics, first, last + 60)
+        openmetrics = join_openmetrics(Path(tmp) / "all.om", openmetrics, spans)
+    with tmp_dir, RealPrometheus(openmetrics, workdir=Path(tmp) / "prom") as prometheus, \
             in_own_process(lambda: TraceApiServer(frame, flavor=args.backend, faults=latency),
                            timeout_s=300) as traces_url:
         # Let the stand-in build its search index before the clock runs (a real backend has one).
@@ -108,6 +124,8 @@ def main() -> None:
             assert store.traces is not None and store.prometheus is not None
             trace_requests.append(store.traces.requests)
             prom_requests.append(store.prometheus.requests)
+            if args.span_metrics != "none":
+                assert store.span_baseline is not None, "span metrics were not detected"
             top = result.root_causes[0].service if result.root_causes else "-"
             same += top == (expected.root_causes[0].service if expected.root_causes else "-")
             right += top == fault.service
@@ -119,7 +137,9 @@ def main() -> None:
             store.close()
     print(f"{len(faults)} incidents, {args.backend} stand-in +{args.latency_ms:g} ms per request, "
           f"budget {args.max_requests} requests, "
-          f"span rate x{args.scale}, real Prometheus; no service, no trace ID given")
+          f"span rate x{args.scale}, real Prometheus"
+          + (f" with span metrics ({args.span_metrics})" if args.span_metrics != "none" else "")
+          + "; no service, no trace ID given")
     print(f"wall per incident: median {statistics.median(walls):.2f} s, max {max(walls):.2f} s")
     print(f"trace backend requests per incident: max {max(trace_requests)}; "
           f"Prometheus: max {max(prom_requests)}")

@@ -7,6 +7,15 @@
   pod → node works. Sample times are the row's text ``Time`` truncated to whole seconds (UTC,
   zone offset applied), else ``TimeStamp``, exactly as ``NezhaStore`` reads them; a time seen
   twice in one file keeps its first row; NaN values are not written.
+* ``spans_to_spanmetrics`` turns a span frame into the span metrics a collector would have
+  written for it, in one of the namings ``telemetry/span_metrics.py`` reads (``otel``: the
+  OpenTelemetry Collector spanmetrics connector's ``traces_span_metrics_calls_total`` and
+  ``traces_span_metrics_duration_milliseconds`` with its default buckets; ``tempo``: the Tempo
+  metrics-generator's ``traces_spanmetrics_calls_total``, ``traces_spanmetrics_latency`` in
+  seconds with its default buckets, and ``traces_service_graph_request_total``): cumulative
+  counters and histogram buckets per (service, span name, kind, status), sampled every
+  ``step_s`` at whole seconds, each span counted at its start. ``join_openmetrics`` puts
+  several such files into one (promtool reads one file per backfill).
 * ``RealPrometheus`` backfills such a file with ``promtool tsdb create-blocks-from openmetrics``
   into a temporary TSDB, starts ``prometheus`` on 127.0.0.1 with an empty scrape configuration
   and waits for ``/-/ready``. Missing binaries skip the test, or fail it when
@@ -35,6 +44,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from thinkfl_operator.telemetry.prometheus import nezha_metric_name
@@ -147,6 +158,108 @@ def nezha_to_openmetrics(metric_dir: Path, out: Path, pods: list[str] | None = N
     lines.append("# EOF")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# spans → span metrics
+
+#: Default histogram buckets: the collector connector's (ms) and Tempo's (s).
+OTEL_BUCKETS_MS = (2, 4, 6, 8, 10, 50, 100, 200, 400, 800, 1000, 1400, 2000, 5000, 10000, 15000)
+TEMPO_BUCKETS_S = (0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 0.512, 1.024, 2.048,
+                   4.096, 8.192, 16.384)
+SPAN_NAMINGS = {
+    # naming: (calls family, histogram family, service label, buckets, µs per unit, graph family)
+    "otel": ("traces_span_metrics_calls", "traces_span_metrics_duration_milliseconds",
+             "service_name", OTEL_BUCKETS_MS, 1e3, ""),
+    "tempo": ("traces_spanmetrics_calls", "traces_spanmetrics_latency", "service",
+              TEMPO_BUCKETS_S, 1e6, "traces_service_graph_request"),
+}
+_OK = {"", "0", "200", "ok", "unset", "status_code_ok", "status_code_unset", "false"}
+
+
+def _status_code(status: str) -> str:
+    text = status.strip().lower()
+    if text in ("ok", "status_code_ok"):
+        return "STATUS_CODE_OK"
+    return "STATUS_CODE_UNSET" if text in _OK else "STATUS_CODE_ERROR"
+
+
+def _span_kind(kind: str) -> str:
+    text = kind.strip().upper()
+    return f"SPAN_KIND_{text}" if text and not text.startswith("SPAN_KIND_") else text or "SPAN_KIND_UNSPECIFIED"
+
+
+def spans_to_spanmetrics(frame: pd.DataFrame, out: Path, naming: str, start_s: float,
+                         end_s: float, step_s: int = 60) -> Path:
+    """The span metrics of ``frame``'s spans starting in [start, end), sampled every ``step_s``
+    over that range, in ``naming`` (module docstring); OpenMetrics text without ``# EOF``."""
+    calls, hist, service_label, buckets, unit_us, graph = SPAN_NAMINGS[naming]
+    start_us = frame["start_us"].to_numpy(dtype="float64")
+    part = frame[(start_us >= start_s * 1e6) & (start_us < end_s * 1e6)]
+    times = np.arange(math.ceil(start_s / step_s) * step_s, end_s + step_s, step_s, dtype="int64")
+    t_us = times * 1e6
+    keys = pd.DataFrame({"service": part["service"].astype(str), "span": part["operation"].astype(str),
+                         "kind": part["kind"].astype(str).map(_span_kind),
+                         "status": part["status"].astype(str).map(_status_code)})
+    bounds = np.array([*buckets, math.inf]) * unit_us
+    calls_lines, hist_lines = [], []
+    for (service, span, kind, status), rows in keys.groupby(list(keys.columns), sort=True).groups.items():
+        starts = part["start_us"].to_numpy(dtype="float64")[part.index.get_indexer(rows)]
+        durations = part["duration_us"].to_numpy(dtype="float64")[part.index.get_indexer(rows)]
+        order = np.argsort(starts, kind="stable")
+        starts, durations = starts[order], durations[order]
+        seen = np.searchsorted(starts, t_us, side="left")  # spans started before each sample
+        labels = (f'{service_label}="{_om_label(service)}",span_name="{_om_label(span)}",'
+                  f'span_kind="{kind}",status_code="{status}"')
+        calls_lines += [f"{calls}_total{{{labels}}} {n} {t}" for t, n in zip(times, seen, strict=True)]
+        in_bucket = durations[None, :] <= bounds[:, None]  # bucket × span
+        cumulative = np.concatenate([np.zeros((len(bounds), 1), dtype="int64"),
+                                     np.cumsum(in_bucket, axis=1)], axis=1)[:, seen]
+        total_s = np.concatenate([[0.0], np.cumsum(durations)])[seen] / unit_us
+        les = [_om_value(float(b / unit_us)) for b in bounds]
+        for j, t in enumerate(times):
+            hist_lines += [f'{hist}_bucket{{{labels},le="{le}"}} {cumulative[i, j]} {t}'
+                           for i, le in enumerate(les)]
+            hist_lines += [f"{hist}_count{{{labels}}} {seen[j]} {t}",
+                           f"{hist}_sum{{{labels}}} {float(total_s[j])!r} {t}"]
+    lines = [f"# HELP {calls} Span calls.", f"# TYPE {calls} counter", *calls_lines,
+             f"# HELP {hist} Span durations.", f"# TYPE {hist} histogram", *hist_lines]
+    if graph:
+        lines += [f"# HELP {graph} Service graph requests.", f"# TYPE {graph} counter",
+                  *_service_graph(part, graph, times, t_us)]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return out
+
+
+def _service_graph(part: pd.DataFrame, family: str, times: np.ndarray, t_us: np.ndarray) -> list[str]:
+    """Tempo's request counter per (client, server) edge: spans whose parent is another service's."""
+    ids = part["trace_id"].astype(str) + "/" + part["span_id"].astype(str)
+    parents = pd.Series(part["service"].astype(str).to_numpy(), index=ids.to_numpy())
+    parents = parents[~parents.index.duplicated()]
+    wanted = (part["trace_id"].astype(str) + "/" + part["parent_id"].astype(str)).to_numpy()
+    client = parents.reindex(wanted).to_numpy(dtype=object)
+    server = part["service"].to_numpy(dtype=object)
+    edge = pd.notna(client) & (client != server)
+    frame = pd.DataFrame({"client": client[edge], "server": server[edge],
+                          "start": part["start_us"].to_numpy(dtype="float64")[edge]})
+    lines = []
+    for (c, s), rows in frame.groupby(["client", "server"], sort=True):
+        seen = np.searchsorted(np.sort(rows["start"].to_numpy()), t_us, side="left")
+        lines += [f'{family}_total{{client="{_om_label(str(c))}",server="{_om_label(str(s))}"}} {n} {t}'
+                  for t, n in zip(times, seen, strict=True)]
+    return lines
+
+
+def join_openmetrics(out: Path, *parts: Path) -> Path:
+    """One OpenMetrics file of several (each one's ``# EOF`` dropped, one at the end)."""
+    with out.open("w", encoding="utf-8") as sink:
+        for part in parts:
+            for line in part.read_text(encoding="utf-8").splitlines():
+                if line.strip() != "# EOF":
+                    sink.write(line + "\n")
+        sink.write("# EOF\n")
     return out
 
 

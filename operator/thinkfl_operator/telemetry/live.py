@@ -3,7 +3,9 @@
 Spans are searched lazily, the first time a time range is asked for, in slices of
 ``search_slice_s`` seconds with at most ``search_limit`` traces per slice (and per service for
 Jaeger, which needs one), so the normal baseline is a sample spread over time rather than the
-first traces of an hour. Everything fetched is cleaned like file data (repeats dropped, corrupt
+first traces of an hour. When Prometheus has span metrics (``span_metrics``), no baseline
+slice is searched: the whole budget goes to the incident window, and the baseline is its
+traces copied with the span metrics' quantiles and error ratios. Everything fetched is cleaned like file data (repeats dropped, corrupt
 times tallied) and kept sorted, so every engine works unchanged on it.
 """
 
@@ -28,6 +30,11 @@ from thinkfl_operator.telemetry.loki import LokiLogs
 from thinkfl_operator.telemetry.memory import MemoryStore
 from thinkfl_operator.telemetry.naming import service_of_pod
 from thinkfl_operator.telemetry.prometheus import DEFAULT_CATALOG, PrometheusMetrics
+from thinkfl_operator.telemetry.span_metrics import (
+    SpanBaseline,
+    SpanMetrics,
+    synthetic_baseline,
+)
 from thinkfl_operator.telemetry.spans import (
     SpanTable,
     cap_spans,
@@ -54,6 +61,10 @@ METRIC_HORIZON_S = 1500.0
 #: How far around the incident the pods with KPIs are listed, and the dependency graph read
 #: (seconds).
 POD_HORIZON_S = 3600.0
+#: The span-metrics baseline: this long on each side of the focus window (seconds), its copies
+#: of the focus traces placed this far before the incident (between the two).
+SPAN_BASELINE_S = 1800.0
+SYNTHETIC_FROM_S, SYNTHETIC_TO_S = 1500.0, 300.0
 #: Traces asked per search when probing a service for the roots of its traces.
 PROBE_LIMIT = 20
 
@@ -74,8 +85,13 @@ class LiveStore(MemoryStore):
         step_s: float = 60.0,
         node_lookup: Callable[[str], str] | None = None,
         logs: LogSource | None = None,
+        span_metrics: SpanMetrics | None = None,
     ) -> None:
         super().__init__(service_of=service_of_pod, logs=logs)
+        self.span_metrics = span_metrics
+        #: The baseline read from span metrics (None: none found, or not asked yet).
+        self.span_baseline: SpanBaseline | None = None
+        self._span_state = "unasked"  # unasked | used | synthesized | absent
         self.traces, self.prometheus, self.cfg = traces, metrics, cfg
         self.node_lookup = node_lookup  # pod → node when neither spans nor Prometheus say
         self.service, self.around_s, self.step_s = service, around_s, step_s
@@ -101,11 +117,48 @@ class LiveStore(MemoryStore):
         todo = [s for s in self._slices(start_s, end_s) if s not in self._searched]
         if not todo:
             return
+        focus = self._focus()
+        if focus is not None and self._span_baseline() is not None:
+            far = [s for s in todo if not overlaps(s, focus)]
+            self._searched += far
+            self.quality.add(f"baseline trace searches (the baseline came from span metrics: "
+                             f"{self.span_baseline.describe() if self.span_baseline else ''})",
+                             len(far))
+            todo = [s for s in self._slices(*focus) if s not in self._searched]
+            if not todo:
+                return
         ordered = by_priority(todo, self._focus())
         if isinstance(self.traces, TempoClient):
             self._add(self._search_tempo(ordered))
         else:
             self._add(self._search_jaeger(ordered, end_s))
+        if self._span_state == "used":
+            self._add_synthetic()
+
+    def _span_baseline(self) -> SpanBaseline | None:
+        """The span-metrics baseline around the focus window, read once (two or three
+        Prometheus queries); None when Prometheus has no span metrics."""
+        focus = self._focus()
+        if self._span_state == "unasked" and self.span_metrics is not None and focus is not None:
+            before = (focus[0] - SPAN_BASELINE_S, focus[0])
+            after = (focus[1], focus[1] + SPAN_BASELINE_S)
+            self.span_baseline = self.span_metrics.baseline([before, after], before[0], after[1])
+            self._span_state = "used" if self.span_baseline and self.span_baseline.keys else "absent"
+        return self.span_baseline if self._span_state in ("used", "synthesized") else None
+
+    def _add_synthetic(self) -> None:
+        """Copies of the focus window's traces with the span metrics' durations and errors,
+        before the focus window (once, after the focus window was searched)."""
+        focus, base = self._focus(), self.span_baseline
+        if focus is None or base is None or self._span_state != "used" or self._spans.empty:
+            return
+        starts = self._spans["start_us"].to_numpy()
+        lo, hi = starts.searchsorted(int(focus[0] * 1e6)), starts.searchsorted(int(focus[1] * 1e6))
+        assert self.around_s is not None
+        self._span_state = "synthesized"
+        self._add([synthetic_baseline(self._spans.iloc[lo:hi], base,
+                                      self.around_s - SYNTHETIC_FROM_S,
+                                      self.around_s - SYNTHETIC_TO_S)])
 
     def _slices(self, start_s: float, end_s: float) -> list[tuple[float, float]]:
         """Search slices covering [start, end): ``search_slice_s`` wide, and 60 s wide around the
@@ -343,7 +396,9 @@ def open_live(traces: TracesSettings, prometheus: PrometheusSettings, service: s
                                     timeout_s=prometheus.timeout_s, retries=prometheus.retries,
                                     backoff_s=prometheus.backoff_s,
                                     max_bytes=int(prometheus.max_body_mb * 2**20), tls=tls)
-    return LiveStore(client, metrics, traces, service, around_s, prometheus.step_s, node_lookup, logs)
+    spans = SpanMetrics(metrics) if metrics is not None and prometheus.span_metrics else None
+    return LiveStore(client, metrics, traces, service, around_s, prometheus.step_s, node_lookup, logs,
+                     spans)
 
 
 def live_logs(cfg: LogsSettings, namespace: str = "",

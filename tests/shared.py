@@ -13,6 +13,8 @@ import pytest
 
 #: tests/shared.py → parents[1] is the repo root; the shared folder sits beside it.
 SHARED: Path = Path(__file__).resolve().parents[1].parent / "shared"
+#: The TrainTicket day whose metrics are backfilled into ``prometheus_nezha_tt``.
+NEZHA_TT_DAY = ("datasets", "nezha", "rca_data", "2023-01-30")
 
 
 def shared_path(*parts: str) -> Path:

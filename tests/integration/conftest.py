@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-import aiohttp
 import pytest
 import pytest_asyncio
 
 from tests.fakes.prometheus_server import RealPrometheus, nezha_to_openmetrics, require_binaries
-from tests.shared import shared_path
+from tests.shared import NEZHA_TT_DAY, shared_path
 from thinkfl_operator.kube.sandbox import Emulator, emulator
-
-#: The TrainTicket day whose metrics are backfilled into ``prometheus_nezha_tt``.
-NEZHA_TT_DAY = ("datasets", "nezha", "rca_data", "2023-01-30")
 
 
 @pytest.fixture(scope="session")
@@ -42,17 +37,3 @@ async def api() -> AsyncIterator[Any]:
     """A Kubernetes API on 127.0.0.1 that knows FailureIncidents (and the built-in kinds)."""
     async with emulator(Recording) as served:
         yield served
-
-
-def free_port() -> int:
-    """A port nothing listens on (once the probe socket is closed)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-async def post_json(api: Any, path: str, body: dict[str, Any]) -> None:
-    """POST ``body`` to ``path`` of the API (what ``kubectl create -f`` sends); 200 or 201."""
-    async with aiohttp.ClientSession() as session, session.post(
-            f"{str(api.url).rstrip('/')}{path}", json=body) as response:
-        assert response.status in (200, 201), await response.text()

@@ -19,14 +19,15 @@ import yaml
 
 from tests.fakes.openai_replay import ReplayServer
 from tests.fakes.thinkfl_policy import WalkPolicy
-from tests.integration.test_feedback_operator import _condition, _diagnosed
-from tests.integration.test_operator import (
+from tests.integration.operator_harness import (
     INCIDENT,
     RESOURCE,
     Counting,
-    _merge_patch,
-    _plain,
+    diagnosed,
+    merge_patch,
     operator,
+    plain,
+    wait_condition,
 )
 from thinkfl_operator.cli.main import main
 from thinkfl_operator.engines.thinkfl import prompt
@@ -73,13 +74,13 @@ async def thinkfl(capsys: pytest.CaptureFixture[str], *argv: str) -> list[str]:
 async def confirmed_and_not(api: Any) -> dict[str, Any]:
     """Two incidents diagnosed by the operator, one confirmed by an SRE; that one's object."""
     async with operator(api, Counting()):
-        await _diagnosed(api, "confirmed")
-        await _diagnosed(api, "unconfirmed")
-        await _merge_patch(api, "confirmed", {"metadata": {"annotations": {
+        await diagnosed(api, "confirmed")
+        await diagnosed(api, "unconfirmed")
+        await merge_patch(api, "confirmed", {"metadata": {"annotations": {
             "thinkfl.dev/root-cause": f"pod/{INCIDENT.faulty_pod}"}}})
-        assert (await _condition(api, "confirmed"))["status"] == "True"
-    plain: dict[str, Any] = _plain(api.objects[RESOURCE, "default", "confirmed"])
-    return plain
+        assert (await wait_condition(api, "confirmed"))["status"] == "True"
+    confirmed: dict[str, Any] = plain(api.objects[RESOURCE, "default", "confirmed"])
+    return confirmed
 
 
 @pytest.mark.asyncio
@@ -87,9 +88,9 @@ async def test_export_and_report_read_the_cluster(cluster: Any, tmp_path: Path,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     confirmed = await confirmed_and_not(cluster)
     # Its record is in its ConfigMap; the copy's is in its status, as an older version kept it.
-    configmap = _plain(cluster.objects["v1/configmaps", "default", confirmed["status"]["recordConfigMap"]])
+    configmap = plain(cluster.objects["v1/configmaps", "default", confirmed["status"]["recordConfigMap"]])
     assert configmap["metadata"]["ownerReferences"][0]["uid"] == confirmed["metadata"]["uid"]
-    other = _plain(confirmed)  # a copy
+    other = plain(confirmed)  # a copy
     other["metadata"].update(namespace="payments", name="elsewhere")
     other["status"]["record"] = text_of(configmap)
     del other["status"]["recordConfigMap"]

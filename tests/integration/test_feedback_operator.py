@@ -8,34 +8,28 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import free_port
-from tests.integration.test_operator import (
+from tests.integration.operator_harness import (
     INCIDENT,
     RESOURCE,
     Counting,
     T,
-    _create,
-    _incident,
-    _merge_patch,
-    _status,
+    create_fi,
+    diagnosed,
+    fi_body,
+    handled,
+    merge_patch,
     operator,
     resumed,
+    wait_condition,
+    wait_status,
+    wait_until,
 )
+from tests.net import free_port
 from thinkfl_operator.feedback.home import text_of
 from thinkfl_operator.feedback.record import decode_record
 
 TRUE_SERVICE = INCIDENT.faulty_service
 TRUE_POD = INCIDENT.faulty_pod
-
-
-async def _condition(api: Any, name: str, kind: str = "Confirmed", seconds: float = 10.0) -> dict[str, Any]:
-    for _ in range(int(seconds / 0.05)):
-        await asyncio.sleep(0.05)
-        status = api.objects[RESOURCE, "default", name].get("status") or {}
-        found = [c for c in status.get("conditions") or [] if c["type"] == kind]
-        if found:
-            return dict(found[0])
-    raise AssertionError(f"{name} has no {kind} condition: {dict(api.objects[RESOURCE, 'default', name])}")
 
 
 async def _events(api: Any, name: str, reason: str, seconds: float = 5.0) -> list[dict[str, Any]]:
@@ -55,29 +49,25 @@ async def _events(api: Any, name: str, reason: str, seconds: float = 5.0) -> lis
     return mine
 
 
-async def _diagnosed(api: Any, name: str) -> dict[str, Any]:
-    await _create(api, _incident(name, {"service": "frontend", "time": T}))
-    return await _status(api, name, ("Diagnosed",))
-
-
 @pytest.mark.asyncio
 async def test_feedback_in_the_spec_grades_the_answer_without_diagnosing_again(api: Any) -> None:
     factory = Counting()
     async with operator(api, factory):
-        status = await _diagnosed(api, "graded")
+        status = await diagnosed(api, "graded")
         assert "record" not in status  # the record is in the ConfigMap the incident owns
         configmap = api.objects["v1/configmaps", "default", status["recordConfigMap"]]
         assert configmap["metadata"]["ownerReferences"][0]["name"] == "graded"
         record = decode_record(text_of(configmap))
         assert TRUE_POD in {e["pod"] for e in record["topology"]} and record["conversations"]
-        await _merge_patch(api, "graded", {"metadata": {"generation": 2}, "spec": {"feedback": {
+        await merge_patch(api, "graded", {"metadata": {"generation": 2}, "spec": {"feedback": {
             "service": TRUE_SERVICE, "faultType": "network_delay", "by": "alice"}}})
-        condition = await _condition(api, "graded")
-        await asyncio.sleep(0.5)
+        condition = await wait_condition(api, "graded")
+        # kopf handled the feedback (every handler for the change ran, their status written).
+        await handled(api, "graded", lambda last: last.get("spec", {}).get("feedback", {}).get("by") == "alice")
         status = dict(api.objects[RESOURCE, "default", "graded"]["status"])
         assert status["observedGeneration"] == 2
         before = dict(status["grade"])
-        await _merge_patch(api, "graded", {"metadata": {"generation": 3}, "spec": {"feedback": {
+        await merge_patch(api, "graded", {"metadata": {"generation": 3}, "spec": {"feedback": {
             "note": "tc qdisc on the node"}}})  # the grade stays; the generation is observed
         for _ in range(100):
             await asyncio.sleep(0.05)
@@ -104,10 +94,10 @@ async def test_feedback_in_the_spec_grades_the_answer_without_diagnosing_again(a
 @pytest.mark.asyncio
 async def test_root_cause_annotation_grades_and_a_pod_brings_its_service(api: Any) -> None:
     async with operator(api, Counting()):
-        await _diagnosed(api, "annotated")
-        await _merge_patch(api, "annotated", {"metadata": {"annotations": {
+        await diagnosed(api, "annotated")
+        await merge_patch(api, "annotated", {"metadata": {"annotations": {
             "thinkfl.dev/root-cause": f"pod/{TRUE_POD}"}}})
-        condition = await _condition(api, "annotated")
+        condition = await wait_condition(api, "annotated")
     grade = dict(api.objects[RESOURCE, "default", "annotated"]["status"]["grade"])
     assert condition["status"] == "True", condition
     assert grade["rank"] == 1 and {"service", "pod"} <= set(grade["matched"])
@@ -121,10 +111,10 @@ async def test_root_cause_annotation_grades_and_a_pod_brings_its_service(api: An
 async def test_invalid_feedback_gets_a_false_condition_with_the_reason(
         api: Any, annotation: str, expected: str) -> None:
     async with operator(api, Counting()):
-        await _diagnosed(api, "wrong")
-        await _merge_patch(api, "wrong", {"metadata": {"annotations": {
+        await diagnosed(api, "wrong")
+        await merge_patch(api, "wrong", {"metadata": {"annotations": {
             "thinkfl.dev/root-cause": annotation}}})
-        condition = await _condition(api, "wrong")
+        condition = await wait_condition(api, "wrong")
     assert condition["status"] == "False" and condition["reason"] == "InvalidFeedback"
     assert expected in condition["message"], condition["message"]
     status = api.objects[RESOURCE, "default", "wrong"]["status"]
@@ -134,10 +124,10 @@ async def test_invalid_feedback_gets_a_false_condition_with_the_reason(
 @pytest.mark.asyncio
 async def test_invalid_spec_feedback_gets_a_false_condition_naming_the_field(api: Any) -> None:
     async with operator(api, Counting()):
-        await _diagnosed(api, "typo")
-        await _merge_patch(api, "typo", {"metadata": {"generation": 2}, "spec": {"feedback": {
+        await diagnosed(api, "typo")
+        await merge_patch(api, "typo", {"metadata": {"generation": 2}, "spec": {"feedback": {
             "service": "recomendationservice", "by": "alice"}}})  # what the API server admits
-        condition = await _condition(api, "typo")
+        condition = await wait_condition(api, "typo")
         events = await _events(api, "typo", "InvalidFeedback")
     assert condition["status"] == "False" and condition["reason"] == "InvalidFeedback"
     assert condition["message"].startswith('spec.feedback.service "recomendationservice" is not in '
@@ -151,11 +141,11 @@ async def test_invalid_spec_feedback_gets_a_false_condition_naming_the_field(api
 @pytest.mark.asyncio
 async def test_feedback_on_a_failed_incident_says_there_is_nothing_to_grade(api: Any) -> None:
     async with operator(api, Counting()):
-        await _create(api, _incident("failed", {"service": "frontend", "time": "2023-13-01"}))
-        await _status(api, "failed", ("Failed",))
-        await _merge_patch(api, "failed", {"metadata": {"annotations": {
+        await create_fi(api, fi_body("failed", {"service": "frontend", "time": "2023-13-01"}))
+        await wait_status(api, "failed", ("Failed",))
+        await merge_patch(api, "failed", {"metadata": {"annotations": {
             "thinkfl.dev/root-cause": f"service/{TRUE_SERVICE}"}}})
-        condition = await _condition(api, "failed")
+        condition = await wait_condition(api, "failed")
     assert condition["status"] == "False" and condition["reason"] == "NotDiagnosed"
     assert api.objects[RESOURCE, "default", "failed"]["status"].get("grade") is None
 
@@ -175,14 +165,13 @@ async def test_removed_feedback_takes_back_the_grade(api: Any, given: str) -> No
         else {"metadata": {"generation": 3}, "spec": {"feedback": None}})
     port = free_port()
     async with operator(api, Counting(), http_port=port):
-        await _diagnosed(api, "taken-back")
-        await _merge_patch(api, "taken-back", label)
-        assert (await _condition(api, "taken-back"))["status"] == "True"
-        await _merge_patch(api, "taken-back", removal)  # kubectl annotate fi taken-back x-
-        for _ in range(200):
-            condition = await _condition(api, "taken-back")
-            if condition["status"] == "False":
-                break
+        await diagnosed(api, "taken-back")
+        await merge_patch(api, "taken-back", label)
+        assert (await wait_condition(api, "taken-back"))["status"] == "True"
+        await merge_patch(api, "taken-back", removal)  # kubectl annotate fi taken-back x-
+        await wait_until(api, "taken-back", lambda o: any(
+            c["type"] == "Confirmed" and c["status"] == "False" for c in o["status"].get("conditions") or []))
+        condition = await wait_condition(api, "taken-back")
         events = await _events(api, "taken-back", "FeedbackRemoved")
         async with aiohttp.ClientSession() as session, session.get(
                 f"http://127.0.0.1:{port}/metrics") as response:
@@ -199,9 +188,9 @@ async def test_removed_feedback_takes_back_the_grade(api: Any, given: str) -> No
 @pytest.mark.asyncio
 async def test_feedback_given_at_creation_is_graded_with_the_diagnosis(api: Any) -> None:
     async with operator(api, Counting()):
-        await _create(api, _incident(
+        await create_fi(api, fi_body(
             "early", {"service": "frontend", "time": T, "feedback": {"service": "frontend"}}))
-        condition = await _condition(api, "early")
+        condition = await wait_condition(api, "early")
     assert condition["status"] == "True"
     assert dict(api.objects[RESOURCE, "default", "early"]["status"]["grade"])["rank"] >= 1
 
@@ -216,9 +205,9 @@ async def test_metrics_report_live_accuracy_over_confirmed_incidents(api: Any) -
               "acc-3": "service/frontend"}
     async with operator(api, Counting(), http_port=port):
         for name, truth in truths.items():
-            await _diagnosed(api, name)
-            await _merge_patch(api, name, {"metadata": {"annotations": {"thinkfl.dev/root-cause": truth}}})
-            await _condition(api, name)
+            await diagnosed(api, name)
+            await merge_patch(api, name, {"metadata": {"annotations": {"thinkfl.dev/root-cause": truth}}})
+            await wait_condition(api, name)
         ranks = [dict(api.objects[RESOURCE, "default", n]["status"]["grade"]).get("rank") for n in truths]
         async with aiohttp.ClientSession() as session, session.get(
                 f"http://127.0.0.1:{port}/metrics") as response:
@@ -236,16 +225,16 @@ async def test_metrics_report_live_accuracy_over_confirmed_incidents(api: Any) -
 async def test_someone_elses_configmap_of_the_records_name_is_left_alone(api: Any) -> None:
     """A ConfigMap named like the incident's record but not owned by it is not overwritten: the
     answer stands, a Warning says the record was not kept, and feedback says there is none."""
-    from tests.integration.conftest import post_json
+    from tests.net import post_json
 
     theirs = {"apiVersion": "v1", "kind": "ConfigMap",
               "metadata": {"name": "taken-record", "namespace": "default"}, "data": {"mine": "yes"}}
     await post_json(api, "/api/v1/namespaces/default/configmaps", theirs)
     async with operator(api, Counting()):
-        status = await _diagnosed(api, "taken")
-        await _merge_patch(api, "taken", {"metadata": {"annotations": {
+        status = await diagnosed(api, "taken")
+        await merge_patch(api, "taken", {"metadata": {"annotations": {
             "thinkfl.dev/root-cause": f"service/{TRUE_SERVICE}"}}})
-        condition = await _condition(api, "taken")
+        condition = await wait_condition(api, "taken")
         events = await _events(api, "taken", "RecordNotSaved")
     assert status["phase"] == "Diagnosed" and "recordConfigMap" not in status
     [warning] = [e for e in events if e["reason"] == "RecordNotSaved"]

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import free_port, post_json
+from tests.net import free_port, post_json
 from thinkfl_operator.kube.sandbox import RESOURCE
 from thinkfl_operator.kubeapi.incidents import IncidentApi
 from thinkfl_operator.kubeapi.pods import PodNodes

@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from tests.fakes.loki_api import Fault, LokiApiServer
-from tests.integration.conftest import free_port
+from tests.net import free_port
 from tests.shared import shared_path
 from thinkfl_operator.config.settings import LogsSettings
 from thinkfl_operator.core import deadline

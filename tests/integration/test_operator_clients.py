@@ -29,7 +29,7 @@ import pytest
 from tests.fakes.openai_replay import ReplayServer
 from tests.fakes.thinkfl_policy import WalkPolicy
 from tests.fakes.trace_api import TraceApiServer
-from tests.integration.conftest import post_json
+from tests.net import post_json
 from thinkfl_operator.config.settings import LLMSettings, OperatorSettings, Settings, TracesSettings
 from thinkfl_operator.core.models import Incident
 from thinkfl_operator.demo.synthetic import generate

@@ -10,7 +10,7 @@ and the rediagnose annotation taken away across restarts.
 from __future__ import annotations
 
 import asyncio
-import time
+import threading
 from typing import Any
 
 import pytest
@@ -19,21 +19,23 @@ from tests.fakes.openai_replay import Fault, ReplayServer
 from tests.fakes.thinkfl_policy import WalkPolicy
 from tests.fakes.trace_api import Fault as TraceFault
 from tests.fakes.trace_api import TraceApiServer
-from tests.integration.test_operator import (
+from tests.integration.operator_harness import (
     INCIDENT,
-    RESOURCE,
     Counting,
     T,
-    _create,
-    _incident,
-    _merge_patch,
-    _status,
+    create_fi,
+    fi_body,
+    handled,
+    last_handled,
+    merge_patch,
     operator,
     resumed,
+    wait_status,
+    wait_until,
 )
 from thinkfl_operator.config.settings import LLMSettings, OperatorSettings, Settings, TracesSettings
 from thinkfl_operator.core.models import Incident
-from thinkfl_operator.kube.sandbox import sandbox
+from thinkfl_operator.kube.sandbox import Cluster, sandbox
 from thinkfl_operator.telemetry.live import open_live
 from thinkfl_operator.telemetry.memory import MemoryStore
 from thinkfl_operator.telemetry.store import Store
@@ -41,12 +43,35 @@ from thinkfl_operator.telemetry.store import Store
 SPEC = {"service": "frontend", "time": T}
 
 
-class Slow(MemoryStore):
-    """The incident's evidence, a second late: long enough to see the phase in between."""
+class Gated(MemoryStore):
+    """The incident's evidence once the test opens ``gate``: until then the diagnosis waits, and
+    the phase before the answer stays on show."""
+
+    def __init__(self, gate: threading.Event) -> None:
+        super().__init__(INCIDENT.spans, INCIDENT.metrics, INCIDENT.nodes)
+        self.gate = gate
 
     def spans_between(self, start_us: int, end_us: int) -> Any:
-        time.sleep(1.0)
+        assert self.gate.wait(timeout=30), "the test never opened the gate"
         return super().spans_between(start_us, end_us)
+
+
+async def _until(check: Any, timeout_s: float = 15.0) -> None:
+    """Once ``check()`` holds (awaited when it is a coroutine); fails after ``timeout_s``."""
+    async with asyncio.timeout(timeout_s):
+        while True:
+            result = check()
+            if asyncio.iscoroutine(result):
+                result = await result
+            if result:
+                return
+            await asyncio.sleep(0.02)
+
+
+async def _handled_by_kopf(cluster: Cluster, name: str) -> bool:
+    """kopf stored the configuration it handled: every handler for the incident's creation
+    finished, none waits for a retry."""
+    return bool(last_handled(await cluster.get(name)))
 
 
 def _condition(obj: dict[str, Any], kind: str = "Diagnosed") -> dict[str, Any]:
@@ -61,10 +86,12 @@ def _reasons(events: list[dict[str, Any]]) -> list[str]:
 
 @pytest.mark.asyncio
 async def test_diagnosing_shows_while_the_engine_works() -> None:
-    slow = Slow(INCIDENT.spans, INCIDENT.metrics, INCIDENT.nodes)
-    async with sandbox(Settings(), lambda *_: slow) as cluster:
+    gate = threading.Event()
+    gated = Gated(gate)
+    async with sandbox(Settings(), lambda *_: gated) as cluster:
         await cluster.create("watched", SPEC)
         seen = await cluster.wait("watched", ("Diagnosing",), timeout_s=30)
+        gate.set()
         done = await cluster.wait("watched", timeout_s=30)
     assert _condition(seen)["status"] == "Unknown" and _condition(seen)["reason"] == "InProgress"
     assert seen["status"]["startedAt"] and not seen["status"].get("rootCauses")
@@ -74,12 +101,16 @@ async def test_diagnosing_shows_while_the_engine_works() -> None:
 
 @pytest.mark.asyncio
 async def test_a_queued_incident_shows_pending_until_a_worker_takes_it() -> None:
-    slow = Slow(INCIDENT.spans, INCIDENT.metrics, INCIDENT.nodes)
+    gate = threading.Event()
+    gated = Gated(gate)
     settings = Settings(operator=OperatorSettings(concurrency=1))
     names = ["first", "second", "third"]
-    async with sandbox(settings, lambda *_: slow) as cluster:
+    async with sandbox(settings, lambda *_: gated) as cluster:
         for name in names:
             await cluster.create(name, SPEC)
+        for name in names:  # the one worker holds one of them while the others come in
+            await cluster.wait(name, ("Pending", "Diagnosing"), timeout_s=30)
+        gate.set()
         done = [await cluster.wait(name, timeout_s=30) for name in names]
     assert {obj["status"]["phase"] for obj in done} == {"Diagnosed"}
     queued = [n for n in names if cluster.first(n, ("Pending",)) is not None]
@@ -97,7 +128,7 @@ async def test_a_deleted_incident_created_again_is_diagnosed_again() -> None:
         await cluster.create("again", SPEC)
         first = await cluster.wait("again")
         await cluster.delete("again")
-        await asyncio.sleep(0.3)  # the watch's DELETED event
+        await _until(lambda: "again" not in cluster.reached)  # the watch's DELETED event
         await cluster.create("again", SPEC)
         second = await cluster.wait("again")
     assert first["metadata"]["uid"] != second["metadata"]["uid"]
@@ -116,7 +147,7 @@ async def test_a_crash_in_the_use_case_ends_failed_with_an_event_not_endless_ret
         await cluster.create("crash", SPEC)
         obj = await cluster.wait("crash")
         events = await cluster.events_until("crash", ("Failed",))
-        await asyncio.sleep(0.5)
+        await _until(lambda: _handled_by_kopf(cluster, "crash"))  # no retry is pending
     assert obj["status"]["phase"] == "Failed" and len(calls) == 1
     assert _condition(obj)["reason"] == "InternalError"
     assert "RuntimeError: evidence store exploded" in _condition(obj)["message"]
@@ -139,7 +170,12 @@ async def test_auto_answers_while_the_model_is_down_then_gives_the_models_answer
                 if final["status"].get("engine") == "thinkfl":
                     break
                 await asyncio.sleep(0.05)
-            events = await cluster.events_until("model-down", timeout_s=1.0)
+
+            async def both_answers_posted() -> bool:  # kopf posts Events from a queue
+                return _reasons(await cluster.events("model-down")).count("Diagnosed") >= 2
+
+            await _until(both_answers_posted)
+            events = await cluster.events("model-down")
     assert provisional["status"]["engine"] == "heuristic"
     assert _condition(provisional, "LLMFallback")["reason"] == "ModelRetrying"
     assert final["status"]["engine"] == "thinkfl" and final["status"]["model"] == "ThinkFL"
@@ -171,17 +207,16 @@ async def test_a_backend_slower_than_the_deadline_fails_the_incident_in_time() -
 async def test_removing_the_rediagnose_annotation_does_not_diagnose_again_on_restarts(api: Any) -> None:
     factory = Counting()
     async with operator(api, factory):
-        await _create(api, _incident("asked", SPEC))
-        await _status(api, "asked", ("Diagnosed",))
-        await _merge_patch(api, "asked", {"metadata": {"annotations": {"thinkfl.dev/rediagnose": "x"}}})
-        for _ in range(200):
-            await asyncio.sleep(0.05)
-            if api.objects[RESOURCE, "default", "asked"]["metadata"]["annotations"].get(
-                    "thinkfl.dev/rediagnosed") == "x":
-                break
-        await _merge_patch(api, "asked", {"metadata": {"annotations": {"thinkfl.dev/rediagnose": None}}})
-        await asyncio.sleep(0.5)
-    assert factory.calls == 2
+        await create_fi(api, fi_body("asked", SPEC))
+        await wait_status(api, "asked", ("Diagnosed",))
+        await merge_patch(api, "asked", {"metadata": {"annotations": {"thinkfl.dev/rediagnose": "x"}}})
+        await wait_until(api, "asked", lambda o: o["metadata"]["annotations"].get(
+            "thinkfl.dev/rediagnosed") == "x")
+        await merge_patch(api, "asked", {"metadata": {"annotations": {"thinkfl.dev/rediagnose": None}}})
+        # kopf handled the annotation's removal (every handler for it ran) ...
+        await handled(api, "asked", lambda last: "thinkfl.dev/rediagnose" not in (
+            last.get("metadata", {}).get("annotations") or {}))
+    assert factory.calls == 2  # ... and none diagnosed again
     for _ in range(2):
         restarted = Counting()
         async with operator(api, restarted) as running:

@@ -12,7 +12,14 @@ from typing import Any
 
 import pytest
 
-from tests.integration.test_operator import INCIDENT, T, _create, _incident, _status, operator
+from tests.integration.operator_harness import (
+    INCIDENT,
+    T,
+    create_fi,
+    fi_body,
+    operator,
+    wait_status,
+)
 from thinkfl_operator.config.settings import LogsSettings, Settings
 from thinkfl_operator.core.models import Incident
 from thinkfl_operator.telemetry.loglines import LogSource
@@ -61,8 +68,8 @@ async def _diagnosed(api: Any, name: str, logs: LogSource) -> dict[str, Any]:
         return INCIDENT.store(logs=logs)
 
     async with operator(api, factory):
-        await _create(api, _incident(name, {"service": "frontend", "time": T, "engine": "heuristic"}))
-        status = await _status(api, name, ("Diagnosed", "Failed"))
+        await create_fi(api, fi_body(name, {"service": "frontend", "time": T, "engine": "heuristic"}))
+        status = await wait_status(api, name, ("Diagnosed", "Failed"))
     assert status["phase"] == "Diagnosed", status
     return status
 

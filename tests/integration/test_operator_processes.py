@@ -20,7 +20,7 @@ from typing import Any
 import kopf
 import pytest
 
-from tests.integration.test_operator import INCIDENT, T
+from tests.integration.operator_harness import INCIDENT, T
 from thinkfl_operator.config.settings import OperatorSettings, Settings
 from thinkfl_operator.core.models import Incident
 from thinkfl_operator.kube.handlers import register

@@ -12,7 +12,7 @@ from typing import Any
 import kmock
 import pytest
 
-from tests.integration.conftest import free_port, post_json
+from tests.net import free_port, post_json
 from thinkfl_operator.config.settings import LogsSettings
 from thinkfl_operator.core import deadline
 from thinkfl_operator.kubeapi.podlogs import BYTES_PER_LINE, PodLogs
@@ -280,15 +280,15 @@ async def test_the_deadline_stops_the_reading(api: Any, kubelet: Kubelet) -> Non
 @pytest.mark.asyncio
 async def test_rbac_of_logs_pod_logs_grants_exactly_what_the_source_calls(
         api: Any, kubelet: Kubelet) -> None:
-    from tests.integration.test_operator import _granted, _used
+    from tests.integration import rbac
 
     await _pod(api, CART)
     kubelet.write(CART, [(START + 1, "one line")])
     assert not (await _logs(_source(api))).lines.empty
-    calls = _used(api) - {("", "pods", "create")}  # the test's own pod
+    calls = rbac.used(api) - {("", "pods", "create")}  # the test's own pod
     assert calls == {("", "pods", "list"), ("", "pods/log", "get")}
-    assert _granted({"logs": {"podLogs": True}}) - _granted({}) == calls
-    assert calls <= _granted({"logs": {"podLogs": True}, "topology": {"readPods": True}})
+    assert rbac.granted({"logs": {"podLogs": True}}) - rbac.granted({}) == calls
+    assert calls <= rbac.granted({"logs": {"podLogs": True}, "topology": {"readPods": True}})
 
 
 def test_an_unreachable_api_gives_an_empty_batch_and_a_note() -> None:

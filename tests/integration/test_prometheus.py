@@ -19,8 +19,7 @@ import pytest
 
 from tests.fakes.background import threaded_http
 from tests.fakes.prometheus_server import RealPrometheus, metric_pods, synthetic_nodes
-from tests.integration.conftest import NEZHA_TT_DAY
-from tests.shared import shared_path
+from tests.shared import NEZHA_TT_DAY, shared_path
 from thinkfl_operator.evidence.metrics import fluctuations
 from thinkfl_operator.telemetry.naming import service_of_pod
 from thinkfl_operator.telemetry.nezha import NezhaStore

@@ -21,7 +21,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.integration.conftest import free_port
+from tests.net import free_port
 from thinkfl_operator.kube.sandbox import RESOURCE
 
 COMMANDS = {

@@ -17,8 +17,8 @@ import aiohttp
 import pytest
 import trustme
 
-from tests.integration.conftest import free_port
-from tests.integration.test_alert_server import FIRING
+from tests.integration.alert_payloads import FIRING
+from tests.net import free_port
 from thinkfl_operator.config.settings import AlertSettings, Settings
 from thinkfl_operator.core.errors import UserInputError
 from thinkfl_operator.kube.metrics import OperatorMetrics

@@ -9,81 +9,24 @@ from __future__ import annotations
 
 import json
 import re
-from functools import cache
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from tests.unit.export_cases import CONFIRMED, FAULTS, confirmed_rows, fi, incident
 from thinkfl_operator.cli.main import main
 from thinkfl_operator.config.settings import Settings
 from thinkfl_operator.core.errors import UserInputError
-from thinkfl_operator.core.models import Incident
-from thinkfl_operator.demo.synthetic import SyntheticIncident, generate
-from thinkfl_operator.engines.heuristic.engine import HeuristicEngine
 from thinkfl_operator.engines.thinkfl import prompt
 from thinkfl_operator.evaluation.scores import accuracy_table
 from thinkfl_operator.feedback.export import read_jsonl, records_from_objects, write_jsonl
 from thinkfl_operator.feedback.opening import root_of
-from thinkfl_operator.feedback.record import build_record, encode_record
 from thinkfl_operator.feedback.redact import redact
 from thinkfl_operator.feedback.report import merge, ranks_from_objects, ranks_from_records
 from thinkfl_operator.feedback.rows import check_row, record_of
 from thinkfl_operator.telemetry.naming import service_of_pod
-
-FAULTS = {"slow-recs": ("network_delay", "recommendationservice"),
-          "busy-cart": ("cpu_contention", "cartservice")}
-CONFIRMED = [{"type": "Diagnosed", "status": "True"}, {"type": "Confirmed", "status": "True"}]
-
-
-@cache
-def incident(name: str) -> tuple[SyntheticIncident, str]:
-    """The synthetic incident behind ``name`` and its diagnosis record as status text."""
-    fault, service = FAULTS[name]
-    synthetic = generate(fault=fault, service=service)
-    spec = Incident(time_s=synthetic.time_s, service="frontend", description=f"{service} is slow")
-    diagnosis = HeuristicEngine(Settings()).diagnose(synthetic.store(), spec)
-    return synthetic, encode_record(build_record(diagnosis, spec))
-
-
-def fi(name: str, *, label: dict[str, str] | None = None, annotation: str | None = None,
-       conditions: list[dict[str, str]] | None = None, record: str | None = None,
-       grade: dict[str, Any] | None = None, engine: str = "heuristic",
-       namespace: str = "shop") -> dict[str, Any]:
-    """A FailureIncident as the API returns it, diagnosed from ``incident(name)``."""
-    text = incident(name if name in FAULTS else "slow-recs")[1]
-    spec: dict[str, Any] = {"service": "frontend"}
-    if label is not None:
-        spec["feedback"] = label
-    annotations = {"thinkfl.dev/root-cause": annotation} if annotation else {}
-    return {"apiVersion": "thinkfl.dev/v1alpha1", "kind": "FailureIncident",
-            "metadata": {"name": name, "namespace": namespace, "annotations": annotations},
-            "spec": spec,
-            "status": {"phase": "Diagnosed", "engine": engine, "model": "",
-                       "record": text if record is None else record,
-                       "grade": grade or {"score": 100, "rank": 1, "matched": ["service"],
-                                          "factors": {"service": 100}},
-                       "conditions": CONFIRMED if conditions is None else conditions}}
-
-
-def confirmed_rows() -> list[dict[str, Any]]:
-    """One row per synthetic incident, labeled with its faulty pod by an SRE."""
-    objects = [fi(name, label={"pod": incident(name)[0].faulty_pod, "faultType": FAULTS[name][0],
-                               "by": "alice@example.com", "note": f"{FAULTS[name][1]} was throttled"})
-               for name in FAULTS]
-    rows, skipped = records_from_objects(objects)
-    assert not skipped
-    return rows
-
-
-
-def record_in(name: str) -> dict[str, Any]:
-    """The decoded diagnosis record of ``incident(name)``."""
-    from thinkfl_operator.feedback.record import decode_record
-
-    return decode_record(incident(name)[1])
-
 
 # export -----------------------------------------------------------------------------------------
 
@@ -442,7 +385,6 @@ def _run(argv: list[str]) -> int:
     """A command, its user errors raised (``main`` prints them)."""
     from thinkfl_operator.cli import records
     from thinkfl_operator.cli.main import build_parser
-    from thinkfl_operator.config.settings import Settings
 
     args = build_parser().parse_args(argv)
     command = {"report": records.cmd_report, "export": records.cmd_export,

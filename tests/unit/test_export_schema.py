@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.json as paj
 
 from tests.records import as_version_1
-from tests.unit.test_export import fi, incident, record_in
+from tests.unit.export_cases import fi, incident, record_in
 from thinkfl_operator.feedback.export import records_from_objects, write_jsonl
 from thinkfl_operator.feedback.record import encode_record
 from thinkfl_operator.feedback.redact import redact

@@ -11,7 +11,7 @@ from types import ModuleType
 import pytest
 
 from tests.fakes.thinkfl_policy import call
-from tests.unit.test_export import confirmed_rows
+from tests.unit.export_cases import confirmed_rows
 from thinkfl_operator.engines.thinkfl import prompt
 from thinkfl_operator.feedback.reward import answer_of, completion_of, reward
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.unit.test_thinkfl_prompt import seed_conversation
+from tests.unit.seed import seed_conversation
 from thinkfl_operator.engines.thinkfl.parser import (
     ParsedReply,
     ToolCall,

@@ -5,11 +5,10 @@ from __future__ import annotations
 import importlib
 import json
 import re
-from typing import Any
 
 import pytest
 
-from tests.shared import shared_path
+from tests.unit.seed import seed_conversation
 from thinkfl_operator.core.models import Span
 from thinkfl_operator.engines.thinkfl import prompt
 from thinkfl_operator.engines.thinkfl.prompt import (
@@ -25,15 +24,6 @@ from thinkfl_operator.engines.thinkfl.prompt import (
     USER_PREFIX,
     first_user_message,
 )
-
-
-def seed_conversation() -> list[dict[str, Any]]:
-    """The messages of the seed README's ```json example."""
-    text = shared_path("docs", "seed-thinkfl-readme.md").read_text(encoding="utf-8")
-    block = re.search(r"```json\n(.*?)\n```", text, re.DOTALL)
-    assert block is not None
-    messages: list[dict[str, Any]] = json.loads(block.group(1))
-    return messages
 
 
 def _seed_root(**changes: object) -> Span:

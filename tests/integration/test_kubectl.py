@@ -84,6 +84,16 @@ async def api(tmp_path: Path, incident: SyntheticIncident) -> AsyncIterator[tupl
         yield cluster, Kubectl(binary, config)
 
 
+def _section(described: str, head: str) -> list[str]:
+    """The stripped lines under ``head`` in kubectl describe's output, up to the next field of
+    the same depth."""
+    lines = described.split(f"\n{head}\n", 1)[1].splitlines()
+    depth = len(head) - len(head.lstrip()) + 2
+    inner = [line for line in lines[: next((i for i, line in enumerate(lines)
+                                            if len(line) - len(line.lstrip()) < depth), len(lines))]]
+    return [line.strip() for line in inner]
+
+
 def _rows(table: str) -> list[list[str]]:
     """The rows of kubectl's table, cells split on two or more spaces."""
     return [re.split(r"\s{2,}", line.strip()) for line in table.strip().splitlines()]
@@ -115,6 +125,14 @@ async def test_get_describe_wait_and_events_of_diagnosed_incidents(api: tuple[Cl
     # describe: the incident's own two Events, not the other incident's.
     described = await kubectl("describe", "fi", "checkout-slow")
     assert described.startswith("Name:         checkout-slow\nNamespace:    default\n"), described[:200]
+    # ... and a short status: the path one line per call, the scored candidates (three at least)
+    path = _section(described, "  Path:")
+    assert 3 <= len(path) <= 8 and path[0].startswith("1. search_traces(parent_span_id="), path
+    assert path[-1].startswith(f"{obj['status']['usage']['toolCalls']}. print_results(root_causes=")
+    ranks = [line.split()[1] for line in _section(described, "  Root Causes:") if line.startswith("Rank:")]
+    scored = sum(1 for c in obj["status"]["rootCauses"] if c["score"] > 0)
+    assert ranks == [str(r) for r in range(1, max(3, scored) + 1)], described
+    assert "  Steps:" not in described and "Stage Milliseconds:" not in described
     events = _rows(described.split("\nEvents:\n", 1)[1])
     assert events[0] == ["Type", "Reason", "Age", "From", "Message"]
     assert [row[:2] for row in events[2:]] == [["Normal", "Started"], ["Normal", "Diagnosed"]], events
@@ -236,6 +254,12 @@ def _readme_session() -> list[tuple[list[str], list[str]]]:
     return session
 
 
+def _elided(line: str) -> bool:
+    """A line the README leaves out (``…`` alone) or whose value changes with the clock
+    (``Started At: …``); a ``…`` inside a value is what the operator wrote."""
+    return line.strip() == "…" or line.rstrip().endswith(": …")
+
+
 def _same(line: str) -> str:
     """A line with its spacing and its ages (``13s``) evened out."""
     return re.sub(r"\b\d+s\b", "0s", " ".join(line.split()))
@@ -244,7 +268,8 @@ def _same(line: str) -> str:
 @pytest.mark.asyncio
 async def test_readme_example_is_real_kubectl_against_demo_serve(tmp_path: Path) -> None:
     """``thinkfl demo --operator --serve FILE``, then the README's kubectl commands: each line
-    the README shows (but those with …) is in what the real kubectl printed; Ctrl-C ends it."""
+    the README shows (but elisions, ``…``) is in what the real kubectl printed, and the README
+    shows every line of ``describe`` (one screen); Ctrl-C ends it."""
     binary = _kubectl_binary()
     config = tmp_path / "demo.kubeconfig"
     demo = await asyncio.create_subprocess_exec(
@@ -262,8 +287,11 @@ async def test_readme_example_is_real_kubectl_against_demo_serve(tmp_path: Path)
         assert f"export KUBECONFIG={config}\n" in printed, printed
         kubectl = Kubectl(binary, config)
         for args, shown in _readme_session():
-            got = {_same(line) for line in (await kubectl(*args)).splitlines()}
-            expected = [line for line in shown if line.strip() and "…" not in line]
+            printed_lines = (await kubectl(*args)).splitlines()
+            got = {_same(line) for line in printed_lines}
+            if args[0] == "describe":  # the whole output is shown, not a part of it
+                assert len(shown) == len(printed_lines), (shown, printed_lines)
+            expected = [line for line in shown if line.strip() and not _elided(line)]
             assert [line for line in expected if _same(line) not in got] == [], args
             checked += expected
     finally:

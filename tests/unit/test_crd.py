@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -329,11 +330,12 @@ def test_an_incident_without_spec_fails() -> None:
 
 def test_diagnosed_status_fits_the_schema_and_holds_no_floats() -> None:
     status = incident_status.diagnosed(_diagnosis(), 3, STARTED, COMPLETED)
-    assert [e.message for e in _validator(_schema()["properties"]["status"]).iter_errors(status)
-            ] == []
-    assert _errors(_incident(BY_TRACE, status)) == []
+    assert [e.message for e in _validator(_schema()["properties"]["status"]).iter_errors(
+        _without_none(status))] == []
+    assert _errors(_incident(BY_TRACE, _without_none(status))) == []
     assert _floats(status) == []
-    assert all(v is not None for _, v in _walk(status))
+    # None only where the merge patch removes a field: an older version's steps, an empty model
+    assert sorted(path for path, v in _walk(status) if v is None) == [".model", ".steps"]
 
 
 def test_diagnosed_status_content() -> None:
@@ -344,7 +346,7 @@ def test_diagnosed_status_content() -> None:
     assert status["summary"].startswith(
         "ts-contacts-service (ts-contacts-service-866bd68c97-dzqgd): calls from "
         "ts-preserve-service into POST /api/v1/contactservice/contacts wait 12 ms → 2.4 s")
-    assert len(status["rootCauses"]) == 10
+    assert len(status["rootCauses"]) == 10  # every one of the 12 has a positive score: the cap
     assert [rc["rank"] for rc in status["rootCauses"]] == list(range(1, 11))
     assert status["rootCauses"][0] == {
         "rank": 1, "service": "ts-contacts-service", "pod": "ts-contacts-service-866bd68c97-dzqgd",
@@ -352,58 +354,110 @@ def test_diagnosed_status_content() -> None:
     assert all(len(rc["reason"]) <= 512 for rc in status["rootCauses"])
     assert status["rootCauses"][1]["reason"].endswith("…")
     assert len(status["traces"]) == 10 and status["traces"][1] == "0" * 31 + "1"
-    assert (status["engine"], status["model"]) == ("heuristic", "")
+    assert (status["engine"], status["model"]) == ("heuristic", None)
     assert (status["startedAt"], status["completedAt"]) == (
         "2023-01-30T11:52:00Z", "2023-01-30T11:52:03Z")
     assert status["usage"] == {
         "llmCalls": 7, "promptTokens": 48_213, "completionTokens": 1_904, "toolCalls": 57,
-        "seconds": "3.42", "milliseconds": 3421,
-        "stageMilliseconds": {"load": 412, "score": 92, "llm": 2710, "total": 3300}}
+        "seconds": "3.42", "milliseconds": 3421, "stages": "load 412, score 92, llm 2710, total 3300 ms"}
     assert len(status["notes"]) == 10
     assert all(len(n) <= 256 and "\n" not in n for n in status["notes"])
 
 
-def test_steps_keep_the_first_39_and_the_final_answer() -> None:
-    # Three causes: the status then fits its byte budget with every one of the 40 steps.
+def test_the_path_keeps_the_first_calls_and_the_last_one_line_each() -> None:
     status = incident_status.diagnosed(_diagnosis(n_steps=57, n_causes=3), 1, STARTED, COMPLETED)
-    steps = status["steps"]
-    assert len(steps) == 40
-    assert [s["step"] for s in steps] == [*range(1, 40), 57]
-    assert steps[-1]["tool"] == "print_results"
-    assert steps[-1]["arguments"].startswith('{"root_causes":[{"service":"ts-contacts-service",')
-    assert steps[0] == {"step": 1, "tool": "search_traces",
-                        "arguments": '{"parent_span_id":"0000000000000000"}',
-                        "summary": "0 child spans of 0000000000000000 slowest: ts-svc0-service"}
+    path = status["path"]
+    assert len(path) == incident_status.MAX_PATH == 8
+    assert [line.split(".", 1)[0] for line in path] == ["1", "2", "3", "4–53", "54", "55", "56", "57"]
+    assert path[3] == ("4–53. … 50 calls more: every call with its whole answer is in the diagnosis "
+                       "record (status.recordConfigMap)")
+    assert path[0] == ("1. search_traces(parent_span_id=0000000000000000) → "
+                       "0 child spans of 0000000000000000 slowest: ts-svc0-service")
+    assert path[-1].startswith('57. print_results(root_causes=[{"service":"ts-contacts-service",')
+    assert all(len(line) <= 160 and "\n" not in line for line in path)
+    assert "steps" in status and status["steps"] is None  # an older version's steps are removed
+
+
+def test_short_paths_are_kept_whole_and_long_texts_are_cut() -> None:
+    status = incident_status.diagnosed(_diagnosis(n_steps=5, n_causes=3), 1, STARTED, COMPLETED)
+    path = status["path"]
+    assert [line.split(".", 1)[0] for line in path] == ["1", "2", "3", "4", "5"]
+    metrics = path[3]
+    assert metrics == ("4. search_fluctuating_metrics(service_name=ts-contacts-service, "
+                       "timestamp=1675079506, padding…) → 3 KPIs fluctuate: cpu, memory, net_rx")
+    arguments = metrics.split("(", 1)[1].split(") → ", 1)[0]  # 600 ü cut: 64 characters at most
+    assert len(arguments) == 64 and arguments.endswith("…")
+    long = Step(tool="search_traces", arguments={"parent_span_id": "ab"},
+                summary="6 child spans on frontend; " + "x" * 300 + " slowest ListRecommendations 203.7 ms")
+    line = incident_status.path_lines([long])[0]
+    assert len(line) == 160 and "…" in line
+    assert line.startswith("1. search_traces(parent_span_id=ab) → 6 child spans on frontend; ")
+    assert line.endswith(" slowest ListRecommendations 203.7 ms")  # the middle goes, not the end
+
+
+@pytest.mark.parametrize(("scores", "shown"), [
+    pytest.param([100, 0, 0, 0, 0, 0, 0, 0, 0, 0], 3, id="one-scored-padded-to-three"),
+    pytest.param([100, 60, 20, 5, 0, 0, 0], 4, id="every-scored-one"),
+    pytest.param([100, 0], 2, id="fewer-than-three-all-shown"),
+    pytest.param([100 - 5 * i for i in range(12)], 10, id="at-most-ten"),
+    pytest.param([0, 0, 0, 0], 3, id="none-scored"),
+])
+def test_root_causes_in_status_are_the_scored_ones_and_at_least_three(
+        scores: list[int], shown: int) -> None:
+    causes = [RootCause(rank=i + 1, node="", service=f"svc{i}", pod="", reason="r", score=score)
+              for i, score in enumerate(scores)]
+    diagnosis = Diagnosis(root_causes=causes, engine="heuristic")
+    status = incident_status.diagnosed(diagnosis, 1, STARTED, COMPLETED)
+    assert [rc["service"] for rc in status["rootCauses"]] == [f"svc{i}" for i in range(shown)]
+    # the condition still counts every candidate: the record keeps them all
+    assert status["conditions"][0]["message"].startswith(f"{len(scores)} candidate")
+
+
+def test_usage_without_the_model_has_no_tokens() -> None:
+    usage = incident_status.usage_entry(Usage(tool_calls=13, seconds={"load": 0.056, "walk": 0.0081}),
+                                        0.2874)
+    assert usage == {"llmCalls": 0, "toolCalls": 13, "seconds": "0.29", "milliseconds": 287,
+                     "stages": "load 56, walk 8 ms"}
+    assert "stages" not in incident_status.usage_entry(Usage(), 0.0)
+
+
+def test_the_logs_note_is_the_log_evidence_condition_not_a_note() -> None:
+    diagnosis = _diagnosis(n_steps=3, n_causes=3)
+    about = "logs: 54510 lines from memory logs, 3.5 min of window against 54 min of history"
+    diagnosis.notes = [about, "trace 1 was partial"]
+    diagnosis.logs_read = True
+    status = incident_status.diagnosed(diagnosis, 1, STARTED, COMPLETED)
+    assert status["notes"] == ["trace 1 was partial"]
+    logs = next(c for c in status["conditions"] if c["type"] == "LogEvidence")
+    assert logs["message"] == about.removeprefix("logs:").strip()
+    diagnosis.notes = [about]
+    assert incident_status.diagnosed(diagnosis, 1, STARTED, COMPLETED)["notes"] is None
+    diagnosis.logs_read = False  # the logs failed: the note stays beside the condition
+    assert about in incident_status.diagnosed(diagnosis, 1, STARTED, COMPLETED)["notes"]
 
 
 def test_a_long_diagnosis_is_shortened_to_the_status_budget_and_says_so() -> None:
-    """12 causes with long reasons, 57 steps, 14 notes: over 12 KiB with every cap applied, so
-    reasons, notes and step texts are cut and the middle of the path is left out (the record
-    keeps it all); the top cause's reason and the final answer stay."""
+    """12 causes with long names and reasons, 57 steps, 14 notes, 5 long log lines: over 12 KiB
+    with every cap applied, so reasons, notes, log lines and path lines are cut and the
+    candidates after the fifth left out (the record keeps it all); the top cause's reason and
+    the final answer stay."""
     diagnosis = _diagnosis(n_steps=57, n_causes=12)
+    diagnosis.root_causes = [replace(c, pod=c.pod + "-" + "p" * 200, node=c.node + "-" + "n" * 200)
+                             for c in diagnosis.root_causes]
+    diagnosis.log_evidence = [f"svc{i}: vanished template " + "`x` " * 200 for i in range(5)]
     status = incident_status.diagnosed(diagnosis, 1, STARTED, COMPLETED)
     size = len(json.dumps(status, separators=(",", ":"), ensure_ascii=False).encode())
     assert size <= incident_status.STATUS_BYTES < 16 * 1024
-    assert [s["step"] for s in status["steps"]] == [*range(1, 20), 57]
-    assert status["steps"][-1]["tool"] == "print_results"
-    assert status["rootCauses"][0]["reason"] == diagnosis.root_causes[0].reason
+    assert 3 <= len(status["rootCauses"]) <= 5 and status["rootCauses"][0]["reason"] == \
+        diagnosis.root_causes[0].reason
     assert all(len(rc["reason"]) <= 256 for rc in status["rootCauses"])
+    assert status["path"][-1].startswith("57. print_results(") and len(status["path"]) == 8
     assert len(status["notes"]) == 10 and status["notes"][-1] == incident_status.SHORTENED
     assert "status.recordConfigMap" in incident_status.SHORTENED
-    assert [e.message for e in _validator(_schema()["properties"]["status"]).iter_errors(status)] == []
+    assert [e.message for e in _validator(_schema()["properties"]["status"]).iter_errors(
+        _without_none(status))] == []
     short = incident_status.diagnosed(_diagnosis(n_steps=5, n_causes=3), 1, STARTED, COMPLETED)
     assert incident_status.SHORTENED not in short["notes"]  # under the budget: as it was
-
-
-def test_short_paths_are_kept_whole_and_long_arguments_are_cut() -> None:
-    status = incident_status.diagnosed(_diagnosis(n_steps=5, n_causes=3), 1, STARTED, COMPLETED)
-    steps = status["steps"]
-    assert [s["step"] for s in steps] == [1, 2, 3, 4, 5]
-    metrics = steps[3]
-    assert metrics["tool"] == "search_fluctuating_metrics"
-    assert len(metrics["arguments"]) == 512 and metrics["arguments"].endswith("…")
-    assert metrics["arguments"].startswith(
-        '{"service_name":"ts-contacts-service","timestamp":"1675079506","padding":"üü')
 
 
 def test_llm_fallback_sets_a_condition() -> None:
@@ -435,7 +489,7 @@ def test_an_empty_diagnosis() -> None:
     status = incident_status.diagnosed(empty, 1, STARTED, STARTED)
     assert (status["topCause"], status["summary"]) == ("", "no root cause found")
     assert status["usage"]["seconds"] == "0.00"
-    assert _validator(_schema()["properties"]["status"]).is_valid(status)
+    assert _validator(_schema()["properties"]["status"]).is_valid(_without_none(status))
 
 
 def test_other_phases_fit_the_schema() -> None:
@@ -454,7 +508,7 @@ def test_other_phases_fit_the_schema() -> None:
         assert _floats(patch) == []
         assert list(validator.iter_errors(_without_none(patch))) == []
         # the results of an earlier diagnosis are removed by the merge patch
-        assert all(k in patch for k in ("rootCauses", "steps", "usage", "topCause"))
+        assert all(k in patch for k in ("rootCauses", "path", "steps", "usage", "topCause"))
         assert patch["rootCauses"] is None
 
 

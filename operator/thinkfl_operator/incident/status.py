@@ -4,13 +4,19 @@ Each builder returns a dict for a JSON merge patch of ``.status``. Every value f
 schema (``crds/failureincidents.yaml``): lists capped at their ``maxItems``, strings cut to
 their ``maxLength`` (with a trailing …), integers and strings only, never floats, times as
 RFC 3339 UTC with ``Z``; and a Diagnosed status stays within ``STATUS_BYTES`` (12 KiB:
-``fitted`` cuts the longest texts, then the middle of the path), so a watch event stays small.
+``fitted`` cuts the longest texts and lines, then the candidates after the third), so a watch
+event stays small.
 ``pending``, ``diagnosing`` and ``failed`` set the result fields of an earlier diagnosis to
 ``None`` so the merge patch removes them (a stale answer must not sit beside a new phase);
 ``diagnosed`` writes all of them but the record: the full diagnosis record
 lives in a ConfigMap the incident owns (``feedback.home``), which the kube layer writes and
-names in ``recordConfigMap``; ``record`` (the record itself, as versions before kept it) is only
-ever cleared.
+names in ``recordConfigMap``; ``record`` (the record itself, as versions before kept it) and
+``steps`` (the path as versions before wrote it) are only ever cleared.
+
+What a person reads in ``kubectl describe`` is kept short, as the record has it all:
+``rootCauses`` are the candidates with a positive score, padded with the next ones up to the
+three ``print_results`` demands (``shown_causes``); ``path`` is the diagnostic path one line per
+tool call, its first and last calls when there are more than ``MAX_PATH`` (``path_lines``).
 
 Conditions follow the Kubernetes convention: pass the object's current ``conditions`` so a
 condition whose status does not change keeps its ``lastTransitionTime``.
@@ -46,25 +52,30 @@ COND_DONE = "Done"
 
 # Caps from the CRD schema.
 MAX_ROOT_CAUSES = 10
+#: The fewest candidates an answer has (print_results' contract; ``ranking`` pads to it).
+MIN_ROOT_CAUSES = 3
 MAX_TRACES = 10
-MAX_STEPS = 40
+#: Most lines of ``path``: the first ``PATH_HEAD`` calls, one line for the calls left out, and
+#: the last ``PATH_TAIL`` (the checks of the candidates and the final answer).
+PATH_HEAD, PATH_TAIL = 3, 4
+MAX_PATH = PATH_HEAD + 1 + PATH_TAIL
+PATH_LINE_CHARS = 160
+PATH_ARGUMENTS_CHARS = 64
 MAX_NOTES = 10
 MAX_STAGES = 16
 SUMMARY_CHARS = 256
 NOTE_CHARS = 256
-STEP_SUMMARY_CHARS = 256
-ARGUMENTS_CHARS = 512
 REASON_CHARS = 512
 MESSAGE_CHARS = 1024
 NAME_CHARS = 253
 TRACE_CHARS = 64
-TOOL_CHARS = 64
 ENGINE_CHARS = 63
+STAGES_CHARS = 256
 
 _REASON = re.compile(r"[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?")
 _STATUSES = ("True", "False", "Unknown")
 #: What a diagnosis writes; the other phases clear them.
-RESULT_FIELDS = ("topCause", "summary", "rootCauses", "traces", "steps", "engine", "model",
+RESULT_FIELDS = ("topCause", "summary", "rootCauses", "traces", "path", "steps", "engine", "model",
                  "usage", "notes", "logEvidence", "completedAt", "record", "recordConfigMap",
                  "grade")
 MAX_LOG_LINES = 5
@@ -72,14 +83,14 @@ LOG_LINE_CHARS = 512
 #: Most bytes of a Diagnosed status (compact JSON): with the object's metadata and a spec of
 #: ordinary size, a watch event stays under 16 KiB (``fitted``).
 STATUS_BYTES = 12 * 1024
-SHORTENED = ("status shortened to fit 12 KiB: every step and reason is whole in the diagnosis "
+SHORTENED = ("status shortened to fit 12 KiB: every step and candidate is whole in the diagnosis "
              "record (status.recordConfigMap)")
 
 
 def diagnosed(diagnosis: Diagnosis, generation: int, started: datetime, completed: datetime,
               *, conditions: Sequence[dict[str, Any]] | None = None) -> dict[str, Any]:
     """The status of a finished diagnosis (phase Diagnosed)."""
-    notes = [_line(n, NOTE_CHARS) for n in diagnosis.notes[:MAX_NOTES]]
+    notes = [_line(n, NOTE_CHARS) for n in _status_notes(diagnosis)[:MAX_NOTES]]
     top = diagnosis.top
     conds = set_condition(list(conditions or []), COND_DIAGNOSED, "True", DIAGNOSED,
                           _diagnosed_message(diagnosis), generation, completed)
@@ -93,13 +104,14 @@ def diagnosed(diagnosis: Diagnosis, generation: int, started: datetime, complete
         "conditions": conds,
         "topCause": _cut(_name(top), NAME_CHARS) if top else "",
         "summary": summary_line(diagnosis),
-        "rootCauses": [root_cause(rc) for rc in diagnosis.root_causes[:MAX_ROOT_CAUSES]],
+        "rootCauses": [root_cause(rc) for rc in shown_causes(diagnosis.root_causes)],
         "traces": [_cut(t, TRACE_CHARS) for t in _unique(diagnosis.traces)[:MAX_TRACES]],
-        "steps": step_entries(diagnosis.steps),
+        "path": path_lines(diagnosis.steps),
+        "steps": None,  # as versions before wrote it: the path is in ``path``, whole in the record
         "engine": _cut(diagnosis.engine, ENGINE_CHARS),
-        "model": _cut(diagnosis.model, NAME_CHARS),
+        "model": _cut(diagnosis.model, NAME_CHARS) or None,  # none when no model answered
         "usage": usage_entry(diagnosis.usage, (completed - started).total_seconds()),
-        "notes": notes,
+        "notes": notes or None,
         "logEvidence": [_line(x, LOG_LINE_CHARS) for x in diagnosis.log_evidence[:MAX_LOG_LINES]],
         "startedAt": format_utc(started),
         "completedAt": format_utc(completed),
@@ -107,13 +119,13 @@ def diagnosed(diagnosis: Diagnosis, generation: int, started: datetime, complete
 
 
 def fitted(status: dict[str, Any], limit: int = STATUS_BYTES) -> dict[str, Any]:
-    """``status`` within ``limit`` bytes of compact JSON: the longest texts are cut, then steps
-    in the middle of the path are left out (their numbers show the gap), in ``_SHRINKS``'
-    order, until it fits; a note says so. Nothing is lost: the diagnosis record (its
-    ConfigMap) keeps every step and reason whole."""
+    """``status`` within ``limit`` bytes of compact JSON: the longest texts and path lines are
+    cut, then the candidates after the third left out, in ``_SHRINKS``' order, until it fits; a
+    note says so. Nothing is lost: the diagnosis record (its ConfigMap) keeps every step and
+    candidate whole."""
     if _bytes(status) <= limit:
         return status
-    notes = status["notes"][: MAX_NOTES - 1]
+    notes = (status["notes"] or [])[: MAX_NOTES - 1]
     status["notes"] = [*notes, SHORTENED]
     for shrink in _SHRINKS:
         shrink(status)
@@ -139,12 +151,10 @@ def _fields(key: str, limit: int, *names: str) -> Callable[[dict[str, Any]], Non
     return shrink
 
 
-def _first_steps(count: int) -> Callable[[dict[str, Any]], None]:
-    """Keep the first ``count - 1`` steps and the last (the final answer)."""
+def _causes(count: int) -> Callable[[dict[str, Any]], None]:
+    """Keep the first ``count`` root causes (never fewer than the three an answer has)."""
     def shrink(status: dict[str, Any]) -> None:
-        steps = status["steps"]
-        if len(steps) > count:
-            status["steps"] = steps[: count - 1] + steps[-1:]
+        status["rootCauses"] = status["rootCauses"][: max(count, MIN_ROOT_CAUSES)]
     return shrink
 
 
@@ -250,32 +260,62 @@ def root_cause(rc: RootCause) -> dict[str, Any]:
     return out
 
 
-def step_entries(steps: Sequence[Step]) -> list[dict[str, Any]]:
-    """The diagnostic path: at most 40 steps, the first 39 and the last (the final answer)."""
+def shown_causes(root_causes: Sequence[RootCause]) -> list[RootCause]:
+    """The candidates ``status.rootCauses`` shows: those with a positive score, then the next
+    ones up to ``MIN_ROOT_CAUSES`` (at most ``MAX_ROOT_CAUSES``). The ranking is by score, so
+    they are its first entries; the record keeps every candidate."""
+    scored = sum(1 for rc in root_causes if rc.score > 0)
+    return list(root_causes[: min(max(scored, MIN_ROOT_CAUSES), MAX_ROOT_CAUSES)])
+
+
+def path_lines(steps: Sequence[Step]) -> list[str]:
+    """The diagnostic path, one line per tool call: ``N. tool(name=value, …) → summary`` (the
+    arguments cut to 64 characters, the summary's middle left out past 160 in all). More than
+    ``MAX_PATH`` calls: the first ``PATH_HEAD``, one line naming the calls left out, then the
+    last ``PATH_TAIL``."""
     numbered = list(enumerate(steps, start=1))
-    if len(numbered) > MAX_STEPS:
-        numbered = numbered[: MAX_STEPS - 1] + numbered[-1:]
-    return [{
-        "step": number,
-        "tool": _cut(step.tool, TOOL_CHARS),
-        "arguments": _cut(compact_json(step.arguments), ARGUMENTS_CHARS),
-        "summary": _line(step.summary, STEP_SUMMARY_CHARS),
-    } for number, step in numbered]
+    if len(numbered) <= MAX_PATH:
+        return [_path_line(n, step) for n, step in numbered]
+    head, tail = numbered[:PATH_HEAD], numbered[-PATH_TAIL:]
+    first, last = head[-1][0] + 1, tail[0][0] - 1
+    gap = (f"{first}–{last}. … {last - first + 1} calls more: every call with its whole answer "
+           "is in the diagnosis record (status.recordConfigMap)")
+    return [*(_path_line(n, s) for n, s in head), gap, *(_path_line(n, s) for n, s in tail)]
+
+
+def _path_line(number: int, step: Step) -> str:
+    arguments = ", ".join(f"{k}={v if isinstance(v, str) else compact_json(v)}"
+                          for k, v in step.arguments.items())
+    head = f"{number}. {step.tool}({_cut(arguments, PATH_ARGUMENTS_CHARS)}) →"
+    summary = _cut_middle(" ".join(str(step.summary).split()), max(16, PATH_LINE_CHARS - len(head) - 1))
+    return _cut(" ".join(head.split()) + " " + summary, PATH_LINE_CHARS)
+
+
+def _cut_middle(text: str, limit: int) -> str:
+    """``text`` within ``limit`` characters, its middle left out (…): a summary's end, such as
+    the slowest span's duration, says as much as its start."""
+    if len(text) <= limit:
+        return text
+    start = limit // 2
+    return text[:start] + "…" + text[len(text) - (limit - start - 1):]
 
 
 def usage_entry(usage: Usage, seconds: float) -> dict[str, Any]:
-    """Counts as integers, the wall-clock ``seconds`` as a two-decimal string and in ms."""
+    """Counts as integers (the tokens only when the model was asked), the wall-clock
+    ``seconds`` as a two-decimal string and in ms, and the milliseconds of each stage as the
+    engine measured them in one line (``stages``: ``load 56, walk 8, logs 366 ms``)."""
     seconds = max(0.0, seconds)
+    out: dict[str, Any] = {"llmCalls": int(usage.llm_calls)}
+    if usage.llm_calls or usage.prompt_tokens or usage.completion_tokens:
+        out["promptTokens"] = int(usage.prompt_tokens)
+        out["completionTokens"] = int(usage.completion_tokens)
+    out.update({"toolCalls": int(usage.tool_calls), "seconds": f"{seconds:.2f}",
+                "milliseconds": round(seconds * 1000)})
     stages = list(usage.seconds.items())[:MAX_STAGES]
-    return {
-        "llmCalls": int(usage.llm_calls),
-        "promptTokens": int(usage.prompt_tokens),
-        "completionTokens": int(usage.completion_tokens),
-        "toolCalls": int(usage.tool_calls),
-        "seconds": f"{seconds:.2f}",
-        "milliseconds": round(seconds * 1000),
-        "stageMilliseconds": {str(k): max(0, round(v * 1000)) for k, v in stages},
-    }
+    if stages:
+        parts = ", ".join(f"{k} {max(0, round(v * 1000))}" for k, v in stages)
+        out["stages"] = _cut(f"{parts} ms", STAGES_CHARS)
+    return out
 
 
 def compact_json(value: Any) -> str:
@@ -337,6 +377,13 @@ def _diagnosed_message(diagnosis: Diagnosis) -> str:
             f"engine; most likely: {_name(top)}")
 
 
+def _status_notes(diagnosis: Diagnosis) -> list[str]:
+    """The notes but the one on the logs read, which the LogEvidence condition says already."""
+    if diagnosis.logs_read:
+        return [n for n in diagnosis.notes if not n.startswith(LOGS_PREFIX)]
+    return list(diagnosis.notes)
+
+
 def _name(rc: RootCause) -> str:
     return rc.service or rc.pod or rc.node or "unknown"
 
@@ -358,16 +405,14 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-#: What ``fitted`` gives up, in order: long reasons, notes and log lines, long step texts, then
-#: steps in the middle of the path, then shorter texts again.
+#: What ``fitted`` gives up, in order: long reasons, notes and log lines, then the path's lines
+#: and the candidates after the third, then shorter texts again.
 _SHRINKS: tuple[Callable[[dict[str, Any]], None], ...] = (
     _fields("rootCauses", 256, "reason"),
     _texts("notes", 160), _texts("logEvidence", 160),
-    _fields("steps", 160, "arguments", "summary"),
-    _first_steps(20),
-    _fields("rootCauses", 128, "reason"), _fields("steps", 96, "arguments", "summary"),
+    _texts("path", 96), _causes(5),
+    _fields("rootCauses", 128, "reason"),
     _texts("notes", 96), _texts("logEvidence", 96),
-    _first_steps(10),
-    _fields("rootCauses", 64, "reason"), _fields("steps", 48, "arguments", "summary"),
+    _fields("rootCauses", 64, "reason"), _texts("path", 48), _causes(MIN_ROOT_CAUSES),
 )
 

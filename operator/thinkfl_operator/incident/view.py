@@ -2,8 +2,10 @@
 
 kubectl renders custom resources generically: the printer columns of the CRD for ``get``, and
 for ``describe`` every field with its name split into capitalized words, nested maps indented,
-list items one after another, then the object's Events. The README's example is produced with
-this module from a real operator run (a test keeps it true).
+list items one after another (a list of strings, such as ``status.path``, one line each), then
+the object's Events. ``thinkfl demo --operator`` prints its incident with this module; the
+README's example is what the real kubectl prints against ``thinkfl demo --operator --serve``
+(``tests/integration/test_kubectl.py`` keeps it true).
 """
 
 from __future__ import annotations

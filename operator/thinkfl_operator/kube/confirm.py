@@ -3,8 +3,8 @@
 The label comes from ``spec.feedback`` or the ``thinkfl.dev/root-cause`` annotation
 (``feedback.label``); the names it gives are checked against the topology the diagnosis
 observed (kept in the diagnosis record: its ConfigMap, or ``status.record`` of an older version,
-``feedback.home``); the answer in ``status.rootCauses`` is graded with the
-multi-factor grader. The diagnosis is never re-run. Returns the status patch (``grade`` and the
+``feedback.home``); the answer the record keeps (every candidate: ``status.rootCauses`` shows
+only the first ones) is graded with the multi-factor grader. The diagnosis is never re-run. Returns the status patch (``grade`` and the
 ``Confirmed`` condition) and the Event to post, or nothing when nothing changed, so replaying
 the same object (a restart, a status echo) neither patches nor posts again. When the label is
 removed, a grade or Confirmed condition left from it is undone: no grade, ``Confirmed`` False
@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from thinkfl_operator.core.models import RootCause
-from thinkfl_operator.feedback.grading import grade_answer, grade_status
+from thinkfl_operator.feedback.grading import causes_of, grade_answer, grade_status
 from thinkfl_operator.feedback.label import Feedback, InvalidFeedback, feedback_of, validate
 from thinkfl_operator.feedback.record import InvalidRecord, decode_record, topology_of
 from thinkfl_operator.incident.spec import diagnosis_digest
@@ -66,18 +66,20 @@ def confirm(body: Mapping[str, Any], now: datetime | None = None, *,
         return Confirmation()  # graded when the diagnosis is written
     try:
         text = record() if record is not None else str(status.get("record") or "")
-        label = validate(label, topology_of(decode_record(text)))
+        decoded = decode_record(text)
+        label = validate(label, topology_of(decoded))
     except InvalidRecord as exc:
         return _refused(body, "NoRecord", f"the diagnosis record cannot be read: {exc}", now)
     except InvalidFeedback as exc:
         return _refused(body, "InvalidFeedback", str(exc), now)
-    return _graded(body, label, now)
+    return _graded(body, label, now, causes_of(decoded["answer"]) or _causes(status))
 
 
-def _graded(body: Mapping[str, Any], label: Feedback, now: datetime | None) -> Confirmation:
+def _graded(body: Mapping[str, Any], label: Feedback, now: datetime | None,
+            causes: list[RootCause]) -> Confirmation:
     status = body.get("status") or {}
     engine = str(status.get("engine") or "")
-    graded = grade_answer(_causes(status), label)
+    graded = grade_answer(causes, label)
     grade = grade_status(graded)
     message = _message(label, graded.rank, engine, grade["score"])
     out = Confirmation(graded=True, rank=graded.rank, engine=engine)

@@ -364,6 +364,14 @@ def test_diagnosed_status_content() -> None:
     assert all(len(n) <= 256 and "\n" not in n for n in status["notes"])
 
 
+def test_the_status_caps_are_the_schemas() -> None:
+    fields = _schema()["properties"]["status"]["properties"]
+    assert fields["path"]["maxItems"] == incident_status.MAX_PATH
+    assert fields["path"]["items"]["maxLength"] == incident_status.PATH_LINE_CHARS
+    assert fields["rootCauses"]["maxItems"] == incident_status.MAX_ROOT_CAUSES
+    assert fields["usage"]["properties"]["stages"]["maxLength"] == incident_status.STAGES_CHARS
+
+
 def test_the_path_keeps_the_first_calls_and_the_last_one_line_each() -> None:
     status = incident_status.diagnosed(_diagnosis(n_steps=57, n_causes=3), 1, STARTED, COMPLETED)
     path = status["path"]

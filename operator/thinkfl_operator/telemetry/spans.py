@@ -222,11 +222,31 @@ class SpanTable:
         """The earliest span whose parent is absent from the table (the trace's root)."""
         if self.frame.empty:
             return None
-        cols = self._columns
-        known = set(cols["span_id"])
-        rows = [r for r, p in enumerate(cols["parent_id"]) if p not in known] or list(range(len(self)))
-        first = min(rows, key=lambda r: (cols["start_us"][r], -cols["duration_us"][r]))
-        return self._span(first)
+        # columnar: an engine asks for the root of each trace it walks, and the text columns
+        # as Python objects (``_columns``) cost more than the whole search
+        orphan = ~self.frame["parent_id"].isin(self.frame["span_id"]).to_numpy()
+        rows = np.flatnonzero(orphan) if orphan.any() else np.arange(len(self))
+        start = self.frame["start_us"].to_numpy(dtype="int64")[rows]
+        duration = self.frame["duration_us"].to_numpy(dtype="int64")[rows]
+        first = int(rows[np.lexsort((-duration, start))[0]])  # stable: the first of equals, as min()
+        return self._span(first) if "_columns" in self.__dict__ else self._row_span(first)
+
+    def _row_span(self, row: int) -> Span:
+        """``_span(row)``, its values converted as ``_columns`` converts them, of that row only."""
+        one = self.frame.iloc[row:row + 1]
+        c = {col: one[col].to_numpy(dtype=object if col in _TEXT else "int64") for col in COLUMNS}
+        return Span(
+            trace_id=c["trace_id"][0],
+            span_id=c["span_id"][0],
+            parent_span=c["parent_id"][0],
+            cmdb_id=c["pod"][0],
+            service=c["service"][0],
+            operation_name=c["operation"][0],
+            timestamp=int(c["start_us"][0]) // 1000,
+            duration=int(c["duration_us"][0]),
+            status_code=c["status"][0] or "0",
+            type=c["kind"][0],
+        )
 
     def pods(self) -> dict[str, str]:
         """pod → service for every pod seen."""

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from thinkfl_operator.telemetry.spans import codes_of
 
@@ -22,19 +24,59 @@ MIN_WEIGHT, MAX_WEIGHT = 0.05, 20.0
 
 def template_operations(spans: pd.DataFrame, lines: pd.DataFrame) -> pd.DataFrame:
     """(service, template) → the operation most of its lines' spans have (columns service,
-    template, operation); empty when lines carry no span IDs or none matches a span."""
+    template, operation); empty when lines carry no span IDs or none matches a span.
+
+    A line joins the first span of its span ID (pyarrow's hash lookup, no frame merge); its
+    (service, template, operation) are counted on integer codes in the order a pandas
+    ``groupby`` sorts them, and the largest count of each (service, template) wins, the first
+    in that order among equals."""
     empty = pd.DataFrame({"service": [], "template": [], "operation": []})
     if spans.empty or lines.empty or "template" not in lines or not (lines["span_id"] != "").any():
         return empty
-    ops = spans[["span_id", "service", "operation"]].drop_duplicates("span_id")
-    joined = lines[["service", "template", "span_id"]].merge(
-        ops.rename(columns={"service": "span_service"}), on="span_id", how="inner")
-    joined = joined[joined["service"].astype(str) == joined["span_service"].astype(str)]
-    if joined.empty:
+    found = pc.index_in(_strings(lines["span_id"]), value_set=_strings(spans["span_id"]))
+    line_rows = np.flatnonzero(found.is_valid().to_numpy(zero_copy_only=False))
+    span_rows = found.drop_null().to_numpy(zero_copy_only=False).astype("int64")
+    service, services = _group_codes(lines["service"])
+    template, templates = _group_codes(lines["template"])
+    operation, operations = _group_codes(spans["operation"])
+    span_service, span_services = _group_codes(spans["service"])
+    service, template = service[line_rows], template[line_rows]
+    operation, span_service = operation[span_rows], span_service[span_rows]
+    same = (np.asarray(services.astype(str), dtype=object)[service]
+            == np.asarray(span_services.astype(str), dtype=object)[span_service])
+    same &= (service >= 0) & (template >= 0) & (operation >= 0)  # groupby leaves out missing keys
+    if not same.any():
         return empty
-    return (joined.groupby(["service", "template", "operation"], observed=True).size()
-            .reset_index(name="n").sort_values("n", ascending=False, kind="stable")
-            .drop_duplicates(["service", "template"])[["service", "template", "operation"]])
+    service, template, operation = service[same], template[same], operation[same]
+    n_t, n_o = len(templates) + 1, len(operations) + 1
+    keys, n = np.unique((service * n_t + template) * n_o + operation, return_counts=True)
+    order = np.argsort(-n, kind="stable")
+    pair = keys[order] // n_o
+    first = order[np.sort(np.unique(pair, return_index=True)[1])]
+    pair, op = keys[first] // n_o, keys[first] % n_o
+    return pd.DataFrame({"service": _values(services, pair // n_t), "template": _values(templates, pair % n_t),
+                         "operation": _values(operations, op)})
+
+
+def _strings(column: pd.Series) -> pa.Array:
+    """A text column as pyarrow strings (no copy when pandas holds it in pyarrow already)."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        column = column.astype(str)
+    return pc.cast(pa.array(column, from_pandas=True), pa.string())
+
+
+def _group_codes(column: pd.Series) -> tuple[np.ndarray, pd.Index]:
+    """Integer codes in the order ``groupby`` sorts the column (a categorical by its categories,
+    else by value; −1 for a missing value), and the values they stand for."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        return column.cat.codes.to_numpy().astype("int64"), column.cat.categories
+    codes, uniques = pd.factorize(column, sort=True)
+    return np.asarray(codes, dtype="int64"), pd.Index(uniques)
+
+
+def _values(index: pd.Index, codes: np.ndarray) -> pd.Series:
+    """The values of ``codes`` (a categorical over ``index``'s values when it holds categories)."""
+    return pd.Series(pd.Categorical.from_codes(codes, categories=index))
 
 
 class OperationCalls:

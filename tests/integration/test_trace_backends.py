@@ -277,13 +277,13 @@ def test_an_empty_api_v3_search_keeps_the_client_on_api_v3() -> None:
 
 
 def test_a_dripping_server_cannot_hold_a_request_past_its_timeout() -> None:
-    """One byte every 0.2 s: each socket read is quick, so only a whole-request bound stops it."""
-    with HostileServer(every_s=0.2) as server:
-        http = HttpBackend("Jaeger", server.root_url + "/drip", timeout_s=1.0, retries=1, backoff_s=0.01)
+    """One byte every 0.1 s: each socket read is quick, so only a whole-request bound stops it."""
+    with HostileServer(every_s=0.1) as server:
+        http = HttpBackend("Jaeger", server.root_url + "/drip", timeout_s=0.5, retries=1, backoff_s=0.01)
         # Each try cut by the whole-request bound (not a socket read timeout, which the drip
         # never trips), then given up after the retry.
         with pytest.raises(BackendUnavailable,
-                           match=r"the answer took longer than 1 s.*\(after 2 tries\)"):
+                           match=r"the answer took longer than 0.5 s.*\(after 2 tries\)"):
             http.get_json("/api/traces")
 
 

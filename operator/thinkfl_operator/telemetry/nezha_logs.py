@@ -37,6 +37,8 @@ from thinkfl_operator.telemetry.quality import DataQuality
 
 REQUIRED = ("TimeUnixNano", "PodName", "Log")
 _TEXT = ("Timestamp", "Node", "PodName", "Container", "TraceID", "SpanID", "Log")
+#: The columns a line is made of (the rest of a record is not read into memory).
+_USED = ("TimeUnixNano", "PodName", "TraceID", "SpanID", "Log")
 #: A minute file with more lines than this is a flood, left out whole (memory stays bounded).
 MAX_FILE_LINES = 500_000
 #: Lines further apart than this split a file's coverage into separate runs (seconds).
@@ -175,10 +177,12 @@ def _read_csv(path: Path, quality: DataQuality, max_lines: int) -> pa.Table | No
         return "skip"
 
     types = {c: pa.string() for c in names}
+    # only the columns lines are made of are converted (the parser still checks every row's fields)
+    used = [c for c in _USED if c in names]
     batches, rows = [], 0
     try:
         reader = pacsv.open_csv(path, parse_options=pacsv.ParseOptions(invalid_row_handler=skip),
-                                convert_options=pacsv.ConvertOptions(column_types=types),
+                                convert_options=pacsv.ConvertOptions(column_types=types, include_columns=used),
                                 read_options=pacsv.ReadOptions(block_size=1 << 22))
         for batch in reader:
             rows += batch.num_rows

@@ -116,7 +116,8 @@ def main() -> None:
             store = open_live(TracesSettings(backend=args.backend, url=traces_url,
                                              max_requests=args.max_requests,
                                              search_limit=args.search_limit),
-                              PrometheusSettings(url=prometheus.url, catalog=NEZHA_CATALOG),
+                              PrometheusSettings(url=prometheus.url, catalog=NEZHA_CATALOG,
+                                                 span_metrics=args.span_metrics != "none"),
                               around_s=fault.time_s)
             started = time.perf_counter()
             result = HeuristicEngine(SPANS_AND_METRICS).diagnose(store, incident)

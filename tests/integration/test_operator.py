@@ -52,7 +52,7 @@ async def test_created_incident_is_diagnosed_with_every_status_field(api: Any) -
     assert len(status["rootCauses"]) >= 3
     assert status["engine"] == "heuristic" and status["observedGeneration"] == 1
     assert status["summary"].startswith("recommendationservice")
-    assert status["steps"][-1]["tool"] == "print_results" and status["traces"]
+    assert status["path"][-1].startswith(f"{status['usage']['toolCalls']}. print_results(") and status["traces"]
     assert {c["type"]: c["status"] for c in status["conditions"]}["Diagnosed"] == "True"
     assert status["startedAt"].endswith("Z") and status["completedAt"].endswith("Z")
     assert factory.calls == 1

@@ -95,7 +95,7 @@ def prometheus(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
 def _live(jaeger: TraceApiServer, prometheus: RealPrometheus, t_s: float) -> LiveStore:
     """As a new user runs it: the incident time only, the default request budget."""
     traces = TracesSettings(backend="jaeger", url=jaeger.url, retries=0)
-    metrics = PrometheusSettings(url=prometheus.url, catalog=NEZHA_CATALOG, retries=0)
+    metrics = PrometheusSettings(url=prometheus.url, catalog=NEZHA_CATALOG, retries=0, span_metrics=True)
     return open_live(traces, metrics, around_s=t_s)
 
 

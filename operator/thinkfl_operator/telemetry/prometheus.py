@@ -55,7 +55,7 @@ from typing import Any, Self
 import numpy as np
 
 from thinkfl_operator.config.settings import TlsSettings
-from thinkfl_operator.core.errors import BackendError
+from thinkfl_operator.core.errors import BackendError, Refused
 from thinkfl_operator.telemetry.http import (
     BackendRejected,
     BackendUnavailable,
@@ -224,12 +224,10 @@ class PrometheusUnavailable(BackendError):
     backend = "prometheus"
 
 
-class PrometheusQueryError(BackendError):
+class PrometheusQueryError(Refused):
     """Prometheus rejected the request (bad PromQL, 4xx): retrying will not help."""
 
-    retryable = False
     backend = "prometheus"
-    reason = "BackendRejected"
 
 
 # --------------------------------------------------------------------------------------------

@@ -10,7 +10,8 @@ expression must yield at most one series per pod, carrying the pod in the ``pod`
 ``blocks`` sends ONE query per KPI for all the pods. A template that is a plain vector selector
 (metric name and label matchers only) is read as RAW samples (``selector[<range>]`` evaluated at
 the window's end), so the original sample timestamps and values are kept exactly as stored:
-backfilled dataset series give the same answers live as offline. Any other expression (rates,
+backfilled dataset series give the same answers live as offline; plain selectors with the same
+matchers share one query (``{__name__=~"a|b|…", matchers}[<range>]``). Any other expression (rates,
 quantiles, aggregations) is evaluated with ``query_range`` on a ``step_s`` grid.
 
 Node-level KPIs are expressed **per pod**: the node series is joined onto every pod running
@@ -376,10 +377,14 @@ class PrometheusMetrics:
     # KPIs --------------------------------------------------------------------------------
     def blocks(self, pods: list[str], start_s: float, end_s: float,
                step_s: float = 60) -> dict[str, KpiBlock]:
-        """Each pod's KPI samples in [start_s, end_s]: one query per catalog KPI for all pods.
+        """Each pod's KPI samples in [start_s, end_s]: one query per catalog KPI for all pods,
+        and one for all the KPIs that are plain selectors with the same matchers.
 
-        Plain selectors give the raw samples (original timestamps); other expressions give
-        values on the ``step_s`` grid. Pods without any sample are left out.
+        Plain selectors give the raw samples (original timestamps): the KPIs ``a{m}`` and
+        ``b{m}`` are read together as ``{__name__=~"a|b", m}[range]``, whose series keep their
+        name, so a catalog of gauges costs one request whatever its size (the Nezha catalog's
+        18 KPIs were 18). Other expressions give values on the ``step_s`` grid. Pods without any
+        sample are left out.
         """
         if not pods or end_s < start_s:
             return {}
@@ -388,20 +393,38 @@ class PrometheusMetrics:
         regex = pods_regex(pods)
         kpis = tuple(self.catalog)
         collected: dict[str, list[tuple[int, np.ndarray, np.ndarray]]] = {}
-        for j, kpi in enumerate(kpis):
-            expr = render(self.catalog[kpi], regex, self.namespace)
-            if is_plain_selector(expr):
-                rows = self.query(f"{expr.strip()}[{_range(start_s, end_s)}]", end_s)
-            else:
-                rows = self.query_range(expr, start_s, end_s, step_s)
+
+        def collect(rows: list[dict[str, Any]], by_name: Mapping[str, list[int]]) -> None:
+            """Rows into ``collected``, each under the KPI columns of its metric name ("": any)."""
             for row in rows:
-                pod = row.get("metric", {}).get(self.pod_label, "")
+                labels = row.get("metric", {})
+                pod = labels.get(self.pod_label, "")
+                columns = by_name.get(labels.get("__name__", ""), by_name.get("", []))
                 if pod not in wanted:
                     continue
                 ts, values = _samples(row.get("values") or [])
                 keep = (ts >= start_s) & (ts <= end_s)
                 if keep.any():
-                    collected.setdefault(pod, []).append((j, ts[keep], values[keep]))
+                    for j in columns:
+                        collected.setdefault(pod, []).append((j, ts[keep], values[keep]))
+
+        rng = _range(start_s, end_s)
+        plain: dict[str, dict[str, list[int]]] = {}  # matchers → metric name → KPI columns
+        for j, kpi in enumerate(kpis):
+            expr = render(self.catalog[kpi], regex, self.namespace).strip()
+            match = _SELECTOR.fullmatch(expr) if is_plain_selector(expr) else None
+            if match is not None and match.group("name"):
+                braces = (match.group("braces") or "{}").strip()
+                plain.setdefault(braces[1:-1].strip().rstrip(","), {}).setdefault(
+                    match.group("name"), []).append(j)
+            elif match is not None:
+                collect(self.query(f"{expr}[{rng}]", end_s), {"": [j]})
+            else:
+                collect(self.query_range(expr, start_s, end_s, step_s), {"": [j]})
+        for matchers, by_name in plain.items():
+            names = "|".join(sorted(by_name))
+            selector = f'{{__name__=~"{names}"{"," + matchers if matchers else ""}}}'
+            collect(self.query(f"{selector}[{rng}]", end_s), by_name)
         return {pod: _assemble(collected[pod], kpis) for pod in pods if pod in collected}
 
 

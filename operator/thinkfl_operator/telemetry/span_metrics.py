@@ -33,11 +33,14 @@ Only the duration histogram is read: its ``+Inf`` bucket is the call count and i
    ``histogram_quantile`` does, locally, so one request serves every quantile.
 
 ``synthetic_baseline`` turns that into spans the engines read unchanged: the incident window's
-own traces, copied ``COPIES`` times into the baseline time, every span given its
-(service, operation)'s baseline quantile at one rank per copy (the same rank across a trace,
-so a parent's own time stays its duration minus its children's) and an error status at the
-baseline error ratio. What span metrics cannot say: per pod (they are per service), and
-how many calls a span made (a copy keeps the window's calls, so "stops calling" is not seen).
+own traces, copied ``COPIES`` times into the baseline time, at one rank per trace and copy:
+a leaf span takes its (service, operation)'s baseline quantile at that rank, a span with
+children their synthetic durations plus the own time its key's quantiles imply (quantiles do
+not add up, so a parent given its own quantile would show an own time of 0 and a negative
+network gap; see ``synthetic_baseline``), and an error status at the baseline error ratio.
+What span metrics cannot say: per pod (they are per service), how many calls a span made (a
+copy keeps the window's calls, so "stops calling" is not seen), and own times exactly (a
+parent with several children whose medians add up to more than its own gets an own time of 0).
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ import numpy as np
 import pandas as pd
 
 from thinkfl_operator.telemetry.prometheus import PrometheusMetrics
+from thinkfl_operator.telemetry.spans import span_and_parent_keys
 
 #: Copies of each incident-window trace in the synthetic baseline (a key needs 5 baseline spans).
 COPIES = 7
@@ -214,35 +218,52 @@ def _float(text: object) -> float:
 def synthetic_baseline(window: pd.DataFrame, baseline: SpanBaseline, start_s: float,
                        end_s: float, copies: int = COPIES) -> pd.DataFrame:
     """Spans in [start, end) that look like the baseline: copies of the incident window's
-    traces with every known (service, operation)'s durations at its baseline quantiles and an
-    error status at its baseline error ratio (module docstring). Spans of keys without span
-    metrics keep their window values (no shift is seen for them)."""
+    traces with durations at their (service, operation)'s baseline quantiles and an error
+    status at its baseline error ratio (module docstring). Spans of keys without span metrics
+    keep their window values (no shift is seen for them).
+
+    A leaf span takes its key's quantile at the copy's rank. A span with children cannot take
+    its own quantile as well: quantiles do not add up (at high ranks a parent's quantile is
+    below the sum of its children's), so its own time (duration minus its children's, the
+    engine's ``self`` and, for a client span, the network gap) would come out 0 or negative and
+    every window would look shifted from it. It gets its children's synthetic durations plus
+    an own time that follows its key: the median own time the quantiles imply
+    (``q_parent(½) − Σ q_child(½)``, at least 0), scaled by ``q_parent(rank) / q_parent(½)``."""
     if window.empty or not baseline.keys:
         return window.iloc[0:0]
-    frame = _chosen_traces(window)
+    frame = _chosen_traces(window).reset_index(drop=True)
     tcodes, tids = pd.factorize(frame["trace_id"])
     n_traces = len(tids)
     keys = list(zip(frame["service"].astype(str), frame["operation"].astype(str), strict=True))
     kcodes, kuniq = pd.factorize(pd.Series(keys, dtype=object))
+    span_keys, parent_keys = span_and_parent_keys(frame)
+    parent = pd.Index(span_keys).get_indexer(parent_keys)
+    levels = _depth_levels(parent)
     first_start = frame.groupby(tcodes)["start_us"].transform("min").to_numpy()
     offset = frame["start_us"].to_numpy() - first_start
     width_us = max(end_s - start_s, 1.0) * 1e6
+    window_us = frame["duration_us"].to_numpy(dtype="float64")
+    known = [baseline.keys.get(key) for key in kuniq]
+    median = _quantiles(kcodes, known, np.full(len(frame), 0.5), window_us)
+    measured = np.array([base is not None for base in known] + [False])[kcodes]
+    # a span without span metrics keeps its window own time (no shift is seen for it)
+    own_median = np.clip(np.where(measured, median - _child_sums(parent, median),
+                                  window_us - _child_sums(parent, window_us)), 0.0, None)
     parts = []
     for k in range(copies):
         # one rank per trace and copy, spread over (0, 1) across traces (golden-ratio offsets)
         ranks = (k + np.modf((np.arange(n_traces) + 1) * _GOLDEN)[0]) / copies
         span_rank = ranks[tcodes]
-        duration = frame["duration_us"].to_numpy(dtype="float64").copy()
+        quantile = _quantiles(kcodes, known, span_rank, window_us)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            own = np.where(measured & (median > 0), own_median * quantile / median, own_median)
+        duration = _bottom_up(parent, levels, quantile, own)
         status = frame["status"].astype(str).to_numpy(dtype=object).copy()
         err_rank = np.modf(span_rank * 7.0 + np.arange(len(frame)) * _GOLDEN)[0]
-        for code, key in enumerate(kuniq):
-            base = baseline.keys.get(key)
-            if base is None:
-                continue
-            rows = np.flatnonzero(kcodes == code)
-            values = base.quantiles_us(span_rank[rows])
-            duration[rows] = np.where(np.isnan(values), duration[rows], values)
-            status[rows] = np.where(err_rank[rows] < base.error_ratio, ERROR_STATUS, "")
+        for code, base in enumerate(known):
+            if base is not None:
+                rows = np.flatnonzero(kcodes == code)
+                status[rows] = np.where(err_rank[rows] < base.error_ratio, ERROR_STATUS, "")
         slot = (k * n_traces + tcodes) / (copies * n_traces)
         part = frame.assign(
             trace_id=[f"spanmetrics{k:02d}{t}" for t in frame["trace_id"].astype(str)],
@@ -253,6 +274,47 @@ def synthetic_baseline(window: pd.DataFrame, baseline: SpanBaseline, start_s: fl
         parts.append(part)
     return pd.concat(parts, ignore_index=True).drop(columns=["span_key", "parent_key"],
                                                     errors="ignore")
+
+
+def _quantiles(kcodes: np.ndarray, known: list[KeyBaseline | None], ranks: np.ndarray,
+               fallback: np.ndarray) -> np.ndarray:
+    """Each span's key quantile at its rank; ``fallback`` where the key has no span metrics."""
+    out = fallback.copy()
+    for code, base in enumerate(known):
+        if base is None:
+            continue
+        rows = np.flatnonzero(kcodes == code)
+        values = base.quantiles_us(ranks[rows])
+        out[rows] = np.where(np.isnan(values), fallback[rows], values)
+    return out
+
+
+def _child_sums(parent: np.ndarray, duration: np.ndarray) -> np.ndarray:
+    has = parent >= 0
+    return np.bincount(parent[has], weights=duration[has], minlength=len(parent))
+
+
+def _depth_levels(parent: np.ndarray) -> list[np.ndarray]:
+    """Rows with children, deepest first (a parent after all its descendants)."""
+    depth = np.zeros(len(parent), dtype="int64")
+    has = parent >= 0
+    for _ in range(len(parent)):
+        deeper = np.where(has, depth[np.clip(parent, 0, None)] + 1, 0)
+        if np.array_equal(deeper, depth):
+            break
+        depth = deeper
+    with_children = np.zeros(len(parent), dtype=bool)
+    with_children[parent[has]] = True
+    return [np.flatnonzero(with_children & (depth == d)) for d in range(int(depth.max()), -1, -1)]
+
+
+def _bottom_up(parent: np.ndarray, levels: list[np.ndarray], leaf: np.ndarray,
+               own: np.ndarray) -> np.ndarray:
+    """Leaves keep ``leaf``; a span with children gets their durations' sum plus ``own``."""
+    duration = leaf.copy()
+    for rows in levels:
+        duration[rows] = _child_sums(parent, duration)[rows] + own[rows]
+    return duration
 
 
 def _chosen_traces(window: pd.DataFrame) -> pd.DataFrame:

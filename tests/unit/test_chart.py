@@ -61,7 +61,7 @@ DISTINCT = {
     "traces": {"backend": "tempo", "url": "http://tempo.observability:3200", "api": "v3",
                "searchLimit": 9999, "timeoutSeconds": 7.5},
     "prometheus": {"url": "http://prometheus:9090", "catalog": {"cpu": "rate(x{pod=~\"{pods}\"}[1m])"},
-                   "timeoutSeconds": 3},
+                   "timeoutSeconds": 3, "spanMetrics": "on"},
     "llm": {"requestTimeoutSeconds": 45, "conversation": {
         "thinkSteps": 3, "rethinkSteps": 0, "finalSteps": 5, "maxTokens": 1000000,
         "deadlineSeconds": 2000000}},
@@ -99,6 +99,7 @@ VALUE_SETTINGS = {
     "prometheus.url": "prometheus.url",
     "prometheus.catalog": "prometheus.catalog",
     "prometheus.timeoutSeconds": "prometheus.timeout_s",
+    "prometheus.spanMetrics": "prometheus.span_metrics",
     "llm.requestTimeoutSeconds": "llm.request_timeout_s",
     "llm.conversation.thinkSteps": "llm.think_steps",
     "llm.conversation.rethinkSteps": "llm.rethink_steps",

@@ -3,10 +3,11 @@
 Spans are searched lazily, the first time a time range is asked for, in slices of
 ``search_slice_s`` seconds with at most ``search_limit`` traces per slice (and per service for
 Jaeger, which needs one), so the normal baseline is a sample spread over time rather than the
-first traces of an hour. When Prometheus has span metrics (``span_metrics``), no baseline
-slice is searched: the whole budget goes to the incident window, and the baseline is its
-traces copied with the span metrics' quantiles and error ratios. Everything fetched is cleaned like file data (repeats dropped, corrupt
-times tallied) and kept sorted, so every engine works unchanged on it.
+first traces of an hour. When span metrics are read (``PrometheusSettings.span_metrics``:
+with Tempo by default) and Prometheus has them, no baseline slice is searched: the whole
+budget goes to the incident window, and the baseline is its traces copied with the span
+metrics' quantiles and error ratios. Everything fetched is cleaned like file data (repeats
+dropped, corrupt times tallied) and kept sorted, so every engine works unchanged on it.
 """
 
 from __future__ import annotations
@@ -396,7 +397,9 @@ def open_live(traces: TracesSettings, prometheus: PrometheusSettings, service: s
                                     timeout_s=prometheus.timeout_s, retries=prometheus.retries,
                                     backoff_s=prometheus.backoff_s,
                                     max_bytes=int(prometheus.max_body_mb * 2**20), tls=tls)
-    spans = SpanMetrics(metrics) if metrics is not None and prometheus.span_metrics else None
+    spans = None
+    if metrics is not None and client is not None and prometheus.reads_span_metrics(traces.backend):
+        spans = SpanMetrics(metrics)
     return LiveStore(client, metrics, traces, service, around_s, prometheus.step_s, node_lookup, logs,
                      spans)
 

@@ -92,7 +92,8 @@ class LiveStore(MemoryStore):
         self.span_metrics = span_metrics
         #: The baseline read from span metrics (None: none found, or not asked yet).
         self.span_baseline: SpanBaseline | None = None
-        self._span_state = "unasked"  # unasked | used | synthesized | absent
+        self._span_asked = False  # Prometheus was asked for span metrics (once)
+        self._synthesized = False  # the synthetic baseline traces were added (once)
         self.traces, self.prometheus, self.cfg = traces, metrics, cfg
         self.node_lookup = node_lookup  # pod → node when neither spans nor Prometheus say
         self.service, self.around_s, self.step_s = service, around_s, step_s
@@ -122,9 +123,9 @@ class LiveStore(MemoryStore):
         if focus is not None and self._span_baseline() is not None:
             far = [s for s in todo if not overlaps(s, focus)]
             self._searched += far
+            assert self.span_baseline is not None
             self.quality.add(f"baseline trace searches (the baseline came from span metrics: "
-                             f"{self.span_baseline.describe() if self.span_baseline else ''})",
-                             len(far))
+                             f"{self.span_baseline.describe()})", len(far))
             todo = [s for s in self._slices(*focus) if s not in self._searched]
             if not todo:
                 return
@@ -133,30 +134,31 @@ class LiveStore(MemoryStore):
             self._add(self._search_tempo(ordered))
         else:
             self._add(self._search_jaeger(ordered, end_s))
-        if self._span_state == "used":
+        if self.span_baseline is not None and not self._synthesized:
             self._add_synthetic()
 
     def _span_baseline(self) -> SpanBaseline | None:
         """The span-metrics baseline around the focus window, read once (two or three
         Prometheus queries); None when Prometheus has no span metrics."""
         focus = self._focus()
-        if self._span_state == "unasked" and self.span_metrics is not None and focus is not None:
+        if not self._span_asked and self.span_metrics is not None and focus is not None:
+            self._span_asked = True
             before = (focus[0] - SPAN_BASELINE_S, focus[0])
             after = (focus[1], focus[1] + SPAN_BASELINE_S)
-            self.span_baseline = self.span_metrics.baseline([before, after], before[0], after[1])
-            self._span_state = "used" if self.span_baseline and self.span_baseline.keys else "absent"
-        return self.span_baseline if self._span_state in ("used", "synthesized") else None
+            found = self.span_metrics.baseline([before, after], before[0], after[1])
+            self.span_baseline = found if found is not None and found.keys else None
+        return self.span_baseline
 
     def _add_synthetic(self) -> None:
         """Copies of the focus window's traces with the span metrics' durations and errors,
         before the focus window (once, after the focus window was searched)."""
         focus, base = self._focus(), self.span_baseline
-        if focus is None or base is None or self._span_state != "used" or self._spans.empty:
+        if focus is None or base is None or self._synthesized or self._spans.empty:
             return
         starts = self._spans["start_us"].to_numpy()
         lo, hi = starts.searchsorted(int(focus[0] * 1e6)), starts.searchsorted(int(focus[1] * 1e6))
         assert self.around_s is not None
-        self._span_state = "synthesized"
+        self._synthesized = True
         self._add([synthetic_baseline(self._spans.iloc[lo:hi], base,
                                       self.around_s - SYNTHETIC_FROM_S,
                                       self.around_s - SYNTHETIC_TO_S)])

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import http.server
 import json
+import math
 import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+import requests
 
 from tests.fakes.background import threaded_http
 from tests.fakes.prometheus_server import RealPrometheus, metric_pods, synthetic_nodes
@@ -31,6 +33,8 @@ from thinkfl_operator.telemetry.prometheus import (
     PrometheusQueryError,
     PrometheusUnavailable,
     is_plain_selector,
+    names_selector,
+    nezha_metric_name,
     pods_regex,
     render,
 )
@@ -130,6 +134,34 @@ def test_requests_do_not_grow_with_pods_or_plain_kpis(prometheus_nezha_tt: RealP
         assert_same_block(KpiBlock(got[pod].ts[rows], only_plain[rows], tuple(plain)),
                           without_empty_rows(subset))
         assert (~np.isnan(got[pod].values[:, len(plain)])).any()  # the expression's own column
+
+
+@pytest.mark.shared_data
+def test_plain_kpis_too_large_together_are_read_one_by_one(prometheus_nezha_tt: RealPrometheus) -> None:
+    """Over the body cap together, under it alone: the same blocks, one request more per KPI."""
+    kpis = ("CpuUsageRate(%)", "MemoryUsage(Mi)", "PodServerLatencyP90(s)")
+    catalog = {k: NEZHA_CATALOG[k] for k in kpis}
+    names = [nezha_metric_name(k) for k in kpis]
+    matchers = f'pod=~"{pods_regex(PODS)}"'
+
+    def body_bytes(chosen: list[str]) -> int:
+        query = f"{names_selector(chosen, matchers)}[{math.ceil((END_S - START_S) * 1000) + 1000}ms]"
+        answer = requests.get(f"{prometheus_nezha_tt.url}/api/v1/query",
+                              params={"query": query, "time": END_S}, timeout=10)
+        answer.raise_for_status()
+        return len(answer.content)
+
+    alone = max(body_bytes([n]) for n in names)
+    assert body_bytes(names) > alone + 512  # the cap below falls between the two
+    capped = live(prometheus_nezha_tt, catalog, max_bytes=alone + 256)
+    want = live(prometheus_nezha_tt, catalog).blocks(PODS, START_S, END_S)
+
+    got = capped.blocks(PODS, START_S, END_S)
+
+    assert capped.requests == 1 + len(kpis)
+    assert list(got) == list(want)
+    for pod in PODS:
+        assert_same_block(got[pod], want[pod])
 
 
 @pytest.mark.shared_data

@@ -50,7 +50,7 @@ from __future__ import annotations
 import math
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Self
 
 import numpy as np
@@ -204,6 +204,13 @@ def pods_regex(pods: list[str]) -> str:
     """An alternation matching exactly these pod names, escaped for a double-quoted PromQL string."""
     alternation = "|".join(re.escape(p) for p in sorted(set(pods)))
     return alternation.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def names_selector(names: Iterable[str], matchers: str) -> str:
+    """One selector for the series of several metric names with the same label ``matchers``
+    (the text inside a selector's braces): ``{__name__=~"a|b", matchers}``."""
+    alternation = "|".join(sorted(names))
+    return f'{{__name__=~"{alternation}"{"," + matchers if matchers else ""}}}'
 
 
 def is_plain_selector(expr: str) -> bool:
@@ -422,9 +429,15 @@ class PrometheusMetrics:
             else:
                 collect(self.query_range(expr, start_s, end_s, step_s), {"": [j]})
         for matchers, by_name in plain.items():
-            names = "|".join(sorted(by_name))
-            selector = f'{{__name__=~"{names}"{"," + matchers if matchers else ""}}}'
-            collect(self.query(f"{selector}[{rng}]", end_s), by_name)
+            try:
+                collect(self.query(f"{names_selector(by_name, matchers)}[{rng}]", end_s), by_name)
+            except PrometheusQueryError:
+                if len(by_name) == 1:
+                    raise
+                # too much at once (the body cap, Prometheus' query.max-samples): one by one
+                for name, columns in by_name.items():
+                    collect(self.query(f"{names_selector([name], matchers)}[{rng}]", end_s),
+                            {name: columns})
         return {pod: _assemble(collected[pod], kpis) for pod in pods if pod in collected}
 
 

@@ -108,3 +108,15 @@ def test_keys_without_span_metrics_keep_their_window_durations() -> None:
     cart = synthetic[synthetic["operation"] == "GetCart"]
     # GetCart's own time in the window (15 ms) on top of its child's baseline duration
     assert (own_times(synthetic)[cart.index] == 15_000).all()
+
+
+def test_parent_links_that_loop_cost_bounded_work() -> None:
+    window = frame()
+    # corrupt data: every trace's root claims its own redis child as parent
+    roots = window["span_id"] == "a"
+    window.loc[roots, "parent_id"] = "br"
+
+    synthetic = synthetic_baseline(window, baseline(), 900.0, 990.0)
+
+    assert len(synthetic) == 7 * len(window)
+    assert np.isfinite(synthetic["duration_us"].to_numpy(dtype="float64")).all()

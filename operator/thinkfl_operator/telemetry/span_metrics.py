@@ -58,6 +58,8 @@ from thinkfl_operator.telemetry.spans import span_and_parent_keys
 COPIES = 7
 #: Most incident-window traces copied (each (service, operation) keeps at least one trace).
 MAX_TRACES = 300
+#: Deepest span nesting followed when re-timing a trace bottom-up.
+MAX_DEPTH = 256
 #: Status of a synthetic span at the baseline error ratio.
 ERROR_STATUS = "STATUS_CODE_ERROR"
 #: Prometheus requests span metrics may use per incident (detect + two baseline sides).
@@ -295,10 +297,11 @@ def _child_sums(parent: np.ndarray, duration: np.ndarray) -> np.ndarray:
 
 
 def _depth_levels(parent: np.ndarray) -> list[np.ndarray]:
-    """Rows with children, deepest first (a parent after all its descendants)."""
+    """Rows with children, deepest first (a parent after all its descendants). Depth stops at
+    ``MAX_DEPTH``: parent links that loop (corrupt data) cost bounded work."""
     depth = np.zeros(len(parent), dtype="int64")
     has = parent >= 0
-    for _ in range(len(parent)):
+    for _ in range(MAX_DEPTH):
         deeper = np.where(has, depth[np.clip(parent, 0, None)] + 1, 0)
         if np.array_equal(deeper, depth):
             break

@@ -127,12 +127,17 @@ async def test_get_describe_wait_and_events_of_diagnosed_incidents(api: tuple[Cl
     assert described.startswith("Name:         checkout-slow\nNamespace:    default\n"), described[:200]
     # ... and a short status: the path one line per call, the scored candidates (three at least)
     path = _section(described, "  Path:")
-    assert 3 <= len(path) <= 8 and path[0].startswith("1. search_traces(parent_span_id="), path
+    assert 3 <= len(path) <= 6 and path[0].startswith("1. search_traces(parent_span_id="), path
     assert path[-1].startswith(f"{obj['status']['usage']['toolCalls']}. print_results(root_causes=")
     ranks = [line.split()[1] for line in _section(described, "  Root Causes:") if line.startswith("Rank:")]
     scored = sum(1 for c in obj["status"]["rootCauses"] if c["score"] > 0)
     assert ranks == [str(r) for r in range(1, max(3, scored) + 1)], described
     assert "  Steps:" not in described and "Stage Milliseconds:" not in described
+    # ... usage without the seconds of each stage (in the record), no empty Log Evidence
+    usage = obj["status"]["usage"]
+    assert [" ".join(line.split()) for line in _section(described, "  Usage:")] == [
+        "Llm Calls: 0", f"Seconds: {usage['seconds']}", f"Tool Calls: {usage['toolCalls']}"]
+    assert ("Log Evidence:" in described) == bool(obj["status"].get("logEvidence")), described
     events = _rows(described.split("\nEvents:\n", 1)[1])
     assert events[0] == ["Type", "Reason", "Age", "From", "Message"]
     assert [row[:2] for row in events[2:]] == [["Normal", "Started"], ["Normal", "Diagnosed"]], events

@@ -334,8 +334,9 @@ def test_diagnosed_status_fits_the_schema_and_holds_no_floats() -> None:
         _without_none(status))] == []
     assert _errors(_incident(BY_TRACE, _without_none(status))) == []
     assert _floats(status) == []
-    # None only where the merge patch removes a field: an older version's steps, an empty model
-    assert sorted(path for path, v in _walk(status) if v is None) == [".model", ".steps"]
+    # None only where the merge patch removes a field: an older version's steps, an empty model,
+    # log evidence that showed nothing
+    assert sorted(path for path, v in _walk(status) if v is None) == [".logEvidence", ".model", ".steps"]
 
 
 def test_diagnosed_status_content() -> None:
@@ -359,7 +360,7 @@ def test_diagnosed_status_content() -> None:
         "2023-01-30T11:52:00Z", "2023-01-30T11:52:03Z")
     assert status["usage"] == {
         "llmCalls": 7, "promptTokens": 48_213, "completionTokens": 1_904, "toolCalls": 57,
-        "seconds": "3.42", "milliseconds": 3421, "stages": "load 412, score 92, llm 2710, total 3300 ms"}
+        "seconds": "3.42"}
     assert len(status["notes"]) == 10
     assert all(len(n) <= 256 and "\n" not in n for n in status["notes"])
 
@@ -369,15 +370,16 @@ def test_the_status_caps_are_the_schemas() -> None:
     assert fields["path"]["maxItems"] == incident_status.MAX_PATH
     assert fields["path"]["items"]["maxLength"] == incident_status.PATH_LINE_CHARS
     assert fields["rootCauses"]["maxItems"] == incident_status.MAX_ROOT_CAUSES
-    assert fields["usage"]["properties"]["stages"]["maxLength"] == incident_status.STAGES_CHARS
+    written = set(incident_status.usage_entry(Usage(llm_calls=1, seconds={"load": 1.0}), 1.0))
+    assert written < set(fields["usage"]["properties"]) and "stages" not in fields["usage"]["properties"]
 
 
 def test_the_path_keeps_the_first_calls_and_the_last_one_line_each() -> None:
     status = incident_status.diagnosed(_diagnosis(n_steps=57, n_causes=3), 1, STARTED, COMPLETED)
     path = status["path"]
-    assert len(path) == incident_status.MAX_PATH == 8
-    assert [line.split(".", 1)[0] for line in path] == ["1", "2", "3", "4–53", "54", "55", "56", "57"]
-    assert path[3] == ("4–53. … 50 calls more: every call with its whole answer is in the diagnosis "
+    assert len(path) == incident_status.MAX_PATH == 6
+    assert [line.split(".", 1)[0] for line in path] == ["1", "2", "3–54", "55", "56", "57"]
+    assert path[2] == ("3–54. … 52 calls more: every call with its whole answer is in the diagnosis "
                        "record (status.recordConfigMap)")
     assert path[0] == ("1. search_traces(parent_span_id=0000000000000000) → "
                        "0 child spans of 0000000000000000 slowest: ts-svc0-service")
@@ -424,20 +426,20 @@ def test_root_causes_in_status_are_the_scored_ones_and_at_least_three(
 def test_usage_without_the_model_has_no_tokens() -> None:
     usage = incident_status.usage_entry(Usage(tool_calls=13, seconds={"load": 0.056, "walk": 0.0081}),
                                         0.2874)
-    assert usage == {"llmCalls": 0, "toolCalls": 13, "seconds": "0.29", "milliseconds": 287,
-                     "stages": "load 56, walk 8 ms"}
-    assert "stages" not in incident_status.usage_entry(Usage(), 0.0)
+    assert usage == {"llmCalls": 0, "toolCalls": 13, "seconds": "0.29"}  # stages: in the record
+    assert incident_status.usage_entry(Usage(), -1.0) == {"llmCalls": 0, "toolCalls": 0, "seconds": "0.00"}
 
 
-def test_the_logs_note_is_the_log_evidence_condition_not_a_note() -> None:
+def test_the_logs_note_is_in_the_diagnosed_condition_not_a_note() -> None:
     diagnosis = _diagnosis(n_steps=3, n_causes=3)
     about = "logs: 54510 lines from memory logs, 3.5 min of window against 54 min of history"
     diagnosis.notes = [about, "trace 1 was partial"]
     diagnosis.logs_read = True
     status = incident_status.diagnosed(diagnosis, 1, STARTED, COMPLETED)
     assert status["notes"] == ["trace 1 was partial"]
-    logs = next(c for c in status["conditions"] if c["type"] == "LogEvidence")
-    assert logs["message"] == about.removeprefix("logs:").strip()
+    assert [c["type"] for c in status["conditions"]] == ["Diagnosed", "Done"]  # no LogEvidence
+    assert status["conditions"][0]["message"] == (
+        "3 candidates ranked by the heuristic engine; most likely: ts-contacts-service; " + about)
     diagnosis.notes = [about]
     assert incident_status.diagnosed(diagnosis, 1, STARTED, COMPLETED)["notes"] is None
     diagnosis.logs_read = False  # the logs failed: the note stays beside the condition
@@ -459,7 +461,7 @@ def test_a_long_diagnosis_is_shortened_to_the_status_budget_and_says_so() -> Non
     assert 3 <= len(status["rootCauses"]) <= 5 and status["rootCauses"][0]["reason"] == \
         diagnosis.root_causes[0].reason
     assert all(len(rc["reason"]) <= 256 for rc in status["rootCauses"])
-    assert status["path"][-1].startswith("57. print_results(") and len(status["path"]) == 8
+    assert status["path"][-1].startswith("57. print_results(") and len(status["path"]) == 6
     assert len(status["notes"]) == 10 and status["notes"][-1] == incident_status.SHORTENED
     assert "status.recordConfigMap" in incident_status.SHORTENED
     assert [e.message for e in _validator(_schema()["properties"]["status"]).iter_errors(
@@ -601,14 +603,27 @@ def test_timestamps_are_utc_with_z() -> None:
 
 
 def test_log_evidence_condition_follows_the_latest_diagnosis() -> None:
+    """Set when logs could not be used; then it follows the later diagnoses (True when logs
+    are read again, False NoLogSource without a source); never set while all is well."""
     with_logs = _diagnosis()
     with_logs.logs_read = True
     with_logs.notes = ["logs: 120 lines from loki, 3.5 min of window against 60 min of history"]
-    first = incident_status.diagnosed(with_logs, 1, STARTED, COMPLETED)["conditions"]
+    fine = incident_status.diagnosed(with_logs, 1, STARTED, COMPLETED)["conditions"]
+    assert "LogEvidence" not in [c["type"] for c in fine]
+    assert fine[0]["message"].endswith("; logs: 120 lines from loki, 3.5 min of window against 60 min of history")
+    down = _diagnosis()
+    down.logs_read = False
+    down.notes = ["log source loki at http://loki:3100 refused the connection"]
+    first = incident_status.diagnosed(down, 1, STARTED, COMPLETED)["conditions"]
     logs = next(c for c in first if c["type"] == "LogEvidence")
+    assert (logs["status"], logs["reason"]) == ("False", "LogsUnavailable")
+    assert logs["message"] == "diagnosed without logs: log source loki at http://loki:3100 refused the connection"
+    assert "logs:" not in first[0]["message"]
+    again = incident_status.diagnosed(with_logs, 2, STARTED, COMPLETED, conditions=first)["conditions"]
+    logs = next(c for c in again if c["type"] == "LogEvidence")
     assert (logs["status"], logs["reason"]) == ("True", "LogsRead")
     assert logs["message"].startswith("120 lines from loki")
-    without = incident_status.diagnosed(_diagnosis(), 2, STARTED, COMPLETED, conditions=first)
+    without = incident_status.diagnosed(_diagnosis(), 3, STARTED, COMPLETED, conditions=again)
     logs = next(c for c in without["conditions"] if c["type"] == "LogEvidence")
     assert (logs["status"], logs["reason"]) == ("False", "NoLogSource")
     assert "LogEvidence" not in [c["type"] for c in

@@ -13,10 +13,15 @@ lives in a ConfigMap the incident owns (``feedback.home``), which the kube layer
 names in ``recordConfigMap``; ``record`` (the record itself, as versions before kept it) and
 ``steps`` (the path as versions before wrote it) are only ever cleared.
 
-What a person reads in ``kubectl describe`` is kept short, as the record has it all:
+What a person reads in ``kubectl describe`` is kept short (the README's demo incident: 73
+lines), as the record has it all:
 ``rootCauses`` are the candidates with a positive score, padded with the next ones up to the
 three ``print_results`` demands (``shown_causes``); ``path`` is the diagnostic path one line per
-tool call, its first and last calls when there are more than ``MAX_PATH`` (``path_lines``).
+tool call, its first and last calls when there are more than ``MAX_PATH`` (``path_lines``);
+``usage`` holds the counts and the wall-clock seconds (the seconds of each stage are in the
+record); ``logEvidence`` is absent when the logs showed nothing; and the LogEvidence condition
+is there when the logs could not be used (or an earlier diagnosis set it): what was read is said
+in the Diagnosed condition's message and in the path's ``read_logs`` line.
 
 Conditions follow the Kubernetes convention: pass the object's current ``conditions`` so a
 condition whose status does not change keeps its ``lastTransitionTime``.
@@ -55,14 +60,13 @@ MAX_ROOT_CAUSES = 10
 #: The fewest candidates an answer has (print_results' contract; ``ranking`` pads to it).
 MIN_ROOT_CAUSES = 3
 MAX_TRACES = 10
-#: Most lines of ``path``: the first ``PATH_HEAD`` calls, one line for the calls left out, and
-#: the last ``PATH_TAIL`` (the checks of the candidates and the final answer).
-PATH_HEAD, PATH_TAIL = 3, 4
+#: Most lines of ``path``: the first ``PATH_HEAD`` calls (the walk's start), one line for the
+#: calls left out, and the last ``PATH_TAIL`` (the last checks, the logs read, the final answer).
+PATH_HEAD, PATH_TAIL = 2, 3
 MAX_PATH = PATH_HEAD + 1 + PATH_TAIL
 PATH_LINE_CHARS = 160
 PATH_ARGUMENTS_CHARS = 64
 MAX_NOTES = 10
-MAX_STAGES = 16
 SUMMARY_CHARS = 256
 NOTE_CHARS = 256
 REASON_CHARS = 512
@@ -70,7 +74,6 @@ MESSAGE_CHARS = 1024
 NAME_CHARS = 253
 TRACE_CHARS = 64
 ENGINE_CHARS = 63
-STAGES_CHARS = 256
 
 _REASON = re.compile(r"[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?")
 _STATUSES = ("True", "False", "Unknown")
@@ -112,7 +115,8 @@ def diagnosed(diagnosis: Diagnosis, generation: int, started: datetime, complete
         "model": _cut(diagnosis.model, NAME_CHARS) or None,  # none when no model answered
         "usage": usage_entry(diagnosis.usage, (completed - started).total_seconds()),
         "notes": notes or None,
-        "logEvidence": [_line(x, LOG_LINE_CHARS) for x in diagnosis.log_evidence[:MAX_LOG_LINES]],
+        # none (not []) when the logs showed nothing: kubectl describe shows an empty list too
+        "logEvidence": [_line(x, LOG_LINE_CHARS) for x in diagnosis.log_evidence[:MAX_LOG_LINES]] or None,
         "startedAt": format_utc(started),
         "completedAt": format_utc(completed),
     })
@@ -137,7 +141,8 @@ def fitted(status: dict[str, Any], limit: int = STATUS_BYTES) -> dict[str, Any]:
 def _texts(key: str, limit: int) -> Callable[[dict[str, Any]], None]:
     """Cut the strings ``status[key]`` to ``limit`` characters (the shortening note kept)."""
     def shrink(status: dict[str, Any]) -> None:
-        status[key] = [t if t == SHORTENED else _cut(t, limit) for t in status[key]]
+        if status[key]:
+            status[key] = [t if t == SHORTENED else _cut(t, limit) for t in status[key]]
     return shrink
 
 
@@ -301,20 +306,15 @@ def _cut_middle(text: str, limit: int) -> str:
 
 
 def usage_entry(usage: Usage, seconds: float) -> dict[str, Any]:
-    """Counts as integers (the tokens only when the model was asked), the wall-clock
-    ``seconds`` as a two-decimal string and in ms, and the milliseconds of each stage as the
-    engine measured them in one line (``stages``: ``load 56, walk 8, logs 366 ms``)."""
-    seconds = max(0.0, seconds)
+    """Counts as integers (the tokens only when the model was asked) and the wall-clock
+    ``seconds`` as a two-decimal string. The seconds of each stage are not shown: the record
+    keeps them (``usage`` in the record the kube layer writes), and versions before wrote
+    them here as ``stages`` and ``milliseconds``."""
     out: dict[str, Any] = {"llmCalls": int(usage.llm_calls)}
     if usage.llm_calls or usage.prompt_tokens or usage.completion_tokens:
         out["promptTokens"] = int(usage.prompt_tokens)
         out["completionTokens"] = int(usage.completion_tokens)
-    out.update({"toolCalls": int(usage.tool_calls), "seconds": f"{seconds:.2f}",
-                "milliseconds": round(seconds * 1000)})
-    stages = list(usage.seconds.items())[:MAX_STAGES]
-    if stages:
-        parts = ", ".join(f"{k} {max(0, round(v * 1000))}" for k, v in stages)
-        out["stages"] = _cut(f"{parts} ms", STAGES_CHARS)
+    out.update({"toolCalls": int(usage.tool_calls), "seconds": f"{max(0.0, seconds):.2f}"})
     return out
 
 
@@ -350,35 +350,49 @@ def _fallback_condition(conditions: list[dict[str, Any]], reason: str | None, ge
 
 def _logs_condition(conditions: list[dict[str, Any]], diagnosis: Diagnosis, generation: int,
                     now: datetime) -> list[dict[str, Any]]:
-    """LogEvidence True (LogsRead) or False (LogsUnavailable, the diagnosis went on without
-    logs); absent when no log source is configured, or False (NoLogSource) when an earlier
-    diagnosis of the incident had one."""
+    """LogEvidence False when the diagnosis went on without logs: LogsUnavailable (the source
+    failed or had too little), or NoLogSource when an earlier diagnosis of the incident had a
+    source. Logs read: True (LogsRead) when an earlier diagnosis had set the condition, absent
+    otherwise (the Diagnosed condition's message and the ``read_logs`` step say what was read).
+    Absent when no log source is configured."""
+    earlier = any(c.get("type") == COND_LOGS for c in conditions)
     if diagnosis.logs_read is None:
-        if any(c.get("type") == COND_LOGS for c in conditions):
+        if earlier:
             return set_condition(conditions, COND_LOGS, "False", "NoLogSource",
                                  "no log source is configured: diagnosed without logs", generation, now)
         return conditions
-    about = next((n for n in diagnosis.notes if n.startswith(LOGS_PREFIX)), "")
+    about = _logs_read(diagnosis)
     if diagnosis.logs_read:
-        return set_condition(conditions, COND_LOGS, "True", "LogsRead",
-                             about[len(LOGS_PREFIX):].strip() or "log lines read", generation, now)
-    problems = [n for n in diagnosis.notes if "log" in n.lower() and n != about]
+        if earlier:
+            return set_condition(conditions, COND_LOGS, "True", "LogsRead", about, generation, now)
+        return conditions
+    problems = [n for n in diagnosis.notes if "log" in n.lower() and not n.startswith(LOGS_PREFIX)]
     message = "; ".join(problems) or "the log source had too little to compare"
     return set_condition(conditions, COND_LOGS, "False", "LogsUnavailable",
                          f"diagnosed without logs: {message}", generation, now)
 
 
 def _diagnosed_message(diagnosis: Diagnosis) -> str:
+    """How many candidates, which engine, the most likely; and the log lines read, if any."""
     count = len(diagnosis.root_causes)
     top = diagnosis.top
     if top is None:
-        return f"the {diagnosis.engine} engine found no root cause"
-    return (f"{count} candidate{'s' if count != 1 else ''} ranked by the {diagnosis.engine} "
-            f"engine; most likely: {_name(top)}")
+        text = f"the {diagnosis.engine} engine found no root cause"
+    else:
+        text = (f"{count} candidate{'s' if count != 1 else ''} ranked by the {diagnosis.engine} "
+                f"engine; most likely: {_name(top)}")
+    return f"{text}; logs: {_logs_read(diagnosis)}" if diagnosis.logs_read else text
+
+
+def _logs_read(diagnosis: Diagnosis) -> str:
+    """What the log source gave (its ``logs:`` note), e.g. ``54510 lines from loki, 3.5 min of
+    window against 54 min of history``."""
+    about = next((n for n in diagnosis.notes if n.startswith(LOGS_PREFIX)), "")
+    return about[len(LOGS_PREFIX):].strip() or "log lines read"
 
 
 def _status_notes(diagnosis: Diagnosis) -> list[str]:
-    """The notes but the one on the logs read, which the LogEvidence condition says already."""
+    """The notes but the one on the logs read, which the Diagnosed condition says already."""
     if diagnosis.logs_read:
         return [n for n in diagnosis.notes if not n.startswith(LOGS_PREFIX)]
     return list(diagnosis.notes)

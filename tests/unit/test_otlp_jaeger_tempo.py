@@ -279,7 +279,10 @@ def test_tempo_search_bookinfo_trace_ids() -> None:
 def test_tempo_search_ambient_31_char_trace_id_is_padded() -> None:
     body = load(tempo_file("api_search_traceql_ambient__kiali_responseAmbient.json"))
     assert len(body["traces"][0]["traceID"]) == 31
-    assert [tid for tid, _ in search_results(body)] == ["02e299711ce47710289dc6640727404f"]
+    (hit,) = search_results(body)
+    assert hit.trace_id == "02e299711ce47710289dc6640727404f"
+    assert hit.start_s == 1736952956.641922 and hit.duration_ms == 12.0
+    assert hit.root == "waypoint.bookinfo bookinfo-gateway-istio.bookinfo.svc.cluster.local:80/*"
 
 
 @pytest.mark.shared_data

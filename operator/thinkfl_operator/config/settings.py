@@ -77,7 +77,7 @@ class PrometheusSettings(BaseModel):
     url: str = Field("", description="Prometheus base URL, e.g. http://prometheus-server.monitoring:9090; empty = no metrics.")
     catalog: dict[str, str] = Field(default_factory=dict, description="KPI name → PromQL with {pods} (and {namespace}); empty = the built-in Kubernetes catalog.")
     step_s: float = Field(60.0, gt=0, description="Resolution of range queries.")
-    span_metrics: str = Field("auto", pattern="^(auto|on|off)$", description="Read the normal baseline from span metrics when Prometheus has them (OpenTelemetry spanmetrics connector, Tempo metrics-generator, Jaeger SPM) instead of searching baseline traces: on, off, or auto (on with Tempo, off with Jaeger). On 2023-01-30 (17 faults, 40 requests) Tempo found 15/17 top causes with them and 5/17 without, as Tempo sends whole traces one request each; Jaeger found 16/17 with them and 17/17 with sampled baseline traces (bench/live_budget.py).")
+    span_metrics: str = Field("auto", pattern="^(auto|on|off)$", description="Read the normal baseline from span metrics when Prometheus has them (OpenTelemetry spanmetrics connector, Tempo metrics-generator, Jaeger SPM) instead of searching baseline traces: on, off, or auto (on with Tempo, off with Jaeger). On 2023-01-30 (17 faults, 40 requests) Tempo found 16/17 top causes with them and 5/17 without, as Tempo sends whole traces one request each; Jaeger found 16/17 with them and 17/17 with sampled baseline traces (bench/live_budget.py).")
 
     @field_validator("span_metrics", mode="before")
     @classmethod

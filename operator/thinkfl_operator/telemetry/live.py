@@ -50,6 +50,7 @@ from thinkfl_operator.telemetry.trace_plan import (
     entry_services,
     fit,
     overlaps,
+    slow_and_spread,
     spread,
 )
 
@@ -261,7 +262,8 @@ class LiveStore(MemoryStore):
         """One TraceQL search for the focus window and one each for the baseline before and
         after it (the newest traces of each, ``most_recent=true``); then, since Tempo sends
         whole traces only by ID, a sample of the traces found, two thirds of the budget left
-        for the focus window, each part spread evenly over its time."""
+        for the focus window, each part spread evenly over its time (half of the focus
+        window's the slowest for their root operation)."""
         assert isinstance(self.traces, TempoClient)
         focus = self._focus()
         groups: dict[str, list[tuple[float, float]]] = {}
@@ -271,7 +273,7 @@ class LiveStore(MemoryStore):
             else:
                 side = "before" if hi <= focus[0] else "after"
             groups.setdefault(side, []).append((lo, hi))
-        near: list[tuple[float, str]] = []
+        near: list[tuple[float, str, float, str]] = []
         far: list[tuple[float, str]] = []
         for side, slices in groups.items():
             if self._left() == 0:
@@ -280,12 +282,16 @@ class LiveStore(MemoryStore):
             lo, hi = min(s[0] for s in slices), max(s[1] for s in slices)
             limit = self.cfg.search_limit if side == "near" else self.cfg.baseline_limit * len(slices)
             hits = self.traces.search_traces(lo, hi, limit, service=self.service or None)
-            bucket = near if side == "near" else far
-            bucket += [(lo if math.isnan(t) else t, tid) for tid, t in hits if tid not in self._fetched]
+            fresh = [(lo if math.isnan(h.start_s) else h.start_s, h) for h in hits
+                     if h.trace_id not in self._fetched]
+            if side == "near":
+                near += [(t, h.trace_id, h.duration_ms, h.root) for t, h in fresh]
+            else:
+                far += [(t, h.trace_id) for t, h in fresh]
             self._searched.extend(slices)
         left = self._left()
         near_k = min(len(near), max(left - len(far), -(-2 * left // 3)))
-        chosen = spread(near, near_k) + spread(far, left - near_k)
+        chosen = slow_and_spread(near, near_k) + spread(far, left - near_k)
         self._skip("traces found but not fetched", len(near) + len(far) - len(chosen))
         self._fetched.update(chosen)
         return [self._fetch(trace_id) for trace_id in chosen]

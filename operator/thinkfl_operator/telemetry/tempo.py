@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import pandas as pd
 
@@ -68,7 +68,7 @@ class TempoClient(QueryClient):
     ) -> list[str]:
         """IDs of traces matching ``traceql`` (default: any span of ``service``, or any trace)
         that started in [start_s, end_s] (epoch seconds); at most ``limit``, the newest."""
-        return [tid for tid, _ in self.search_traces(start_s, end_s, limit, service, traceql)]
+        return [hit.trace_id for hit in self.search_traces(start_s, end_s, limit, service, traceql)]
 
     def search_traces(
         self,
@@ -77,8 +77,8 @@ class TempoClient(QueryClient):
         limit: int = 20,
         service: str | None = None,
         traceql: str | None = None,
-    ) -> list[tuple[str, float]]:
-        """``search`` with each trace's start (epoch seconds; NaN when Tempo leaves it out).
+    ) -> list[SearchHit]:
+        """``search`` with each trace's start, duration and root.
         The default query carries the ``most_recent=true`` hint, so Tempo answers the newest
         traces of the range, not whichever its blocks give first."""
         if end_s < start_s or limit < 1:
@@ -113,10 +113,18 @@ def service_query(service: str | None) -> str:
     return f'{{ resource.service.name = "{escaped}" }}'
 
 
-def search_results(body: Any) -> list[tuple[str, float]]:
-    """(trace ID padded to 32 hex, start in epoch seconds or NaN) of a ``/api/search`` answer,
-    without repeats, in the answer's order."""
-    found: dict[str, float] = {}
+class SearchHit(NamedTuple):
+    """One trace of a ``/api/search`` answer: its ID, start, duration and root."""
+
+    trace_id: str  # padded to 32 hex
+    start_s: float  # epoch seconds; NaN when Tempo leaves it out
+    duration_ms: float  # 0 when left out (Tempo omits a 0); NaN when not a number
+    root: str  # "rootServiceName rootTraceName" ("" when left out)
+
+
+def search_results(body: Any) -> list[SearchHit]:
+    """The traces of a ``/api/search`` answer, without repeats, in the answer's order."""
+    found: dict[str, SearchHit] = {}
     for trace in _mapping(body).get("traces") or []:
         if not isinstance(trace, Mapping):
             continue
@@ -124,8 +132,11 @@ def search_results(body: Any) -> list[tuple[str, float]]:
         if tid and tid not in found:
             raw = trace.get("startTimeUnixNano")
             ns = int_value(raw, -1) if raw not in (None, "") else -1
-            found[tid] = ns / 1e9 if ns >= 0 else math.nan
-    return list(found.items())
+            duration = int_value(trace.get("durationMs"), -1)
+            root = f"{trace.get('rootServiceName') or ''} {trace.get('rootTraceName') or ''}".strip()
+            found[tid] = SearchHit(tid, ns / 1e9 if ns >= 0 else math.nan,
+                                   float(duration) if duration >= 0 else math.nan, root)
+    return list(found.values())
 
 
 def _mapping(body: Any) -> Mapping[str, Any]:

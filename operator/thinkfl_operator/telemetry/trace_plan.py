@@ -11,11 +11,14 @@ included). ``LiveStore`` asks these functions what to search first and what to l
   finds whole traces through every service behind them, so the number of searches does not
   grow with the number of services;
 * ``spread``: a sample of ``k`` traces spread evenly over time, for the traces Tempo makes us
-  fetch one by one.
+  fetch one by one; ``slow_and_spread`` for the incident window's: half of them the slowest
+  for their root operation (Tempo's search answer has each trace's duration and root).
 """
 
 from __future__ import annotations
 
+import math
+import statistics
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
@@ -74,6 +77,39 @@ def entry_services(edges: Iterable[tuple[str, str, int]]) -> list[str]:
             callees.add(child)
     roots = [s for s, _ in calls.most_common() if s not in callees]
     return roots or [s for s, _ in calls.most_common()]
+
+
+#: How many times its root's median duration makes a trace found in the incident window "slow".
+SLOW_RATIO = 2.0
+
+
+def slow_and_spread(items: Sequence[tuple[float, str, float, str]], k: int) -> list[str]:
+    """``k`` of the (time, id, duration, root) traces: up to half of them the slowest for their
+    root, at least ``SLOW_RATIO`` times the median of the traces found with the same root (a
+    delay or a timeout makes some calls of an operation far slower than the others), the rest
+    ``spread`` evenly over time among those left. Unknown durations (NaN) are never "slow";
+    all when k ≥ n."""
+    if k >= len(items):
+        return [i for _, i in sorted((t, i) for t, i, _, _ in items)]
+    if k <= 0:
+        return []
+    by_root: dict[str, list[float]] = {}
+    for _, _, duration, root in items:
+        if not math.isnan(duration):
+            by_root.setdefault(root, []).append(duration)
+    medians = {root: statistics.median(values) for root, values in by_root.items()}
+
+    def ratio(item: tuple[float, str, float, str]) -> float:
+        _, _, duration, root = item
+        if math.isnan(duration) or root not in medians:
+            return -1.0
+        return duration / max(medians[root], 1.0)
+
+    ranked = sorted(items, key=lambda item: (-ratio(item), item[0], item[1]))
+    slow = [item[1] for item in ranked[: k // 2] if ratio(item) >= SLOW_RATIO]
+    taken = set(slow)
+    rest = [(t, i) for t, i, _, _ in items if i not in taken]
+    return slow + spread(rest, k - len(slow))
 
 
 def spread(items: Sequence[tuple[float, str]], k: int) -> list[str]:

@@ -447,4 +447,6 @@ def test_rows_of_the_first_release_are_read_and_written_in_the_current_shape(
     assert main(["export", "--from", str(tmp_path / "old.jsonl"), "--out", str(tmp_path / "new.jsonl")]) == 0
     [new] = read_jsonl(tmp_path / "new.jsonl")
     assert new == {**row, "record": new["record"]}
-    assert record_of(new) == {**record, "incident": {**record["incident"], "time": ""}}
+    no_usage = {"llmCalls": 0, "promptTokens": 0, "completionTokens": 0, "toolCalls": 0, "stages": []}
+    assert record_of(new) == {**record, "incident": {**record["incident"], "time": ""},
+                              "usage": no_usage}  # the first release kept no usage

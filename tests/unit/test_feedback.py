@@ -323,7 +323,9 @@ def test_recorded_tools_answer_from_the_record_and_say_what_is_missing() -> None
 def test_a_version_1_status_record_is_still_read_as_version_2() -> None:
     record = build_record(*deterministic())
     old = _packed(json.dumps(as_version_1(record)).encode())
-    assert decode_record(old) == {**record, "incident": {**record["incident"], "time": ""}}
+    no_usage = {"llmCalls": 0, "promptTokens": 0, "completionTokens": 0, "toolCalls": 0, "stages": []}
+    assert decode_record(old) == {**record, "incident": {**record["incident"], "time": ""},
+                                  "usage": no_usage}  # version 1 had no usage
     assert topology_of(decode_record(old)) == deterministic()[0].topology
 
 

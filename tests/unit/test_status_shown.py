@@ -61,8 +61,8 @@ def test_what_describe_no_longer_shows_is_in_the_record_the_path_and_the_conditi
     assert set(status["usage"]) == {"llmCalls", "toolCalls", "seconds"}
     usage = json.loads(gzip.decompress(base64.b64decode(out.record)))["usage"]
     assert usage["toolCalls"] == status["usage"]["toolCalls"]
-    assert {"load", "walk", "logs"} <= set(usage["seconds"])
-    assert all(isinstance(s, float) and s >= 0 for s in usage["seconds"].values())
+    assert {"load", "walk", "logs"} <= {s["stage"] for s in usage["stages"]}
+    assert all(isinstance(s["seconds"], float) and s["seconds"] >= 0 for s in usage["stages"])
     # The logs were read: said in the Diagnosed condition and the path, no LogEvidence condition.
     assert [c["type"] for c in status["conditions"]] == ["Diagnosed", "Done"]
     assert "; logs: " in status["conditions"][0]["message"] and " lines from " in status["conditions"][0]["message"]

@@ -14,6 +14,9 @@ answer and the observed topology. Schema, version 2::
      "answer": [{"rank": int, "service": str, "pod": str, "node": str, "score": int,
                  "padded": bool}, ...],
      "topology": [{"pod": str, "service": str, "node": str}, ...],
+     "logEvidence": [str, ...], "logLead": str,   # what the logs showed (the model cannot)
+     "usage": {"llmCalls": int, "promptTokens": int, "completionTokens": int,
+               "toolCalls": int, "stages": [{"stage": str, "seconds": float}, ...]},
      "truncated": bool}     # true when encode_record had to shrink the record
 
 Every key is always there, no value is null and no key is a name from the cluster, so every
@@ -39,7 +42,7 @@ import zlib
 from collections.abc import Mapping
 from typing import Any
 
-from thinkfl_operator.core.models import Diagnosis, Incident, Topology
+from thinkfl_operator.core.models import Diagnosis, Incident, Topology, Usage
 from thinkfl_operator.core.rfc3339 import format_utc
 from thinkfl_operator.feedback.conversations import Message, conversations_of
 from thinkfl_operator.feedback.shape import InvalidRecord, checked_record
@@ -70,8 +73,17 @@ def build_record(diagnosis: Diagnosis, incident: Incident) -> dict[str, Any]:
         # What the logs showed (the model's tools do not show logs): kept beside its answer.
         "logEvidence": list(diagnosis.log_evidence),
         "logLead": diagnosis.log_lead,
+        # What status.usage leaves out: the token counts and the seconds of each stage.
+        "usage": usage_entry(diagnosis.usage),
         "truncated": False,
     }
+
+
+def usage_entry(usage: Usage) -> dict[str, Any]:
+    """A diagnosis's cost in the record's fixed shape (stages as a list, not keyed by name)."""
+    return {"llmCalls": usage.llm_calls, "promptTokens": usage.prompt_tokens,
+            "completionTokens": usage.completion_tokens, "toolCalls": usage.tool_calls,
+            "stages": [{"stage": k, "seconds": round(v, 4)} for k, v in usage.seconds.items()]}
 
 
 def topology_entries(topology: Topology) -> list[dict[str, str]]:

@@ -82,6 +82,7 @@ class RecordV2(_Common):
     # Optional (records before log evidence have neither): what the logs showed.
     log_evidence: Any = Field(None, alias="logEvidence")
     log_lead: Any = Field(None, alias="logLead")
+    usage: Any = None  # optional too (records before it have none)
 
 
 #: What each part of a record must be, as a message says it.
@@ -108,7 +109,22 @@ def checked_record(value: object) -> dict[str, Any]:
             "topology": [e.model_dump() for e in record.topology],
             "logEvidence": [x for x in record.log_evidence or [] if isinstance(x, str)],
             "logLead": str(record.log_lead or ""),
+            "usage": _usage(record.usage),
             "truncated": record.truncated}
+
+
+def _usage(value: Any) -> dict[str, Any]:
+    """The record's ``usage`` in its fixed shape (zeros and no stages when absent or malformed)."""
+    given = value if isinstance(value, dict) else {}
+    counts = {k: _count(given.get(k)) for k in ("llmCalls", "promptTokens", "completionTokens", "toolCalls")}
+    stages = [{"stage": str(s.get("stage", "")), "seconds": float(s["seconds"])}
+              for s in given.get("stages") or [] if isinstance(s, dict)
+              and isinstance(s.get("seconds"), int | float) and not isinstance(s.get("seconds"), bool)]
+    return {**counts, "stages": stages}
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
 
 
 def _validated(model: type[_Model], value: dict[str, Any]) -> _Model:

@@ -245,11 +245,7 @@ def _answered(result: Diagnosis, incident: Incident, settings: Settings, attempt
                                    conditions=status.get("conditions") or []),
                   seconds=(completed - started).total_seconds())
     out.status["specDigest"] = diagnosis_digest(spec)
-    record = build_record(result, incident)
-    # What status.usage leaves out: the seconds of each stage (and the token counts, also when
-    # the model was not asked). Not part of the record's schema: readers ignore it.
-    record["usage"] = result.usage.as_dict()
-    out.record = encode_record(record)
+    out.record = encode_record(build_record(result, incident))
     out.status["record"] = None  # an older version's record in the status goes
     out.status["attempts"] = attempt + 1
     retrying = result.llm_unreachable and attempt + 1 < tries

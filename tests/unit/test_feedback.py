@@ -228,7 +228,9 @@ def test_round_trip_is_ascii_and_deterministic() -> None:
 
 
 def _packed(payload: bytes) -> str:
-    return base64.b64encode(gzip.compress(payload)).decode()
+    # mtime 0: the same text in every process (the test IDs below hold it; pytest-xdist's
+    # workers must collect the same IDs)
+    return base64.b64encode(gzip.compress(payload, mtime=0)).decode()
 
 
 @pytest.mark.parametrize(("text", "reason"), [

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -30,21 +29,9 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.fakes.background import Fault, in_own_process
-from tests.fakes.prometheus_server import (
-    RealPrometheus,
-    join_openmetrics,
-    nezha_to_openmetrics,
-    spans_to_spanmetrics,
-)
-from tests.fakes.trace_api import TraceApiServer
+from bench.served_day import SPANS_AND_METRICS, served_day
 
-from thinkfl_operator.config.settings import (
-    LogsSettings,
-    PrometheusSettings,
-    Settings,
-    TracesSettings,
-)
+from thinkfl_operator.config.settings import PrometheusSettings, TracesSettings
 from thinkfl_operator.core.models import Incident
 from thinkfl_operator.engines.heuristic.engine import HeuristicEngine
 from thinkfl_operator.evaluation.labels import read_faults
@@ -53,9 +40,6 @@ from thinkfl_operator.telemetry.live import open_live
 from thinkfl_operator.telemetry.nezha import NezhaStore
 from thinkfl_operator.telemetry.prometheus import NEZHA_CATALOG
 from thinkfl_operator.telemetry.tempo import TempoClient
-
-#: Logs are left out on both sides, so the live and offline answers compare like with like.
-SPANS_AND_METRICS = Settings(logs=LogsSettings(enabled=False))
 
 
 def scaled(frame: pd.DataFrame, copies: int) -> pd.DataFrame:
@@ -91,17 +75,8 @@ def main() -> None:
     faults = read_faults(args.day)[: args.faults]
     frame = scaled(offline.spans_between(0, 2**62).frame, args.scale)
     frame = frame.astype({c: str for c in frame.columns if c not in ("start_us", "duration_us")})
-    latency = [Fault(status=None, delay_s=args.latency_ms / 1000, times=None, path="/")]
-    tmp_dir = tempfile.TemporaryDirectory()
-    tmp = tmp_dir.name
-    openmetrics = nezha_to_openmetrics(args.day / "metric", Path(tmp) / "tt.om")
-    if args.span_metrics != "none":
-        first, last = frame["start_us"].min() / 1e6, frame["start_us"].max() / 1e6
-        spans = spans_to_spanmetrics(frame, Path(tmp) / "spans.om", args.span_metrics, first, last + 60)
-        openmetrics = join_openmetrics(Path(tmp) / "all.om", openmetrics, spans)
-    with tmp_dir, RealPrometheus(openmetrics, workdir=Path(tmp) / "prom") as prometheus, \
-            in_own_process(lambda: TraceApiServer(frame, flavor=args.backend, faults=latency),
-                           timeout_s=300) as traces_url:
+    with served_day(args.day, frame, args.backend, args.latency_ms / 1000,
+                    args.span_metrics) as (traces_url, prometheus):
         # Let the stand-in build its search index before the clock runs (a real backend has one).
         first, last = frame["start_us"].min() / 1e6, frame["start_us"].max() / 1e6
         if args.backend == "jaeger":

@@ -12,25 +12,14 @@ from __future__ import annotations
 
 import statistics
 import sys
-import tempfile
 import time
-from contextlib import AbstractContextManager
 from pathlib import Path
-
-import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.fakes.background import in_own_process
-from tests.fakes.prometheus_server import RealPrometheus, nezha_to_openmetrics
-from tests.fakes.trace_api import TraceApiServer
+from bench.served_day import SPANS_AND_METRICS, served_day
 
-from thinkfl_operator.config.settings import (
-    LogsSettings,
-    PrometheusSettings,
-    Settings,
-    TracesSettings,
-)
+from thinkfl_operator.config.settings import PrometheusSettings, TracesSettings
 from thinkfl_operator.core.models import Incident
 from thinkfl_operator.engines.heuristic.engine import HeuristicEngine
 from thinkfl_operator.evaluation.labels import read_faults
@@ -41,14 +30,6 @@ from thinkfl_operator.telemetry.nezha import NezhaStore
 from thinkfl_operator.telemetry.prometheus import NEZHA_CATALOG, PrometheusMetrics
 
 ENTRY = "ts-gateway-service"  # the alerting (entry) service
-#: The offline store reads the day's log files and the live one has no log backend here: both
-#: leave logs out, so the two answers compare like with like (Loki: bench/live_logs.py).
-SPANS_AND_METRICS = Settings(logs=LogsSettings(enabled=False))
-
-
-def trace_server(frame: pd.DataFrame, flavor: str) -> AbstractContextManager[str]:
-    """The trace API fake in its own process, as a real backend would be (no shared GIL)."""
-    return in_own_process(lambda: TraceApiServer(frame, flavor=flavor), timeout_s=60)
 
 
 def p95(values: list[float]) -> float:
@@ -59,10 +40,7 @@ def main(day: Path, backend: str, limit: int, baseline: int) -> None:
     offline = NezhaStore(day)
     faults = read_faults(day)
     frame = offline.spans_between(0, 2**62).frame
-    with tempfile.TemporaryDirectory() as tmp, \
-            RealPrometheus(nezha_to_openmetrics(day / "metric", Path(tmp) / "tt.om"),
-                           workdir=Path(tmp) / "prom") as prometheus, \
-            trace_server(frame, backend) as traces_url:
+    with served_day(day, frame, backend) as (traces_url, prometheus):
         live_s, offline_s, requests, same, top = [], [], [], 0, 0
         engine = HeuristicEngine(SPANS_AND_METRICS)
         engine.diagnose(offline, Incident(time_s=faults[0].time_s, service=ENTRY))  # load once

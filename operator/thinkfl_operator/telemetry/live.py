@@ -121,22 +121,21 @@ class LiveStore(MemoryStore):
         if not todo:
             return
         focus = self._focus()
-        if focus is not None and self._span_baseline() is not None:
+        base = self._span_baseline() if focus is not None else None
+        if focus is not None and base is not None:
             far = [s for s in todo if not overlaps(s, focus)]
             self._searched += far
-            assert self.span_baseline is not None
             self.quality.add(f"baseline trace searches (the baseline came from span metrics: "
-                             f"{self.span_baseline.describe()})", len(far))
+                             f"{base.describe()})", len(far))
             todo = [s for s in self._slices(*focus) if s not in self._searched]
             if not todo:
                 return
-        ordered = by_priority(todo, self._focus())
+        ordered = by_priority(todo, focus)
         if isinstance(self.traces, TempoClient):
             self._add(self._search_tempo(ordered))
         else:
             self._add(self._search_jaeger(ordered, end_s))
-        if self.span_baseline is not None and not self._synthesized:
-            self._add_synthetic()
+        self._add_synthetic()
 
     def _span_baseline(self) -> SpanBaseline | None:
         """The span-metrics baseline around the focus window, read once (two or three
@@ -152,7 +151,8 @@ class LiveStore(MemoryStore):
 
     def _add_synthetic(self) -> None:
         """Copies of the focus window's traces with the span metrics' durations and errors,
-        before the focus window (once, after the focus window was searched)."""
+        before the focus window (once, after the focus window was searched; nothing without a
+        span-metrics baseline)."""
         focus, base = self._focus(), self.span_baseline
         if focus is None or base is None or self._synthesized or self._spans.empty:
             return

@@ -152,7 +152,6 @@ class SpanMetrics:
     def __init__(self, prometheus: PrometheusMetrics) -> None:
         self.prometheus = prometheus
         self.sent = 0
-        self._naming: Naming | None | bool = False  # False: not detected yet
 
     def _query(self, promql: str, at_s: float) -> list[dict]:  # type: ignore[type-arg]
         if self.sent >= MAX_REQUESTS:
@@ -182,7 +181,7 @@ class SpanMetrics:
         out = SpanBaseline(naming, service_graph=graph)
         by = f"{naming.service}, {naming.operation}, {naming.status}, le"
         parts: dict[tuple[str, str], dict[float, float]] = {}
-        errors: dict[tuple[str, str], dict[float, float]] = {}
+        errors: dict[tuple[str, str], float] = {}  # the +Inf count of error spans
         for start, end in sides:
             width = int(end - start)
             if width < 60:
@@ -198,15 +197,14 @@ class SpanMetrics:
                 parts.setdefault(key, {})
                 parts[key][le] = parts[key].get(le, 0.0) + value
                 if math.isinf(le) and "error" in str(labels.get(naming.status, "")).lower():
-                    errors.setdefault(key, {})
-                    errors[key][le] = errors[key].get(le, 0.0) + value
+                    errors[key] = errors.get(key, 0.0) + value
         for key, buckets in parts.items():
             if math.inf not in buckets:
                 continue
             les = sorted(buckets)
             out.keys[key] = KeyBaseline(np.array(les) * naming.unit_s,
                                         np.array([buckets[le] for le in les]),
-                                        errors.get(key, {}).get(math.inf, 0.0))
+                                        errors.get(key, 0.0))
         return out
 
 
@@ -245,9 +243,13 @@ def synthetic_baseline(window: pd.DataFrame, baseline: SpanBaseline, start_s: fl
     offset = frame["start_us"].to_numpy() - first_start
     width_us = max(end_s - start_s, 1.0) * 1e6
     window_us = frame["duration_us"].to_numpy(dtype="float64")
-    known = [baseline.keys.get(key) for key in kuniq]
-    median = _quantiles(kcodes, known, np.full(len(frame), 0.5), window_us)
-    measured = np.array([base is not None for base in known] + [False])[kcodes]
+    # the rows of each key that has span metrics, found once for every copy
+    known = [(np.flatnonzero(kcodes == code), base) for code, key in enumerate(kuniq)
+             if (base := baseline.keys.get(key)) is not None]
+    median = _quantiles(known, np.full(len(frame), 0.5), window_us)
+    measured = np.zeros(len(frame), dtype=bool)
+    for rows, _ in known:
+        measured[rows] = True
     # a span without span metrics keeps its window own time (no shift is seen for it)
     own_median = np.clip(np.where(measured, median - _child_sums(parent, median),
                                   window_us - _child_sums(parent, window_us)), 0.0, None)
@@ -256,16 +258,14 @@ def synthetic_baseline(window: pd.DataFrame, baseline: SpanBaseline, start_s: fl
         # one rank per trace and copy, spread over (0, 1) across traces (golden-ratio offsets)
         ranks = (k + np.modf((np.arange(n_traces) + 1) * _GOLDEN)[0]) / copies
         span_rank = ranks[tcodes]
-        quantile = _quantiles(kcodes, known, span_rank, window_us)
+        quantile = _quantiles(known, span_rank, window_us)
         with np.errstate(divide="ignore", invalid="ignore"):
             own = np.where(measured & (median > 0), own_median * quantile / median, own_median)
         duration = _bottom_up(parent, levels, quantile, own)
         status = frame["status"].astype(str).to_numpy(dtype=object).copy()
         err_rank = np.modf(span_rank * 7.0 + np.arange(len(frame)) * _GOLDEN)[0]
-        for code, base in enumerate(known):
-            if base is not None:
-                rows = np.flatnonzero(kcodes == code)
-                status[rows] = np.where(err_rank[rows] < base.error_ratio, ERROR_STATUS, "")
+        for rows, base in known:
+            status[rows] = np.where(err_rank[rows] < base.error_ratio, ERROR_STATUS, "")
         slot = (k * n_traces + tcodes) / (copies * n_traces)
         part = frame.assign(
             trace_id=[f"spanmetrics{k:02d}{t}" for t in frame["trace_id"].astype(str)],
@@ -278,14 +278,12 @@ def synthetic_baseline(window: pd.DataFrame, baseline: SpanBaseline, start_s: fl
                                                     errors="ignore")
 
 
-def _quantiles(kcodes: np.ndarray, known: list[KeyBaseline | None], ranks: np.ndarray,
+def _quantiles(known: list[tuple[np.ndarray, KeyBaseline]], ranks: np.ndarray,
                fallback: np.ndarray) -> np.ndarray:
-    """Each span's key quantile at its rank; ``fallback`` where the key has no span metrics."""
+    """Each span's key quantile at its rank (``known``: the rows of each key with span
+    metrics); ``fallback`` where the key has none."""
     out = fallback.copy()
-    for code, base in enumerate(known):
-        if base is None:
-            continue
-        rows = np.flatnonzero(kcodes == code)
+    for rows, base in known:
         values = base.quantiles_us(ranks[rows])
         out[rows] = np.where(np.isnan(values), fallback[rows], values)
     return out

@@ -187,7 +187,7 @@ class SpanTable:
 
     @cached_property
     def _columns(self) -> dict[str, np.ndarray]:
-        return {c: self.frame[c].to_numpy(dtype=object if c in _TEXT else "int64") for c in COLUMNS}
+        return _as_columns(self.frame)
 
     @cached_property
     def _children(self) -> dict[str, list[int]]:
@@ -233,20 +233,7 @@ class SpanTable:
 
     def _row_span(self, row: int) -> Span:
         """``_span(row)``, its values converted as ``_columns`` converts them, of that row only."""
-        one = self.frame.iloc[row:row + 1]
-        c = {col: one[col].to_numpy(dtype=object if col in _TEXT else "int64") for col in COLUMNS}
-        return Span(
-            trace_id=c["trace_id"][0],
-            span_id=c["span_id"][0],
-            parent_span=c["parent_id"][0],
-            cmdb_id=c["pod"][0],
-            service=c["service"][0],
-            operation_name=c["operation"][0],
-            timestamp=int(c["start_us"][0]) // 1000,
-            duration=int(c["duration_us"][0]),
-            status_code=c["status"][0] or "0",
-            type=c["kind"][0],
-        )
+        return _span_at(_as_columns(self.frame.iloc[row:row + 1]), 0)
 
     def pods(self) -> dict[str, str]:
         """pod → service for every pod seen."""
@@ -257,16 +244,25 @@ class SpanTable:
         return {p: n for p, n in zip(self._columns["pod"], self._columns["node"], strict=True) if n}
 
     def _span(self, row: int) -> Span:
-        c = self._columns
-        return Span(
-            trace_id=c["trace_id"][row],
-            span_id=c["span_id"][row],
-            parent_span=c["parent_id"][row],
-            cmdb_id=c["pod"][row],
-            service=c["service"][row],
-            operation_name=c["operation"][row],
-            timestamp=int(c["start_us"][row]) // 1000,
-            duration=int(c["duration_us"][row]),
-            status_code=c["status"][row] or "0",
-            type=c["kind"][row],
-        )
+        return _span_at(self._columns, row)
+
+
+def _as_columns(frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The span columns as numpy arrays: text as Python objects, numbers as int64."""
+    return {c: frame[c].to_numpy(dtype=object if c in _TEXT else "int64") for c in COLUMNS}
+
+
+def _span_at(c: dict[str, np.ndarray], row: int) -> Span:
+    """Row ``row`` of span columns (``_as_columns``) as a Span."""
+    return Span(
+        trace_id=c["trace_id"][row],
+        span_id=c["span_id"][row],
+        parent_span=c["parent_id"][row],
+        cmdb_id=c["pod"][row],
+        service=c["service"][row],
+        operation_name=c["operation"][row],
+        timestamp=int(c["start_us"][row]) // 1000,
+        duration=int(c["duration_us"][row]),
+        status_code=c["status"][row] or "0",
+        type=c["kind"][row],
+    )

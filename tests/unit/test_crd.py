@@ -359,27 +359,27 @@ def test_diagnosed_status_content() -> None:
     assert (status["startedAt"], status["completedAt"]) == (
         "2023-01-30T11:52:00Z", "2023-01-30T11:52:03Z")
     assert status["usage"] == {
-        "llmCalls": 7, "promptTokens": 48_213, "completionTokens": 1_904, "toolCalls": 57,
-        "seconds": "3.42"}
+        "llmCalls": 7, "promptTokens": 48_213, "completionTokens": 1_904, "toolCalls": 57}
     assert len(status["notes"]) == 10
     assert all(len(n) <= 256 and "\n" not in n for n in status["notes"])
 
 
 def test_the_status_caps_are_the_schemas() -> None:
     fields = _schema()["properties"]["status"]["properties"]
-    assert fields["path"]["maxItems"] == incident_status.MAX_PATH
+    # versions before wrote one path line more (three last calls): the schema still allows it
+    assert fields["path"]["maxItems"] == incident_status.MAX_PATH + 1
     assert fields["path"]["items"]["maxLength"] == incident_status.PATH_LINE_CHARS
     assert fields["rootCauses"]["maxItems"] == incident_status.MAX_ROOT_CAUSES
-    written = set(incident_status.usage_entry(Usage(llm_calls=1, seconds={"load": 1.0}), 1.0))
+    written = set(incident_status.usage_entry(Usage(llm_calls=1, seconds={"load": 1.0})))
     assert written < set(fields["usage"]["properties"]) and "stages" not in fields["usage"]["properties"]
 
 
 def test_the_path_keeps_the_first_calls_and_the_last_one_line_each() -> None:
     status = incident_status.diagnosed(_diagnosis(n_steps=57, n_causes=3), 1, STARTED, COMPLETED)
     path = status["path"]
-    assert len(path) == incident_status.MAX_PATH == 6
-    assert [line.split(".", 1)[0] for line in path] == ["1", "2", "3–54", "55", "56", "57"]
-    assert path[2] == ("3–54. … 52 calls more: every call with its whole answer is in the diagnosis "
+    assert len(path) == incident_status.MAX_PATH == 5
+    assert [line.split(".", 1)[0] for line in path] == ["1", "2", "3–55", "56", "57"]
+    assert path[2] == ("3–55. … 53 calls more: every call with its whole answer is in the diagnosis "
                        "record (status.recordConfigMap)")
     assert path[0] == ("1. search_traces(parent_span_id=0000000000000000) → "
                        "0 child spans of 0000000000000000 slowest: ts-svc0-service")
@@ -424,10 +424,9 @@ def test_root_causes_in_status_are_the_scored_ones_and_at_least_three(
 
 
 def test_usage_without_the_model_has_no_tokens() -> None:
-    usage = incident_status.usage_entry(Usage(tool_calls=13, seconds={"load": 0.056, "walk": 0.0081}),
-                                        0.2874)
-    assert usage == {"llmCalls": 0, "toolCalls": 13, "seconds": "0.29"}  # stages: in the record
-    assert incident_status.usage_entry(Usage(), -1.0) == {"llmCalls": 0, "toolCalls": 0, "seconds": "0.00"}
+    usage = incident_status.usage_entry(Usage(tool_calls=13, seconds={"load": 0.056, "walk": 0.0081}))
+    assert usage == {"llmCalls": 0, "toolCalls": 13}  # stages: in the record; the time: startedAt/completedAt
+    assert incident_status.usage_entry(Usage()) == {"llmCalls": 0, "toolCalls": 0}
 
 
 def test_the_logs_note_is_in_the_diagnosed_condition_not_a_note() -> None:
@@ -461,7 +460,7 @@ def test_a_long_diagnosis_is_shortened_to_the_status_budget_and_says_so() -> Non
     assert 3 <= len(status["rootCauses"]) <= 5 and status["rootCauses"][0]["reason"] == \
         diagnosis.root_causes[0].reason
     assert all(len(rc["reason"]) <= 256 for rc in status["rootCauses"])
-    assert status["path"][-1].startswith("57. print_results(") and len(status["path"]) == 6
+    assert status["path"][-1].startswith("57. print_results(") and len(status["path"]) == 5
     assert len(status["notes"]) == 10 and status["notes"][-1] == incident_status.SHORTENED
     assert "status.recordConfigMap" in incident_status.SHORTENED
     assert [e.message for e in _validator(_schema()["properties"]["status"]).iter_errors(
@@ -498,7 +497,7 @@ def test_an_empty_diagnosis() -> None:
     empty = Diagnosis(root_causes=[], engine="heuristic")
     status = incident_status.diagnosed(empty, 1, STARTED, STARTED)
     assert (status["topCause"], status["summary"]) == ("", "no root cause found")
-    assert status["usage"]["seconds"] == "0.00"
+    assert status["usage"] == {"llmCalls": 0, "toolCalls": 0}
     assert _validator(_schema()["properties"]["status"]).is_valid(_without_none(status))
 
 

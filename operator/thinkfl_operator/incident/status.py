@@ -62,7 +62,7 @@ MIN_ROOT_CAUSES = 3
 MAX_TRACES = 10
 #: Most lines of ``path``: the first ``PATH_HEAD`` calls (the walk's start), one line for the
 #: calls left out, and the last ``PATH_TAIL`` (the last checks, the logs read, the final answer).
-PATH_HEAD, PATH_TAIL = 2, 3
+PATH_HEAD, PATH_TAIL = 2, 2
 MAX_PATH = PATH_HEAD + 1 + PATH_TAIL
 PATH_LINE_CHARS = 160
 PATH_ARGUMENTS_CHARS = 64
@@ -113,7 +113,7 @@ def diagnosed(diagnosis: Diagnosis, generation: int, started: datetime, complete
         "steps": None,  # as versions before wrote it: the path is in ``path``, whole in the record
         "engine": _cut(diagnosis.engine, ENGINE_CHARS),
         "model": _cut(diagnosis.model, NAME_CHARS) or None,  # none when no model answered
-        "usage": usage_entry(diagnosis.usage, (completed - started).total_seconds()),
+        "usage": usage_entry(diagnosis.usage),
         "notes": notes or None,
         # none (not []) when the logs showed nothing: kubectl describe shows an empty list too
         "logEvidence": [_line(x, LOG_LINE_CHARS) for x in diagnosis.log_evidence[:MAX_LOG_LINES]] or None,
@@ -305,16 +305,16 @@ def _cut_middle(text: str, limit: int) -> str:
     return text[:start] + "…" + text[len(text) - (limit - start - 1):]
 
 
-def usage_entry(usage: Usage, seconds: float) -> dict[str, Any]:
-    """Counts as integers (the tokens only when the model was asked) and the wall-clock
-    ``seconds`` as a two-decimal string. The seconds of each stage are not shown: the record
-    keeps them (``usage`` in the record the kube layer writes), and versions before wrote
-    them here as ``stages`` and ``milliseconds``."""
+def usage_entry(usage: Usage) -> dict[str, Any]:
+    """Counts as integers (the tokens only when the model was asked). The time is not shown
+    twice: ``startedAt`` and ``completedAt`` say it, and the record keeps each stage's seconds
+    (``usage`` in the record the kube layer writes); versions before wrote ``seconds``,
+    ``stages`` and ``milliseconds`` here, which a diagnosis now clears."""
     out: dict[str, Any] = {"llmCalls": int(usage.llm_calls)}
     if usage.llm_calls or usage.prompt_tokens or usage.completion_tokens:
         out["promptTokens"] = int(usage.prompt_tokens)
         out["completionTokens"] = int(usage.completion_tokens)
-    out.update({"toolCalls": int(usage.tool_calls), "seconds": f"{max(0.0, seconds):.2f}"})
+    out["toolCalls"] = int(usage.tool_calls)
     return out
 
 

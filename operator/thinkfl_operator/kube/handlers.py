@@ -34,8 +34,9 @@ log = structlog.get_logger(__name__)
 
 #: kopf's own bookkeeping annotations (progress, last handled spec). Not ``thinkfl.dev``: kopf
 #: hides every annotation under its storage prefix from its diffs, which would make the user's
-#: ``thinkfl.dev/rediagnose`` invisible to the update handlers.
-KOPF_PREFIX = "operator.thinkfl.dev"
+#: ``thinkfl.dev/rediagnose`` invisible to the update handlers. A ``kopf.`` prefix, so kopf
+#: adds no ``kopf-managed`` marker annotation (one line less in ``kubectl describe``).
+KOPF_PREFIX = "kopf.thinkfl.dev"
 #: When a diagnosis is asked for: (decorator, handler id, its filter).
 CAUSES: tuple[tuple[Any, str, dict[str, Any]], ...] = (
     (kopf.on.create, "created", {}),

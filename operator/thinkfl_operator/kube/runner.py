@@ -247,7 +247,7 @@ def _answered(result: Diagnosis, incident: Incident, settings: Settings, attempt
     out.status["specDigest"] = diagnosis_digest(spec)
     out.record = encode_record(build_record(result, incident))
     out.status["record"] = None  # an older version's record in the status goes
-    out.status["attempts"] = attempt + 1
+    out.status["attempts"] = _attempts(attempt)
     retrying = result.llm_unreachable and attempt + 1 < tries
     if retrying:
         out.retry = f"the model is unreachable: {result.fallback_reason}"
@@ -292,8 +292,14 @@ def _backend_failure(exc: BackendError, settings: Settings, attempt: int, genera
         if exc.retryable else str(exc)
     out = _failed(exc.reason, text, generation, spec)
     out.backend = backend
-    out.status["attempts"] = attempt + 1
+    out.status["attempts"] = _attempts(attempt)
     return out
+
+
+def _attempts(attempt: int) -> int | None:
+    """``status.attempts`` of a finished diagnosis: the tries made, or none (the field goes)
+    when the first one answered."""
+    return attempt + 1 if attempt else None
 
 
 def _failed(reason: str, message: str, generation: int, spec: Mapping[str, Any]) -> Outcome:

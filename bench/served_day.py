@@ -38,10 +38,15 @@ SPANS_AND_METRICS = Settings(logs=LogsSettings(enabled=False))
 
 @contextmanager
 def served_day(day: Path, frame: pd.DataFrame, backend: str, latency_s: float = 0.0,
-               span_metrics: str = "none") -> Iterator[tuple[str, RealPrometheus]]:
+               span_metrics: str = "none", traceql_metrics: bool = False,
+               ) -> Iterator[tuple[str, RealPrometheus]]:
     """(trace API URL, Prometheus) serving ``frame`` (the day's spans) and ``day``'s KPIs;
-    ``span_metrics`` ("otel" or "tempo") also backfills the spans' span metrics."""
+    ``span_metrics`` ("otel" or "tempo") also backfills the spans' span metrics;
+    ``traceql_metrics``: the Tempo stand-in also answers TraceQL metrics queries (Tempo 2.6+
+    with a metrics-generator; without, it answers them 404 as Tempo before 2.6 does)."""
     faults = [Fault(status=None, delay_s=latency_s, times=None, path="/")] if latency_s > 0 else []
+    apis = ({"v1", "v2", "search", "metrics"} if traceql_metrics else {"v1", "v2", "search"}) \
+        if backend == "tempo" else None
     with tempfile.TemporaryDirectory() as tmp:
         openmetrics = nezha_to_openmetrics(day / "metric", Path(tmp) / "tt.om")
         if span_metrics != "none":
@@ -49,6 +54,6 @@ def served_day(day: Path, frame: pd.DataFrame, backend: str, latency_s: float = 
             spans = spans_to_spanmetrics(frame, Path(tmp) / "spans.om", span_metrics, first, last + 60)
             openmetrics = join_openmetrics(Path(tmp) / "all.om", openmetrics, spans)
         with RealPrometheus(openmetrics, workdir=Path(tmp) / "prom") as prometheus, \
-                in_own_process(lambda: TraceApiServer(frame, flavor=backend, faults=faults),
+                in_own_process(lambda: TraceApiServer(frame, flavor=backend, faults=faults, apis=apis),
                                timeout_s=300) as traces_url:
             yield traces_url, prometheus

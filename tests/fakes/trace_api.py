@@ -26,7 +26,13 @@ What it answers, in this order (every request is recorded first):
      "resourceSpans"); ``v2`` -- ``/api/v2/traces/{id}`` (``partial=True`` says PARTIAL);
      ``search`` -- ``/api/search?q=&start=&end=&limit=`` (TraceQL ``{}`` or
      ``{ resource.service.name = "x" }``, either with the ``with (most_recent=true)`` hint, which
-     answers the newest traces of the range; anything else is a 400 parse error);
+     answers the newest traces of the range; anything else is a 400 parse error); ``metrics``
+     (not by default, as Tempo before 2.6 or without a metrics-generator) --
+     ``/api/metrics/query?q=&start=&end=`` (TraceQL metrics, instant: ``{ }`` or
+     ``{ status = error }``, then ``count_over_time()`` or ``histogram_over_time(duration)``
+     ``by (…)`` of ``resource.service.name``, ``name``, ``status``; Tempo's limits: at most 5
+     group-bys, 4 beside a histogram's ``__bucket``, a range of at most 3 h; its answer shape:
+     gogo-jsonpb, zero values left out, ``__bucket`` the power-of-two upper bound in seconds);
 
 4. anything else: a Go-style ``404 page not found``, or (``unknown="html"``) the 200 HTML page
    Jaeger 1.x's UI serves for paths it does not know.
@@ -48,6 +54,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from aiohttp import web
 
@@ -64,6 +71,11 @@ __all__ = [
 
 _KIND_INTS = {"": 0, "internal": 1, "server": 2, "client": 3, "producer": 4, "consumer": 5}
 _HTML = "<!doctype html><html><head><title>Jaeger UI</title></head><body></body></html>"
+_METRICS_QUERY = re.compile(
+    r"^\{\s*(?:status\s*=\s*(error|ok|unset)\s*)?\}\s*\|\s*"
+    r"(histogram_over_time\(\s*duration\s*\)|count_over_time\(\s*\))\s*by\s*\(([^()]*)\)$")
+_METRICS_GROUPS = {"resource.service.name": "service", "name": "operation", "status": "tempo_status"}
+_METRICS_MAX_S = 3 * 3600
 _SERVICE_QUERY = re.compile(
     r'^\{\s*(?:resource\.service\.name\s*=\s*"((?:[^"\\]|\\.)*)"\s*)?\}'
     r'(\s*with\s*\(\s*most_recent\s*=\s*true\s*\))?$')
@@ -228,6 +240,7 @@ class TraceApiServer(FaultyServer):
         self._longest = 0
         self._firsts: list[int] = []
         self._edges: dict[str, Counter[tuple[str, str]]] | None = None
+        self._metrics_frame: pd.DataFrame | None = None
         super().__init__(faults, host, shutdown_timeout_s)
         self._files: dict[str, _File] = {}
         for path, source in (files or {}).items():
@@ -400,7 +413,68 @@ class TraceApiServer(FaultyServer):
                 frame_to_otlp(pd.DataFrame(spans), self.tempo_key, self.id_encoding))
         if "search" in self.apis and path == "/api/search":
             return self._tempo_search(query)
+        if "metrics" in self.apis and path == "/api/metrics/query":
+            return self._tempo_metrics(query)
         return None
+
+    def _tempo_metrics(self, query: Mapping[str, str]) -> web.Response:
+        """A TraceQL metrics instant query over the spans starting in (start, end]."""
+        q = (query.get("q") or query.get("query") or "").strip()
+        match = _METRICS_QUERY.match(q)
+        if match is None:
+            raise _HttpError(web.Response(
+                text=f"parse error at line 1, col 1: syntax error: {q}", status=400))
+        status, function, groups = match.group(1), match.group(2), match.group(3)
+        by = [g.strip() for g in groups.split(",") if g.strip()]
+        histogram = function.startswith("histogram")
+        if len(by) > (4 if histogram else 5):
+            raise _HttpError(web.Response(
+                text=f"compiling query: metrics group by {len(by)} values not yet supported", status=400))
+        unknown = [g for g in by if g not in _METRICS_GROUPS]
+        if unknown:  # a real Tempo groups by any attribute; the spans here have only these
+            raise _HttpError(web.Response(text=f"stand-in: cannot group by {unknown[0]}", status=400))
+        try:
+            start, end = float(query["start"]), float(query["end"])
+        except (KeyError, ValueError) as exc:
+            raise _HttpError(web.Response(text=f"could not parse 'start'/'end' parameter: {exc}",
+                                          status=400)) from None
+        if end <= start:
+            raise _HttpError(web.Response(text="end must be greater than start", status=400))
+        if end - start > _METRICS_MAX_S:
+            raise _HttpError(web.Response(
+                text="metrics query time range exceeds the maximum allowed duration of 3h0m0s", status=400))
+        spans = self._metric_spans()
+        starts = spans["start_us"].to_numpy()
+        picked = spans.iloc[starts.searchsorted(int(start * 1e6), "right"):
+                            starts.searchsorted(int(end * 1e6), "right")]
+        if status:
+            picked = picked[picked["tempo_status"] == status]
+        columns = [_METRICS_GROUPS[g] for g in by]
+        if histogram:
+            ns = picked["duration_us"].to_numpy() * 1000
+            # the next power of two at or above each duration (ns), in seconds
+            picked = picked[ns >= 2].assign(bucket=np.exp2(np.ceil(np.log2(ns[ns >= 2]))) / 1e9)
+            columns.append("bucket")
+        series = []
+        for key, count in picked.groupby(columns, sort=False).size().items() if columns else []:
+            values = key if isinstance(key, tuple) else (key,)
+            labels = [_attr(g, str(v)) for g, v in zip(by, values, strict=False)]
+            if histogram:
+                labels.append({"key": "__bucket", "value": {"doubleValue": values[-1]}})
+            series.append({"labels": labels, "value": float(count)})
+        body: dict[str, Any] = {"metrics": {"inspectedSpans": str(len(picked)), "completedJobs": 1,
+                                            "totalJobs": 1}}
+        if series:  # jsonpb leaves an empty list out
+            body["series"] = series
+        return web.json_response(body)
+
+    def _metric_spans(self) -> pd.DataFrame:
+        """The spans by start, with Tempo's status names (error, ok, unset)."""
+        if self._metrics_frame is None:
+            frame = self._frame.sort_values("start_us", kind="stable")
+            codes = frame["status"].astype(str)
+            self._metrics_frame = frame.assign(tempo_status=codes.map({"2": "error", "1": "ok"}).fillna("unset"))
+        return self._metrics_frame
 
     def _tempo_search(self, query: Mapping[str, str]) -> web.Response:
         q = query.get("q", "{}").strip()

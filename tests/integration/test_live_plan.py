@@ -106,7 +106,10 @@ def test_tempo_searches_the_newest_traces_and_fetches_no_more_than_its_budget(bu
     assert searches and all(q["q"][0].endswith("with (most_recent=true)") for q in searches)
     assert len(requests) <= budget
     fetched = {r for r in requests if r.startswith("/api/v2/traces/")}
-    assert len(fetched) == len(requests) - len(searches)  # no trace fetched twice
+    # one TraceQL metrics query for the baseline, answered 404 (a Tempo before 2.6) and not retried
+    asked = [r for r in requests if r.startswith("/api/metrics/query?")]
+    assert len(asked) == 1
+    assert len(fetched) == len(requests) - len(searches) - len(asked)  # no trace fetched twice
     assert spans["trace_id"].nunique() == len(fetched)
     assert any("traces found but not fetched past the request budget" in n
                for n in store.quality.notes())

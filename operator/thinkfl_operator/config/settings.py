@@ -64,6 +64,7 @@ class TracesSettings(BaseModel):
     baseline_limit: int = Field(50, ge=1, le=10000, description="Traces fetched per search slice of the baseline, away from the incident (per service).")
     search_slice_s: float = Field(300.0, gt=0, description="Searches cover the window in slices of this many seconds (spreads the sample over time).")
     max_requests: int = Field(40, ge=4, le=10000, description="Most requests to the tracing backend per diagnosis (searches, trace fetches and retries): the searches nearest the incident go first, and what does not fit is skipped and counted in the notes.")
+    traceql_metrics: bool = Field(True, description="With Tempo, when Prometheus has no span metrics: read the normal baseline from Tempo's TraceQL metrics (/api/metrics/query, Tempo 2.6+ with the metrics-generator's local-blocks or Tempo 3), two requests, instead of sampling baseline traces one request each. Where Tempo cannot answer, baseline traces are sampled as before and the notes say why.")
     max_spans: int = Field(200_000, ge=1000, description="Most spans one diagnosis keeps from the tracing backend (whole traces, nearest the incident first); memory stays bounded whatever the backend returns.")
     timeout_s: float = Field(10.0, gt=0, description="Most seconds one request to the tracing backend may take, connect and whole body.")
     max_body_mb: float = Field(32.0, gt=0, description="Largest answer read from the tracing backend (MiB, decoded); a larger one is refused.")
@@ -77,7 +78,7 @@ class PrometheusSettings(BaseModel):
     url: str = Field("", description="Prometheus base URL, e.g. http://prometheus-server.monitoring:9090; empty = no metrics.")
     catalog: dict[str, str] = Field(default_factory=dict, description="KPI name → PromQL with {pods} (and {namespace}); empty = the built-in Kubernetes catalog.")
     step_s: float = Field(60.0, gt=0, description="Resolution of range queries.")
-    span_metrics: str = Field("auto", pattern="^(auto|on|off)$", description="Read the normal baseline from span metrics when Prometheus has them (OpenTelemetry spanmetrics connector, Tempo metrics-generator, Jaeger SPM) instead of searching baseline traces: on, off, or auto (on with Tempo, off with Jaeger). On 2023-01-30 (17 faults, 40 requests) Tempo found 16/17 top causes with them and 5/17 without, as Tempo sends whole traces one request each; Jaeger found 16/17 with them and 17/17 with sampled baseline traces (bench/live_budget.py).")
+    span_metrics: str = Field("auto", pattern="^(auto|on|off)$", description="Read the normal baseline from span metrics when Prometheus has them (OpenTelemetry spanmetrics connector, Tempo metrics-generator, Jaeger SPM) instead of searching baseline traces: on, off, or auto (on with Tempo, off with Jaeger). On 2023-01-30 (17 faults, 40 requests) Tempo found 16/17 top causes with them (as with its own TraceQL metrics, traces.traceql_metrics) and 5/17 with neither, as Tempo sends whole traces one request each; Jaeger found 16/17 with them and 17/17 with sampled baseline traces (bench/live_budget.py).")
 
     @field_validator("span_metrics", mode="before")
     @classmethod

@@ -124,9 +124,12 @@ class HttpBackend:
 
     # ------------------------------------------------------------------ public API
 
-    def get_json(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
-        """The decoded JSON body of ``GET url+path?params`` (retried; see the module docstring)."""
-        text = self._get_text(path, params)
+    def get_json(self, path: str, params: Mapping[str, Any] | None = None, *,
+                 retries: int | None = None) -> Any:
+        """The decoded JSON body of ``GET url+path?params`` (retried; see the module docstring;
+        ``retries`` overrides the client's for this request, e.g. 0 for an optional query whose
+        5xx means "not here" more often than "try again")."""
+        text = self._get_text(path, params, retries)
         try:
             return json.loads(text)
         except ValueError:
@@ -167,10 +170,12 @@ class HttpBackend:
     def backoff_s(self) -> float:
         return self.retry_policy.backoff_s
 
-    def _get_text(self, path: str, params: Mapping[str, Any] | None) -> str:
+    def _get_text(self, path: str, params: Mapping[str, Any] | None,
+                  retries: int | None = None) -> str:
+        policy = self.retry_policy if retries is None else dataclasses.replace(self.retry_policy,
+                                                                                retries=retries)
         try:
-            return self.retry_policy.call(lambda: self._once(path, params),
-                                          backend=self.name.lower())
+            return policy.call(lambda: self._once(path, params), backend=self.name.lower())
         except Transient as exc:
             deadline.check(f"asking {self.name} at {self.url}: {exc.cause}")
             raise BackendUnavailable(

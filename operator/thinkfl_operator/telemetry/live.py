@@ -53,6 +53,7 @@ from thinkfl_operator.telemetry.trace_plan import (
     slow_and_spread,
     spread,
 )
+from thinkfl_operator.telemetry.traceql_metrics import TraceqlMetrics
 
 #: Around the incident time spans are searched in finer slices (seconds).
 FOCUS_BEFORE_S = 60.0
@@ -88,9 +89,11 @@ class LiveStore(MemoryStore):
         node_lookup: Callable[[str], str] | None = None,
         logs: LogSource | None = None,
         span_metrics: SpanMetrics | None = None,
+        traceql_metrics: TraceqlMetrics | None = None,
     ) -> None:
         super().__init__(service_of=service_of_pod, logs=logs)
         self.span_metrics = span_metrics
+        self.traceql_metrics = traceql_metrics
         #: The baseline read from span metrics (None: none found, or not asked yet).
         self.span_baseline: SpanBaseline | None = None
         self._span_asked = False  # Prometheus was asked for span metrics (once)
@@ -138,15 +141,23 @@ class LiveStore(MemoryStore):
         self._add_synthetic()
 
     def _span_baseline(self) -> SpanBaseline | None:
-        """The span-metrics baseline around the focus window, read once (two or three
-        Prometheus queries); None when Prometheus has no span metrics."""
+        """The span-metrics baseline around the focus window, read once: from Prometheus (two
+        or three queries), else from Tempo's TraceQL metrics (two requests); None when neither
+        has it."""
         focus = self._focus()
-        if not self._span_asked and self.span_metrics is not None and focus is not None:
-            self._span_asked = True
-            before = (focus[0] - SPAN_BASELINE_S, focus[0])
-            after = (focus[1], focus[1] + SPAN_BASELINE_S)
+        if self._span_asked or focus is None:
+            return self.span_baseline
+        self._span_asked = True
+        before = (focus[0] - SPAN_BASELINE_S, focus[0])
+        after = (focus[1], focus[1] + SPAN_BASELINE_S)
+        found = None
+        if self.span_metrics is not None:
             found = self.span_metrics.baseline([before, after], before[0], after[1])
-            self.span_baseline = found if found is not None and found.keys else None
+        if (found is None or not found.keys) and self.traceql_metrics is not None:
+            found, why = self.traceql_metrics.baseline([before, after])
+            if why:
+                self.quality.add(f"TraceQL metrics baseline ({why}; baseline traces sampled instead)")
+        self.span_baseline = found if found is not None and found.keys else None
         return self.span_baseline
 
     def _add_synthetic(self) -> None:
@@ -408,8 +419,9 @@ def open_live(traces: TracesSettings, prometheus: PrometheusSettings, service: s
     spans = None
     if metrics is not None and client is not None and prometheus.reads_span_metrics(traces.backend):
         spans = SpanMetrics(metrics)
+    traceql = TraceqlMetrics(client) if isinstance(client, TempoClient) and traces.traceql_metrics else None
     return LiveStore(client, metrics, traces, service, around_s, prometheus.step_s, node_lookup, logs,
-                     spans)
+                     spans, traceql)
 
 
 def live_logs(cfg: LogsSettings, namespace: str = "",

@@ -9,13 +9,15 @@ times under new trace IDs (K times the span rate). ``--span-metrics otel|tempo``
 the span metrics a collector (OpenTelemetry spanmetrics connector) or Tempo's metrics-generator
 would have written for the day's spans: the live store then reads its baseline from them and
 searches no baseline traces. ``--traceql-metrics`` (Tempo) has the stand-in answer TraceQL
-metrics queries, the baseline's other source when Prometheus has no span metrics. Prints, per incident and overall: wall time,
+metrics queries, the baseline's other source when Prometheus has no span metrics; without
+them Tempo's baseline comes from the span sets of its search (``--tempo-baseline traces``: from
+fetched traces, as before). Prints, per incident and overall: wall time,
 requests to the trace backend and to Prometheus, and whether the top cause is the offline
 store's and the injected service. Usage:
 
     python bench/live_budget.py ../shared/datasets/nezha/rca_data/2023-01-30 \
         [--backend jaeger|tempo] [--latency-ms 8] [--scale 1] [--faults 3] \
-        [--span-metrics none|otel|tempo] [--traceql-metrics]
+        [--span-metrics none|otel|tempo] [--traceql-metrics] [--tempo-baseline auto|span_sets|traces]
 """
 
 from __future__ import annotations
@@ -72,6 +74,8 @@ def main() -> None:
                         help="also backfill the day's span metrics in this naming")
     parser.add_argument("--traceql-metrics", action="store_true",
                         help="the Tempo stand-in answers TraceQL metrics (/api/metrics/query)")
+    parser.add_argument("--tempo-baseline", choices=("auto", "span_sets", "traces"), default="auto",
+                        help="where Tempo's baseline comes from without span metrics (THINKFL_TRACES__TEMPO_BASELINE)")
     args = parser.parse_args()
 
     offline = NezhaStore(args.day)
@@ -93,7 +97,8 @@ def main() -> None:
             expected = engine.diagnose(offline, incident)
             store = open_live(TracesSettings(backend=args.backend, url=traces_url,
                                              max_requests=args.max_requests,
-                                             search_limit=args.search_limit),
+                                             search_limit=args.search_limit,
+                                             tempo_baseline=args.tempo_baseline),
                               PrometheusSettings(url=prometheus.url, catalog=NEZHA_CATALOG,
                                                  span_metrics=args.span_metrics != "none"),
                               around_s=fault.time_s)
@@ -119,6 +124,7 @@ def main() -> None:
           f"span rate x{args.scale}, real Prometheus"
           + (f" with span metrics ({args.span_metrics})" if args.span_metrics != "none" else "")
           + (", Tempo with TraceQL metrics" if args.traceql_metrics else "")
+          + (f", Tempo baseline {args.tempo_baseline}" if args.backend == "tempo" else "")
           + "; no service, no trace ID given")
     print(f"wall per incident: median {statistics.median(walls):.2f} s, max {max(walls):.2f} s")
     print(f"trace backend requests per incident: max {max(trace_requests)}; "

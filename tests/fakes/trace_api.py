@@ -24,9 +24,12 @@ What it answers, in this order (every request is recorded first):
      ``/api/v3/operations?service=``;
    * ``flavor="tempo"``: ``v1`` -- ``/api/traces/{id}`` (``tempo_key`` "batches" or
      "resourceSpans"); ``v2`` -- ``/api/v2/traces/{id}`` (``partial=True`` says PARTIAL);
-     ``search`` -- ``/api/search?q=&start=&end=&limit=`` (TraceQL ``{}`` or
-     ``{ resource.service.name = "x" }``, either with the ``with (most_recent=true)`` hint, which
-     answers the newest traces of the range; anything else is a 400 parse error); ``metrics``
+     ``search`` -- ``/api/search?q=&start=&end=&limit=&spss=`` (TraceQL ``{}`` or
+     ``{ resource.service.name = "x" }``, then optionally ``| select(…)`` of
+     ``resource.service.name``, ``status``, ``name``, either with the ``with (most_recent=true)``
+     hint, which answers the newest traces of the range; anything else is a 400 parse error;
+     each trace with its span set: the first ``spss`` (default 3, at most 100) of the spans that
+     matched, with the attributes selected or filtered on); ``metrics``
      (not by default, as Tempo before 2.6 or without a metrics-generator) --
      ``/api/metrics/query?q=&start=&end=`` (TraceQL metrics, instant: ``{ }`` or
      ``{ status = error }``, then ``count_over_time()`` or ``histogram_over_time(duration)``
@@ -78,7 +81,12 @@ _METRICS_GROUPS = {"resource.service.name": "service", "name": "operation", "sta
 _METRICS_MAX_S = 3 * 3600
 _SERVICE_QUERY = re.compile(
     r'^\{\s*(?:resource\.service\.name\s*=\s*"((?:[^"\\]|\\.)*)"\s*)?\}'
+    r'(?:\s*\|\s*select\(([^()]*)\))?'
     r'(\s*with\s*\(\s*most_recent\s*=\s*true\s*\))?$')
+#: What a span set's span carries for each attribute a search may select: (key, value of a span).
+_SELECTABLE = {"resource.service.name": "service.name", "status": "status", "name": ""}
+#: Tempo's query_frontend.search defaults: spans per span set when none is asked, and the most.
+_SPSS_DEFAULT, _SPSS_MAX = 3, 100
 
 
 # ---------------------------------------------------------------------------------- converters
@@ -485,23 +493,37 @@ class TraceApiServer(FaultyServer):
                 status=400))
         service = match.group(1)
         service = service.replace('\\"', '"').replace("\\\\", "\\") if service else None
-        newest = match.group(2) is not None
+        selected = [a.strip() for a in (match.group(2) or "").split(",") if a.strip()]
+        if any(a not in _SELECTABLE for a in selected):  # a real Tempo selects any attribute
+            raise _HttpError(web.Response(text=f"stand-in: cannot select {selected}", status=400))
+        newest = match.group(3) is not None
         try:
             start = int(query["start"]) * 1_000_000 if "start" in query else None
             end = int(query["end"]) * 1_000_000 if "end" in query else None
             limit = int(query.get("limit") or 20)
+            spss = int(query.get("spss") or _SPSS_DEFAULT)
         except ValueError as exc:
             raise _HttpError(web.Response(text=f"invalid parameter: {exc}", status=400)) from None
+        if spss > _SPSS_MAX:
+            raise _HttpError(web.Response(
+                text=f"spans per span set exceeds {_SPSS_MAX}. received {spss}", status=400))
+        keys = ([_SELECTABLE[a] for a in selected if _SELECTABLE[a]]
+                + (["service.name"] if service else []))
         traces = []
         for tid in self._search(service, start, end, limit, root_only=True, newest=newest):
             spans = self._traces[tid]
             root = min(spans, key=lambda s: s["start_us"])
             end_us = max(s["start_us"] + s["duration_us"] for s in spans)
+            matched = sorted((s for s in spans if service is None or s["service"] == service),
+                             key=lambda s: s["start_us"])
+            span_set = {"spans": [_span_set_span(s, keys) for s in matched[:spss]],
+                        "matched": len(matched)}
             traces.append({
                 "traceID": tid.lstrip("0"),  # Tempo drops leading zeros
                 "rootServiceName": root["service"], "rootTraceName": root["operation"],
                 "startTimeUnixNano": str(root["start_us"] * 1000),
                 "durationMs": (end_us - root["start_us"]) // 1000,
+                "spanSet": span_set, "spanSets": [span_set],
             })
         return web.json_response({"traces": traces, "metrics": {"completedJobs": 1,
                                                                 "totalJobs": 1}})
@@ -577,6 +599,19 @@ class TraceApiServer(FaultyServer):
 
 
 _ALL = "\x00all"  # key of every span's start in the search index
+
+
+def _span_set_span(span: Mapping[str, Any], keys: list[str]) -> dict[str, Any]:
+    """A span as a search answer's span set shows it (gogo-jsonpb: uint64 as strings), with
+    the attributes the query selected or filtered on."""
+    values = {"service.name": span["service"],
+              "status": {"2": "error", "1": "ok"}.get(str(span["status"]), "unset")}
+    out: dict[str, Any] = {"spanID": span["span_id"], "name": span["operation"],
+                           "startTimeUnixNano": str(int(span["start_us"]) * 1000),
+                           "durationNanos": str(int(span["duration_us"]) * 1000)}
+    if keys:
+        out["attributes"] = [_attr(k, values[k]) for k in dict.fromkeys(keys)]
+    return out
 
 
 def _any_within(times: list[int], start_us: int | None, end_us: int | None) -> bool:

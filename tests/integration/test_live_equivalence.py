@@ -61,7 +61,8 @@ def _live(server: TraceApiServer, prometheus: RealPrometheus, backend: str, t_s:
     # No sampling and no request budget: every trace, so the answers can be equal
     # (bench/live_budget.py measures the budgeted plan).
     traces = TracesSettings(backend=backend, url=server.url, search_limit=10_000,
-                            baseline_limit=10_000, max_requests=10_000, retries=0)
+                            baseline_limit=10_000, max_requests=10_000, retries=0,
+                            tempo_baseline="traces")
     metrics = PrometheusSettings(url=prometheus.url, catalog=NEZHA_CATALOG, retries=0)
     return open_live(traces, metrics, service=ENTRY, around_s=t_s)
 

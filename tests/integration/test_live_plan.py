@@ -40,8 +40,10 @@ def _traces() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _store(server: TraceApiServer, backend: str, max_requests: int = 40) -> LiveStore:
-    cfg = TracesSettings(backend=backend, url=server.url, max_requests=max_requests, retries=0)
+def _store(server: TraceApiServer, backend: str, max_requests: int = 40,
+           tempo_baseline: str = "auto") -> LiveStore:
+    cfg = TracesSettings(backend=backend, url=server.url, max_requests=max_requests, retries=0,
+                         tempo_baseline=tempo_baseline)
     return open_live(cfg, PrometheusSettings(), around_s=T0)
 
 
@@ -99,17 +101,14 @@ def test_a_small_budget_searches_the_incident_first_and_says_what_it_skipped() -
 @pytest.mark.parametrize("budget", [10, 40])
 def test_tempo_searches_the_newest_traces_and_fetches_no_more_than_its_budget(budget: int) -> None:
     with TraceApiServer(_traces(), flavor="tempo") as server:
-        store = _store(server, "tempo", max_requests=budget)
+        store = _store(server, "tempo", max_requests=budget, tempo_baseline="traces")
         spans = store.spans_between(int((T0 - 1800) * 1e6), int((T0 + 1800) * 1e6)).frame
         requests = server.requests
     searches = [parse_qs(urlsplit(r).query) for r in requests if r.startswith("/api/search")]
     assert searches and all(q["q"][0].endswith("with (most_recent=true)") for q in searches)
     assert len(requests) <= budget
     fetched = {r for r in requests if r.startswith("/api/v2/traces/")}
-    # one TraceQL metrics query for the baseline, answered 404 (a Tempo before 2.6) and not retried
-    asked = [r for r in requests if r.startswith("/api/metrics/query?")]
-    assert len(asked) == 1
-    assert len(fetched) == len(requests) - len(searches) - len(asked)  # no trace fetched twice
+    assert len(fetched) == len(requests) - len(searches)  # no trace fetched twice
     assert spans["trace_id"].nunique() == len(fetched)
     assert any("traces found but not fetched past the request budget" in n
                for n in store.quality.notes())

@@ -1,12 +1,12 @@
-"""The baseline from Tempo's TraceQL metrics on a TrainTicket day: the day's traces served by the
-Tempo query API stand-in, which answers TraceQL metrics instant queries as Tempo 2.6+ with a
-metrics-generator does (or, as Tempo before 2.6 does, 404). No Prometheus: the baseline has
-no other source.
+"""Tempo's own baselines on a TrainTicket day: the day's traces served by the Tempo query API
+stand-in, which answers TraceQL metrics instant queries as Tempo 2.6+ with a metrics-generator
+does (or, as Tempo before 2.6 does, 404), and searches with their span sets. No Prometheus: no
+span metrics.
 
-With TraceQL metrics the plan searches the incident's focus window only, within the default
-budget of 40 requests, and the top cause is the injected service (without them, at the same
-budget, Tempo's sampled baseline found 5 of the day's 17: bench/live_budget.py). Without them
-the plan says why in the notes and samples baseline traces as before.
+With TraceQL metrics, or else the search's span sets, the plan fetches the incident's focus
+window's traces only, within the default budget of 40 requests, and the top cause is the
+injected service (with fetched baseline traces, at the same budget, Tempo found 5 of the day's
+17: bench/live_budget.py). Each fallback is said in the notes.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 import pandas as pd
 import pytest
 
+from tests.fakes.trace_api import Fault as ServerFault
 from tests.fakes.trace_api import TraceApiServer
 from tests.shared import NEZHA_TT_DAY, shared_path
 from thinkfl_operator.config.settings import (
@@ -30,6 +31,8 @@ from thinkfl_operator.engines.heuristic.engine import HeuristicEngine
 from thinkfl_operator.evaluation.labels import Fault, read_faults
 from thinkfl_operator.telemetry.live import FOCUS_AFTER_S, FOCUS_BEFORE_S, LiveStore, open_live
 from thinkfl_operator.telemetry.nezha import NezhaStore
+from thinkfl_operator.telemetry.span_sets import NAMING as SPAN_SETS
+from thinkfl_operator.telemetry.tempo import SPAN_SETS_QUERY
 from thinkfl_operator.telemetry.traceql_metrics import NAMING, PATH
 
 pytestmark = pytest.mark.shared_data
@@ -55,9 +58,9 @@ def tempo(spans: pd.DataFrame) -> Iterator[TraceApiServer]:
         yield server
 
 
-def _live(url: str, t_s: float, traceql_metrics: bool = True) -> LiveStore:
+def _live(url: str, t_s: float, tempo_baseline: str = "auto") -> LiveStore:
     """As a new user runs it: the incident time only, the default request budget."""
-    return open_live(TracesSettings(backend="tempo", url=url, retries=0, traceql_metrics=traceql_metrics),
+    return open_live(TracesSettings(backend="tempo", url=url, retries=0, tempo_baseline=tempo_baseline),
                      PrometheusSettings(), around_s=t_s)
 
 
@@ -92,21 +95,48 @@ def test_traceql_metrics_replace_the_baseline_traces(
     store.close()
 
 
-@pytest.mark.parametrize("traceql_metrics", [True, False])
-def test_without_traceql_metrics_baseline_traces_are_sampled_and_the_notes_say_why(
-        traceql_metrics: bool, faults: list[Fault], spans: pd.DataFrame) -> None:
+@pytest.mark.parametrize("tempo_baseline", ["auto", "span_sets"])
+def test_without_traceql_metrics_the_search_span_sets_give_the_baseline(
+        tempo_baseline: str, faults: list[Fault], spans: pd.DataFrame) -> None:
+    """A Tempo before 2.6 (no TraceQL metrics API): under ``auto`` the metrics query is asked
+    once (a 404 is not retried) and the notes say so; then one span-set search per side of the
+    window gives the baseline, and no baseline trace is fetched."""
     fault = faults[POSITIONS[0]]
     with TraceApiServer(spans, flavor="tempo", apis={"v1", "v2", "search"}) as old_tempo:
-        store = _live(old_tempo.url, fault.time_s, traceql_metrics)
+        store = _live(old_tempo.url, fault.time_s, tempo_baseline)
+        result = HeuristicEngine(SPANS_ONLY).diagnose(store, Incident(time_s=fault.time_s))
+        sent = old_tempo.requests
+    assert store.span_baseline is not None and store.span_baseline.naming == SPAN_SETS
+    assert len(store.span_baseline.keys) > 50
+    asked = [r for r in sent if urlsplit(r).path == PATH]
+    said = [n for n in result.notes if "TraceQL metrics baseline" in n]
+    if tempo_baseline == "auto":
+        assert len(asked) == 1 and len(said) == 1 and "HTTP 404" in said[0], result.notes
+        assert "the search span sets used instead" in said[0]
+    else:  # not asked at all
+        assert asked == [] and said == []
+    span_sets = [r for r in sent if parse_qs(urlsplit(r).query).get("q") == [SPAN_SETS_QUERY]]
+    assert len(span_sets) == 2 and all(parse_qs(urlsplit(r).query)["spss"] == ["100"] for r in span_sets)
+    focus = (fault.time_s - FOCUS_BEFORE_S, fault.time_s + FOCUS_AFTER_S)
+    others = _searches([r for r in sent if r not in span_sets])
+    assert others and all(lo >= focus[0] - 1 and hi <= focus[1] + 1 for lo, hi in others), others
+    assert len(sent) <= TracesSettings().max_requests
+    assert result.root_causes[0].service == fault.service
+    store.close()
+
+
+def test_fetched_traces_when_asked_for_or_when_tempo_refuses_the_span_sets(
+        faults: list[Fault], spans: pd.DataFrame) -> None:
+    fault = faults[POSITIONS[0]]
+    focus = (fault.time_s - FOCUS_BEFORE_S, fault.time_s + FOCUS_AFTER_S)
+    refused = ServerFault(400, "invalid TraceQL query: parse error at line 1, col 6: syntax error: unexpected IDENTIFIER",
+                    path="/api/search", times=1)
+    with TraceApiServer(spans, flavor="tempo", apis={"v1", "v2", "search"}, faults=[refused]) as old_tempo:
+        store = _live(old_tempo.url, fault.time_s, "span_sets")
         result = HeuristicEngine(SPANS_ONLY).diagnose(store, Incident(time_s=fault.time_s))
         sent = old_tempo.requests
     assert store.span_baseline is None
-    asked = [r for r in sent if urlsplit(r).path == PATH]
-    said = [n for n in result.notes if "TraceQL metrics baseline" in n]
-    if traceql_metrics:  # asked once (a 404 is not retried), and the reason is in the notes
-        assert len(asked) == 1 and len(said) == 1 and "HTTP 404" in said[0], result.notes
-    else:  # the setting off: not asked at all
-        assert asked == [] and said == []
-    focus = (fault.time_s - FOCUS_BEFORE_S, fault.time_s + FOCUS_AFTER_S)
-    assert any(hi <= focus[0] or lo >= focus[1] for lo, hi in _searches(sent))
+    assert any("span-set searches" in n and "parse error" in n for n in result.notes), result.notes
+    assert any(hi <= focus[0] or lo >= focus[1] for lo, hi in _searches(sent))  # baseline searched
+    assert any(r.startswith("/api/v2/traces/") for r in sent)
     store.close()

@@ -6,7 +6,10 @@ Jaeger, which needs one), so the normal baseline is a sample spread over time ra
 first traces of an hour. When span metrics are read (``PrometheusSettings.span_metrics``:
 with Tempo by default) and Prometheus has them, no baseline slice is searched: the whole
 budget goes to the incident window, and the baseline is its traces copied with the span
-metrics' quantiles and error ratios. Everything fetched is cleaned like file data (repeats
+metrics' quantiles and error ratios. Tempo without span metrics in Prometheus gives the same
+kind of baseline itself (``TracesSettings.tempo_baseline``): from its TraceQL metrics
+(``traceql_metrics``), else from the span sets of one search per side (``span_sets``), else
+baseline traces are fetched as above. Everything fetched is cleaned like file data (repeats
 dropped, corrupt times tallied) and kept sorted, so every engine works unchanged on it.
 """
 
@@ -25,6 +28,7 @@ from thinkfl_operator.config.settings import (
     TlsSettings,
     TracesSettings,
 )
+from thinkfl_operator.core.errors import Refused
 from thinkfl_operator.telemetry.jaeger import JaegerClient
 from thinkfl_operator.telemetry.loglines import LogSource
 from thinkfl_operator.telemetry.loki import LokiLogs
@@ -36,6 +40,7 @@ from thinkfl_operator.telemetry.span_metrics import (
     SpanMetrics,
     synthetic_baseline,
 )
+from thinkfl_operator.telemetry.span_sets import span_set_baseline
 from thinkfl_operator.telemetry.spans import (
     SpanTable,
     cap_spans,
@@ -90,10 +95,12 @@ class LiveStore(MemoryStore):
         logs: LogSource | None = None,
         span_metrics: SpanMetrics | None = None,
         traceql_metrics: TraceqlMetrics | None = None,
+        span_sets: bool = False,
     ) -> None:
         super().__init__(service_of=service_of_pod, logs=logs)
         self.span_metrics = span_metrics
         self.traceql_metrics = traceql_metrics
+        self.span_sets = span_sets  # a Tempo search's span sets may give the baseline
         #: The baseline read from span metrics (None: none found, or not asked yet).
         self.span_baseline: SpanBaseline | None = None
         self._span_asked = False  # Prometheus was asked for span metrics (once)
@@ -156,9 +163,31 @@ class LiveStore(MemoryStore):
         if (found is None or not found.keys) and self.traceql_metrics is not None:
             found, why = self.traceql_metrics.baseline([before, after])
             if why:
-                self.quality.add(f"TraceQL metrics baseline ({why}; baseline traces sampled instead)")
+                self.quality.add(f"TraceQL metrics baseline ({why}; "
+                                 f"{'the search span sets' if self.span_sets else 'fetched traces'} used instead)")
+        if (found is None or not found.keys) and self.span_sets and isinstance(self.traces, TempoClient):
+            found = self._span_sets([before, after])
         self.span_baseline = found if found is not None and found.keys else None
         return self.span_baseline
+
+    def _span_sets(self, sides: list[tuple[float, float]]) -> SpanBaseline | None:
+        """The baseline from the span sets of one Tempo search per side (``span_sets``): as
+        many traces as the side's baseline slices would sample, every span of each; None (and
+        a note) when Tempo refuses the query, and baseline traces are then fetched as before."""
+        assert isinstance(self.traces, TempoClient)
+        frames = []
+        for start, end in sides:
+            if self._left() == 0:
+                self._skip("span-set searches", 1)
+                continue
+            # as many traces as the side's baseline slices would have found (baseline_limit each)
+            slices = max(1, math.ceil((end - start) / self.cfg.search_slice_s))
+            try:
+                frames.append(self.traces.search_span_sets(start, end, self.cfg.baseline_limit * slices))
+            except Refused as exc:
+                self.quality.add(f"span-set searches ({exc}; baseline traces fetched instead)")
+                return None
+        return span_set_baseline(frames)
 
     def _add_synthetic(self) -> None:
         """Copies of the focus window's traces with the span metrics' durations and errors,
@@ -419,9 +448,10 @@ def open_live(traces: TracesSettings, prometheus: PrometheusSettings, service: s
     spans = None
     if metrics is not None and client is not None and prometheus.reads_span_metrics(traces.backend):
         spans = SpanMetrics(metrics)
-    traceql = TraceqlMetrics(client) if isinstance(client, TempoClient) and traces.traceql_metrics else None
+    tempo = client if isinstance(client, TempoClient) else None
+    traceql = TraceqlMetrics(tempo) if tempo is not None and traces.tempo_baseline == "auto" else None
     return LiveStore(client, metrics, traces, service, around_s, prometheus.step_s, node_lookup, logs,
-                     spans, traceql)
+                     spans, traceql, span_sets=tempo is not None and traces.tempo_baseline != "traces")
 
 
 def live_logs(cfg: LogsSettings, namespace: str = "",

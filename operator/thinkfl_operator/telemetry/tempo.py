@@ -19,6 +19,7 @@ import pandas as pd
 from thinkfl_operator.core.errors import UserInputError
 from thinkfl_operator.telemetry.http import NotFound, QueryClient, first_answer
 from thinkfl_operator.telemetry.otlp import (
+    any_value,
     int_value,
     normalize_trace_id,
     otlp_frame,
@@ -29,6 +30,11 @@ APIS = ("v1", "v2", "auto")
 DISPLAY_NAME = "Tempo"
 #: TraceQL query hint (Tempo 2.7+): the newest matching traces of the range, not the first found.
 MOST_RECENT = "with (most_recent=true)"
+#: Every span, with the attributes a baseline needs beside name and duration (Tempo 2.3+).
+SPAN_SETS_QUERY = f"{{ }} | select(resource.service.name, status) {MOST_RECENT}"
+#: Tempo's default ``max_spans_per_span_set`` (query_frontend.search): more is a 400.
+MAX_SPANS_PER_SPAN_SET = 100
+SPAN_SET_COLUMNS = ("trace_id", "service", "operation", "status", "start_us", "duration_us")
 #: TraceQL status values of a v2 answer that mean "some blocks could not be read".
 _PARTIAL = {"PARTIAL", "1"}
 
@@ -91,6 +97,20 @@ class TempoClient(QueryClient):
                   "limit": limit}
         return search_results(self.http.get_json("/api/search", params))
 
+    def search_span_sets(self, start_s: float, end_s: float, limit: int,
+                         spans_per_trace: int = MAX_SPANS_PER_SPAN_SET) -> pd.DataFrame:
+        """Spans of the newest ``limit`` traces started in [start_s, end_s], as the search
+        answers them (``SPAN_SETS_QUERY``: every span matches, up to ``spans_per_trace`` of each
+        trace come back with their name, service, status, start and duration, no parent):
+        a ``SPAN_SET_COLUMNS`` frame, for a baseline of durations without fetching traces."""
+        if end_s < start_s or limit < 1 or spans_per_trace < 1:
+            raise UserInputError(
+                f"Tempo span-set search needs start <= end, limit >= 1 and spans >= 1 "
+                f"(got {start_s}, {end_s}, {limit}, {spans_per_trace})")
+        params = {"q": SPAN_SETS_QUERY, "start": math.floor(start_s), "end": math.ceil(end_s),
+                  "limit": limit, "spss": spans_per_trace}
+        return span_set_frame(self.http.get_json("/api/search", params))
+
     def _first(self, calls: Mapping[str, Callable[[], T]]) -> T:
         """The first API that answers; under "auto", remember it."""
         order = (self.resolved_api,) if self.resolved_api else ("v2", "v1")
@@ -137,6 +157,32 @@ def search_results(body: Any) -> list[SearchHit]:
             found[tid] = SearchHit(tid, ns / 1e9 if ns >= 0 else math.nan,
                                    float(duration) if duration >= 0 else math.nan, root)
     return list(found.values())
+
+
+def span_set_frame(body: Any) -> pd.DataFrame:
+    """The spans of a search answer's span sets (``spanSets``, or the older single ``spanSet``),
+    each once: ``SPAN_SET_COLUMNS``, the service from the ``service.name`` attribute, the status
+    from ``status`` (error, ok, unset); spans without a service or a duration are left out."""
+    rows: dict[tuple[str, str], tuple[str, str, str, str, int, float]] = {}
+    for trace in _mapping(body).get("traces") or []:
+        if not isinstance(trace, Mapping):
+            continue
+        tid = normalize_trace_id(trace.get("traceID") or trace.get("traceId"))
+        sets = trace.get("spanSets") or ([trace["spanSet"]] if isinstance(trace.get("spanSet"), Mapping) else [])
+        for span_set in sets:
+            for span in (span_set.get("spans") if isinstance(span_set, Mapping) else None) or []:
+                if not isinstance(span, Mapping):
+                    continue
+                attributes = {a.get("key"): any_value(a.get("value")) for a in span.get("attributes") or []
+                              if isinstance(a, Mapping)}
+                service = str(attributes.get("service.name") or "")
+                duration = int_value(span.get("durationNanos"), -1)
+                if not tid or not service or duration < 0:
+                    continue
+                rows.setdefault((tid, str(span.get("spanID") or "")), (
+                    tid, service, str(span.get("name") or ""), str(attributes.get("status") or "unset"),
+                    int_value(span.get("startTimeUnixNano"), 0) // 1000, duration / 1000))
+    return pd.DataFrame(list(rows.values()), columns=list(SPAN_SET_COLUMNS))
 
 
 def _mapping(body: Any) -> Mapping[str, Any]:

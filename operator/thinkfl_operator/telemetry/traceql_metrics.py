@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from thinkfl_operator.telemetry.http import HttpBackendError
+from thinkfl_operator.telemetry.otlp import any_value
 from thinkfl_operator.telemetry.span_metrics import KeyBaseline, Naming, SpanBaseline
 from thinkfl_operator.telemetry.tempo import TempoClient
 
@@ -112,22 +113,9 @@ def instant_series(body: Any) -> list[tuple[dict[str, Any], float]]:
         labels = {}
         for pair in series.get("labels") or []:
             if isinstance(pair, Mapping) and isinstance(pair.get("key"), str):
-                labels[pair["key"]] = _any_value(pair.get("value"))
+                labels[pair["key"]] = any_value(pair.get("value"))
         out.append((labels, _number(series.get("value", 0.0))))
     return out
-
-
-def _any_value(value: Any) -> Any:
-    """An OTLP ``AnyValue`` (``{"stringValue": …}``, ``doubleValue``, ``intValue`` as a string,
-    ``boolValue``) as a Python value; None for anything else."""
-    if not isinstance(value, Mapping):
-        return None
-    for key in ("stringValue", "doubleValue", "boolValue"):
-        if key in value:
-            return value[key]
-    if "intValue" in value:
-        return _number(value["intValue"])
-    return None
 
 
 def _number(value: Any) -> float:

@@ -76,7 +76,7 @@ _KIND_INTS = {"": 0, "internal": 1, "server": 2, "client": 3, "producer": 4, "co
 _HTML = "<!doctype html><html><head><title>Jaeger UI</title></head><body></body></html>"
 _METRICS_QUERY = re.compile(
     r"^\{\s*(?:status\s*=\s*(error|ok|unset)\s*)?\}\s*\|\s*"
-    r"(histogram_over_time\(\s*duration\s*\)|count_over_time\(\s*\))\s*by\s*\(([^()]*)\)$")
+    r"(histogram_over_time\(\s*duration\s*\)|count_over_time\(\s*\))(?:\s*by\s*\(([^()]*)\))?$")
 _METRICS_GROUPS = {"resource.service.name": "service", "name": "operation", "status": "tempo_status"}
 _METRICS_MAX_S = 3 * 3600
 _SERVICE_QUERY = re.compile(
@@ -84,7 +84,7 @@ _SERVICE_QUERY = re.compile(
     r'(?:\s*\|\s*select\(([^()]*)\))?'
     r'(\s*with\s*\(\s*most_recent\s*=\s*true\s*\))?$')
 #: What a span set's span carries for each attribute a search may select: (key, value of a span).
-_SELECTABLE = {"resource.service.name": "service.name", "status": "status", "name": ""}
+_SELECTABLE = {"resource.service.name": "service.name", "status": "status", "name": "name"}
 #: Tempo's query_frontend.search defaults: spans per span set when none is asked, and the most.
 _SPSS_DEFAULT, _SPSS_MAX = 3, 100
 
@@ -432,7 +432,7 @@ class TraceApiServer(FaultyServer):
         if match is None:
             raise _HttpError(web.Response(
                 text=f"parse error at line 1, col 1: syntax error: {q}", status=400))
-        status, function, groups = match.group(1), match.group(2), match.group(3)
+        status, function, groups = match.group(1), match.group(2), match.group(3) or ""
         by = [g.strip() for g in groups.split(",") if g.strip()]
         histogram = function.startswith("histogram")
         if len(by) > (4 if histogram else 5):
@@ -464,7 +464,9 @@ class TraceApiServer(FaultyServer):
             picked = picked[ns >= 2].assign(bucket=np.exp2(np.ceil(np.log2(ns[ns >= 2]))) / 1e9)
             columns.append("bucket")
         series = []
-        for key, count in picked.groupby(columns, sort=False).size().items() if columns else []:
+        counts = picked.groupby(columns, sort=False).size().items() if columns else \
+            ([((), len(picked))] if len(picked) else [])
+        for key, count in counts:
             values = key if isinstance(key, tuple) else (key,)
             labels = [_attr(g, str(v)) for g, v in zip(by, values, strict=False)]
             if histogram:
@@ -507,8 +509,7 @@ class TraceApiServer(FaultyServer):
         if spss > _SPSS_MAX:
             raise _HttpError(web.Response(
                 text=f"spans per span set exceeds {_SPSS_MAX}. received {spss}", status=400))
-        keys = ([_SELECTABLE[a] for a in selected if _SELECTABLE[a]]
-                + (["service.name"] if service else []))
+        keys = [_SELECTABLE[a] for a in selected] + (["service.name"] if service else [])
         traces = []
         for tid in self._search(service, start, end, limit, root_only=True, newest=newest):
             spans = self._traces[tid]
@@ -602,15 +603,19 @@ _ALL = "\x00all"  # key of every span's start in the search index
 
 
 def _span_set_span(span: Mapping[str, Any], keys: list[str]) -> dict[str, Any]:
-    """A span as a search answer's span set shows it (gogo-jsonpb: uint64 as strings), with
-    the attributes the query selected or filtered on."""
+    """A span as a search answer's span set shows it (gogo-jsonpb: uint64 as strings): its
+    name only when the query selected it (Tempo fetches a name for nothing else), and the
+    attributes the query selected or filtered on."""
     values = {"service.name": span["service"],
               "status": {"2": "error", "1": "ok"}.get(str(span["status"]), "unset")}
-    out: dict[str, Any] = {"spanID": span["span_id"], "name": span["operation"],
+    out: dict[str, Any] = {"spanID": span["span_id"],
                            "startTimeUnixNano": str(int(span["start_us"]) * 1000),
                            "durationNanos": str(int(span["duration_us"]) * 1000)}
-    if keys:
-        out["attributes"] = [_attr(k, values[k]) for k in dict.fromkeys(keys)]
+    if "name" in keys:
+        out["name"] = span["operation"]
+    attributes = [_attr(k, values[k]) for k in dict.fromkeys(keys) if k != "name"]
+    if attributes:
+        out["attributes"] = attributes
     return out
 
 

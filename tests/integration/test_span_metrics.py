@@ -137,7 +137,7 @@ def test_span_metrics_replace_the_baseline_traces(
     assert all(lo >= focus[0] - 1 and hi <= focus[1] + 1 for lo, hi in searches), searches
     assert len(requests) <= TracesSettings().max_requests
     assert store.span_metrics is not None and store.span_metrics.sent <= 3
-    assert any("the baseline came from span metrics" in n for n in result.notes)
+    assert any(f"the baseline came from {store.span_baseline.describe()}" in n for n in result.notes)
     assert result.root_causes[0].service == expected.root_causes[0].service == fault.service
     store.close()
 

@@ -29,7 +29,13 @@ from thinkfl_operator.config.settings import (
 from thinkfl_operator.core.models import Incident
 from thinkfl_operator.engines.heuristic.engine import HeuristicEngine
 from thinkfl_operator.evaluation.labels import Fault, read_faults
-from thinkfl_operator.telemetry.live import FOCUS_AFTER_S, FOCUS_BEFORE_S, LiveStore, open_live
+from thinkfl_operator.telemetry.live import (
+    FOCUS_AFTER_S,
+    FOCUS_BEFORE_S,
+    SPAN_SET_PARTS,
+    LiveStore,
+    open_live,
+)
 from thinkfl_operator.telemetry.nezha import NezhaStore
 from thinkfl_operator.telemetry.span_sets import NAMING as SPAN_SETS
 from thinkfl_operator.telemetry.tempo import SPAN_SETS_QUERY
@@ -99,8 +105,8 @@ def test_traceql_metrics_replace_the_baseline_traces(
 def test_without_traceql_metrics_the_search_span_sets_give_the_baseline(
         tempo_baseline: str, faults: list[Fault], spans: pd.DataFrame) -> None:
     """A Tempo before 2.6 (no TraceQL metrics API): under ``auto`` the metrics query is asked
-    once (a 404 is not retried) and the notes say so; then one span-set search per side of the
-    window gives the baseline, and no baseline trace is fetched."""
+    once (a 404 is not retried) and the notes say so; then span-set searches of each side of
+    the window give the baseline, and no baseline trace is fetched."""
     fault = faults[POSITIONS[0]]
     with TraceApiServer(spans, flavor="tempo", apis={"v1", "v2", "search"}) as old_tempo:
         store = _live(old_tempo.url, fault.time_s, tempo_baseline)
@@ -116,7 +122,9 @@ def test_without_traceql_metrics_the_search_span_sets_give_the_baseline(
     else:  # not asked at all
         assert asked == [] and said == []
     span_sets = [r for r in sent if parse_qs(urlsplit(r).query).get("q") == [SPAN_SETS_QUERY]]
-    assert len(span_sets) == 2 and all(parse_qs(urlsplit(r).query)["spss"] == ["100"] for r in span_sets)
+    # three parts of each side, the newest 100 traces of each, every span (spss=100)
+    assert len(span_sets) == 2 * SPAN_SET_PARTS
+    assert all(parse_qs(urlsplit(r).query)["spss"] == ["100"] for r in span_sets)
     focus = (fault.time_s - FOCUS_BEFORE_S, fault.time_s + FOCUS_AFTER_S)
     others = _searches([r for r in sent if r not in span_sets])
     assert others and all(lo >= focus[0] - 1 and hi <= focus[1] + 1 for lo, hi in others), others
@@ -138,5 +146,22 @@ def test_fetched_traces_when_asked_for_or_when_tempo_refuses_the_span_sets(
     assert store.span_baseline is None
     assert any("span-set searches" in n and "parse error" in n for n in result.notes), result.notes
     assert any(hi <= focus[0] or lo >= focus[1] for lo, hi in _searches(sent))  # baseline searched
+    assert any(r.startswith("/api/v2/traces/") for r in sent)
+    store.close()
+
+
+def test_a_span_set_search_that_times_out_is_a_note_not_a_failed_diagnosis(
+        faults: list[Fault], spans: pd.DataFrame) -> None:
+    """The optional query is not retried: one slow answer, and baseline traces are fetched."""
+    fault = faults[POSITIONS[0]]
+    slow = ServerFault(None, delay_s=3, times=1, path="/api/search")
+    with TraceApiServer(spans, flavor="tempo", apis={"v1", "v2", "search"}, faults=[slow]) as old_tempo:
+        store = open_live(TracesSettings(backend="tempo", url=old_tempo.url, retries=2, timeout_s=1,
+                                         tempo_baseline="span_sets"), PrometheusSettings(), around_s=fault.time_s)
+        result = HeuristicEngine(SPANS_ONLY).diagnose(store, Incident(time_s=fault.time_s))
+        sent = old_tempo.requests
+    assert store.span_baseline is None and result.root_causes
+    assert any("span-set searches" in n and "unreachable" in n for n in result.notes), result.notes
+    assert sum(parse_qs(urlsplit(r).query).get("q") == [SPAN_SETS_QUERY] for r in sent) == 1  # not retried
     assert any(r.startswith("/api/v2/traces/") for r in sent)
     store.close()

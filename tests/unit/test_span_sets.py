@@ -18,13 +18,14 @@ from thinkfl_operator.telemetry.tempo import SPAN_SETS_QUERY, TempoClient, span_
 T0 = 1_700_000_000
 
 
-def _span(span_id: str, name: str, duration_ns: int | str, service: str | None = "api",
+def _span(span_id: str, name: str | None, duration_ns: int | str, service: str | None = "api",
           status: str = "unset") -> dict[str, object]:
     attributes = [{"key": "status", "value": {"stringValue": status}}]
     if service is not None:
         attributes.append({"key": "service.name", "value": {"stringValue": service}})
-    return {"spanID": span_id, "name": name, "startTimeUnixNano": str(T0 * 10**9),
+    span = {"spanID": span_id, "startTimeUnixNano": str(T0 * 10**9),
             "durationNanos": str(duration_ns), "attributes": attributes}
+    return span if name is None else {**span, "name": name}
 
 
 def test_span_sets_are_read_from_either_field_each_span_once() -> None:
@@ -35,7 +36,8 @@ def test_span_sets_are_read_from_either_field_each_span_once() -> None:
          "spanSet": {"spans": [_span("s1", "GET", 2_000_000, status="error")], "matched": 2}},
         {"traceID": "def", "spanSet": {"spans": [_span("s3", "GET", 4_000_000),
                                                  _span("s4", "GET", "x"),  # no duration: left out
-                                                 _span("s5", "GET", 1, None)]}},  # no service
+                                                 _span("s5", "GET", 1, None),  # no service
+                                                 _span("s7", None, 1)]}},  # no name: not selected
         "garbage", {"traceID": "", "spanSets": [{"spans": [_span("s6", "GET", 5)]}]}]}
     frame = span_set_frame(body)
     assert frame[["service", "operation", "status", "duration_us"]].values.tolist() == [
@@ -78,6 +80,7 @@ def test_one_search_brings_every_span_of_the_newest_traces() -> None:
         sent = server.requests
     query = parse_qs(urlsplit(sent[0]).query)
     assert query["q"] == [SPAN_SETS_QUERY] and query["spss"] == ["100"] and query["limit"] == ["5"]
+    assert "name" in SPAN_SETS_QUERY.split("select(", 1)[1]  # Tempo sends a name only when selected
     assert frame["trace_id"].nunique() == 5 and len(frame) == 25  # the 5 newest, each whole
     assert frame["trace_id"].min() == f"{7:032x}"  # traces 7..11 start in the last 40 s
     assert set(frame["service"]) == {"api", "db"} and set(frame["status"]) <= {"unset", "error"}

@@ -110,7 +110,7 @@ def test_no_spans_in_the_sides_is_no_baseline_and_no_complaint() -> None:
 
 
 @pytest.mark.parametrize(("query", "start", "end", "words"), [
-    ("{ } | histogram_over_time(duration)", T0, T0 + 60, "parse error"),
+    ("{ } | histogram_over_time(duration) by resource.service.name", T0, T0 + 60, "parse error"),
     ("{ } | histogram_over_time(duration) by (resource.service.name, name, status, name, name)",
      T0, T0 + 60, "group by 5 values not yet supported"),
     (QUERY, T0, T0 + 4 * 3600, "exceeds the maximum allowed duration of 3h0m0s"),
@@ -121,3 +121,20 @@ def test_the_stand_in_refuses_what_tempo_refuses(query: str, start: int, end: in
         response = requests.get(server.url + PATH, params={"q": query, "start": start, "end": end},
                                 timeout=10)
     assert response.status_code == 400 and words in response.text
+
+
+def test_a_side_still_in_the_future_is_not_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An incident diagnosed while it lasts: the baseline after it has not happened yet."""
+    from thinkfl_operator.config.settings import PrometheusSettings, TracesSettings
+    from thinkfl_operator.telemetry.live import open_live
+
+    monkeypatch.setattr("thinkfl_operator.telemetry.live.time.time", lambda: T0 + 700)
+    with TraceApiServer(_spans(), flavor="tempo", apis=METRICS_APIS) as server:
+        store = open_live(TracesSettings(backend="tempo", url=server.url), PrometheusSettings(),
+                          around_s=T0 + 600)
+        store.spans_between(int((T0 - 600) * 1e6), int((T0 + 700) * 1e6))
+        asked = [r for r in server.requests if urlsplit(r).path == PATH]
+        store.close()
+    assert len(asked) == 1  # the side before; the one after starts at T0 + 900, after "now"
+    query = parse_qs(urlsplit(asked[0]).query)
+    assert int(query["end"][0]) <= T0 + 700

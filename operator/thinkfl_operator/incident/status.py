@@ -13,13 +13,13 @@ lives in a ConfigMap the incident owns (``feedback.home``), which the kube layer
 names in ``recordConfigMap``; ``record`` (the record itself, as versions before kept it) and
 ``steps`` (the path as versions before wrote it) are only ever cleared.
 
-What a person reads in ``kubectl describe`` is kept short (the README's demo incident: 73
+What a person reads in ``kubectl describe`` is kept short (the README's demo incident: 69
 lines), as the record has it all:
 ``rootCauses`` are the candidates with a positive score, padded with the next ones up to the
 three ``print_results`` demands (``shown_causes``); ``path`` is the diagnostic path one line per
 tool call, its first and last calls when there are more than ``MAX_PATH`` (``path_lines``);
-``usage`` holds the counts and the wall-clock seconds (the seconds of each stage are in the
-record); ``logEvidence`` is absent when the logs showed nothing; and the LogEvidence condition
+``usage`` holds the counts (``startedAt`` and ``completedAt`` say the time; the seconds of each
+stage are in the record); ``logEvidence`` is absent when the logs showed nothing; and the LogEvidence condition
 is there when the logs could not be used (or an earlier diagnosis set it): what was read is said
 in the Diagnosed condition's message and in the path's ``read_logs`` line.
 

@@ -8,7 +8,7 @@ with Tempo by default) and Prometheus has them, no baseline slice is searched: t
 budget goes to the incident window, and the baseline is its traces copied with the span
 metrics' quantiles and error ratios. Tempo without span metrics in Prometheus gives the same
 kind of baseline itself (``TracesSettings.tempo_baseline``): from its TraceQL metrics
-(``traceql_metrics``), else from the span sets of one search per side (``span_sets``), else
+(``traceql_metrics``), else from the span sets of a few searches per side (``span_sets``), else
 baseline traces are fetched as above. Everything fetched is cleaned like file data (repeats
 dropped, corrupt times tallied) and kept sorted, so every engine works unchanged on it.
 """
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import time
 from collections import Counter
 from collections.abc import Callable
 
@@ -28,7 +29,7 @@ from thinkfl_operator.config.settings import (
     TlsSettings,
     TracesSettings,
 )
-from thinkfl_operator.core.errors import Refused
+from thinkfl_operator.telemetry.http import HttpBackendError
 from thinkfl_operator.telemetry.jaeger import JaegerClient
 from thinkfl_operator.telemetry.loglines import LogSource
 from thinkfl_operator.telemetry.loki import LokiLogs
@@ -73,6 +74,8 @@ POD_HORIZON_S = 3600.0
 #: of the focus traces placed this far before the incident (between the two).
 SPAN_BASELINE_S = 1800.0
 SYNTHETIC_FROM_S, SYNTHETIC_TO_S = 1500.0, 300.0
+#: Searches per side of the incident window for a span-set baseline (Tempo).
+SPAN_SET_PARTS = 3
 #: Traces asked per search when probing a service for the roots of its traces.
 PROBE_LIMIT = 20
 
@@ -135,8 +138,8 @@ class LiveStore(MemoryStore):
         if focus is not None and base is not None:
             far = [s for s in todo if not overlaps(s, focus)]
             self._searched += far
-            self.quality.add(f"baseline trace searches (the baseline came from span metrics: "
-                             f"{base.describe()})", len(far))
+            self.quality.add(f"baseline trace searches (the baseline came from {base.describe()})",
+                             len(far))
             todo = [s for s in self._slices(*focus) if s not in self._searched]
             if not todo:
                 return
@@ -160,33 +163,42 @@ class LiveStore(MemoryStore):
         found = None
         if self.span_metrics is not None:
             found = self.span_metrics.baseline([before, after], before[0], after[1])
-        if (found is None or not found.keys) and self.traceql_metrics is not None:
-            found, why = self.traceql_metrics.baseline([before, after])
+        # Tempo's own baselines read only what has happened: a side still in the future (an
+        # incident diagnosed while it lasts) is cut at now, or left out
+        sides = [(lo, min(hi, time.time())) for lo, hi in (before, after) if lo < time.time() - 60]
+        if (found is None or not found.keys) and self.traceql_metrics is not None \
+                and self._left() > len(sides):
+            found, why = self.traceql_metrics.baseline(sides)
+            instead = "the search span sets" if self.span_sets else "fetched traces"
             if why:
                 self.quality.add(f"TraceQL metrics baseline ({why}; "
-                                 f"{'the search span sets' if self.span_sets else 'fetched traces'} used instead)")
+                                 + ("from the sides that answered)" if found is not None else f"{instead} used instead)"))
         if (found is None or not found.keys) and self.span_sets and isinstance(self.traces, TempoClient):
-            found = self._span_sets([before, after])
+            found = self._span_sets(sides)
         self.span_baseline = found if found is not None and found.keys else None
         return self.span_baseline
 
     def _span_sets(self, sides: list[tuple[float, float]]) -> SpanBaseline | None:
-        """The baseline from the span sets of one Tempo search per side (``span_sets``): as
-        many traces as the side's baseline slices would sample, every span of each; None (and
-        a note) when Tempo refuses the query, and baseline traces are then fetched as before."""
+        """The baseline from the span sets of Tempo searches (``span_sets``): each side in
+        ``SPAN_SET_PARTS`` parts (the newest traces of each, so the sample spreads over the
+        side), together as many traces as the side's baseline slices would sample, every span
+        of each. An optional query: not retried, and any failure (refused, unreachable, slow,
+        an answer of another shape) is a note, after which baseline traces are fetched."""
         assert isinstance(self.traces, TempoClient)
         frames = []
         for start, end in sides:
-            if self._left() == 0:
-                self._skip("span-set searches", 1)
-                continue
-            # as many traces as the side's baseline slices would have found (baseline_limit each)
-            slices = max(1, math.ceil((end - start) / self.cfg.search_slice_s))
-            try:
-                frames.append(self.traces.search_span_sets(start, end, self.cfg.baseline_limit * slices))
-            except Refused as exc:
-                self.quality.add(f"span-set searches ({exc}; baseline traces fetched instead)")
-                return None
+            limit = self.cfg.baseline_limit * max(1, math.ceil((end - start) / self.cfg.search_slice_s))
+            step = (end - start) / SPAN_SET_PARTS
+            for k in range(SPAN_SET_PARTS):
+                if self._left() <= 1:  # keep a request for the incident window
+                    self._skip("span-set searches", 1)
+                    continue
+                try:
+                    frames.append(self.traces.search_span_sets(
+                        start + k * step, start + (k + 1) * step, math.ceil(limit / SPAN_SET_PARTS), retries=0))
+                except HttpBackendError as exc:
+                    self.quality.add(f"span-set searches ({exc}; baseline traces fetched instead)")
+                    return None
         return span_set_baseline(frames)
 
     def _add_synthetic(self) -> None:

@@ -5,8 +5,8 @@ Tempo's ``/api/search`` answers, for each trace found, the spans that matched th
 name, start, duration and the attributes the query selects, but not their parents. A query that
 every span matches and that selects the service and the status (``tempo.SPAN_SETS_QUERY``)
 therefore brings a sample of whole traces' span durations in one request per side of the
-incident window: the durations of each (service, span name) and its errors, what span metrics
-hold, without fetching traces one by one. The durations become a ``SpanBaseline`` whose
+incident window (a few, so the sample spreads over the side): the durations of each (service,
+span name) and its errors, what span metrics hold, without fetching traces one by one. The durations become a ``SpanBaseline`` whose
 "buckets" are the sample's own sorted durations, and the live store copies the incident window's
 traces with it, exactly as it does with span metrics.
 """
@@ -21,7 +21,7 @@ import pandas as pd
 
 from thinkfl_operator.telemetry.span_metrics import KeyBaseline, Naming, SpanBaseline
 
-NAMING = Naming("Tempo search span sets", "select(resource.service.name, status)", "service",
+NAMING = Naming("Tempo search span sets", "select(resource.service.name, name, status)", "service",
                 "operation", 1.0, status="status")
 
 

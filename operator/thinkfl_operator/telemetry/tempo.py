@@ -30,8 +30,9 @@ APIS = ("v1", "v2", "auto")
 DISPLAY_NAME = "Tempo"
 #: TraceQL query hint (Tempo 2.7+): the newest matching traces of the range, not the first found.
 MOST_RECENT = "with (most_recent=true)"
-#: Every span, with the attributes a baseline needs beside name and duration (Tempo 2.3+).
-SPAN_SETS_QUERY = f"{{ }} | select(resource.service.name, status) {MOST_RECENT}"
+#: Every span, with the attributes a baseline needs beside its duration: a search answers a
+#: span's name only when the query selects it (``select`` since Tempo 2.2, the hint 2.7).
+SPAN_SETS_QUERY = f"{{ }} | select(resource.service.name, name, status) {MOST_RECENT}"
 #: Tempo's default ``max_spans_per_span_set`` (query_frontend.search): more is a 400.
 MAX_SPANS_PER_SPAN_SET = 100
 SPAN_SET_COLUMNS = ("trace_id", "service", "operation", "status", "start_us", "duration_us")
@@ -98,18 +99,22 @@ class TempoClient(QueryClient):
         return search_results(self.http.get_json("/api/search", params))
 
     def search_span_sets(self, start_s: float, end_s: float, limit: int,
-                         spans_per_trace: int = MAX_SPANS_PER_SPAN_SET) -> pd.DataFrame:
+                         spans_per_trace: int = MAX_SPANS_PER_SPAN_SET,
+                         retries: int | None = None) -> pd.DataFrame:
         """Spans of the newest ``limit`` traces started in [start_s, end_s], as the search
         answers them (``SPAN_SETS_QUERY``: every span matches, up to ``spans_per_trace`` of each
         trace come back with their name, service, status, start and duration, no parent):
-        a ``SPAN_SET_COLUMNS`` frame, for a baseline of durations without fetching traces."""
+        a ``SPAN_SET_COLUMNS`` frame, for a baseline of durations without fetching traces.
+        ``retries`` overrides the client's (an optional query need not be retried); an answer
+        of another shape is an ``InvalidResponse``."""
         if end_s < start_s or limit < 1 or spans_per_trace < 1:
             raise UserInputError(
                 f"Tempo span-set search needs start <= end, limit >= 1 and spans >= 1 "
                 f"(got {start_s}, {end_s}, {limit}, {spans_per_trace})")
         params = {"q": SPAN_SETS_QUERY, "start": math.floor(start_s), "end": math.ceil(end_s),
                   "limit": limit, "spss": spans_per_trace}
-        return span_set_frame(self.http.get_json("/api/search", params))
+        body = self.http.get_json("/api/search", params, retries=retries)
+        return first_answer(("search",), {"search": lambda: span_set_frame(body)}, self.http)[1]
 
     def _first(self, calls: Mapping[str, Callable[[], T]]) -> T:
         """The first API that answers; under "auto", remember it."""
@@ -162,7 +167,9 @@ def search_results(body: Any) -> list[SearchHit]:
 def span_set_frame(body: Any) -> pd.DataFrame:
     """The spans of a search answer's span sets (``spanSets``, or the older single ``spanSet``),
     each once: ``SPAN_SET_COLUMNS``, the service from the ``service.name`` attribute, the status
-    from ``status`` (error, ok, unset); spans without a service or a duration are left out."""
+    from ``status`` (error, ok, unset; unset when left out); spans without a service or a name,
+    or whose duration is not a number, are left out (an absent duration is 0: jsonpb omits
+    zeros)."""
     rows: dict[tuple[str, str], tuple[str, str, str, str, int, float]] = {}
     for trace in _mapping(body).get("traces") or []:
         if not isinstance(trace, Mapping):
@@ -176,11 +183,12 @@ def span_set_frame(body: Any) -> pd.DataFrame:
                 attributes = {a.get("key"): any_value(a.get("value")) for a in span.get("attributes") or []
                               if isinstance(a, Mapping)}
                 service = str(attributes.get("service.name") or "")
+                name = str(span.get("name") or "")
                 duration = int_value(span.get("durationNanos"), -1)
-                if not tid or not service or duration < 0:
+                if not tid or not service or not name or duration < 0:
                     continue
                 rows.setdefault((tid, str(span.get("spanID") or "")), (
-                    tid, service, str(span.get("name") or ""), str(attributes.get("status") or "unset"),
+                    tid, service, name, str(attributes.get("status") or "unset"),
                     int_value(span.get("startTimeUnixNano"), 0) // 1000, duration / 1000))
     return pd.DataFrame(list(rows.values()), columns=list(SPAN_SET_COLUMNS))
 

@@ -52,10 +52,12 @@ class TraceqlMetrics:
         self.client = client
 
     def baseline(self, sides: list[tuple[float, float]]) -> tuple[SpanBaseline | None, str]:
-        """The baseline over ``sides`` (each [start, end) epoch seconds), or None and why not
-        (Tempo's error, for the notes; "" when Tempo simply had no spans there)."""
+        """The baseline over ``sides`` (each [start, end) epoch seconds), or None; and Tempo's
+        error when a query failed ("" when none did), for the notes. The first failure stops
+        the queries, and what the sides before it gave is kept."""
         parts: dict[tuple[str, str], dict[float, float]] = {}
         errors: dict[tuple[str, str], float] = {}
+        why = ""
         for start, end in sides:
             if end - start < 60:
                 continue
@@ -64,7 +66,8 @@ class TraceqlMetrics:
                     PATH, {"q": QUERY, "start": math.floor(start), "end": math.ceil(end)},
                     retries=0))
             except HttpBackendError as exc:
-                return None, str(exc)
+                why = str(exc)
+                break
             for labels, value in series:
                 key = (str(labels.get(NAMING.service, "")), str(labels.get(NAMING.operation, "")))
                 upper = _number(labels.get(_BUCKET))
@@ -75,12 +78,12 @@ class TraceqlMetrics:
                 if str(labels.get(NAMING.status, "")).lower() == "error":
                     errors[key] = errors.get(key, 0.0) + value
         if not parts:
-            return None, ""
+            return None, why
         out = SpanBaseline(NAMING)
         for key, buckets in parts.items():
             bounds, cumulative = power_of_two_histogram(buckets)
             out.keys[key] = KeyBaseline(bounds, cumulative, errors.get(key, 0.0))
-        return out, ""
+        return out, why
 
 
 def power_of_two_histogram(buckets: Mapping[float, float]) -> tuple[np.ndarray, np.ndarray]:

@@ -5,12 +5,28 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import pandas as pd
 import pytest
 import pytest_asyncio
 
 from tests.fakes.prometheus_server import RealPrometheus, nezha_to_openmetrics, require_binaries
 from tests.shared import NEZHA_TT_DAY, shared_path
+from thinkfl_operator.evaluation.labels import Fault, read_faults
 from thinkfl_operator.kube.sandbox import Emulator, emulator
+from thinkfl_operator.telemetry.nezha import NezhaStore
+
+
+@pytest.fixture(scope="session")
+def nezha_tt_faults() -> list[Fault]:
+    """The labeled faults of TT 2023-01-30."""
+    return read_faults(shared_path(*NEZHA_TT_DAY))
+
+
+@pytest.fixture(scope="session")
+def nezha_tt_spans() -> pd.DataFrame:
+    """Every span of TT 2023-01-30, as the offline store reads them (served by the trace
+    API stand-ins)."""
+    return NezhaStore(shared_path(*NEZHA_TT_DAY)).spans_between(0, 2**62).frame
 
 
 @pytest.fixture(scope="session")

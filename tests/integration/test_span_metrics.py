@@ -36,7 +36,7 @@ from thinkfl_operator.config.settings import (
 )
 from thinkfl_operator.core.models import Incident
 from thinkfl_operator.engines.heuristic.engine import HeuristicEngine
-from thinkfl_operator.evaluation.labels import Fault, read_faults
+from thinkfl_operator.evaluation.labels import Fault
 from thinkfl_operator.telemetry.live import FOCUS_AFTER_S, FOCUS_BEFORE_S, LiveStore, open_live
 from thinkfl_operator.telemetry.nezha import NezhaStore
 from thinkfl_operator.telemetry.prometheus import NEZHA_CATALOG, PrometheusMetrics
@@ -59,13 +59,13 @@ def day() -> Path:
 
 
 @pytest.fixture(scope="module")
-def faults(day: Path) -> list[Fault]:
-    return read_faults(day)
+def faults(nezha_tt_faults: list[Fault]) -> list[Fault]:
+    return nezha_tt_faults
 
 
 @pytest.fixture(scope="module")
-def spans(day: Path) -> pd.DataFrame:
-    return NezhaStore(day).spans_between(0, 2**62).frame
+def spans(nezha_tt_spans: pd.DataFrame) -> pd.DataFrame:
+    return nezha_tt_spans
 
 
 @pytest.fixture(scope="module")

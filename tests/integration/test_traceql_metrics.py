@@ -19,7 +19,6 @@ import pytest
 
 from tests.fakes.trace_api import Fault as ServerFault
 from tests.fakes.trace_api import TraceApiServer
-from tests.shared import NEZHA_TT_DAY, shared_path
 from thinkfl_operator.config.settings import (
     LogsSettings,
     PrometheusSettings,
@@ -28,7 +27,7 @@ from thinkfl_operator.config.settings import (
 )
 from thinkfl_operator.core.models import Incident
 from thinkfl_operator.engines.heuristic.engine import HeuristicEngine
-from thinkfl_operator.evaluation.labels import Fault, read_faults
+from thinkfl_operator.evaluation.labels import Fault
 from thinkfl_operator.telemetry.live import (
     FOCUS_AFTER_S,
     FOCUS_BEFORE_S,
@@ -36,7 +35,6 @@ from thinkfl_operator.telemetry.live import (
     LiveStore,
     open_live,
 )
-from thinkfl_operator.telemetry.nezha import NezhaStore
 from thinkfl_operator.telemetry.span_sets import NAMING as SPAN_SETS
 from thinkfl_operator.telemetry.tempo import SPAN_SETS_QUERY
 from thinkfl_operator.telemetry.traceql_metrics import NAMING, PATH
@@ -49,13 +47,13 @@ POSITIONS = (0, 2)
 
 
 @pytest.fixture(scope="module")
-def faults() -> list[Fault]:
-    return read_faults(shared_path(*NEZHA_TT_DAY))
+def faults(nezha_tt_faults: list[Fault]) -> list[Fault]:
+    return nezha_tt_faults
 
 
 @pytest.fixture(scope="module")
-def spans() -> pd.DataFrame:
-    return NezhaStore(shared_path(*NEZHA_TT_DAY)).spans_between(0, 2**62).frame
+def spans(nezha_tt_spans: pd.DataFrame) -> pd.DataFrame:
+    return nezha_tt_spans
 
 
 @pytest.fixture(scope="module")

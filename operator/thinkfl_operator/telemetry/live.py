@@ -152,8 +152,8 @@ class LiveStore(MemoryStore):
 
     def _span_baseline(self) -> SpanBaseline | None:
         """The span-metrics baseline around the focus window, read once: from Prometheus (two
-        or three queries), else from Tempo's TraceQL metrics (two requests); None when neither
-        has it."""
+        or three queries), else (Tempo) from its TraceQL metrics (a request per side), else from
+        its search's span sets (``_span_sets``); None when none has it."""
         focus = self._focus()
         if self._span_asked or focus is None:
             return self.span_baseline
@@ -165,14 +165,15 @@ class LiveStore(MemoryStore):
             found = self.span_metrics.baseline([before, after], before[0], after[1])
         # Tempo's own baselines read only what has happened: a side still in the future (an
         # incident diagnosed while it lasts) is cut at now, or left out
-        sides = [(lo, min(hi, time.time())) for lo, hi in (before, after) if lo < time.time() - 60]
+        now = time.time()
+        sides = [(lo, min(hi, now)) for lo, hi in (before, after) if lo < now - 60]
         if (found is None or not found.keys) and self.traceql_metrics is not None \
                 and self._left() > len(sides):
             found, why = self.traceql_metrics.baseline(sides)
-            instead = "the search span sets" if self.span_sets else "fetched traces"
             if why:
-                self.quality.add(f"TraceQL metrics baseline ({why}; "
-                                 + ("from the sides that answered)" if found is not None else f"{instead} used instead)"))
+                instead = "the search span sets" if self.span_sets else "fetched traces"
+                then = "from the sides that answered" if found is not None else f"{instead} used instead"
+                self.quality.add(f"TraceQL metrics baseline ({why}; {then})")
         if (found is None or not found.keys) and self.span_sets and isinstance(self.traces, TempoClient):
             found = self._span_sets(sides)
         self.span_baseline = found if found is not None and found.keys else None

@@ -190,8 +190,8 @@ class SpanMetrics:
             for row in self._query(promql, end):
                 labels = row.get("metric", {})
                 key = (str(labels.get(naming.service, "")), str(labels.get(naming.operation, "")))
-                le = _float(labels.get("le"))
-                value = _float((row.get("value") or [0, "nan"])[1])
+                le = number(labels.get("le"))
+                value = number((row.get("value") or [0, "nan"])[1])
                 if not key[0] or math.isnan(le) or math.isnan(value):
                     continue
                 parts.setdefault(key, {})
@@ -208,7 +208,9 @@ class SpanMetrics:
         return out
 
 
-def _float(text: object) -> float:
+def number(text: object) -> float:
+    """A label or sample value as a float (Prometheus and Tempo send numbers as text); NaN
+    when it is none."""
     try:
         return float(str(text))
     except ValueError:

@@ -4,9 +4,10 @@ Tempo's ``/api/search`` answers, for each trace found, the spans that matched th
 "span set", at most ``spss`` of them: ``max_spans_per_span_set``, 100 by default) with their
 name, start, duration and the attributes the query selects, but not their parents. A query that
 every span matches and that selects the service and the status (``tempo.SPAN_SETS_QUERY``)
-therefore brings a sample of whole traces' span durations in one request per side of the
-incident window (a few, so the sample spreads over the side): the durations of each (service,
-span name) and its errors, what span metrics hold, without fetching traces one by one. The durations become a ``SpanBaseline`` whose
+therefore brings a sample of whole traces' span durations in a few requests per side of the
+incident window (the live store asks each side in parts, so the sample spreads over it): the
+durations of each (service, span name) and its errors, what span metrics hold, without
+fetching traces one by one. The durations become a ``SpanBaseline`` whose
 "buckets" are the sample's own sorted durations, and the live store copies the incident window's
 traces with it, exactly as it does with span metrics.
 """
@@ -28,11 +29,10 @@ NAMING = Naming("Tempo search span sets", "select(resource.service.name, name, s
 def span_set_baseline(frames: Sequence[pd.DataFrame]) -> SpanBaseline | None:
     """Every (service, operation)'s durations and errors in the span-set frames (``tempo.
     SPAN_SET_COLUMNS``; a span found on both sides counts once); None without spans."""
-    spans = pd.concat([f for f in frames if not f.empty], ignore_index=True) if any(
-        not f.empty for f in frames) else pd.DataFrame()
-    if spans.empty:
+    found = [f for f in frames if not f.empty]
+    if not found:
         return None
-    spans = spans.drop_duplicates(["trace_id", "service", "operation", "start_us", "duration_us"])
+    spans = pd.concat(found, ignore_index=True).drop_duplicates(["trace_id", "service", "operation", "start_us", "duration_us"])
     out = SpanBaseline(NAMING)
     for (service, operation), group in spans.groupby(["service", "operation"], sort=True):
         bounds, counts = np.unique(group["duration_us"].to_numpy(dtype="float64") / 1e6, return_counts=True)

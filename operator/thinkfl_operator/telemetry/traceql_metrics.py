@@ -19,8 +19,8 @@ instead of a sampled baseline of whole traces, one request each.
 
 Where Tempo cannot answer (before 2.6: 404; no metrics-generator or local-blocks processor:
 500 ``empty ring`` / ``localblocks processor not found``; a window past its limits: 400) the
-query is not retried, the reason is returned for the notes, and the caller samples baseline
-traces as before. A 200 without series (no spans, or Tempo 2.x with no blocks for metrics over
+query is not retried, the reason is returned for the notes, and the caller turns to the
+search's span sets (``span_sets``) or fetched baseline traces. A 200 without series (no spans, or Tempo 2.x with no blocks for metrics over
 an older window) is no baseline either.
 """
 
@@ -34,7 +34,7 @@ import numpy as np
 
 from thinkfl_operator.telemetry.http import HttpBackendError
 from thinkfl_operator.telemetry.otlp import any_value
-from thinkfl_operator.telemetry.span_metrics import KeyBaseline, Naming, SpanBaseline
+from thinkfl_operator.telemetry.span_metrics import KeyBaseline, Naming, SpanBaseline, number
 from thinkfl_operator.telemetry.tempo import TempoClient
 
 #: How the baseline is named in notes; the label names of the answer.
@@ -70,7 +70,7 @@ class TraceqlMetrics:
                 break
             for labels, value in series:
                 key = (str(labels.get(NAMING.service, "")), str(labels.get(NAMING.operation, "")))
-                upper = _number(labels.get(_BUCKET))
+                upper = number(labels.get(_BUCKET))
                 if not key[0] or not upper > 0 or not math.isfinite(upper) or not value > 0:
                     continue
                 buckets = parts.setdefault(key, {})
@@ -117,14 +117,5 @@ def instant_series(body: Any) -> list[tuple[dict[str, Any], float]]:
         for pair in series.get("labels") or []:
             if isinstance(pair, Mapping) and isinstance(pair.get("key"), str):
                 labels[pair["key"]] = any_value(pair.get("value"))
-        out.append((labels, _number(series.get("value", 0.0))))
+        out.append((labels, number(series.get("value", 0.0))))
     return out
-
-
-def _number(value: Any) -> float:
-    if isinstance(value, bool):
-        return math.nan
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return math.nan

@@ -180,7 +180,8 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     engine = make_engine(args.engine or settings.engine, settings)
     rows = render.EvaluationTable(faults, {store.service_of(pod) for pod in store.metric_pods()})
     print(rows.header(), flush=True)  # each row as its fault is diagnosed, the summary at the end
-    results = runner.run(store, faults, engine, on_result=lambda result: print(rows.row(result), flush=True))
+    results = runner.run(store, faults, engine, on_result=lambda result: print(rows.row(result), flush=True),
+                         jobs=args.jobs or runner.default_jobs())
     print(render.evaluation_summary(results, runner.summarize(results)))
     if args.json:
         write_json(args.json, [_entry(r) for r in results])
@@ -203,7 +204,7 @@ def _entry(result: runner.FaultResult) -> dict[str, Any]:
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     from thinkfl_operator.evaluation.bench import bench_dataset
 
-    print(bench_dataset(args.data_dir, settings))
+    print(bench_dataset(args.data_dir, settings, jobs=args.jobs or runner.default_jobs()))
     return 0
 
 

@@ -102,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     _logs_option(ev)
     _llm_options(ev)
     ev.add_argument("--json", type=Path, metavar="FILE", help="write one entry per fault as JSON")
+    _jobs_option(ev)
 
     run = sub.add_parser(
         "run", help="run the Kubernetes operator (settings from THINKFL_* variables)",
@@ -111,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="time and memory of evaluating a dataset folder")
     bench.add_argument("data_dir", type=Path, metavar="DATA_DIR")
+    _jobs_option(bench)
     _records_parsers(sub)
     return parser
 
@@ -120,6 +122,18 @@ def _engine_option(parser: argparse.ArgumentParser) -> None:
                         help="heuristic: deterministic, no GPU; thinkfl: the ThinkFL model at "
                              "--llm-url; auto: ThinkFL, the deterministic engine when it fails "
                              "(default: THINKFL_ENGINE)")
+
+
+def _jobs_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--jobs", type=_positive_int, default=None, metavar="N",
+                        help="diagnose the faults in N processes forked after the data is loaded "
+                             "(default: one per CPU, at most 4; the deterministic engine only)")
+
+
+def _positive_int(text: str) -> int:
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return int(text)
 
 
 def _logs_option(parser: argparse.ArgumentParser) -> None:

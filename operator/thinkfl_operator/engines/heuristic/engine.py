@@ -62,6 +62,8 @@ MAX_CANDIDATES = 10
 
 class HeuristicEngine:
     name = "heuristic"
+    #: Computes alone (no sockets, no threads of its own): an evaluation may fork it.
+    forkable = True
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -75,10 +77,14 @@ class HeuristicEngine:
         last = end_s + self.settings.heuristic.window_seconds + horizon
         _, (first_log, _) = log_period(start_s, start_s, self.settings.logs)
         if store.logs is None or not logs_on(store, self.settings.logs):
-            self._cache.between(store, start_s - horizon, last)
-            return
-        self._cache.between(store, min(start_s - horizon, first_log), last)
-        self._logs.load(store.logs, first_log, end_s + self.settings.heuristic.window_seconds)
+            _, measured = self._cache.between(store, start_s - horizon, last)
+        else:
+            _, measured = self._cache.between(store, min(start_s - horizon, first_log), last)
+            self._logs.load(store.logs, first_log, end_s + self.settings.heuristic.window_seconds)
+            self._logs.warm(measured.frame)
+        # what each incident would compute on first use, once here (before an evaluation forks)
+        measured.sort_medians()
+        store.metrics(store.metric_pods(), start_s, start_s)
 
     def diagnose(self, store: Store, incident: Incident) -> Diagnosis:
         clock = _Clock()

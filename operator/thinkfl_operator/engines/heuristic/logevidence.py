@@ -56,6 +56,13 @@ class LogCache:
             patterns = patterns[(t >= start_s) & (t < end_s)]
         return replace(self._batch, lines=lines.iloc[a:b], coverage=coverage, patterns=patterns)
 
+    def warm(self, spans: pd.DataFrame) -> None:
+        """Key every loaded line and join the templates' owners from ``spans`` now (each
+        incident would on first use)."""
+        self.keys(*self._range)
+        if not spans.empty:
+            self.owners(spans)
+
     def keys(self, start_s: float, end_s: float) -> LineKeys:
         """The ``LineKeys`` of ``batch(…, start_s, end_s)``'s lines (keyed once per load)."""
         if self._keys is None:

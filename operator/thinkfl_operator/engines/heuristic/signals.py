@@ -45,10 +45,10 @@ SCALE_FLOOR_REL = 0.10
 #: A value must fall by at least this share to count as "ends early" or "stops calling".
 MIN_DROP = 0.3
 MIN_WINDOW = 3
-#: Low-cardinality text columns kept as categories (IDs stay text: encoding them costs more
-#: than the per-incident slices, which are views, ever save).
 #: The columns the shift statistics read (baselines are cut down to these).
 STAT_COLUMNS = ["op_key", "edge_key", "self_us", "gap_us", "duration_us", "child_count", "is_error"]
+#: The (key, value) pairs whose baseline medians ``compute_shifts`` reads from sorted values.
+MEDIANS = (("op_key", "self_us"), ("edge_key", "gap_us"), ("op_key", "duration_us"), ("op_key", "child_count"))
 MIN_BASELINE = 5
 
 
@@ -81,6 +81,11 @@ class Measured:
     edges: pd.DataFrame  # edge_key → pod, service, parent_service, operation
     _sorted: dict[tuple[str, str], tuple[np.ndarray, np.ndarray, np.ndarray]] = field(
         default_factory=dict, repr=False, compare=False)
+
+    def sort_medians(self) -> None:
+        """``by_key`` of every (key, value) pair ``compute_shifts`` takes baseline medians of."""
+        for code, value in MEDIANS:
+            self.by_key(code, value)
 
     def by_key(self, code: str, value: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The rows with a key and a value sorted by (key, value), and their keys and values:

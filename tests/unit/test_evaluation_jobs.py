@@ -1,0 +1,71 @@
+"""An evaluation in forked worker processes: the same answers in label order, and a worker that
+dies costs no fault."""
+
+from __future__ import annotations
+
+import os
+
+from thinkfl_operator.config.settings import Settings
+from thinkfl_operator.core.models import Candidate, Diagnosis, Incident
+from thinkfl_operator.demo.synthetic import generate
+from thinkfl_operator.engines.heuristic.engine import HeuristicEngine
+from thinkfl_operator.evaluation import runner
+from thinkfl_operator.evaluation.labels import Fault
+from thinkfl_operator.telemetry.store import Store
+
+INCIDENT = generate(fault="network_delay", service="recommendationservice")
+
+
+def _faults(n: int) -> list[Fault]:
+    t0 = INCIDENT.time_s
+    return [Fault(t0 + 20 * i, f"t{i}", "", "recommendationservice", "network_delay", "service")
+            for i in range(n)]
+
+
+def _answers(results: list[runner.FaultResult]) -> list[tuple[str, list[tuple[str, str, float]]]]:
+    return [(r.fault.time_text, [(c.service, c.pod, c.score) for c in r.diagnosis.root_causes]
+             if r.diagnosis else []) for r in results]
+
+
+def test_forked_workers_give_the_serial_answers_in_label_order() -> None:
+    faults = _faults(5)
+    serial = runner.run(INCIDENT.store(), faults, HeuristicEngine(Settings()), jobs=1)
+    seen: list[str] = []
+    forked = runner.run(INCIDENT.store(), faults, HeuristicEngine(Settings()),
+                        on_result=lambda r: seen.append(r.fault.time_text), jobs=2)
+    assert _answers(forked) == _answers(serial)
+    assert seen == [f.time_text for f in faults]
+    assert all(r.diagnosis is not None for r in forked)
+
+
+class _DiesInAWorker:
+    """Answers every fault, but a worker process that takes the third one dies on it."""
+
+    name = "dies"
+    forkable = True
+
+    def __init__(self) -> None:
+        self.parent = os.getpid()
+        self.pids: set[int] = set()
+
+    def diagnose(self, store: Store, incident: Incident) -> Diagnosis:
+        if os.getpid() != self.parent and incident.time_s == _faults(3)[2].time_s:
+            os._exit(3)  # killed: no exception, no result
+        self.pids.add(os.getpid())
+        return Diagnosis(root_causes=[Candidate(service="s", score=1.0)], engine=self.name)
+
+
+def test_a_worker_that_dies_costs_no_fault() -> None:
+    engine = _DiesInAWorker()
+    results = runner.run(INCIDENT.store(), _faults(4), engine, jobs=2)
+    assert [r.fault.time_text for r in results] == ["t0", "t1", "t2", "t3"]
+    assert all(r.diagnosis is not None and not r.error for r in results)
+    assert os.getpid() in engine.pids  # what the dead worker left was diagnosed here
+
+
+def test_an_engine_that_is_not_forkable_runs_in_this_process() -> None:
+    engine = _DiesInAWorker()
+    engine.forkable = False  # type: ignore[misc]
+    results = runner.run(INCIDENT.store(), _faults(3), engine, jobs=4)
+    assert all(r.diagnosis is not None for r in results)
+    assert engine.pids == {os.getpid()}

@@ -69,3 +69,10 @@ def test_an_engine_that_is_not_forkable_runs_in_this_process() -> None:
     results = runner.run(INCIDENT.store(), _faults(3), engine, jobs=4)
     assert all(r.diagnosis is not None for r in results)
     assert engine.pids == {os.getpid()}
+
+
+def test_auto_without_a_model_forks_like_the_deterministic_engine() -> None:
+    from thinkfl_operator.engines.diagnose import make_engine
+
+    assert getattr(make_engine("auto", Settings()), "forkable", False)
+    assert getattr(make_engine("heuristic", Settings()), "forkable", False)

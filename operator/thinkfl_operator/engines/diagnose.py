@@ -33,6 +33,7 @@ class _NoLLM:
     """``auto`` with no endpoint configured: the deterministic engine, and a note saying so."""
 
     name = "auto"
+    forkable = True
 
     def __init__(self, inner: HeuristicEngine) -> None:
         self.inner = inner

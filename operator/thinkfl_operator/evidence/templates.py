@@ -38,6 +38,8 @@ _LEVEL_RE2 = (
     r"(?i)(?:^|[\s\[\"'=:|])(?P<level>FATAL|CRITICAL|CRIT|PANIC|EMERG|SEVERE|ERROR|ERR|WARNING|WARN|INFO|DEBUG"
     r"|TRACE)(?:$|[\s\]\"',:|])")
 #: (RE2 pattern, replacement), applied in order; the first three remove, the rest mask.
+#: What the removals can match decides where heads may be cut (``_CUT``), and ``_removed``
+#: looks for dates only in texts holding a ``-`` or ``/``.
 _REMOVED = 3
 _MASKS = (
     # clock and date prefixes: 17:02:12.420, 2023-01-29T09:02:12.42Z, 2023/01/29 09:02:12
@@ -58,32 +60,76 @@ _MASKS = (
 #: Lines templated per thread (pyarrow's kernels run without the GIL; one kernel call is
 #: single-threaded, so a long array is cut in parts, one per core).
 _PART_LINES = 20_000
+#: Where a head is cut in two (its first occurrence) for the removals. No removal pattern
+#: can match ``[`` (clock and date characters; the letters of trace/span/id, hex digits,
+#: quotes, ``-``, ``:``, ``=`` and whitespace), and it is no word character, so no removal
+#: straddles it and a ``\b`` beside it reads the same in a part as in the whole head: each
+#: removal pass over the whole head is that pass over the part before it joined to that pass
+#: over the part from it on (the ``[`` stays, so this holds pass after pass). Lines differ
+#: mostly by what comes before their first ``[`` (clock, level, logger, trace IDs) and
+#: repeat what follows it: the part from it on is read once per distinct value.
+_CUT = "["
 
 
 def templates(lines: pd.Series) -> pd.Series:
-    """The template of each line (same index).
-
-    Lines are unique mostly by their clock and trace IDs: once those are removed (the first
-    ``_REMOVED`` masks, and the cut to ``MASKED_CHARS``), a day's 75k lines hold ~3k distinct
-    heads, so the remaining masks run on each distinct head once."""
+    """The template of each line (same index)."""
     if lines.empty:
         return pd.Series([], index=lines.index, dtype=object)
-    heads = pc.dictionary_encode(_parallel(_head, _arrow(lines)))
-    distinct = np.asarray(_masked(heads.dictionary).to_numpy(zero_copy_only=False), dtype=object)
-    return pd.Series(distinct[heads.indices.to_numpy(zero_copy_only=False)], index=lines.index)
+    template, _ = categorized(lines)
+    return pd.Series(np.asarray(template, dtype=object), index=lines.index)
+
+
+def levels(lines: pd.Series) -> pd.Series:
+    """The severity each line states ("" when none), normalized to ``LEVELS``."""
+    if lines.empty:
+        return pd.Series([], index=lines.index, dtype=object)
+    found = pc.dictionary_encode(_level_words(pc.utf8_slice_codeunits(_text(_arrow(lines)), 0, HEAD_CHARS)),
+                                 null_encoding="encode")
+    upper = _normalized(found.dictionary).take(found.indices)
+    return pd.Series(np.asarray(upper.to_numpy(zero_copy_only=False), dtype=object), index=lines.index)
 
 
 def categorized(lines: pd.Series) -> tuple[pd.Series, pd.Series]:
     """``templates(lines)`` and ``levels(lines)`` as categorical columns (same values and the
     same categories ``astype("category")`` gives), made from their few distinct values: a
     cache of many incidents keeps these, and counts their codes."""
-    if lines.empty:
-        return (pd.Series([], index=lines.index, dtype="category"),
-                pd.Series([], index=lines.index, dtype="category"))
-    both = _parallel(_head_and_level, _arrow(lines))  # one pass of threads for both
-    heads, found = pc.dictionary_encode(both.field(0)), pc.dictionary_encode(both.field(1))
-    return (_categorical(_masked(heads.dictionary), heads.indices, lines.index),
-            _categorical(found.dictionary, found.indices, lines.index))
+    return categorized_arrow(_arrow(lines), lines.index)
+
+
+def categorized_arrow(lines: pa.Array | pa.ChunkedArray,
+                      index: pd.Index | None = None) -> tuple[pd.Series, pd.Series]:
+    """``categorized`` of lines held by pyarrow (nulls read as ""), indexed by ``index``
+    (default: positions).
+
+    A line's template is made of its head (its first ``HEAD_CHARS`` characters) with clocks
+    and trace fields removed (the first ``_REMOVED`` masks), trimmed and cut to
+    ``MASKED_CHARS``; the remaining masks run on each distinct such head once. Lines are
+    unique mostly by their clock and trace IDs, which come before the head's first ``_CUT``:
+    only that part is removed from per line, the rest once per distinct value (see
+    ``_CUT``); a day's 75k lines hold ~300 distinct parts before it once removed, ~4k after
+    it. The level is the first level word of each line's whole head (``levels``)."""
+    text = _text(lines)
+    if index is None:
+        index = pd.RangeIndex(len(text))
+    if len(text) == 0:
+        return (pd.Series([], index=index, dtype="category"),
+                pd.Series([], index=index, dtype="category"))
+    parts = _parallel(_split, text)
+    before = pc.dictionary_encode(parts.field("before"))  # removed already
+    after = pc.dictionary_encode(parts.field("after"))  # null: no cut
+    n_after = len(after.dictionary)
+    after_removed = pa.concat_arrays([_removed(pc.binary_join_element_wise(_CUT, after.dictionary, "")),
+                                      pa.array([""])])  # the last one: no cut
+    key = (before.indices.to_numpy(zero_copy_only=False).astype(np.int64) * (n_after + 1)
+           + pc.fill_null(after.indices, n_after).to_numpy(zero_copy_only=False))
+    pair_codes, pairs = pd.factorize(key)  # the distinct (before, after) of the lines
+    joined = pc.binary_join_element_wise(before.dictionary.take(pa.array(pairs // (n_after + 1))),
+                                         after_removed.take(pa.array(pairs % (n_after + 1))), "")
+    heads = pc.dictionary_encode(pc.utf8_slice_codeunits(pc.utf8_trim_whitespace(joined), 0, MASKED_CHARS))
+    codes = heads.indices.to_numpy(zero_copy_only=False)[pair_codes]
+    found = pc.dictionary_encode(parts.field("level"), null_encoding="encode")
+    return (_categorical(_masked(heads.dictionary), pa.array(codes), index),
+            _categorical(_normalized(found.dictionary), found.indices, index))
 
 
 def _categorical(values: pa.Array, indices: pa.Array, index: pd.Index) -> pd.Series:
@@ -105,23 +151,39 @@ def _parallel(function: Callable[[pa.Array], pa.Array], text: pa.Array) -> pa.Ar
     return pa.chunked_array(chunks).combine_chunks()
 
 
-def _head_and_level(lines: pa.Array) -> pa.Array:
-    """``_head`` and ``_levels`` of the lines, as the two fields of a struct array."""
-    return pa.StructArray.from_arrays([_head(lines), _levels(lines)], names=["head", "level"])
+def _split(lines: pa.Array) -> pa.StructArray:
+    """Each line's head cut before its first ``_CUT`` (see there): ``before`` the part before
+    it with clocks and trace fields removed, ``after`` the part after it (null when the head
+    has none); ``level`` the head's first level word (null when none)."""
+    head = pc.utf8_slice_codeunits(lines, 0, HEAD_CHARS)
+    pieces = pc.split_pattern(head, _CUT, max_splits=1)
+    offsets = pieces.offsets.to_numpy()
+    first, cut = offsets[:-1], np.diff(offsets) == 2
+    before = pieces.values.take(pa.array(first))
+    after = pieces.values.take(pa.array(first + 1, mask=~cut))
+    return pa.StructArray.from_arrays([_removed(before), after, _level_words(head)],
+                                      names=["before", "after", "level"])
 
 
-def _head(lines: pa.Array) -> pa.Array:
-    """The line's head with clocks and trace fields removed, trimmed, cut to ``MASKED_CHARS``:
-    what the template is made of."""
-    text = pc.utf8_slice_codeunits(lines, 0, HEAD_CHARS)
-    for pattern, replacement in _MASKS[:_REMOVED]:
+def _removed(text: pa.Array) -> pa.Array:
+    """Clocks and trace fields removed (the first ``_REMOVED`` masks, in order). The dates'
+    pattern reads a ``-`` or ``/``: only texts holding one are searched for dates."""
+    dated = pc.or_(_holds(text, "-"), _holds(text, "/"))
+    pattern, replacement = _MASKS[0]
+    text = pc.replace_with_mask(text, dated, pc.replace_substring_regex(text.filter(dated), pattern, replacement))
+    for pattern, replacement in _MASKS[1:_REMOVED]:
         text = pc.replace_substring_regex(text, pattern, replacement)
-    return pc.utf8_slice_codeunits(pc.utf8_trim_whitespace(text), 0, MASKED_CHARS)
+    return text
+
+
+def _holds(text: pa.Array, literal: str) -> pa.Array:
+    """Whether each text holds ``literal`` (splitting finds it faster than ``match_substring``)."""
+    return pc.greater(pc.list_value_length(pc.split_pattern(text, literal, max_splits=1)), 1)
 
 
 def _masked(heads: pa.Array) -> pa.Array:
-    """Heads (``_head``) to templates: IDs and numbers masked, the first ``TEMPLATE_TOKENS``
-    tokens kept."""
+    """Heads (clocks and trace fields removed, trimmed, cut) to templates: IDs and numbers
+    masked, the first ``TEMPLATE_TOKENS`` tokens kept."""
     text = heads
     for pattern, replacement in _MASKS[_REMOVED:]:
         text = pc.replace_substring_regex(text, pattern, replacement)
@@ -131,18 +193,14 @@ def _masked(heads: pa.Array) -> pa.Array:
     return pc.binary_join(head, " ")
 
 
-def levels(lines: pd.Series) -> pd.Series:
-    """The severity each line states ("" when none), normalized to ``LEVELS``."""
-    if lines.empty:
-        return pd.Series([], index=lines.index, dtype=object)
-    upper = _levels(_arrow(lines))
-    return pd.Series(np.asarray(upper.to_numpy(zero_copy_only=False), dtype=object), index=lines.index)
+def _level_words(text: pa.Array) -> pa.Array:
+    """The first level word of each text as written (null when none)."""
+    return pc.struct_field(pc.extract_regex(text, _LEVEL_RE2), "level")
 
 
-def _levels(lines: pa.Array) -> pa.Array:
-    head = pc.utf8_slice_codeunits(lines, 0, HEAD_CHARS)
-    found = pc.struct_field(pc.extract_regex(head, _LEVEL_RE2), "level")
-    upper = pc.utf8_upper(pc.fill_null(found, ""))
+def _normalized(words: pa.Array) -> pa.Array:
+    """Level words (``_level_words``) normalized to ``LEVELS`` ("" for none)."""
+    upper = pc.utf8_upper(pc.fill_null(words, ""))
     for alias, level in _LEVEL_ALIASES.items():
         upper = pc.if_else(pc.equal(upper, alias), level, upper)
     return upper
@@ -150,8 +208,16 @@ def _levels(lines: pa.Array) -> pa.Array:
 
 def _arrow(lines: pd.Series) -> pa.Array:
     """The lines as one pyarrow string array (no copy when pandas already holds them so)."""
-    array = pa.array(lines, type=pa.string(), from_pandas=True)
-    return pc.fill_null(array, "")
+    return pa.array(lines, type=pa.string(), from_pandas=True)
+
+
+def _text(lines: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """One string array, nulls as ""."""
+    if isinstance(lines, pa.ChunkedArray):
+        lines = lines.combine_chunks()
+    if lines.type != pa.string():
+        lines = lines.cast(pa.string())
+    return pc.fill_null(lines, "")
 
 
 def is_problem(level: str) -> bool:

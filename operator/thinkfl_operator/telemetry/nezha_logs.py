@@ -50,6 +50,16 @@ _DOCKER_PREFIX = '{"log":"'
 _DOCKER_SEPARATOR = '","stream":"'
 #: The ``log`` field of any JSON record (escapes kept, undone after).
 _DOCKER_LOG = r'"log"\s*:\s*"(?P<line>(?:[^"\\]|\\.)*)"'
+#: The separator as bytes.
+_SEPARATOR = np.frombuffer(_DOCKER_SEPARATOR.encode(), dtype=np.uint8)
+#: Where a line is cut in its record (characters) before it is unescaped: escapes shrink.
+_LINE_END = len(_DOCKER_PREFIX) + MAX_LINE_CHARS + 64
+#: A Docker record's first characters that decide its line (a separator found in them starts
+#: before ``_LINE_END``; one straddling their end starts at or past it).
+_WINDOW = _LINE_END + len(_DOCKER_SEPARATOR) - 1
+#: The last bytes of a long record where its separator is looked for first.
+_TAIL_BYTES = 256
+_STRING = pa.string()
 _ESCAPES = (("\\n", "\n"), ("\\t", "\t"), ('\\"', '"'), ("\\/", "/"), ("\\\\", "\\"))
 
 
@@ -83,9 +93,11 @@ class NezhaLogs:
         return files_near(self._files, self._day, "_log.csv", start_s, end_s)
 
     def _ensure_loaded(self, paths: list[Path]) -> None:
-        """Read the files not read yet and merge them into the kept lines, in Arrow (one take
-        of the whole day: pandas' per-column filters and sorts of long text columns cost more
-        than reading them); the pandas frame is made once from the result."""
+        """Read the files not read yet and merge them into the kept lines, in Arrow; the pandas
+        frame is made once from the result. Each file's lines come sorted by time, so when the
+        files follow each other in time (minute files do) the merge is one concatenation of
+        the lines not repeated; else one take in time order (both what a stable sort of all
+        the lines gives)."""
         new = [p for p in paths if p not in self._loaded]
         if not new:
             return
@@ -97,16 +109,29 @@ class NezhaLogs:
             if table is not None:
                 runs += _runs(table.column("time_ns").to_numpy())
                 tables.append(table)
+        del read
         self._loaded.update(new)
         self._coverage = merge_coverage(runs)
         if not tables:
             return
-        merged = pa.concat_tables(tables).combine_chunks()
+        merged = pa.concat_tables(tables)
         times = merged.column("time_ns").to_numpy()
         repeated = _repeated(times, merged)
         self.quality.add("repeated log lines", int(repeated.sum()))
         kept = np.flatnonzero(~repeated)
-        self._table = merged.take(kept[np.argsort(times[kept], kind="stable")])
+        order = kept[np.argsort(times[kept], kind="stable")]
+        del merged
+        if np.all(order[1:] > order[:-1]):  # already in time order: the kept rows, one copy
+            parts, start = [], 0
+            for table in tables:
+                keep = ~repeated[start:start + len(table)]
+                parts.append(table if keep.all() else table.filter(pa.array(keep)))
+                start += len(table)
+            tables = parts
+            self._table = _one_chunk(pa.concat_tables(tables))
+        else:
+            self._table = pa.concat_tables(tables).take(pa.array(order))
+        del tables
         self._lines = self._table.to_pandas()
 
     def _read(self, path: Path) -> tuple[pa.Table | None, DataQuality]:
@@ -116,34 +141,45 @@ class NezhaLogs:
         return self._lines_of(path, quality), quality
 
     def _lines_of(self, path: Path, quality: DataQuality) -> pa.Table | None:
-        """The file's lines as a table of ``LINE_COLUMNS`` (None when the file is left out)."""
+        """The file's lines as a table of ``LINE_COLUMNS`` in time order (a stable sort: lines
+        of the same time stay in file order); None when the file is left out."""
         table = _read_csv(path, quality, self.max_file_lines)
         if table is None:
             return None
         times = _int_column(table.column("TimeUnixNano"))
-        line = _docker_lines(table.column("Log"))
-        long = pc.sum(pc.cast(pc.greater(pc.utf8_length(line), MAX_LINE_CHARS), pa.int64())).as_py() or 0
-        quality.add(f"characters past {MAX_LINE_CHARS} of long log lines (lines cut)", int(long))
-        line = pc.utf8_slice_codeunits(line, 0, MAX_LINE_CHARS)
-        keep = pc.and_(pc.is_valid(times), pc.is_valid(line))
-        kept = pc.sum(pc.cast(keep, pa.int64())).as_py() or 0
-        quality.add("log rows without a time", len(table) - int(kept))
+        log = table.column("Log")
+        records = log.chunk(0) if log.num_chunks == 1 else log.combine_chunks()
+        keep = np.asarray(pc.and_(pc.is_valid(times), pc.is_valid(records)).to_numpy(zero_copy_only=False))
         if times.null_count:
             # As the reader always did (through a float64 numpy column): a file with a row
             # without a time has its times rounded to float64 (up to 128 ns off), so its lines
             # never match the same lines of an overlapping file as repeats. Kept so that
             # answers stay the same; exact times change 2023-01-30's ranking (121 more repeats).
             times = pc.cast(pc.cast(times, pa.float64(), safe=False), pa.int64())
+        stamps = pc.fill_null(times, 0).to_numpy()
+        rows = np.flatnonzero(keep)
+        order = rows[np.argsort(stamps[rows], kind="stable")]
+        line, long = _docker_lines(records, order)
+        quality.add(f"characters past {MAX_LINE_CHARS} of long log lines (lines cut)", long)
+        quality.add("log rows without a time", len(table) - len(rows))
         pods = pc.dictionary_encode(_text(table, "PodName"))
         services = pa.array([service_of_pod(p) for p in pods.dictionary.to_pylist()], type=pa.string())
+        index = pa.array(order)
+        codes = pods.indices.take(index)
         return pa.table({
-            "time_ns": pc.cast(times, pa.int64()),
-            "pod": pods.dictionary.take(pods.indices),
-            "service": services.take(pods.indices),
+            "time_ns": pa.array(stamps[order]),
+            "pod": pods.dictionary.take(codes),
+            "service": services.take(codes),
             "line": line,
-            "trace_id": _text(table, "TraceID"),
-            "span_id": _text(table, "SpanID"),
-        }).filter(keep)
+            "trace_id": _text(table, "TraceID").take(index),
+            "span_id": _text(table, "SpanID").take(index),
+        })
+
+
+def _one_chunk(table: pa.Table) -> pa.Table:
+    """The table with each column in one chunk (a column already so is not copied)."""
+    return pa.table({name: column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+                     for name, column in zip(table.column_names, table.columns)})
 
 
 def _repeated(times: np.ndarray, lines: pa.Table) -> np.ndarray:
@@ -158,10 +194,22 @@ def _repeated(times: np.ndarray, lines: pa.Table) -> np.ndarray:
     repeated = np.zeros(len(times), dtype=bool)
     if len(rows):
         part = pd.DataFrame({"time_ns": times[rows],
-                             "pod": np.asarray(lines.column("pod").take(rows).to_pylist(), dtype=object),
-                             "line": np.asarray(lines.column("line").take(rows).to_pylist(), dtype=object)})
+                             "pod": np.asarray(_taken(lines.column("pod"), rows).to_pylist(), dtype=object),
+                             "line": np.asarray(_taken(lines.column("line"), rows).to_pylist(), dtype=object)})
         repeated[rows] = part.duplicated(keep="first").to_numpy()
     return repeated
+
+
+def _taken(column: pa.ChunkedArray, rows: np.ndarray) -> pa.Array:
+    """``column[rows]`` (rows ascending) taken chunk by chunk: a take of a chunked column joins
+    its chunks first, a copy of the whole column."""
+    parts, start = [], 0
+    for chunk in column.chunks:
+        mine = rows[(rows >= start) & (rows < start + len(chunk))] - start
+        if len(mine):
+            parts.append(chunk.take(pa.array(mine)))
+        start += len(chunk)
+    return pa.concat_arrays(parts) if parts else pa.array([], type=column.type)
 
 
 def _read_csv(path: Path, quality: DataQuality, max_lines: int) -> pa.Table | None:
@@ -198,20 +246,146 @@ def _read_csv(path: Path, quality: DataQuality, max_lines: int) -> pa.Table | No
 
 
 def _int_column(column: pa.ChunkedArray) -> pa.ChunkedArray:
-    """Text to int64, null where it is not a whole number."""
+    """Text to int64, null where it is not a whole number (up to 19 digits, blanks around it
+    allowed). Digits alone, the usual column, are cast at once."""
+    if len(column) and not column.null_count and _longest(column) <= 19 and not any(
+            chunk.buffers()[2] is None or (np.frombuffer(chunk.buffers()[2], dtype=np.uint8) == ord("-")).any()
+            for chunk in column.chunks):
+        try:  # every value parses, with no sign: each is 1 to 19 digits (the parser takes no blank)
+            return pc.cast(column, pa.int64())
+        except pa.ArrowInvalid:
+            pass
     text = pc.utf8_trim_whitespace(column)
     ok = pc.match_substring_regex(text, r"^\d{1,19}$")
     return pc.cast(pc.if_else(ok, text, None), pa.int64())
 
 
-def _docker_lines(column: pa.ChunkedArray | pa.Array) -> pa.Array:
-    """The ``log`` field of each Docker record, unescaped, without its trailing newline; a
-    value that is not a Docker record is taken as the line itself.
+def _docker_lines(records: pa.Array, order: np.ndarray) -> tuple[pa.Array, int]:
+    """The line of the records at ``order`` (in that order), and how many of all the records
+    have a line longer than ``MAX_LINE_CHARS`` (cut). ``_exact_lines`` says what a record's
+    line is; this is it without its cost for the usual record: a Docker record whose line
+    holds no escape but the trailing ``\\n`` and fits ``MAX_LINE_CHARS`` is that line as it
+    lies in the record, found by two scans (the line's first backslash and first quote, each
+    one byte RE2 skips to with memchr) and copied once, in order. The other records (escapes,
+    long lines, no separator, not Docker) go through ``_exact_lines``'s steps on their first
+    ``_WINDOW`` characters only (``_slow_lines``) and are put in place."""
+    n = len(records)
+    data_buf = records.buffers()[2] if n and pa.types.is_string(records.type) else None
+    if records.null_count or data_buf is None or data_buf.size == 0:
+        lines, long = _exact_lines(records)
+        return lines.take(pa.array(order)), long
+    offsets = _offsets(records)
+    data = np.frombuffer(data_buf, dtype=np.uint8)
+    begin, end = offsets[:-1], offsets[1:]
+    docker = pc.starts_with(records, _DOCKER_PREFIX).to_numpy(zero_copy_only=False)
+    body = np.where(docker, begin + len(_DOCKER_PREFIX), begin)
+    # every record from its line on, up to the next record's line (a view, no copy); a find
+    # past the record's end is not in the record
+    rest = pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(np.append(body, end[-1]).astype(np.int32)),
+                                                  data_buf])
+    slash = body + pc.find_substring_regex(rest, r"\\").to_numpy()
+    quote = body + pc.find_substring_regex(rest, '"').to_numpy()
+    # a Docker line ends at its first unescaped quote, where the separator starts; it holds no
+    # backslash before that quote but that of an escaped newline just before it
+    found = np.flatnonzero(docker & (quote >= body))
+    near = data[np.minimum(quote[found, None] + np.arange(len(_SEPARATOR)), len(data) - 1)]
+    sep = np.zeros(n, dtype=bool)
+    sep[found] = (near == _SEPARATOR).all(axis=1) & (quote[found] + len(_SEPARATOR) <= end[found])
+    newline = ((slash >= body) & (slash == quote - 2)
+               & (data[np.minimum(slash + 1, len(data) - 1)] == ord("n")))
+    stop = np.where(newline, slash, quote)
+    last = data[np.maximum(stop - 1, 0)]
+    fast = (sep & (newline | (slash < body) | (slash > quote)) & (stop - body <= MAX_LINE_CHARS)
+            & ((stop == body) | ((last != ord("\n")) & (last != ord("\r")))))
+    lines = _ranges(data_buf, np.where(fast, body, begin), np.where(fast, stop, begin), order)
+    slow = np.flatnonzero(~fast)
+    if not len(slow):
+        return lines, 0
+    done, long = _slow_lines(records, slow, docker, sep)
+    hole = ~fast[order]
+    if hole.any():
+        lines = pc.replace_with_mask(lines, pa.array(hole), done.take(pa.array(np.searchsorted(slow, order[hole]))))
+    return lines, long
+
+
+def _slow_lines(records: pa.Array, rows: np.ndarray, docker: np.ndarray, sep: np.ndarray) -> tuple[pa.Array, int]:
+    """``_exact_lines`` of ``rows`` (ascending), and how many are long. A Docker record's line
+    depends only on its first ``_WINDOW`` characters and on whether it holds a separator at
+    all (``sep``: known to), so a long record is not copied whole: see ``_cut_lines``."""
+    plain, dock = rows[~docker[rows]], rows[docker[rows]]
+    parts, order, long = [], [], 0
+    if len(plain):
+        lines, cut = _exact_lines(records.take(pa.array(plain)))
+        parts.append(lines)
+        order.append(plain)
+        long += cut
+    if len(dock):
+        lines, cut = _finish(_cut_lines(records, dock, sep[dock]))
+        parts.append(lines)
+        order.append(dock)
+        long += cut
+    if len(parts) == 1:
+        return parts[0], long
+    return pa.concat_arrays(parts).take(pa.array(np.argsort(np.concatenate(order), kind="stable"))), long
+
+
+def _cut_lines(records: pa.Array, rows: np.ndarray, later: np.ndarray) -> pa.Array:
+    """The escaped line of the Docker records at ``rows`` (cut at ``_LINE_END``), as
+    ``_exact_lines`` finds it in the whole record, from the record's first ``_WINDOW``
+    characters (its window) and whether it holds a separator (``later``: known to; else
+    looked for). A separator found in the window is the record's first one and starts before
+    ``_LINE_END``: the line ends there. None found: the first one starts at or after
+    ``_LINE_END`` (one straddling the window's end starts past it), so the line is cut at
+    ``_LINE_END``; with no separator at all, the record itself is the line (cut after)."""
+    data_buf = records.buffers()[2]
+    data = np.frombuffer(data_buf, dtype=np.uint8)
+    offsets = _offsets(records)
+    begin, end = offsets[rows], offsets[rows + 1]
+    # _WINDOW bytes (back to a character's start) are _WINDOW characters when they are ASCII
+    stop = _char_start(data, np.minimum(end, begin + _WINDOW), end)
+    whole = stop == end
+    window = _ranges(data_buf, begin, stop)
+    at = pc.find_substring_regex(window, re.escape(_DOCKER_SEPARATOR)).to_numpy()
+    ask = np.flatnonzero(~whole & (at < 0) & ~later)
+    if len(ask):  # Docker ends a record with its stream and time: a separator is in its last bytes
+        tail = np.maximum(end[ask] - _TAIL_BYTES, stop[ask] - len(_DOCKER_SEPARATOR) + 1)
+        hit = pc.match_substring(_ranges(data_buf, tail, end[ask], kind=pa.binary()),
+                                 _DOCKER_SEPARATOR).to_numpy(zero_copy_only=False)
+        rest = ask[~hit]
+        if len(rest):
+            hit[~hit] = pc.match_substring(
+                _ranges(data_buf, stop[rest] - len(_DOCKER_SEPARATOR) + 1, end[rest], kind=pa.binary()),
+                _DOCKER_SEPARATOR).to_numpy(zero_copy_only=False)
+        later = later.copy()
+        later[ask] = hit
+    start = np.where((at >= 0) | (~whole & later), len(_DOCKER_PREFIX), 0)
+    cut = np.where(later, _LINE_END, _LINE_END - len(_DOCKER_PREFIX))
+    length = np.where(at >= 0, np.maximum(at, len(_DOCKER_PREFIX)), np.where(whole, stop - begin, cut))
+    wide = np.flatnonzero((at < 0) & ~whole & ~pc.string_is_ascii(window).to_numpy(zero_copy_only=False))
+    lines = _ranges(data_buf, begin + start, begin + length)
+    if not len(wide):
+        return lines
+    # a window of fewer than _WINDOW characters: the window of 4 bytes a character, cut
+    stop = _char_start(data, np.minimum(end[wide], begin[wide] + 4 * _WINDOW + 3), end[wide])
+    window = pc.utf8_slice_codeunits(_ranges(data_buf, begin[wide], stop), 0, _WINDOW)
+    head = pc.list_element(pc.split_pattern_regex(window, re.escape(_DOCKER_SEPARATOR), max_splits=1), 0)
+    split = pc.not_equal(pc.binary_length(head), pc.binary_length(window))
+    line = pc.if_else(pc.or_(split, pa.array(later[wide])),
+                      pc.utf8_slice_codeunits(head, len(_DOCKER_PREFIX), _LINE_END), head)
+    mask = np.zeros(len(rows), dtype=bool)
+    mask[wide] = True
+    return pc.replace_with_mask(lines, pa.array(mask), line)
+
+
+def _exact_lines(column: pa.Array) -> tuple[pa.Array, int]:
+    """The ``log`` field of each Docker record, unescaped, without its trailing newline, cut at
+    ``MAX_LINE_CHARS``; a value that is not a Docker record is taken as the line itself. Also
+    how many lines were longer than ``MAX_LINE_CHARS``. What every record's line is; done this
+    way only for the records ``_docker_lines`` leaves (each step is a copy of the column).
 
     Docker writes ``{"log":"…","stream":"…","time":"…"}`` with ``log`` first, so the field is
     what lies between the opening ``{"log":"`` and the first ``","stream":"`` (a quote inside
     the line is escaped, so that separator cannot occur in it): a split at a literal."""
-    column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     docker = pc.starts_with(column, _DOCKER_PREFIX)
     # split_pattern_regex with a literal: measured 15x faster than pyarrow 26's split_pattern here
     head = pc.list_element(pc.split_pattern_regex(column, re.escape(_DOCKER_SEPARATOR), max_splits=1), 0)
@@ -224,17 +398,62 @@ def _docker_lines(column: pa.ChunkedArray | pa.Array) -> pa.Array:
     if pc.any(other).as_py():  # JSON written with spaces or other key order: the slow path
         found = pc.struct_field(pc.extract_regex(column, _DOCKER_LOG), "line")
         line = pc.if_else(pc.and_(other, pc.is_valid(found)), found, line)
-    line = pc.utf8_slice_codeunits(line, 0, MAX_LINE_CHARS + 64)  # escapes shrink when undone
+    return _finish(line)
+
+
+def _finish(line: pa.Array) -> tuple[pa.Array, int]:
+    """Escaped lines cut at ``_LINE_END`` characters of their record (escapes shrink when
+    undone), unescaped, without trailing newlines, cut at ``MAX_LINE_CHARS``; and how many
+    were longer than that. A cut of lines that all fit (in bytes) is skipped."""
+    if _longest(line) > _LINE_END - len(_DOCKER_PREFIX):
+        line = pc.utf8_slice_codeunits(line, 0, _LINE_END - len(_DOCKER_PREFIX))
     for escaped, plain in _ESCAPES:
         line = pc.replace_substring(line, escaped, plain)
-    return pc.utf8_rtrim(line, characters="\r\n")
+    line = pc.utf8_rtrim(line, characters="\r\n")
+    if _longest(line) <= MAX_LINE_CHARS:
+        return line, 0
+    long = pc.sum(pc.cast(pc.greater(pc.utf8_length(line), MAX_LINE_CHARS), pa.int64())).as_py() or 0
+    return pc.utf8_slice_codeunits(line, 0, MAX_LINE_CHARS), int(long)
+
+
+def _longest(text: pa.Array | pa.ChunkedArray) -> int:
+    """The byte length of the longest text (0 when none)."""
+    return int(pc.max(pc.binary_length(text)).as_py() or 0)
+
+
+def _offsets(text: pa.Array) -> np.ndarray:
+    """A string array's offsets into its data buffer (n + 1 of them), as int64."""
+    return np.frombuffer(text.buffers()[1], dtype=np.int32, count=len(text) + 1,
+                         offset=4 * text.offset).astype(np.int64)
+
+
+def _ranges(data: pa.Buffer, starts: np.ndarray, stops: np.ndarray, order: np.ndarray | None = None,
+            kind: pa.DataType = _STRING) -> pa.Array:
+    """The byte ranges [start, stop) of ``data`` (each after the one before, inside its own
+    record) taken at ``order`` (all, in order, when None) as an array of ``kind``: one copy.
+    They are every other element of a view of ``data`` (the ranges and what lies between)."""
+    n = len(starts)
+    offsets = np.empty(2 * n + 1, dtype=np.int32)
+    offsets[0:2 * n:2], offsets[1:2 * n:2], offsets[2 * n] = starts, stops, stops[-1] if n else 0
+    both = pa.Array.from_buffers(kind, 2 * n, [None, pa.py_buffer(offsets), data])
+    return both.take(pa.array(2 * (np.arange(n) if order is None else order)))
+
+
+def _char_start(data: np.ndarray, stop: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """``stop`` moved back to the start of the UTF-8 character it falls in (a byte 10xxxxxx is
+    inside a character), unless it is the record's ``end``."""
+    for _ in range(3):
+        inside = (stop < end) & ((data[np.minimum(stop, len(data) - 1)] & 0xC0) == 0x80)
+        stop = np.where(inside, stop - 1, stop)
+    return stop
 
 
 def _text(table: pa.Table, name: str) -> pa.Array:
     """A text column, "" where missing (and for every row when the file has no such column)."""
     if name not in table.column_names:
         return pa.array([""] * len(table), type=pa.string())
-    return pc.fill_null(table.column(name), "").combine_chunks()
+    column = pc.fill_null(table.column(name), "")
+    return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
 
 
 def _runs(times_ns: np.ndarray) -> list[tuple[float, float]]:

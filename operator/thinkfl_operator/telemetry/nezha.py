@@ -9,22 +9,26 @@ because on some days files are cut at odd seconds, overlap, or cover several min
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 
 from thinkfl_operator.core.errors import DatasetError
-from thinkfl_operator.telemetry.csvio import THREADS, read_table
+from thinkfl_operator.telemetry.csvio import THREADS, header_names, read_table
 from thinkfl_operator.telemetry.memory import MemoryStore
 from thinkfl_operator.telemetry.minutefiles import files_near, folder_day
 from thinkfl_operator.telemetry.naming import service_of_pod
 from thinkfl_operator.telemetry.nezha_logs import NezhaLogs, has_logs
 from thinkfl_operator.telemetry.quality import DataQuality
 from thinkfl_operator.telemetry.spans import (
+    arrow_codes,
     categorical,
+    clean_columns,
     clean_spans,
     concat_spans,
     constant,
@@ -36,9 +40,15 @@ from thinkfl_operator.telemetry.store import KpiBlock, MetricFrames
 
 TRACE_COLUMNS = ("TraceID", "SpanID", "ParentID", "PodName", "OperationName", "StartTimeUnixNano")
 _TRACE_TEXT = ("TraceID", "SpanID", "ParentID", "PodName", "OperationName")
+_INT_COLUMNS = ("StartTimeUnixNano", "EndTimeUnixNano", "Duration")
+#: The columns of a well-formed trace file and their types.
+_TRACE_TYPES = {**{c: pa.string() for c in _TRACE_TEXT}, **{c: pa.int64() for c in _INT_COLUMNS}}
+_ROOTS = pa.array(["root", "Root", "ROOT"])
 _METRIC_SUFFIX = "_metric.csv"
 #: Metric columns that are not KPIs.
 _NON_KPI = {"Time", "TimeStamp", "PodName", "ServiceName"}
+#: A Go time text whose zone is not +0000 (the zone is the third word).
+_ZONE_NOT_UTC = r"^\S+ \S+ (?:-\d{4}|\+(?:[1-9]\d{3}|0[1-9]\d{2}|00[1-9]\d|000[1-9]))"
 #: A text time and an epoch further apart than this mean the epoch is corrupt (seconds).
 _EPOCH_TOLERANCE_S = 300.0
 
@@ -79,10 +89,12 @@ class NezhaStore(MemoryStore):
         new = [p for p in paths if p not in self._loaded]
         if not new:
             return
-        # One file after another: pyarrow already parses each file on all cores.
-        tables = [read_table(path, TRACE_COLUMNS, _TRACE_TEXT) for path in new]
+        typed = _read_typed(new)
+        batch = _clean_batch(typed, self.quality) if typed is not None else None
+        if batch is None:  # a file with text in a number column, a gap, a missing column
+            tables = [read_table(path, TRACE_COLUMNS, _TRACE_TEXT) for path in new]
+            batch = self._normalize(_concat(tables))
         self._loaded.update(new)
-        batch = self._normalize(_concat(tables))
         if not self._spans.empty:
             batch = unique_sorted(concat_spans([self._spans, batch]), self.quality)
         self._spans = batch
@@ -154,21 +166,142 @@ class NezhaStore(MemoryStore):
         path = self._metric_files.get(pod)
         if path is None:
             return None
-        block = self._metric_block(read_table(path, ("TimeStamp",), ("Time", "PodName")))
+        table = _read_metric_file(path)
+        if table is not None:
+            kpis, values = _kpi_values(table)
+            if _negative_zero(values) or _negative_zero(_floats(table.column("TimeStamp"))):
+                table = None  # a -0 where the types inferred may have read an integer, +0
+        if table is None:  # types inferred, as ever
+            table = read_table(path, ("TimeStamp",), ("Time", "PodName"))
+            kpis, values = _kpi_values(table)
+        block = self._metric_block(table, kpis, values)
         self._metric_cache[pod] = block
         return block
 
-    def _metric_block(self, table: pa.Table) -> KpiBlock:
-        """KPI samples by their own time; rows without a time dropped, repeated times once."""
+    def _metric_block(self, table: pa.Table, kpis: tuple[str, ...], values: np.ndarray) -> KpiBlock:
+        """KPI samples (``_kpi_values`` of ``table``) by their own time; rows without a time
+        dropped, repeated times once."""
         times = _sample_times(table, self.quality)
-        kpis = tuple(c for c in table.column_names if c not in _NON_KPI)
-        values = np.column_stack([_floats(table.column(c)) for c in kpis]) if kpis else np.empty((len(times), 0))
         keep = ~np.isnan(times)
         times, values = times[keep], values[keep]
         order = np.argsort(times, kind="stable")
         times, values = times[order], values[order]
         first = np.concatenate(([True], np.diff(times) > 0)) if len(times) else np.ones(0, bool)
         return KpiBlock(times[first], values[first], kpis)
+
+
+def _read_typed(paths: list[Path]) -> pa.Table | None:
+    """The trace files as one table with the types of a well-formed file (IDs and names as
+    text, times and durations as int64): one parse per file, no type inference, several files
+    at once (pyarrow parses a file smaller than its block size, 1 MB, on one core: minute files
+    are). None when a file does not parse so (``read_table`` then reads the batch as before, and
+    says which file is malformed)."""
+    tables = []
+    # each file on one core when there are several (pyarrow's own threads on top cost more)
+    options = pacsv.ReadOptions(use_threads=len(paths) == 1)
+    with ThreadPoolExecutor(max_workers=THREADS) as pool:
+        # in order: the first bad file decides
+        for table in pool.map(partial(_read_trace_file, options=options), paths):
+            if table is None:
+                return None
+            tables.append(table)
+    try:
+        return pa.concat_tables(tables, promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return None
+
+
+def _read_trace_file(path: Path, options: pacsv.ReadOptions) -> pa.Table | None:
+    names = header_names(path, TRACE_COLUMNS)
+    wanted = [c for c in _TRACE_TYPES if c in names]
+    convert = pacsv.ConvertOptions(column_types={c: _TRACE_TYPES[c] for c in wanted},
+                                   include_columns=wanted, strings_can_be_null=True)
+    try:
+        return pacsv.read_csv(path, read_options=options, convert_options=convert)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, KeyError):
+        return None
+
+
+def _clean_batch(table: pa.Table, quality: DataQuality) -> pd.DataFrame | None:
+    """``clean_spans(self._normalize(table))`` in Arrow and numpy, the frame built once, for a
+    batch whose starts and durations (and ends, if any) are all whole numbers, as on every
+    well-formed day; None, nothing tallied, for any other (``_normalize`` then reads it)."""
+    names = table.column_names
+    if table.num_rows == 0 or any(c not in names for c in (*_TRACE_TEXT, "StartTimeUnixNano", "Duration")):
+        return None
+    if any(table.column(c).type != pa.int64() or table.column(c).null_count for c in _INT_COLUMNS if c in names):
+        return None
+    start_ns = table.column("StartTimeUnixNano").to_numpy()
+    duration = table.column("Duration").to_numpy()
+    if "EndTimeUnixNano" in names:  # as ``_normalize``: a corrupt start next to a sane end
+        end_ns = table.column("EndTimeUnixNano").to_numpy()
+        rebuilt = end_ns - duration * 1000
+        median = float(np.median(end_ns.astype("float64")))
+        fixable = (np.abs(start_ns - median) > 86_400e9) & (np.abs(rebuilt - median) <= 86_400e9)
+        if fixable.any():
+            quality.add("span start times rebuilt from end − duration", int(fixable.sum()))
+            start_ns = np.where(fixable, rebuilt, start_ns)
+    text = {c: _filled(table.column(c)) for c in _TRACE_TEXT}
+    parent = pc.if_else(pc.is_in(text["ParentID"], value_set=_ROOTS), "", text["ParentID"])
+    pod_codes, pods = arrow_codes(text["PodName"])
+    return clean_columns(
+        {"trace_id": text["TraceID"], "span_id": text["SpanID"], "parent_id": parent},
+        {"pod": (pod_codes, pods), "service": _services(pod_codes, pods),
+         "operation": arrow_codes(text["OperationName"])},
+        start_ns // 1000, duration, quality)
+
+
+def _filled(column: pa.ChunkedArray) -> pa.Array:
+    """A text column as one array, "" where missing (``text_column``)."""
+    array = column.combine_chunks()
+    return pc.fill_null(array, "") if array.null_count else array
+
+
+def _services(pod_codes: np.ndarray, pods: list[str]) -> tuple[np.ndarray, list[str]]:
+    """The service of each row from its pod's code: the codes and categories ``_normalize``
+    gives (services in order of first appearance)."""
+    names = [_cached_service(p) for p in pods]
+    if len(set(names)) == len(names):
+        return pod_codes, names
+    services = list(dict.fromkeys(names))
+    of_pod = np.array([services.index(n) for n in names], dtype="int64")
+    return of_pod[pod_codes], services
+
+
+def _kpi_values(table: pa.Table) -> tuple[tuple[str, ...], np.ndarray]:
+    """The KPI columns of a metric table and their values as float64 (rows × KPIs)."""
+    kpis = tuple(c for c in table.column_names if c not in _NON_KPI)
+    values = np.empty((table.num_rows, len(kpis)), dtype="float64")
+    for i, kpi in enumerate(kpis):
+        column = table.column(kpi)
+        # a float column as it is (its nulls are NaN), any other through ``_floats``
+        values[:, i] = column.to_numpy() if column.type == pa.float64() and not column.null_count \
+            else _floats(column)
+    return kpis, values
+
+
+def _negative_zero(values: np.ndarray) -> bool:
+    return bool((np.signbit(values) & (values == 0)).any())
+
+
+def _read_metric_file(path: Path) -> pa.Table | None:
+    """A metric CSV with every KPI and the epoch parsed straight as float64 (what
+    ``_kpi_values`` and ``_sample_times`` make of them), the text time as text, the names left
+    out: no type inference. None when a column does not parse so (``read_table`` then infers
+    the types, as before)."""
+    names = header_names(path, ("TimeStamp",))
+    wanted = [n for n in names if n not in ("PodName", "ServiceName")]
+    if len(set(names)) < len(names):
+        return None
+    types = {n: pa.string() if n == "Time" else pa.float64() for n in wanted}
+    convert = pacsv.ConvertOptions(column_types=types, include_columns=wanted, strings_can_be_null=True)
+    try:
+        table = pacsv.read_csv(path, convert_options=convert)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, KeyError):
+        return None
+    if table.schema.names != wanted or any(table.schema.field(n).type != types[n] for n in wanted):
+        return None
+    return table
 
 
 def _concat(tables: list[pa.Table]) -> pd.DataFrame:
@@ -207,9 +340,11 @@ def _text_seconds(text: pa.Array) -> np.ndarray:
                         error_is_null=True)
     seconds = pc.cast(stamp, pa.int64()).to_numpy(zero_copy_only=False).astype("float64")
     seconds = np.where(pc.is_null(stamp).to_numpy(zero_copy_only=False), np.nan, seconds)
-    zone = pc.extract_regex(text, r"^\S+ \S+ (?P<zone>[+-]\d{4})").field("zone")
-    zone = pc.fill_null(zone, "+0000").to_numpy(zero_copy_only=False)
-    offsets = np.array([_offset_seconds(z) for z in zone]) if (zone != "+0000").any() else 0.0
+    offsets: np.ndarray | float = 0.0
+    if pc.any(pc.match_substring_regex(text, _ZONE_NOT_UTC)).as_py():  # (no capture: cheaper)
+        zone = pc.extract_regex(text, r"^\S+ \S+ (?P<zone>[+-]\d{4})").field("zone")
+        zone = pc.fill_null(zone, "+0000").to_numpy(zero_copy_only=False)
+        offsets = np.array([_offset_seconds(z) for z in zone])
     result: np.ndarray = seconds - offsets
     return result
 

@@ -15,6 +15,8 @@ from functools import cached_property
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from pandas.api.types import union_categoricals
 
 from thinkfl_operator.core.models import Span
@@ -103,6 +105,45 @@ def clean_spans(frame: pd.DataFrame, quality: DataQuality) -> pd.DataFrame:
     duration = pd.to_numeric(frame["duration_us"], errors="coerce").to_numpy(dtype="float64")
     bad = np.isnan(start) | np.isnan(duration)
     bad |= (text["span_id"] == "").to_numpy() | (text["trace_id"] == "").to_numpy()
+    keep = _usable(start, duration, bad, quality)
+    out = pd.DataFrame({**text, "start_us": np.where(keep, start, 0).astype("int64"),
+                        "duration_us": np.where(keep, duration, 0).astype("int64")})[list(COLUMNS)]
+    return unique_sorted(out, quality, keep)
+
+
+def clean_columns(ids: dict[str, pa.Array], categories: dict[str, tuple[np.ndarray, list[str]]],
+                  start_us: np.ndarray, duration_us: np.ndarray, quality: DataQuality) -> pd.DataFrame:
+    """``clean_spans`` of columns given apart, without pandas until the end: ``trace_id``,
+    ``span_id`` and ``parent_id`` as Arrow text without missing values; text columns with few
+    values as (codes, values) (``arrow_codes``; a column left out is "", ``status`` "0");
+    ``start_us`` and ``duration_us`` as int64. The rows kept are taken once and the frame is
+    built once: the frame ``clean_spans`` returns for these columns, dtypes, categories (in
+    order of first appearance, over all rows) and keys alike."""
+    start = start_us.astype("float64")
+    duration = duration_us.astype("float64")
+    bad = _is_empty(ids["span_id"]) | _is_empty(ids["trace_id"])
+    keep = _usable(start, duration, bad, quality)
+    start_out = np.where(keep, start, 0).astype("int64")
+    keys, parents = _keys(ids["trace_id"], ids["span_id"], ids["parent_id"])
+    rows = _unique_rows(keys, start_out, np.flatnonzero(keep), quality)
+    taken = pa.array(rows)
+    text = pa.table({c: ids[c].take(taken) for c in ("trace_id", "span_id", "parent_id")}).to_pandas()
+    columns: dict[str, object] = {c: text[c].array for c in text.columns}
+    for col in ("pod", "service", "node", "operation", "status", "kind"):
+        if col in categories:
+            codes, values = categories[col]
+            columns[col] = pd.Categorical.from_codes(codes[rows], categories=values)
+        else:  # as ``constant``
+            columns[col] = pd.Categorical.from_codes(np.zeros(len(rows), dtype="int8"),
+                                                     categories=["0" if col == "status" else ""])
+    columns.update(start_us=start_out[rows], duration_us=np.where(keep, duration, 0).astype("int64")[rows],
+                   span_key=keys[rows], parent_key=parents[rows])
+    return pd.DataFrame({c: columns[c] for c in (*COLUMNS, "span_key", "parent_key")}, copy=False)
+
+
+def _usable(start: np.ndarray, duration: np.ndarray, bad: np.ndarray, quality: DataQuality) -> np.ndarray:
+    """The spans kept: not ``bad`` (a missing field), no corrupt start, no negative duration;
+    each rule's drops tallied."""
     quality.add("spans with a missing ID, start or duration", int(bad.sum()))
     keep = ~bad
     if keep.any():
@@ -112,9 +153,29 @@ def clean_spans(frame: pd.DataFrame, quality: DataQuality) -> pd.DataFrame:
         quality.add("spans with a corrupt start time", int(corrupt.sum()))
         quality.add("spans with a negative duration", int(negative.sum()))
         keep &= ~(corrupt | negative)
-    out = pd.DataFrame({**text, "start_us": np.where(keep, start, 0).astype("int64"),
-                        "duration_us": np.where(keep, duration, 0).astype("int64")})[list(COLUMNS)]
-    return unique_sorted(out, quality, keep)
+    return keep
+
+
+def arrow_codes(values: pa.Array) -> tuple[np.ndarray, list[str]]:
+    """Codes and values of Arrow text without missing values, in order of first appearance:
+    what ``categorical`` makes of the same column."""
+    encoded = pc.dictionary_encode(values)
+    return encoded.indices.to_numpy(), [str(v) for v in encoded.dictionary.to_pylist()]
+
+
+def _is_empty(values: pa.Array) -> np.ndarray:
+    empty: np.ndarray = pc.equal(values, "").to_numpy(zero_copy_only=False)
+    return empty
+
+
+def _keys(trace: pa.Array, span: pa.Array, parent: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """``span_and_parent_keys`` of Arrow columns, the same codes: ``pd.factorize`` of text is
+    in order of first appearance, as this dictionary encoding (pandas' own for Arrow text)."""
+    n = len(span)
+    ids = pc.dictionary_encode(pa.chunked_array([span, parent])).combine_chunks().indices
+    codes = ids.to_numpy().astype("int64")
+    traces = pc.dictionary_encode(trace).indices.to_numpy().astype("int64") << 32
+    return traces | codes[:n], traces | codes[n:]
 
 
 def unique_sorted(frame: pd.DataFrame, quality: DataQuality, keep: np.ndarray | None = None) -> pd.DataFrame:
@@ -122,15 +183,21 @@ def unique_sorted(frame: pd.DataFrame, quality: DataQuality, keep: np.ndarray | 
     ``span_key``/``parent_key`` columns (comparable within this frame) for fast joins."""
     keys, parents = span_and_parent_keys(frame)
     rows = np.flatnonzero(keep) if keep is not None else np.arange(len(frame))
+    rows = _unique_rows(keys, frame["start_us"].to_numpy(), rows, quality)
+    out = frame.iloc[rows] if len(rows) < len(frame) or not _is_identity(rows) else frame
+    return out.assign(span_key=keys[rows], parent_key=parents[rows]).reset_index(drop=True)
+
+
+def _unique_rows(keys: np.ndarray, starts: np.ndarray, rows: np.ndarray, quality: DataQuality) -> np.ndarray:
+    """Of ``rows``, the first of each key (repeats tallied), in order of start (stable)."""
     repeated = pd.Series(keys[rows]).duplicated(keep="first").to_numpy()
     if repeated.any():
         quality.add("repeated spans", int(repeated.sum()))
         rows = rows[~repeated]
-    starts = frame["start_us"].to_numpy()[rows]
+    starts = starts[rows]
     if len(starts) > 1 and (np.diff(starts) < 0).any():
         rows = rows[np.argsort(starts, kind="stable")]
-    out = frame.iloc[rows] if len(rows) < len(frame) or not _is_identity(rows) else frame
-    return out.assign(span_key=keys[rows], parent_key=parents[rows]).reset_index(drop=True)
+    return rows
 
 
 def cap_spans(frame: pd.DataFrame, max_spans: int, around_us: float | None,

@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from thinkfl_operator.engines.heuristic.groupstats import group_counts, group_mean, group_median
+from thinkfl_operator.engines.heuristic.groupstats import (
+    group_counts,
+    group_mean,
+    group_median,
+    group_order,
+)
 
 
 def _reference(codes: np.ndarray, values: np.ndarray, groups: int) -> np.ndarray:
@@ -36,3 +41,14 @@ def test_group_mean_and_counts() -> None:
     np.testing.assert_array_equal(group_counts(codes, 3), [1, 0, 3])
     means = group_mean(codes, values, 3)
     assert means[0] == 1.0 and np.isnan(means[1]) and means[2] == pytest.approx(1 / 3)
+
+
+@pytest.mark.parametrize("integral", [True, False])
+def test_group_order_is_the_lexsort_of_code_then_value(integral: bool) -> None:
+    rng = np.random.default_rng(3)
+    codes = rng.integers(0, 40, 5000)
+    values = rng.integers(-50, 200, 5000).astype("float64")  # many ties: equal pairs keep their order
+    if not integral:
+        values += rng.random(5000).round(1)
+    assert np.array_equal(group_order(codes, values), np.lexsort((values, codes)))
+    assert len(group_order(codes[:0], values[:0])) == 0

@@ -31,6 +31,7 @@ from thinkfl_operator.engines.heuristic.groupstats import (
     group_counts,
     group_mean,
     group_median,
+    group_order,
     median_of_sorted,
     sorted_rows,
 )
@@ -95,7 +96,7 @@ class Measured:
         if found is None:
             codes, values = self.frame[code].to_numpy(), self.frame[value].to_numpy(dtype="float64")
             rows = np.flatnonzero((codes >= 0) & ~np.isnan(values))
-            rows = rows[np.lexsort((values[rows], codes[rows]))]
+            rows = rows[group_order(codes[rows], values[rows])]
             found = self._sorted[(code, value)] = (rows, codes[rows], values[rows])
         return found
 

@@ -194,7 +194,7 @@ class HeuristicEngine:
     def _walk(self, tools: Toolbox, win: Windows, ordered: list[Candidate],
               pods: dict[str, PodEvidence], traces: list[str]) -> None:
         suspect = pods.get(ordered[0].pod) if ordered else None
-        spans = win.window[list(walk.WALKED)] if traces else win.window  # filtered per trace: few columns
+        spans = tools.spans.frame  # the window's spans of these traces only (``_toolbox``)
         for trace_id in traces:
             trace = spans[spans["trace_id"] == trace_id]
             target = walk.culprit_span(trace, suspect) if suspect else walk.critical_leaf(trace)

@@ -14,8 +14,6 @@ from thinkfl_operator.evidence.toolbox import Toolbox
 MAX_DEPTH = 12
 #: Levels explored below the suspect's span.
 EXTRA_DEPTH = 1
-#: The span columns walking a trace reads.
-WALKED = ("trace_id", "span_id", "parent_id", "pod", "operation", "duration_us")
 
 
 def pick_traces(window: pd.DataFrame, suspect: PodEvidence | None, limit: int) -> list[str]:

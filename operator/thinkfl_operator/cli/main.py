@@ -20,6 +20,9 @@ from thinkfl_operator.incident.spec import HEX_ID_PATTERN
 
 __all__ = ["EXIT_USER_ERROR", "build_parser", "check_arguments", "main"]
 
+#: Exit code after Ctrl-C (128 + SIGINT).
+EXIT_INTERRUPTED = 130
+
 _TRACE_ID = re.compile(HEX_ID_PATTERN)
 
 
@@ -42,6 +45,14 @@ def check_arguments(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:  # Ctrl-C: a line, not a traceback; 128 + SIGINT, as shells report it
+        sys.stderr.write("thinkfl: interrupted\n")
+        return EXIT_INTERRUPTED
+
+
+def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     from thinkfl_operator.cli import commands  # the heavy imports, once the arguments are read
     from thinkfl_operator.config.logs import configure_logging

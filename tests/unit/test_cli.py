@@ -136,6 +136,8 @@ def test_engine_thinkfl_without_an_endpoint_is_refused(
         (["diagnose"], "--time or --trace-id"),
         (["diagnose", "x", "--engine", "gpt"], "invalid choice: 'gpt'"),
         (["demo", "--seed", "seven"], "invalid int value: 'seven'"),
+        (["evaluate", "x", "--jobs", "0"], "--jobs: expected a whole number of at least 1, got '0'"),
+        (["bench", "x", "--jobs", "two"], "--jobs: expected a whole number of at least 1, got 'two'"),
     ],
 )
 def test_argparse_errors_are_one_line(argv: list[str], words: str,

@@ -40,37 +40,153 @@ def fluctuations(
     sigma: float = 3.0,
 ) -> list[Fluctuation]:
     """Every KPI series that leaves mean ± sigma·std around ``t_s``, most deviant first."""
-    found: list[Fluctuation] = []
-    for pod, data in frames.items():
-        block = as_block(data)
-        ts = block.ts
-        base_mask = (ts >= t_s - baseline_s) & (ts <= t_s + baseline_s)
-        cur_mask = (ts >= t_s - current_s) & (ts <= t_s + current_s)
-        if not cur_mask.any():
-            continue
-        base, cur = block.values[base_mask], block.values[cur_mask]
-        mean, std = _nan_mean_std(base)
-        with np.errstate(invalid="ignore"):
-            outside = np.abs(cur - mean) > sigma * std
-        flagged = np.flatnonzero(np.isfinite(std) & (std > 0) & outside.any(axis=0))
-        if len(flagged) == 0:
-            continue
-        cur_mean, cur_std = _nan_mean_std(cur[:, flagged])
-        for i, j in enumerate(flagged):
-            kpi = block.kpis[j]
-            found.append(
-                Fluctuation(
-                    key=metric_key(nodes.get(pod, ""), pod, kpi),
-                    pod=pod,
-                    kpi=kpi,
-                    regular_mean=float(mean[j]),
-                    regular_std_dev=float(std[j]),
-                    current_mean=float(cur_mean[i]),
-                    current_std_dev=float(cur_std[i]),
-                )
-            )
+    found = [f for each in _flagged(frames, t_s, nodes, baseline_s, current_s, sigma).values()
+             for f in each]
     found.sort(key=lambda f: f.deviation, reverse=True)
     return found
+
+
+def fluctuations_by_pod(
+    frames: Mapping[str, KpiBlock | pd.DataFrame],
+    t_s: float,
+    nodes: dict[str, str],
+    baseline_s: float = 1200.0,
+    current_s: float = 600.0,
+    sigma: float = 3.0,
+) -> dict[str, list[Fluctuation]]:
+    """``fluctuations`` of each pod of ``frames`` on its own (every pod a key), computed for
+    all of them at once."""
+    by_pod = _flagged(frames, t_s, nodes, baseline_s, current_s, sigma)
+    for found in by_pod.values():
+        found.sort(key=lambda f: f.deviation, reverse=True)
+    return by_pod
+
+
+def _flagged(
+    frames: Mapping[str, KpiBlock | pd.DataFrame],
+    t_s: float,
+    nodes: dict[str, str],
+    baseline_s: float,
+    current_s: float,
+    sigma: float,
+) -> dict[str, list[Fluctuation]]:
+    """Each pod's fluctuating series in its KPIs' order (unsorted). Pods with the same KPIs
+    (two or more) are computed together, their samples stacked in rows padded with -0.0 (a sum
+    plus -0.0 is the sum, bit for bit): numpy sums a column of a C-ordered block row after row,
+    as it does each pod's own block, so the numbers are the per-pod ones, bit for bit."""
+    blocks = {pod: as_block(data) for pod, data in frames.items()}
+    by_pod: dict[str, list[Fluctuation]] = {pod: [] for pod in blocks}
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for pod, block in blocks.items():
+        groups.setdefault(block.kpis, []).append(pod)
+    for kpis, pods in groups.items():
+        if len(kpis) < 2:  # a one-column block is summed pairwise: each pod on its own
+            for pod in pods:
+                by_pod[pod] = _flagged_one(pod, blocks[pod], t_s, nodes, baseline_s, current_s, sigma)
+            continue
+        _flagged_together(by_pod, pods, [blocks[p] for p in pods], kpis, t_s, nodes,
+                          baseline_s, current_s, sigma)
+    return by_pod
+
+
+def _flagged_one(
+    pod: str, block: KpiBlock, t_s: float, nodes: dict[str, str],
+    baseline_s: float, current_s: float, sigma: float,
+) -> list[Fluctuation]:
+    ts = block.ts
+    base_mask = (ts >= t_s - baseline_s) & (ts <= t_s + baseline_s)
+    cur_mask = (ts >= t_s - current_s) & (ts <= t_s + current_s)
+    if not cur_mask.any():
+        return []
+    base, cur = block.values[base_mask], block.values[cur_mask]
+    mean, std = _nan_mean_std(base)
+    with np.errstate(invalid="ignore"):
+        outside = np.abs(cur - mean) > sigma * std
+    flagged = np.flatnonzero(np.isfinite(std) & (std > 0) & outside.any(axis=0))
+    if len(flagged) == 0:
+        return []
+    cur_mean, cur_std = _nan_mean_std(cur[:, flagged])
+    return [_fluctuation(pod, block.kpis[j], nodes, mean[j], std[j], cur_mean[i], cur_std[i])
+            for i, j in enumerate(flagged)]
+
+
+def _flagged_together(
+    by_pod: dict[str, list[Fluctuation]], pods: list[str], blocks: list[KpiBlock],
+    kpis: tuple[str, ...], t_s: float, nodes: dict[str, str],
+    baseline_s: float, current_s: float, sigma: float,
+) -> None:
+    ts = np.concatenate([b.ts for b in blocks])
+    values = np.concatenate([b.values for b in blocks])
+    owner = np.repeat(np.arange(len(blocks)), [len(b.ts) for b in blocks])
+    base, base_rows = _stack(values, owner, len(blocks),
+                             (ts >= t_s - baseline_s) & (ts <= t_s + baseline_s))
+    cur, cur_rows = _stack(values, owner, len(blocks),
+                           (ts >= t_s - current_s) & (ts <= t_s + current_s))
+    mean, std = _nan_mean_std_stacked(base, base_rows)
+    with np.errstate(invalid="ignore"):
+        outside = np.abs(cur - mean[:, None, :]) > sigma * std[:, None, :]
+    flags = np.isfinite(std) & (std > 0) & outside.any(axis=1) & (cur_rows > 0)[:, None]
+    if not flags.any():
+        return
+    cur_mean, cur_std = _nan_mean_std_stacked(cur, cur_rows)
+    for p in np.flatnonzero(flags.any(axis=1)):
+        flagged = np.flatnonzero(flags[p])
+        pod = pods[p]
+        if len(flagged) == 1:  # a one-column block is summed pairwise, as the pod's own was
+            one_mean, one_std = _nan_mean_std(cur[p, :cur_rows[p]][:, flagged])
+            by_pod[pod] = [_fluctuation(pod, kpis[flagged[0]], nodes, mean[p, flagged[0]],
+                                        std[p, flagged[0]], one_mean[0], one_std[0])]
+            continue
+        by_pod[pod] = [_fluctuation(pod, kpis[j], nodes, mean[p, j], std[p, j],
+                                    cur_mean[p, j], cur_std[p, j]) for j in flagged]
+
+
+def _stack(values: np.ndarray, owner: np.ndarray, count: int,
+           keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The kept rows of each owner in order, as (owner, row, column) padded with NaN, and
+    each owner's number of rows."""
+    rows = np.flatnonzero(keep)
+    whose = owner[rows]
+    per_owner = np.bincount(whose, minlength=count)
+    first = np.cumsum(per_owner) - per_owner
+    stacked = np.full((count, int(per_owner.max(initial=0)), values.shape[1]), np.nan)
+    stacked[whose, np.arange(len(rows)) - first[whose]] = values[rows]
+    return stacked, per_owner
+
+
+def _fluctuation(pod: str, kpi: str, nodes: dict[str, str], regular_mean: float,
+                 regular_std: float, current_mean: float, current_std: float) -> Fluctuation:
+    return Fluctuation(
+        key=metric_key(nodes.get(pod, ""), pod, kpi),
+        pod=pod,
+        kpi=kpi,
+        regular_mean=float(regular_mean),
+        regular_std_dev=float(regular_std),
+        current_mean=float(current_mean),
+        current_std_dev=float(current_std),
+    )
+
+
+def _nan_mean_std_stacked(values: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``_nan_mean_std`` of each block of ``values`` (block, row, column) whose first
+    ``rows[block]`` rows are samples and the rest padding: the same operations, the padding
+    -0.0 in both sums (a sum plus -0.0 is the sum) and out of the counts."""
+    mask = np.isnan(values)
+    pad = np.arange(values.shape[1])[None, :] >= rows[:, None]
+    arr = values.copy()
+    np.copyto(arr, 0.0, where=mask)
+    arr[pad] = -0.0
+    count = np.asarray(np.sum(~mask, axis=1, dtype=np.intp, keepdims=True))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.divide(np.sum(arr, axis=1, keepdims=True), count)
+        np.subtract(arr, mean, out=arr)
+        np.copyto(arr, 0.0, where=mask)
+        np.multiply(arr, arr, out=arr)
+        arr[pad] = -0.0
+        dof = count[:, 0]
+        var = np.divide(np.sum(arr, axis=1), dof)
+    var[dof <= 0] = np.nan
+    return mean[:, 0], np.sqrt(var)
 
 
 def _nan_mean_std(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

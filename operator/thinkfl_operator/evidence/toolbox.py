@@ -121,10 +121,12 @@ class Toolbox:
         missing = [p for p in pods if (p, t_s) not in self._by_pod]
         if missing:
             frames = self.store.metrics(missing, t_s - self.baseline_s, t_s + self.baseline_s)
+            found_by_pod = metric_tool.fluctuations_by_pod(
+                {pod: frames[pod] for pod in missing if pod in frames}, t_s,
+                {pod: self.store.node_of(pod) for pod in missing},
+                self.baseline_s, self.current_s, self.sigma)
             for pod in missing:
-                one = {pod: frames[pod]} if pod in frames else {}
-                self._by_pod[(pod, t_s)] = metric_tool.fluctuations(
-                    one, t_s, {pod: self.store.node_of(pod)}, self.baseline_s, self.current_s, self.sigma)
+                self._by_pod[(pod, t_s)] = found_by_pod.get(pod, [])
         found = [f for pod in pods for f in self._by_pod[(pod, t_s)]]
         found.sort(key=lambda f: f.deviation, reverse=True)
         return found

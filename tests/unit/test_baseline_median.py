@@ -30,3 +30,15 @@ def test_baseline_median_is_the_group_median_of_its_rows() -> None:
             expected = group_median(b_codes[keep], b_values[keep], groups)
             got = base.median("op_key", "self_us", wanted, groups)
             assert got.tobytes() == expected.tobytes()
+
+
+def test_labels_by_key_are_the_labels_loc_reads() -> None:
+    ops = pd.DataFrame({"pod": ["p2", "p0", "p1"], "service": ["s2", "s0", "s1"],
+                        "operation": ["o2", "o0", "o1"]}, index=pd.Index([2, 0, 1], name="op_key")).astype(str)
+    measured = Measured(pd.DataFrame(), ops, ops.iloc[:0])
+    keys = np.array([1, 2, 0, 2])
+    by_key = measured.labels_by_key("ops")
+    for column in ops.columns:
+        assert by_key[column][keys].tolist() == ops.loc[keys, column].tolist()
+    assert measured.labels_by_key("ops") is by_key
+    assert all(len(v) == 0 for v in measured.labels_by_key("edges").values())

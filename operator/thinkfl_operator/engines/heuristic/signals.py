@@ -82,6 +82,23 @@ class Measured:
     edges: pd.DataFrame  # edge_key → pod, service, parent_service, operation
     _sorted: dict[tuple[str, str], tuple[np.ndarray, np.ndarray, np.ndarray]] = field(
         default_factory=dict, repr=False, compare=False)
+    _by_key: dict[str, dict[str, np.ndarray]] = field(default_factory=dict, repr=False, compare=False)
+
+    def labels_by_key(self, which: str) -> dict[str, np.ndarray]:
+        """The label columns of ``ops`` or ``edges`` as arrays of str indexed by the key
+        (made once per frame: a Shift reads its labels by key, not through ``.loc``)."""
+        found = self._by_key.get(which)
+        if found is None:
+            labels: pd.DataFrame = getattr(self, which)
+            keys = labels.index.to_numpy(dtype="int64")
+            size = int(keys.max()) + 1 if len(keys) else 0
+            found = {}
+            for column in labels.columns:
+                by_key = np.empty(size, dtype=object)
+                by_key[keys] = labels[column].to_numpy(dtype=object)
+                found[column] = by_key
+            self._by_key[which] = found
+        return found
 
     def sort_medians(self) -> None:
         """``by_key`` of every (key, value) pair ``compute_shifts`` takes baseline medians of."""
@@ -247,8 +264,8 @@ def _stats(base: pd.DataFrame | None, win: pd.DataFrame, value: str, code: str,
                          "b_n": b_n[index], "b_mad": b_mad[index]}, index=index)
 
 
-def _shifts(base: pd.DataFrame | None, win: pd.DataFrame, value: str, code: str, labels: pd.DataFrame,
-            kind: str, sorted_base: Baseline | None = None) -> list[Shift]:
+def _shifts(base: pd.DataFrame | None, win: pd.DataFrame, value: str, code: str,
+            labels: dict[str, np.ndarray], kind: str, sorted_base: Baseline | None = None) -> list[Shift]:
     """Robust z of the median shift per key: (window − baseline median) / scale."""
     stats = _stats(base, win, value, code, sorted_base)
     if stats.empty:
@@ -259,21 +276,24 @@ def _shifts(base: pd.DataFrame | None, win: pd.DataFrame, value: str, code: str,
         np.full(len(stats), SCALE_FLOOR_US),
     ])
     z = (stats["w_med"].to_numpy() - stats["b_med"].to_numpy()) / scale
-    return _make(kind, labels.loc[stats.index], stats["b_med"], stats["w_med"], z, stats["w_n"])
+    return _make(kind, labels, stats.index.to_numpy(), stats["b_med"], stats["w_med"], z, stats["w_n"])
 
 
-def _make(kind: str, labels: pd.DataFrame, baseline: Any, window: Any, z: Any, n: Any) -> list[Shift]:
-    caller = labels["parent_service"] if "parent_service" in labels else [""] * len(labels)
+def _make(kind: str, labels: dict[str, np.ndarray], keys: np.ndarray, baseline: Any, window: Any,
+          z: Any, n: Any) -> list[Shift]:
+    """One Shift per key, labelled from ``Measured.labels_by_key``."""
+    caller = labels["parent_service"][keys].tolist() if "parent_service" in labels else [""] * len(keys)
     return [
         Shift(kind=kind, pod=p, service=s, operation=o, caller=c, baseline=float(b), window=float(w),
               z=float(zz), n_window=int(nn))
-        for p, s, o, c, b, w, zz, nn in zip(labels["pod"], labels["service"], labels["operation"], caller,
+        for p, s, o, c, b, w, zz, nn in zip(labels["pod"][keys].tolist(), labels["service"][keys].tolist(),
+                                          labels["operation"][keys].tolist(), caller,
                                           baseline, window, z, n, strict=True)
     ]
 
 
-def _ratio_shifts(base: pd.DataFrame | None, win: pd.DataFrame, value: str, ops: pd.DataFrame, kind: str,
-                  rise: bool, sorted_base: Baseline | None = None) -> list[Shift]:
+def _ratio_shifts(base: pd.DataFrame | None, win: pd.DataFrame, value: str,
+                  ops: dict[str, np.ndarray], kind: str, rise: bool, sorted_base: Baseline | None = None) -> list[Shift]:
     """Relative shifts of a per-span value per (pod, operation), z = 10 × the change: a rise of
     a share (errors: mean), or a fall to a fraction of the usual (calls, duration: median)."""
     w_codes, w_values = _valid(win, "op_key", value)
@@ -294,7 +314,7 @@ def _ratio_shifts(base: pd.DataFrame | None, win: pd.DataFrame, value: str, ops:
     index = np.flatnonzero(ok)
     if len(index) == 0:
         return []
-    return _make(kind, ops.loc[index], mb[index], mw[index], 10.0 * change[index], w_n[index])
+    return _make(kind, ops, index, mb[index], mw[index], 10.0 * change[index], w_n[index])
 
 
 def compute_shifts(base: pd.DataFrame | None, win: pd.DataFrame, measured: Measured,
@@ -302,7 +322,7 @@ def compute_shifts(base: pd.DataFrame | None, win: pd.DataFrame, measured: Measu
     """Every key's shift between the measured baseline and window frames. ``base_rows``, when
     given, are the baseline's row positions in ``measured.frame``, read in place of ``base``
     (which may then be None; its medians need no sort)."""
-    ops, edges = measured.ops, measured.edges
+    ops, edges = measured.labels_by_key("ops"), measured.labels_by_key("edges")
     known = None if base_rows is None else Baseline(measured, base_rows)
     shifts: list[Shift] = []
     shifts += _shifts(base, win, "self_us", "op_key", ops, "self", known)
@@ -312,7 +332,7 @@ def compute_shifts(base: pd.DataFrame | None, win: pd.DataFrame, measured: Measu
         shifts += _ratio_shifts(base, win, "is_error", ops, "error", rise=True, sorted_base=known)
     fanout = _ratio_shifts(base, win, "child_count", ops, "fanout", rise=False, sorted_base=known)
     shifts += fanout
-    shifts += _truncations(win, fanout, ops)
+    shifts += _truncations(win, fanout, measured.ops)
     return shifts
 
 

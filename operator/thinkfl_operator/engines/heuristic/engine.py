@@ -49,7 +49,7 @@ from thinkfl_operator.engines.ranking import rank
 from thinkfl_operator.evidence.logshift import LogEvidence, log_lines, log_notes, log_step
 from thinkfl_operator.evidence.toolbox import Toolbox
 from thinkfl_operator.evidence.topology import observed
-from thinkfl_operator.telemetry.spans import SpanTable, codes_of, empty_frame
+from thinkfl_operator.telemetry.spans import COLUMNS, SpanTable, codes_of, empty_frame
 from thinkfl_operator.telemetry.store import Store
 
 #: How many of the leading services get their metrics checked for corroboration.
@@ -179,7 +179,7 @@ class HeuristicEngine:
     def _toolbox(self, store: Store, win: Windows, traces: list[str]) -> Toolbox:
         """Tools over the traces to walk (the index is built for those spans only)."""
         ev = self.settings.evidence
-        walked = SpanTable(win.window[win.window["trace_id"].isin(traces)])
+        walked = SpanTable(_plain(win.window.loc[win.window["trace_id"].isin(traces).to_numpy(), list(COLUMNS)]))
         return Toolbox(store, walked, ev.max_tool_chars, ev.baseline_minutes * 60,
                        ev.current_minutes * 60, ev.sigma)
 
@@ -222,6 +222,25 @@ def _order(pods: dict[str, PodEvidence], topology: Topology, win: Windows, tools
     for service in sorted(rest, key=lambda s: strength[s], reverse=True):
         out.append(Candidate(service=service, reason="metrics fluctuate" if strength[service] else ""))
     return out
+
+
+def _plain(spans: pd.DataFrame) -> pd.DataFrame:
+    """The walked spans with their text as plain Python strings (object columns), numbers
+    untouched: the walk, the tools and the roots read only these span columns, and cut the
+    few walked spans several times (per trace, per root), which costs per call and per column
+    far more for categorical and Arrow columns. The same strings, so the same steps; kept as
+    they are when a text value is missing (NaN matches differ between the dtypes)."""
+    columns: dict[str, pd.Series | np.ndarray] = {}
+    for name in spans.columns:
+        column = spans[name]
+        if pd.api.types.is_numeric_dtype(column.dtype):
+            columns[name] = column.to_numpy()
+            continue
+        text = column.to_numpy(dtype=object)
+        if pd.isna(text).any():
+            return spans
+        columns[name] = pd.Series(text, index=spans.index, dtype=object)
+    return pd.DataFrame(columns, index=spans.index)
 
 
 def _fluctuation_strength(found: list[Fluctuation]) -> float:

@@ -114,24 +114,24 @@ def log_shifts(batch: LogBatch, window: tuple[float, float], history: tuple[floa
     ``traffic`` weighs a (service, template)'s expected share by how the calls of its
     operation changed (``engines.heuristic.traffic``); absent pairs weigh 1. ``keys``, when
     given, are the batch's lines keyed once for many incidents (``line_keys``)."""
-    counts = _counts(batch, window, history, keys)
+    counts = _count_columns(batch, window, history, keys)
     w_min = _covered(batch, *window) / 60.0
     h_min = _covered(batch, *history) / 60.0
     evidence = LogEvidence({}, w_min, h_min, len(batch.lines), source, list(batch.notes))
     if not batch.lines.empty:
         evidence.pods = _pods(batch.lines)
-    if counts.empty or w_min <= 0 or h_min <= 0:
+    if not counts or len(counts["service"]) == 0 or w_min <= 0 or h_min <= 0:
         return evidence
     # counts is sorted by (service, template, level, pod): one service is one run of rows, and
     # one (service, template, level) too, summed over its pods
-    row_services, row_templates, row_levels = (counts[c].to_numpy() for c in ("service", "template", "level"))
+    row_services, row_templates, row_levels = (counts[c] for c in ("service", "template", "level"))
     starts = np.flatnonzero(np.r_[True, (row_services[1:] != row_services[:-1])
                                   | (row_templates[1:] != row_templates[:-1]) | (row_levels[1:] != row_levels[:-1])])
     services, templates_, levels_ = row_services[starts], row_templates[starts], row_levels[starts]
-    h_all = np.add.reduceat(counts["history"].to_numpy(), starts).astype("float64")
-    w_all = np.add.reduceat(counts["window"].to_numpy(), starts).astype("float64")
+    h_all = np.add.reduceat(counts["history"], starts).astype("float64")
+    w_all = np.add.reduceat(counts["window"], starts).astype("float64")
     row_bounds = dict(_runs(row_services))
-    row_window, row_history, row_pods = (counts[c].to_numpy() for c in ("window", "history", "pod"))
+    row_window, row_history, row_pods = (counts[c] for c in ("window", "history", "pod"))
     for service, (lo, hi) in _runs(services):
         weights = None
         if traffic:
@@ -167,6 +167,17 @@ def _moved_pod(templates_: np.ndarray, window: np.ndarray, history: np.ndarray, 
     rows = np.flatnonzero(templates_ == found.shifts[0].template)
     change = np.abs(window[rows] / w_min - history[rows] / h_min)
     return str(pods[rows[int(np.argmax(change))]]) if len(rows) else ""
+
+
+def _count_columns(batch: LogBatch, window: tuple[float, float], history: tuple[float, float],
+                   keys: LineKeys | None = None) -> dict[str, np.ndarray]:
+    """``_counts``' columns as arrays (what ``log_shifts`` reads); from ``keys``, without
+    making the frame."""
+    if batch.patterns.empty and not batch.lines.empty and keys is not None:
+        where = _period(batch.lines["time_ns"].to_numpy() / 1e9, window, history)
+        return keys.tally_columns(where >= 0, where == 1)
+    counts = _counts(batch, window, history, keys)
+    return {} if counts.empty else {c: counts[c].to_numpy() for c in counts.columns}
 
 
 def _counts(batch: LogBatch, window: tuple[float, float], history: tuple[float, float],
@@ -240,9 +251,25 @@ class LineKeys:
 
     key: np.ndarray  # per line
     table: pd.DataFrame  # KEY_COLUMNS of each key, sorted
+    #: The table's columns as arrays (made once, shared by the slices).
+    _arrays: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
 
     def __getitem__(self, rows: slice) -> LineKeys:
-        return LineKeys(self.key[rows], self.table)
+        return LineKeys(self.key[rows], self.table, self._arrays)
+
+    def tally_columns(self, keep: np.ndarray, in_window: np.ndarray) -> dict[str, np.ndarray]:
+        """``tally``'s columns as arrays, the same values (``{}`` for its empty frame)."""
+        if not keep.any():
+            return {}
+        if not self._arrays:
+            self._arrays.update({c: self.table[c].to_numpy() for c in self.table.columns})
+        size = len(self.table)
+        window = np.bincount(self.key[keep & in_window], minlength=size)
+        history = np.bincount(self.key[keep & ~in_window], minlength=size)
+        present = np.flatnonzero(window + history)
+        out = {c: values[present] for c, values in self._arrays.items()}
+        out["history"], out["window"] = history[present].astype("int64"), window[present].astype("int64")
+        return out
 
     def tally(self, keep: np.ndarray, in_window: np.ndarray) -> pd.DataFrame:
         """What ``_tally`` gives for the kept lines (``in_window``: per line, not only kept)."""

@@ -109,8 +109,11 @@ class Toolbox:
     def fluctuations_by_service(self, t_s: float) -> dict[str, list[Fluctuation]]:
         """Every pod's fluctuations at once, grouped by service (most deviant first)."""
         grouped: dict[str, list[Fluctuation]] = {}
+        services: dict[str, str] = {}  # each pod's service, asked once
         for found in self._compute(self.store.metric_pods(), t_s):
-            grouped.setdefault(self.store.service_of(found.pod), []).append(found)
+            if found.pod not in services:
+                services[found.pod] = self.store.service_of(found.pod)
+            grouped.setdefault(services[found.pod], []).append(found)
         return grouped
 
     def _compute(self, pods: list[str], t_s: float) -> list[Fluctuation]:

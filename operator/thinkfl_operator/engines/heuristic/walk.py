@@ -22,7 +22,7 @@ def pick_traces(window: pd.DataFrame, suspect: PodEvidence | None, limit: int) -
     if window.empty:
         return []
     trace = window["trace_id"].to_numpy(dtype=object)
-    rows = np.arange(len(window)) if suspect is None else np.flatnonzero(_text(window, "pod") == suspect.pod)
+    rows = np.arange(len(window)) if suspect is None else np.flatnonzero(_equal(window, "pod", suspect.pod))
     if "is_error" in window:
         errors = rows[window["is_error"].to_numpy()[rows] > 0]
         if len(errors):
@@ -32,7 +32,7 @@ def pick_traces(window: pd.DataFrame, suspect: PodEvidence | None, limit: int) -
     best = suspect.best
     if best is not None and best.kind in ("self", "net", "short"):
         values = window[{"self": "self_us", "net": "gap_us", "short": "duration_us"}[best.kind]].to_numpy()
-        same = rows[_text(window, "operation")[rows] == best.operation]
+        same = rows[_equal(window, "operation", best.operation, rows)]
         same = same[~pd.isna(values[same])]
         if len(same):
             return _first(trace[same[sorted_rows(values[same], ascending=best.kind == "short")]], limit)
@@ -74,6 +74,20 @@ def critical_leaf(trace: pd.DataFrame) -> str:
 
 def _text(frame: pd.DataFrame, column: str) -> np.ndarray:
     return np.asarray(frame[column].to_numpy(dtype=object))
+
+
+def _equal(frame: pd.DataFrame, column: str, value: str, rows: np.ndarray | None = None) -> np.ndarray:
+    """``_text(frame, column)[rows] == value`` (all rows when None), for a categorical column
+    from its codes: the window's text is not turned into Python objects for one comparison."""
+    series = frame[column]
+    if not isinstance(series.dtype, pd.CategoricalDtype):
+        text = _text(frame, column)
+        return np.asarray((text if rows is None else text[rows]) == value)
+    codes = series.cat.codes.to_numpy()
+    if rows is not None:
+        codes = codes[rows]
+    matching = np.flatnonzero(series.cat.categories.to_numpy(dtype=object) == value)
+    return np.isin(codes, matching)
 
 
 def _first(values: np.ndarray, limit: int) -> list[str]:

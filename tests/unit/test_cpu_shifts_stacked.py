@@ -5,6 +5,28 @@ from __future__ import annotations
 import numpy as np
 
 from thinkfl_operator.engines.heuristic import resources
+from thinkfl_operator.engines.heuristic.resources import (
+    ABS_FLOOR,
+    GUARD_S,
+    MIN_HISTORY,
+    REL_FLOOR,
+    CpuShift,
+)
+
+
+def _shift(pod: str, service: str, kpi: str, ts: np.ndarray, values: np.ndarray, start_s: float,
+           end_s: float) -> CpuShift | None:
+    """One series on its own, as the engine computed it before the series were stacked: the
+    reference, with numpy's own median."""
+    ok = ~np.isnan(values)
+    history = values[ok & (ts < start_s - GUARD_S)]
+    window = values[ok & (ts >= start_s) & (ts < end_s)]
+    if len(history) < MIN_HISTORY or len(window) == 0:
+        return None
+    median = float(np.median(history))
+    scale = max(1.4826 * float(np.median(np.abs(history - median))), REL_FLOOR * abs(median), ABS_FLOOR)
+    during = float(np.mean(window))
+    return CpuShift(pod, service, kpi, median, during, (during - median) / scale)
 
 
 def test_stacked_shifts_are_each_series_own() -> None:
@@ -23,5 +45,5 @@ def test_stacked_shifts_are_each_series_own() -> None:
                 values = np.round(values)
             series.append((f"pod{i}", f"svc{i % 4}", "cpu", ts, values))
         together = resources._shifts(series, start, end)
-        alone = [resources._shift(*s, start, end) for s in series]
+        alone = [_shift(*s, start, end) for s in series]
         assert repr(together) == repr(alone)

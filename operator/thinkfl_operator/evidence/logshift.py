@@ -176,12 +176,11 @@ def _count_columns(batch: LogBatch, window: tuple[float, float], history: tuple[
     if batch.patterns.empty and not batch.lines.empty and keys is not None:
         where = _period(batch.lines["time_ns"].to_numpy() / 1e9, window, history)
         return keys.tally_columns(where >= 0, where == 1)
-    counts = _counts(batch, window, history, keys)
+    counts = _counts(batch, window, history)
     return {} if counts.empty else {c: counts[c].to_numpy() for c in counts.columns}
 
 
-def _counts(batch: LogBatch, window: tuple[float, float], history: tuple[float, float],
-            keys: LineKeys | None = None) -> pd.DataFrame:
+def _counts(batch: LogBatch, window: tuple[float, float], history: tuple[float, float]) -> pd.DataFrame:
     """service, template, level, pod, history count, window count, sorted in that order. Loki's
     pattern counts, when the batch has them, are the whole evidence (its templates are not
     ours: mixing the two vocabularies would make every template look new or vanished); lines
@@ -197,8 +196,6 @@ def _counts(batch: LogBatch, window: tuple[float, float], history: tuple[float, 
     lines = batch.lines
     where = _period(lines["time_ns"].to_numpy() / 1e9, window, history)
     keep = where >= 0
-    if keys is not None:
-        return keys.tally(keep, where == 1)
     lines = lines[keep]
     if lines.empty:
         return pd.DataFrame()
@@ -258,7 +255,8 @@ class LineKeys:
         return LineKeys(self.key[rows], self.table, self._arrays)
 
     def tally_columns(self, keep: np.ndarray, in_window: np.ndarray) -> dict[str, np.ndarray]:
-        """``tally``'s columns as arrays, the same values (``{}`` for its empty frame)."""
+        """The columns of what ``_tally`` gives for the kept lines (``in_window``: per line,
+        not only kept), as arrays; ``{}`` when no line is kept."""
         if not keep.any():
             return {}
         if not self._arrays:
@@ -270,18 +268,6 @@ class LineKeys:
         out = {c: values[present] for c, values in self._arrays.items()}
         out["history"], out["window"] = history[present].astype("int64"), window[present].astype("int64")
         return out
-
-    def tally(self, keep: np.ndarray, in_window: np.ndarray) -> pd.DataFrame:
-        """What ``_tally`` gives for the kept lines (``in_window``: per line, not only kept)."""
-        if not keep.any():
-            return pd.DataFrame()
-        size = len(self.table)
-        window = np.bincount(self.key[keep & in_window], minlength=size)
-        history = np.bincount(self.key[keep & ~in_window], minlength=size)
-        present = np.flatnonzero(window + history)
-        frame = self.table.iloc[present].reset_index(drop=True)
-        frame["history"], frame["window"] = history[present].astype("int64"), window[present].astype("int64")
-        return frame
 
 
 def line_keys(lines: pd.DataFrame) -> LineKeys:

@@ -39,9 +39,10 @@ def fluctuations(
     current_s: float = 600.0,
     sigma: float = 3.0,
 ) -> list[Fluctuation]:
-    """Every KPI series that leaves mean ± sigma·std around ``t_s``, most deviant first."""
-    found = [f for each in _flagged(frames, t_s, nodes, baseline_s, current_s, sigma).values()
-             for f in each]
+    """Every KPI series that leaves mean ± sigma·std around ``t_s``, most deviant first (each
+    pod's, most deviant first, joined in pod order then sorted: both sorts keep ties in order)."""
+    by_pod = fluctuations_by_pod(frames, t_s, nodes, baseline_s, current_s, sigma)
+    found = [f for each in by_pod.values() for f in each]
     found.sort(key=lambda f: f.deviation, reverse=True)
     return found
 
@@ -118,9 +119,9 @@ def _flagged_together(
     ts = np.concatenate([b.ts for b in blocks])
     values = np.concatenate([b.values for b in blocks])
     owner = np.repeat(np.arange(len(blocks)), [len(b.ts) for b in blocks])
-    base, base_rows = _stack(values, owner, len(blocks),
+    base, base_rows = stack_rows(values, owner, len(blocks),
                              (ts >= t_s - baseline_s) & (ts <= t_s + baseline_s))
-    cur, cur_rows = _stack(values, owner, len(blocks),
+    cur, cur_rows = stack_rows(values, owner, len(blocks),
                            (ts >= t_s - current_s) & (ts <= t_s + current_s))
     mean, std = _nan_mean_std_stacked(base, base_rows)
     with np.errstate(invalid="ignore"):
@@ -141,15 +142,16 @@ def _flagged_together(
                                     cur_mean[p, j], cur_std[p, j]) for j in flagged]
 
 
-def _stack(values: np.ndarray, owner: np.ndarray, count: int,
-           keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The kept rows of each owner in order, as (owner, row, column) padded with NaN, and
-    each owner's number of rows."""
+def stack_rows(values: np.ndarray, owner: np.ndarray, count: int,
+               keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The kept rows of ``values`` (samples, or samples × columns) of each of ``count`` owners
+    in order, stacked as (owner, row[, column]) and padded with NaN, and each owner's number
+    of rows: many small series computed in one numpy call each."""
     rows = np.flatnonzero(keep)
     whose = owner[rows]
     per_owner = np.bincount(whose, minlength=count)
     first = np.cumsum(per_owner) - per_owner
-    stacked = np.full((count, int(per_owner.max(initial=0)), values.shape[1]), np.nan)
+    stacked = np.full((count, int(per_owner.max(initial=0)), *values.shape[1:]), np.nan)
     stacked[whose, np.arange(len(rows)) - first[whose]] = values[rows]
     return stacked, per_owner
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from thinkfl_operator.evidence.metrics import stack_rows
 from thinkfl_operator.telemetry.store import Store
 
 #: History before the window (seconds) and the guard between them. 20 minutes: inside what a
@@ -71,8 +72,8 @@ def _shifts(series: list[tuple[str, str, str, np.ndarray, np.ndarray]], start_s:
     values = np.concatenate([s[4] for s in series])
     owner = np.repeat(np.arange(len(series)), [len(s[3]) for s in series])
     ok = ~np.isnan(values)
-    history, n_history = _stack(values, owner, len(series), ok & (ts < start_s - GUARD_S))
-    window, n_window = _stack(values, owner, len(series), ok & (ts >= start_s) & (ts < end_s))
+    history, n_history = stack_rows(values, owner, len(series), ok & (ts < start_s - GUARD_S))
+    window, n_window = stack_rows(values, owner, len(series), ok & (ts >= start_s) & (ts < end_s))
     usable = (n_history >= MIN_HISTORY) & (n_window > 0)
     out: list[CpuShift | None] = [None] * len(series)
     if not usable.any():
@@ -95,45 +96,17 @@ def _shifts(series: list[tuple[str, str, str, np.ndarray, np.ndarray]], start_s:
     return out
 
 
-def _stack(values: np.ndarray, owner: np.ndarray, count: int, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The kept values of each owner in order, one row each padded with NaN, and their counts."""
-    rows = np.flatnonzero(keep)
-    whose = owner[rows]
-    per_owner = np.bincount(whose, minlength=count)
-    first = np.cumsum(per_owner) - per_owner
-    stacked = np.full((count, int(per_owner.max(initial=0))), np.nan)
-    stacked[whose, np.arange(len(rows)) - first[whose]] = values[rows]
-    return stacked, per_owner
-
-
 def _medians(ordered: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """``_median`` of each row's first ``counts`` values (rows sorted; NaN for an empty row)."""
+    """The median of each row's first ``counts`` values (rows sorted; NaN for an empty row)."""
     out = np.full(len(counts), np.nan)
     for row in np.flatnonzero(counts > 0):
         out[row] = _median_of_sorted(ordered[row, :counts[row]])
     return out
 
 
-def _shift(pod: str, service: str, kpi: str, ts: np.ndarray, values: np.ndarray, start_s: float,
-           end_s: float) -> CpuShift | None:
-    ok = ~np.isnan(values)
-    history = values[ok & (ts < start_s - GUARD_S)]
-    window = values[ok & (ts >= start_s) & (ts < end_s)]
-    if len(history) < MIN_HISTORY or len(window) == 0:
-        return None
-    median = _median(history)
-    scale = max(1.4826 * _median(np.abs(history - median)), REL_FLOOR * abs(median), ABS_FLOOR)
-    during = float(np.mean(window))
-    return CpuShift(pod, service, kpi, median, during, (during - median) / scale)
-
-
-def _median(values: np.ndarray) -> float:
-    """``np.median`` of values without NaN (the middle one, or the mean of the middle two, as
-    numpy computes it), without its per-call overhead: a day's evaluation asks ~1,300 times."""
-    return _median_of_sorted(np.sort(values))
-
-
 def _median_of_sorted(ordered: np.ndarray) -> float:
+    """``np.median`` of sorted values without NaN (the middle one, or the mean of the middle
+    two, as numpy computes it), without its per-call overhead."""
     middle = len(ordered) // 2
     # numpy takes the mean of the middle one or two, a sum that starts from +0.0 (so -0.0 → 0.0)
     if len(ordered) % 2:

@@ -325,3 +325,34 @@ def test_evaluate_prints_each_row_as_its_fault_is_diagnosed(
 def _column_starts(line: str) -> list[int]:
     """Where each column begins (columns are separated by two or more spaces)."""
     return [match.start() for match in re.finditer(r"(?:^|(?<=\s\s))\S", line)]
+
+
+def test_bench_prints_the_floor_the_evaluation_and_their_cpu(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    label = json.dumps({"11": [{"inject_time": f"2023-01-30 11:51:0{i}", "inject_pod": POD,
+                                "inject_type": "cpu_contention"} for i in range(3)]})
+    day = _nezha_day(tmp_path, label=label)
+    assert main(["bench", str(day), "--jobs", "2"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^parse CSVs \(pyarrow\): +\d+\.\d\d s for 1 files$", out, re.MULTILINE), out
+    assert re.search(r"^evaluate \(cold\): +\d+\.\d\d s \(median of 3: .*; 2 processes\)$", out, re.MULTILINE), out
+    assert re.search(r"^CPU, all processes: +evaluate \d+\.\d\d s, parse \d+\.\d\d s$", out, re.MULTILINE), out
+
+
+def test_cpu_seconds_counts_forked_workers() -> None:
+    """A worker's CPU counts once it is reaped (a parallel evaluation is bounded by the sum)."""
+    import multiprocessing
+    import time
+
+    from thinkfl_operator.evaluation.bench import cpu_seconds
+
+    def burn() -> None:
+        end = time.process_time() + 0.3
+        while time.process_time() < end:
+            pass
+
+    before = cpu_seconds()
+    worker = multiprocessing.get_context("fork").Process(target=burn)
+    worker.start()
+    worker.join()
+    assert cpu_seconds() - before >= 0.25

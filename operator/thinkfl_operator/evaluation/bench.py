@@ -3,8 +3,10 @@
 Prints the time to parse every CSV of the folder once with pyarrow (the floor any reader pays),
 the time of a whole ``evaluate`` (a fresh store and engine, CSV reading included; the median of
 as many runs as the parse, and their range: one run on a shared machine swings by half), their
-ratio, the per-incident diagnosis time once the data is loaded (median and max of a further
-pass), and the peak resident memory of the process (and of its largest forked worker).
+ratio, the CPU time both take (every thread and process: on a machine of few cores the wall
+time of a parallel evaluation is bounded by it), the per-incident diagnosis time once the data
+is loaded (median and max of a further pass), and the peak resident memory of the process (and
+of its largest forked worker).
 """
 
 from __future__ import annotations
@@ -27,30 +29,39 @@ from thinkfl_operator.telemetry.open import open_dataset
 from thinkfl_operator.telemetry.store import Store
 
 
-def parse_seconds(root: Path, repeats: int = 3) -> tuple[float, int]:
+def parse_seconds(root: Path, repeats: int = 3) -> tuple[float, float, int]:
     """Seconds to parse every CSV under ``root`` (traces, metrics, logs) once with pyarrow
-    (median of ``repeats`` passes, so the OS file cache is equally warm for both sides), and
-    how many files. Broken rows are skipped, as any reader must (real log files hold some)."""
+    (median of ``repeats`` passes, so the OS file cache is equally warm for both sides), the
+    CPU seconds of a pass (median), and how many files. Broken rows are skipped, as any reader
+    must (real log files hold some)."""
     files = sorted(root.rglob("*.csv"))
     skip = pacsv.ParseOptions(invalid_row_handler=lambda _row: "skip")
-    times = []
+    times, cpu = [], []
     for _ in range(repeats):
-        started = time.perf_counter()
+        started, used = time.perf_counter(), cpu_seconds()
         for path in files:
             pacsv.read_csv(path, parse_options=skip)
         times.append(time.perf_counter() - started)
-    return statistics.median(times), len(files)
+        cpu.append(cpu_seconds() - used)
+    return statistics.median(times), statistics.median(cpu), len(files)
+
+
+def cpu_seconds() -> float:
+    """CPU seconds used so far by this process (all its threads) and its reaped children."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def bench_dataset(root: Path, settings: Settings, repeats: int = 3, jobs: int = 1) -> str:
     faults = read_faults(root)
-    parse_s, n_files = parse_seconds(root, repeats)
-    seconds, run = [], None
+    parse_s, parse_cpu, n_files = parse_seconds(root, repeats)
+    seconds, cpu, run = [], [], None
     for _ in range(repeats):
         run = None  # one store alive at a time: the peak RSS is one evaluation's
         gc.collect()
         run = _evaluate_cold(root, faults, settings, jobs)
         seconds.append(run.seconds)
+        cpu.append(run.cpu)
     assert run is not None
     seconds.sort()
     evaluate_s = statistics.median(seconds)
@@ -67,6 +78,7 @@ def bench_dataset(root: Path, settings: Settings, repeats: int = 3, jobs: int = 
         (f"evaluate (cold):       {evaluate_s:.2f} s (median of {len(seconds)}: {seconds[0]:.2f}–{seconds[-1]:.2f} s; "
          f"{'1 process' if jobs == 1 else f'{jobs} processes'})"),
         f"ratio evaluate/parse:  {evaluate_s / parse_s:.1f}x" if parse_s > 0 else "ratio: n/a",
+        f"CPU, all processes:    evaluate {statistics.median(cpu):.2f} s, parse {parse_cpu:.2f} s",
     ]
     if per_incident:
         lines.append(f"per incident (warm):   median {statistics.median(per_incident) * 1000:.0f} ms, "
@@ -80,6 +92,7 @@ def bench_dataset(root: Path, settings: Settings, repeats: int = 3, jobs: int = 
 @dataclass
 class _Run:
     seconds: float
+    cpu: float  # seconds of CPU, every thread and forked worker
     results: list[runner.FaultResult]
     store: Store  # kept, with the engine, for a pass on loaded data
     engine: Engine
@@ -88,7 +101,7 @@ class _Run:
 def _evaluate_cold(root: Path, faults: list[Fault], settings: Settings, jobs: int) -> _Run:
     """One whole evaluation from a fresh store and engine."""
     engine = make_engine("heuristic", settings)
-    started = time.perf_counter()
+    started, used = time.perf_counter(), cpu_seconds()
     store = open_dataset(root)
     results = runner.run(store, faults, engine, jobs=jobs)
-    return _Run(time.perf_counter() - started, results, store, engine)
+    return _Run(time.perf_counter() - started, cpu_seconds() - used, results, store, engine)

@@ -1,44 +1,112 @@
-"""Baseline.median (medians read from the frame's sorted values) against group_median."""
+"""Baseline statistics read from the frame's sorted values against group_median of its rows."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from thinkfl_operator.engines.heuristic.groupstats import group_median
-from thinkfl_operator.engines.heuristic.signals import Baseline, Measured
+from thinkfl_operator.engines.heuristic.groupstats import (
+    group_counts,
+    group_median,
+    median_of_sorted,
+    v_medians,
+)
+from thinkfl_operator.engines.heuristic.signals import (
+    MIN_BASELINE,
+    MIN_WINDOW,
+    Baseline,
+    Measured,
+    _stats,
+    _valid,
+)
 
 
-def test_baseline_median_is_the_group_median_of_its_rows() -> None:
+def _random_measured(rng: np.random.Generator, n: int, keys: int) -> Measured:
+    codes = rng.integers(-1, keys, n)
+    values = rng.integers(0, 50, n).astype(float)  # many ties
+    values[rng.random(n) < 0.1] = np.nan
+    if rng.random() < 0.3:
+        values += rng.random(n).round(2)  # not integral: the lexsort path
+    return Measured(pd.DataFrame({"op_key": codes, "self_us": values}), pd.DataFrame(), pd.DataFrame())
+
+
+def test_sorted_valid_is_valid_sorted_by_key_then_value() -> None:
     rng = np.random.default_rng(3)
     for _ in range(100):
         n = int(rng.integers(0, 400))
-        keys = int(rng.integers(1, 30))
-        codes = rng.integers(-1, keys, n)
-        values = rng.integers(0, 50, n).astype(float)
-        values[rng.random(n) < 0.1] = np.nan
-        if rng.random() < 0.3:
-            values += rng.random(n)  # not integral: the lexsort path
-        measured = Measured(pd.DataFrame({"op_key": codes, "self_us": values}), pd.DataFrame(), pd.DataFrame())
-        rows = np.flatnonzero(rng.random(n) < 0.6)
-        base = Baseline(measured, rows)
+        measured = _random_measured(rng, n, int(rng.integers(1, 30)))
+        base = Baseline(measured, np.flatnonzero(rng.random(n) < 0.6))
         b_codes, b_values = base.valid("op_key", "self_us")
-        groups = int(rng.integers(1, keys + 2))  # some keys may lie beyond the groups asked
-        for wanted in (None, rng.random(groups) < 0.5):
-            keep = (b_codes < groups) & (np.ones(len(b_codes), bool) if wanted is None
-                                         else wanted[np.minimum(b_codes, groups - 1)])
-            expected = group_median(b_codes[keep], b_values[keep], groups)
-            got = base.median("op_key", "self_us", wanted, groups)
-            assert got.tobytes() == expected.tobytes()
+        s_codes, s_values = base.sorted_valid("op_key", "self_us")
+        order = np.lexsort((b_values, b_codes))
+        assert s_codes.tobytes() == b_codes[order].tobytes()
+        assert s_values.tobytes() == b_values[order].tobytes()
+        groups = int(b_codes.max()) + 1 if len(b_codes) else 1
+        assert median_of_sorted(s_codes, s_values, groups).tobytes() == \
+            group_median(b_codes, b_values, groups).tobytes()
 
 
-def test_labels_by_key_are_the_labels_loc_reads() -> None:
-    ops = pd.DataFrame({"pod": ["p2", "p0", "p1"], "service": ["s2", "s0", "s1"],
-                        "operation": ["o2", "o0", "o1"]}, index=pd.Index([2, 0, 1], name="op_key")).astype(str)
-    measured = Measured(pd.DataFrame(), ops, ops.iloc[:0])
-    keys = np.array([1, 2, 0, 2])
-    by_key = measured.labels_by_key("ops")
-    for column in ops.columns:
-        assert by_key[column][keys].tolist() == ops.loc[keys, column].tolist()
-    assert measured.labels_by_key("ops") is by_key
-    assert all(len(v) == 0 for v in measured.labels_by_key("edges").values())
+def _old_stats(win: pd.DataFrame, base: Baseline, value: str, code: str) -> pd.DataFrame:
+    """``_stats`` before the sorted baseline (medians and MADs by group_median of the rows)."""
+    w_codes, w_values = _valid(win, code, value)
+    b_codes, b_values = base.valid(code, value)
+    if len(w_codes) == 0 or len(b_codes) == 0:
+        return pd.DataFrame()
+    groups = int(max(w_codes.max(), b_codes.max())) + 1
+    w_n, b_n = group_counts(w_codes, groups), group_counts(b_codes, groups)
+    wanted = (w_n >= MIN_WINDOW) & (b_n >= MIN_BASELINE)
+    if not wanted.any():
+        return pd.DataFrame()
+    w_keep, b_keep = wanted[w_codes], wanted[b_codes]
+    w_med = group_median(w_codes[w_keep], w_values[w_keep], groups)
+    b_codes, b_values = b_codes[b_keep], b_values[b_keep]
+    b_med = group_median(b_codes, b_values, groups)
+    b_mad = group_median(b_codes, np.abs(2 * b_values - 2 * b_med[b_codes]), groups) / 2
+    index = np.flatnonzero(wanted)
+    return pd.DataFrame({"w_med": w_med[index], "w_n": w_n[index], "b_med": b_med[index],
+                         "b_n": b_n[index], "b_mad": b_mad[index]}, index=index)
+
+
+def test_stats_of_the_sorted_baseline_are_the_old_ones() -> None:
+    rng = np.random.default_rng(7)
+    compared = 0
+    for _ in range(300):
+        n = int(rng.integers(0, 600))
+        measured = _random_measured(rng, n, int(rng.integers(1, 12)))
+        cut = int(rng.integers(0, n + 1))
+        win = measured.frame.iloc[cut:cut + int(rng.integers(0, 120))]
+        rows = np.flatnonzero((rng.random(n) < 0.8) & ((np.arange(n) < cut) | (np.arange(n) >= cut + len(win))))
+        base = Baseline(measured, rows)
+        expected = _old_stats(win, base, "self_us", "op_key")
+        got = _stats(None, win, "self_us", "op_key", base)
+        frame = _stats(measured.frame.iloc[rows], win, "self_us", "op_key")
+        if expected.empty:
+            assert got is None and frame is None
+            continue
+        compared += 1
+        for stats in (got, frame):
+            assert stats is not None
+            assert stats.keys.tobytes() == expected.index.to_numpy().tobytes()
+            for column in ("w_med", "w_n", "b_med", "b_mad"):
+                assert getattr(stats, column).tobytes() == expected[column].to_numpy().tobytes(), column
+    assert compared > 100
+
+
+def test_v_medians_are_the_group_medians_of_the_segments() -> None:
+    """Segments that fall then rise (absolute deviations: no -0.0), ties and one-sided ones."""
+    rng = np.random.default_rng(11)
+    for _ in range(300):
+        groups = int(rng.integers(1, 8))
+        counts = rng.integers(1, 40, groups)
+        falls = np.array([int(rng.integers(0, c + 1)) for c in counts])
+        parts = []
+        for c, f in zip(counts, falls, strict=True):
+            scale = rng.choice([1.0, 0.5, 0.1])
+            down = np.sort(rng.integers(0, 6, f) * scale)[::-1]  # ties likely
+            up = np.sort(rng.integers(0, 6, c - f) * scale)
+            parts.append(np.concatenate([down, up]))
+        values = np.concatenate(parts)
+        codes = np.repeat(np.arange(groups), counts)
+        starts = np.cumsum(counts) - counts
+        got = v_medians(values, starts, counts, falls)
+        assert got.tobytes() == group_median(codes, values, groups).tobytes()

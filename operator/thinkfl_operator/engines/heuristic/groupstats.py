@@ -76,3 +76,49 @@ def sorted_rows(values: np.ndarray, ascending: bool = True) -> np.ndarray:
         return np.asarray(values.argsort(kind="quicksort"))
     reverse = np.arange(len(values))[::-1]
     return np.asarray(reverse[values[::-1].argsort(kind="quicksort")][::-1])
+
+
+def segment_medians(sorted_values: np.ndarray, starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """``median_of_sorted`` of the segments [starts, starts + counts) (each non-empty) of
+    values sorted within each segment."""
+    return np.asarray((sorted_values[starts + (counts - 1) // 2] + sorted_values[starts + counts // 2]) / 2.0)
+
+
+def v_medians(values: np.ndarray, starts: np.ndarray, counts: np.ndarray, falls: np.ndarray) -> np.ndarray:
+    """The median of each segment [starts, starts + counts) (each non-empty) of ``values``
+    whose first ``falls`` values never rise and the rest never fall (a V, such as the
+    distances of sorted values to a point between them): the median ``group_median`` gives,
+    from the two order statistics it averages, found by a binary search over both sides at
+    once instead of a sort."""
+    k = np.concatenate([(counts - 1) // 2, counts // 2])
+    twice = [np.concatenate([a, a]) for a in (starts, counts, falls)]
+    both = _kth_of_v(values, twice[0], twice[1], twice[2], k)
+    return np.asarray((both[:len(counts)] + both[len(counts):]) / 2.0)
+
+
+def _kth_of_v(values: np.ndarray, starts: np.ndarray, counts: np.ndarray, falls: np.ndarray,
+              k: np.ndarray) -> np.ndarray:
+    """The ``k``-th smallest (from 0) of each V segment: the merge of its falling side read
+    backwards (A) and its rising side (B). The smallest ``i`` (values taken from A) whose
+    A[i] >= B[k - i] makes A[:i] and B[:k + 1 - i] the k + 1 smallest; the k-th is their
+    largest."""
+    a, b = falls, counts - falls
+    pivot = starts + falls  # A[i] = values[pivot - 1 - i], B[j] = values[pivot + j]
+    lo, hi = np.maximum(0, k + 1 - b), np.minimum(a, k + 1)
+    last = max(len(values) - 1, 0)
+    while True:
+        open_ = lo < hi
+        if not open_.any():
+            break
+        mid = (lo + hi) // 2
+        j = k - mid
+        enough = (mid >= a) | (j < 0)
+        a_mid = values[np.clip(pivot - 1 - mid, 0, last)]
+        b_j = values[np.clip(pivot + j, 0, last)]
+        enough |= a_mid >= b_j
+        hi = np.where(open_ & enough, mid, hi)
+        lo = np.where(open_ & ~enough, mid + 1, lo)
+    j = k + 1 - lo
+    from_a = np.where(lo > 0, values[np.clip(pivot - lo, 0, last)], -np.inf)
+    from_b = np.where(j > 0, values[np.clip(pivot + j - 1, 0, last)], -np.inf)
+    return np.asarray(np.maximum(from_a, from_b))

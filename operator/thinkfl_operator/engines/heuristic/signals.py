@@ -33,7 +33,9 @@ from thinkfl_operator.engines.heuristic.groupstats import (
     group_median,
     group_order,
     median_of_sorted,
+    segment_medians,
     sorted_rows,
+    v_medians,
 )
 from thinkfl_operator.telemetry.spans import span_and_parent_keys
 
@@ -139,16 +141,12 @@ class Baseline:
         member[self.rows] = True
         return member
 
-    def median(self, code: str, value: str, wanted: np.ndarray | None, groups: int) -> np.ndarray:
-        """``group_median`` of the baseline's valid (key, value) pairs whose key is in
-        [0, groups) and ``wanted`` (every key when None)."""
+    def sorted_valid(self, code: str, value: str) -> tuple[np.ndarray, np.ndarray]:
+        """The pairs ``valid`` gives, sorted by (key, value): read from the frame's sorted
+        rows (the day's rows taken by position; a boolean mask over them costs more)."""
         rows, codes, values = self.measured.by_key(code, value)
-        # the keys to keep as a table over every key (codes ascend: the last is the largest);
-        # the day's rows taken by position (a boolean mask over them costs several times more)
-        allow = np.zeros(max(groups, int(codes[-1]) + 1 if len(codes) else 0), dtype=bool)
-        allow[:groups] = True if wanted is None else wanted
-        chosen = np.flatnonzero(self._member[rows] & allow[codes])
-        return median_of_sorted(codes[chosen], values[chosen], groups)
+        chosen = np.flatnonzero(self._member[rows])
+        return codes[chosen], values[chosen]
 
 
 def span_measurements(frame: pd.DataFrame) -> Measured:
@@ -224,15 +222,6 @@ def _labels(frame: pd.DataFrame, code: str, columns: list[str]) -> pd.DataFrame:
     return first.set_index(code)[columns].astype(str)
 
 
-def _base_valid(base: pd.DataFrame | None, rows: Baseline | None, code: str,
-                value: str) -> tuple[np.ndarray, np.ndarray]:
-    """``_valid`` of the baseline, from its frame or its rows of the measured frame."""
-    if rows is not None:
-        return rows.valid(code, value)
-    assert base is not None, "a baseline frame or its rows"
-    return _valid(base, code, value)
-
-
 def _valid(frame: pd.DataFrame, code: str, value: str) -> tuple[np.ndarray, np.ndarray]:
     codes = frame[code].to_numpy()
     values = frame[value].to_numpy(dtype="float64")
@@ -240,43 +229,82 @@ def _valid(frame: pd.DataFrame, code: str, value: str) -> tuple[np.ndarray, np.n
     return codes[keep], values[keep]
 
 
+@dataclass(frozen=True)
+class _Stats:
+    """Per key seen in both (``keys``): window median and count, baseline median and MAD."""
+
+    keys: np.ndarray
+    w_med: np.ndarray
+    w_n: np.ndarray
+    b_med: np.ndarray
+    b_mad: np.ndarray
+
+
 def _stats(base: pd.DataFrame | None, win: pd.DataFrame, value: str, code: str,
-           sorted_base: Baseline | None = None) -> pd.DataFrame:
-    """Per key seen in both: window median and count, baseline median, MAD and count."""
+           sorted_base: Baseline | None = None) -> _Stats | None:
+    """Per key seen in both: window median and count, baseline median and MAD (None: no key)."""
     w_codes, w_values = _valid(win, code, value)
-    b_codes, b_values = _base_valid(base, sorted_base, code, value)
+    if sorted_base is not None:
+        b_codes, b_values = sorted_base.sorted_valid(code, value)
+    else:
+        assert base is not None, "a baseline frame or its rows"
+        b_codes, b_values = _valid(base, code, value)
     if len(w_codes) == 0 or len(b_codes) == 0:
-        return pd.DataFrame()
+        return None
     groups = int(max(w_codes.max(), b_codes.max())) + 1
     w_n, b_n = group_counts(w_codes, groups), group_counts(b_codes, groups)
     wanted = (w_n >= MIN_WINDOW) & (b_n >= MIN_BASELINE)
     if not wanted.any():
-        return pd.DataFrame()
-    w_keep, b_keep = wanted[w_codes], wanted[b_codes]
+        return None
+    w_keep = wanted[w_codes]
     w_med = group_median(w_codes[w_keep], w_values[w_keep], groups)
-    b_codes, b_values = b_codes[b_keep], b_values[b_keep]
-    b_med = (group_median(b_codes, b_values, groups) if sorted_base is None
-             else sorted_base.median(code, value, wanted, groups))
-    # Doubled deviations stay integral for integral data (medians may end in .5): fast sort path.
-    b_mad = group_median(b_codes, np.abs(2 * b_values - 2 * b_med[b_codes]), groups) / 2
     index = np.flatnonzero(wanted)
-    return pd.DataFrame({"w_med": w_med[index], "w_n": w_n[index], "b_med": b_med[index],
-                         "b_n": b_n[index], "b_mad": b_mad[index]}, index=index)
+    if sorted_base is not None:
+        b_med, b_mad = _sorted_median_mad(b_codes, b_values, b_n, index)
+    else:
+        b_keep = wanted[b_codes]
+        b_codes, b_values = b_codes[b_keep], b_values[b_keep]
+        b_med_all = group_median(b_codes, b_values, groups)
+        b_mad = _mad(b_codes, b_values, b_med_all[b_codes], groups)[index]
+        b_med = b_med_all[index]
+    return _Stats(index, w_med[index], w_n[index], b_med, b_mad)
+
+
+def _mad(codes: np.ndarray, values: np.ndarray, centres: np.ndarray, groups: int) -> np.ndarray:
+    """Each key's median absolute deviation from its centre (``centres``: each value's)."""
+    # Doubled deviations stay integral for integral data (medians may end in .5): fast sort path.
+    return group_median(codes, np.abs(2 * values - 2 * centres), groups) / 2
+
+
+def _sorted_median_mad(codes: np.ndarray, values: np.ndarray, counts: np.ndarray,
+                       keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``keys``' medians and ``_mad`` from values sorted by (key, value) (``counts`` per
+    key): each key's values are a segment, its median read at the middle, and its absolute
+    deviations fall then rise along it, so their median needs no sort (``v_medians``)."""
+    starts = (np.cumsum(counts) - counts)[keys]
+    n = counts[keys]
+    med = segment_medians(values, starts, n)
+    centre = np.full(len(counts), np.nan)
+    centre[keys] = med
+    per_value = centre[codes]
+    deviations = np.abs(2 * values - 2 * per_value)
+    falls = np.bincount(codes[values < per_value], minlength=len(counts))[keys]
+    return med, v_medians(deviations, starts, n, falls) / 2
 
 
 def _shifts(base: pd.DataFrame | None, win: pd.DataFrame, value: str, code: str,
             labels: dict[str, np.ndarray], kind: str, sorted_base: Baseline | None = None) -> list[Shift]:
     """Robust z of the median shift per key: (window − baseline median) / scale."""
     stats = _stats(base, win, value, code, sorted_base)
-    if stats.empty:
+    if stats is None:
         return []
     scale = np.maximum.reduce([
-        1.4826 * stats["b_mad"].to_numpy(),
-        SCALE_FLOOR_REL * stats["b_med"].abs().to_numpy(),
-        np.full(len(stats), SCALE_FLOOR_US),
+        1.4826 * stats.b_mad,
+        SCALE_FLOOR_REL * np.abs(stats.b_med),
+        np.full(len(stats.keys), SCALE_FLOOR_US),
     ])
-    z = (stats["w_med"].to_numpy() - stats["b_med"].to_numpy()) / scale
-    return _make(kind, labels, stats.index.to_numpy(), stats["b_med"], stats["w_med"], z, stats["w_n"])
+    z = (stats.w_med - stats.b_med) / scale
+    return _make(kind, labels, stats.keys, stats.b_med, stats.w_med, z, stats.w_n)
 
 
 def _make(kind: str, labels: dict[str, np.ndarray], keys: np.ndarray, baseline: Any, window: Any,
@@ -297,7 +325,13 @@ def _ratio_shifts(base: pd.DataFrame | None, win: pd.DataFrame, value: str,
     """Relative shifts of a per-span value per (pod, operation), z = 10 × the change: a rise of
     a share (errors: mean), or a fall to a fraction of the usual (calls, duration: median)."""
     w_codes, w_values = _valid(win, "op_key", value)
-    b_codes, b_values = _base_valid(base, sorted_base, "op_key", value)
+    if sorted_base is None:
+        assert base is not None, "a baseline frame or its rows"
+        b_codes, b_values = _valid(base, "op_key", value)
+    elif rise:  # means sum in row order
+        b_codes, b_values = sorted_base.valid("op_key", value)
+    else:
+        b_codes, b_values = sorted_base.sorted_valid("op_key", value)
     if len(w_codes) == 0 or len(b_codes) == 0:
         return []
     groups = int(max(w_codes.max(), b_codes.max())) + 1
@@ -307,7 +341,7 @@ def _ratio_shifts(base: pd.DataFrame | None, win: pd.DataFrame, value: str,
     else:
         mw = group_median(w_codes, w_values, groups)
         mb = (group_median(b_codes, b_values, groups) if sorted_base is None
-              else sorted_base.median("op_key", value, None, groups))
+              else median_of_sorted(b_codes, b_values, groups))
     with np.errstate(divide="ignore", invalid="ignore"):
         change = (mw - mb) if rise else (mb - mw) / np.maximum(mb, 1e-9)
     ok = (w_n >= MIN_WINDOW) & (b_n >= MIN_BASELINE) & (change > (0 if rise else MIN_DROP))

@@ -161,8 +161,145 @@ def _split(lines: pa.Array) -> pa.StructArray:
     first, cut = offsets[:-1], np.diff(offsets) == 2
     before = pieces.values.take(pa.array(first))
     after = pieces.values.take(pa.array(first + 1, mask=~cut))
-    return pa.StructArray.from_arrays([_removed(before), after, _level_words(head)],
-                                      names=["before", "after", "level"])
+    removed, level = _removed_and_level(before, head)
+    return pa.StructArray.from_arrays([removed, after, level], names=["before", "after", "level"])
+
+
+#: The usual part of a line before its first ``_CUT`` (Java logback with trace fields):
+#: ``17:02:12.420 INFO  v.c.VerifyCodeController#54 TraceID: <32 hex> SpanID: <16 hex> ``
+#: with no ``-`` or ``/`` in it (told without this regex, which costs more: ``_shaped``).
+#: Its clock (``_CLOCK``) and trace tail (``_TAIL``) differ from line to line; what lies
+#: between does not.
+_SHAPE = r"^\d\d:\d\d:\d\d\.\d\d\d [^-/]* TraceID: [0-9a-f]{32} SpanID: [0-9a-f]{16} $"
+#: The shape's first and last characters: ``\0`` a digit, ``\1`` a hex digit (lower case).
+_CLOCK = "\0\0:\0\0:\0\0.\0\0\0"
+_TAIL = " TraceID: " + "\1" * 32 + " SpanID: " + "\1" * 16 + " "
+#: What the removals leave of a shaped text's trace tail after its key (see ``_removed_and_level``).
+_TAIL_LEFT = "  "
+
+
+def _removed_and_level(before: pa.Array, head: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """``_removed(before)`` and ``_level_words(head)`` (``before``: each head's part before its
+    first ``_CUT``, no nulls), the removals and the level read once per distinct key for the
+    texts of ``_SHAPE``, whose key is ``k = before[len(_CLOCK):len(before) - len(_TAIL) + 1]``
+    (bytes; the shape's clock and tail are ASCII), i.e. ``" " + M + " "`` for
+    ``before = C + " " + M + T`` with ``C`` the clock and ``T = " TraceID: <h1> SpanID: <h2> "``
+    (``M``: anything without ``-`` or ``/``, even clocks, trace fields, quotes, non-ASCII text,
+    or nothing). ``C`` and ``T`` hold no ``-`` or ``/``: ``before`` holds one when ``k`` does,
+    so it is looked for in the distinct keys.
+
+    Exactness, ``_removed(before) == _removed(k) + _TAIL_LEFT``, pass by pass (the passes are
+    global replacements, leftmost first, none matches the empty text, each reads its whole text
+    for ``\\b``):
+    dates: neither ``before`` nor ``k`` holds ``-`` or ``/``, so neither is searched.
+    clocks: at 0 the clock pattern matches ``C`` exactly (its greedy first path succeeds: the
+    digits end at a space, a ``\\b``). No match touches ``T``: a match holds only digits, ``:``,
+    ``.`` and ``,``, so not ``T``'s first space, and after it every ``:`` of ``T`` is followed
+    by a space where a match needs a digit. The matches between are those of ``k``: one starts
+    with a digit, so not at ``k``'s first space (the only position whose left neighbour
+    differs: a digit in ``before``, none in ``k``), and ends before ``k``'s last space, which
+    both texts have next. So after this pass ``before`` is ``R + T`` and ``k`` is ``R + " "``
+    (``R`` starts with ``k``'s first space, never matched).
+    trace fields: a match starting in ``R`` is the same in both: past ``R`` it can only take
+    the space that follows ``R`` in both texts (by its last ``\\s*``; the earlier ``\\s*`` must
+    be followed by ``:`` or ``=``), and nothing after that space (``T``'s ``T`` is no quote,
+    space, ``:``, ``=`` or hex digit even ignoring case; ``k`` ends there). Then ``T``'s
+    ``TraceID: <h1>`` and ``SpanID: <h2>`` each match exactly (a word boundary before them, the
+    hex runs end at a space), and its three spaces stay unless the first was taken with the
+    last match of ``R``, as ``k``'s last space then is: ``T`` leaves the two spaces more.
+
+    The level: ``_LEVEL_RE2``'s leftmost match in ``head`` is the one in ``k`` when ``k`` has
+    one (none starts in ``C``: its ``:`` are followed by digits; one starting in ``k`` reads
+    nothing past ``k``'s last space, the same in both), else one in ``head`` past ``before``'s
+    end or none: in ``T`` every word after a space or ``:`` is ``TraceID`` (``TRACE`` followed
+    by a letter), ``SpanID``, or hex digits (every level word holds a letter that is no hex
+    digit). Those lines' heads are read again whole, as the texts of other shapes are."""
+    fast = np.flatnonzero(_shaped(before))
+    keys = pc.dictionary_encode(_byte_slices(before, fast, len(_CLOCK), len(_TAIL) - 1))
+    dashed = pc.or_(_holds(keys.dictionary, "-"), _holds(keys.dictionary, "/"))
+    key_codes = keys.indices.to_numpy(zero_copy_only=False)
+    keep = ~np.asarray(dashed.to_numpy(zero_copy_only=False))[key_codes]
+    fast, key_codes = fast[keep], key_codes[keep]
+    if not len(fast):
+        return _removed(before), _level_words(head)
+    rest = np.setdiff1d(np.arange(len(before)), fast, assume_unique=True)
+    removed_keys = pc.binary_join_element_wise(_removed(keys.dictionary), _TAIL_LEFT, "")
+    codes = np.empty(len(before), dtype=np.int64)
+    codes[fast] = key_codes
+    codes[rest] = len(removed_keys) + np.arange(len(rest))
+    removed = pa.concat_arrays([removed_keys, _removed(before.take(pa.array(rest)))]).take(pa.array(codes))
+    level_keys = _level_words(keys.dictionary)
+    unread = np.asarray(level_keys.is_null().to_numpy(zero_copy_only=False))[key_codes]
+    ask = np.sort(np.concatenate([rest, fast[unread]]))
+    codes[ask] = len(level_keys) + np.arange(len(ask))
+    level = pa.concat_arrays([level_keys, _level_words(head.take(pa.array(ask)))]).take(pa.array(codes))
+    return removed, level
+
+
+def _shaped(text: pa.Array) -> np.ndarray:
+    """Which texts (no nulls) start with ``_CLOCK`` and a space and end with ``_TAIL``:
+    ``_SHAPE`` but for ``-`` and ``/``."""
+    offsets = _offsets(text)
+    data = np.frombuffer(text.buffers()[2] or b"", dtype=np.uint8)
+    shaped = np.diff(offsets) >= len(_CLOCK) + 1 + len(_TAIL)
+    rows = np.flatnonzero(shaped)
+    if len(rows):
+        shaped[rows] = (_fits(data, offsets[rows], _CLOCK + " " + "\2" * 3)
+                        & _fits(data, offsets[rows + 1] - len(_TAIL) - 4, "\2" * 4 + _TAIL))
+    return shaped
+
+
+def _fits(data: np.ndarray, starts: np.ndarray, template: str) -> np.ndarray:
+    """Whether the bytes of ``data`` at each start spell ``template`` (a multiple of 8 long;
+    ``\\0``: a digit, ``\\1``: a digit or ``a``-``f``, ``\\2``: any byte). Eight bytes at a
+    time: a byte ``x`` below 128 lies in ``[lo, hi]`` when ``x + 128 - lo`` has its top bit and
+    ``x + 127 - hi`` has not (no sum carries out of its byte); a byte from 128 on is no digit."""
+    code = np.frombuffer(template.encode(), dtype=np.uint8)
+
+    def lanes(mask: np.ndarray, value: np.ndarray | int) -> np.ndarray:
+        return np.where(mask, value, 0).astype(np.uint8).view(np.uint64)
+
+    literal, value = lanes(code > 2, 0xFF), lanes(code > 2, code)
+    digit, hexa = lanes(code == 0, 0x80), lanes(code == 1, 0x80)
+    block = np.lib.stride_tricks.sliding_window_view(data, len(code))[starts].view(np.uint64)
+    ok = np.ones(len(starts), dtype=bool)
+    for j in range(block.shape[1]):
+        word = block[:, j]
+        if literal[j]:
+            ok &= (word & literal[j]) == value[j]
+        if digit[j] or hexa[j]:
+            low, ascii_ = word & _every(0x7F), ~word & _every(0x80)
+            digits = _within(low, ord("0"), ord("9")) & ascii_
+            ok &= (digits & digit[j]) == digit[j]
+            ok &= ((digits | (_within(low, ord("a"), ord("f")) & ascii_)) & hexa[j]) == hexa[j]
+    return ok
+
+
+def _every(byte: int) -> np.uint64:
+    """``byte`` in each of a word's eight bytes."""
+    return np.uint64(int.from_bytes(bytes([byte]) * 8, "little"))
+
+
+def _within(low: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """The top bit of each byte of ``low`` (bytes below 128) set when it lies in ``[lo, hi]``."""
+    return (low + _every(0x80 - lo)) & ~(low + _every(0x7F - hi)) & _every(0x80)
+
+
+def _offsets(text: pa.Array) -> np.ndarray:
+    """A string array's offsets into its data (n + 1 of them), as int64."""
+    return np.frombuffer(text.buffers()[1], dtype=np.int32, count=len(text) + 1, offset=4 * text.offset).astype(np.int64)
+
+
+def _byte_slices(text: pa.Array, rows: np.ndarray, lead: int, trail: int) -> pa.Array:
+    """Bytes ``[lead, len - trail)`` of the texts at ``rows`` (ascending; each at least
+    ``lead + trail`` bytes long, cut at character starts), one copy: every other element of a
+    view of ``text``'s data (the slices and what lies between)."""
+    offsets = _offsets(text)
+    bounds = np.empty(2 * len(rows) + 1, dtype=np.int32)
+    bounds[0:-1:2], bounds[1::2] = offsets[rows] + lead, offsets[rows + 1] - trail
+    bounds[-1] = bounds[-2] if len(rows) else 0
+    both = pa.Array.from_buffers(pa.string(), 2 * len(rows), [None, pa.py_buffer(bounds), text.buffers()[2]])
+    return both.take(pa.array(2 * np.arange(len(rows))))
 
 
 def _removed(text: pa.Array) -> pa.Array:

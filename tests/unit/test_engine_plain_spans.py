@@ -1,25 +1,63 @@
-"""The walked spans as plain object columns: same values, numbers untouched."""
+"""The walked spans as plain object columns: the old cut-then-convert as the reference."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from thinkfl_operator.engines.heuristic.engine import _plain
+from thinkfl_operator.engines.heuristic.engine import _walked
+from thinkfl_operator.telemetry.spans import COLUMNS
 
 
-def test_plain_spans_keep_every_value() -> None:
+def _old_plain(spans: pd.DataFrame) -> pd.DataFrame:
+    """The walked spans before ``_walked``: the window cut, then each text column converted."""
+    columns: dict[str, pd.Series | np.ndarray] = {}
+    for name in spans.columns:
+        column = spans[name]
+        if pd.api.types.is_numeric_dtype(column.dtype):
+            columns[name] = column.to_numpy()
+            continue
+        text = column.to_numpy(dtype=object)
+        if pd.isna(text).any():
+            return spans
+        columns[name] = pd.Series(text, index=spans.index, dtype=object)
+    return pd.DataFrame(columns, index=spans.index)
+
+
+def _window(rng: np.random.Generator, n: int, missing: bool) -> pd.DataFrame:
+    def text(prefix: str, k: int) -> list[str | None]:
+        out: list[str | None] = [f"{prefix}{i}" for i in rng.integers(0, k, n)]
+        if missing and n:
+            out[int(rng.integers(0, n))] = None
+        return out
+
     frame = pd.DataFrame({
-        "span_id": pd.array(["a", "b", "c"], dtype="str"),
-        "pod": pd.Categorical(["p", "q", "p"]),
-        "start_us": np.array([3, 1, 2], dtype="int64"),
-    }, index=[7, 5, 9])
-    plain = _plain(frame)
-    assert list(plain.columns) == list(frame.columns)
-    assert list(plain.index) == [7, 5, 9]
-    assert plain["span_id"].dtype == object and plain["pod"].dtype == object
-    assert plain["start_us"].dtype == np.dtype("int64")
-    for name in frame.columns:
-        assert plain[name].tolist() == frame[name].tolist()
-    missing = frame.assign(pod=pd.Categorical(["p", None, "p"]))
-    assert _plain(missing) is missing
+        "trace_id": pd.array(text("t", 6), dtype="str"),
+        "span_id": pd.array([f"s{i}" for i in range(n)], dtype="str"),
+        "parent_id": pd.array(text("s", n + 1), dtype="str"),
+        "pod": pd.Categorical(text("p", 4)),
+        "service": pd.Categorical(text("v", 3)),
+        "node": pd.Series(text("n", 2), dtype=object),
+        "operation": pd.Categorical(text("o", 5), categories=[f"o{i}" for i in range(7)]),
+        "start_us": rng.integers(0, 10**6, n),
+        "duration_us": rng.integers(0, 10**4, n),
+        "status": pd.Categorical(["0"] * n),
+        "kind": pd.array(["server"] * n, dtype="str"),
+        "other": rng.random(n),
+    }, index=rng.permutation(n) + 100)
+    return frame
+
+
+def test_walked_spans_are_the_old_plain_cut() -> None:
+    rng = np.random.default_rng(5)
+    for case in range(60):
+        n = int(rng.integers(0, 40))
+        window = _window(rng, n, missing=case % 4 == 0)
+        traces = [f"t{i}" for i in rng.integers(0, 8, int(rng.integers(0, 4)))]
+        expected = _old_plain(window.loc[window["trace_id"].isin(traces).to_numpy(), list(COLUMNS)])
+        got = _walked(window, traces)
+        assert list(got.columns) == list(COLUMNS)
+        assert list(got.index) == list(expected.index)
+        assert got.dtypes.tolist() == expected.dtypes.tolist()
+        for name in COLUMNS:
+            assert got[name].tolist() == expected[name].tolist()

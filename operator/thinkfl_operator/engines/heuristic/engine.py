@@ -20,6 +20,7 @@ import time
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from thinkfl_operator.config.settings import Settings
 from thinkfl_operator.core.errors import NoEvidence
@@ -179,7 +180,7 @@ class HeuristicEngine:
     def _toolbox(self, store: Store, win: Windows, traces: list[str]) -> Toolbox:
         """Tools over the traces to walk (the index is built for those spans only)."""
         ev = self.settings.evidence
-        walked = SpanTable(_plain(win.window.loc[win.window["trace_id"].isin(traces).to_numpy(), list(COLUMNS)]))
+        walked = SpanTable(_walked(win.window, traces))
         return Toolbox(store, walked, ev.max_tool_chars, ev.baseline_minutes * 60,
                        ev.current_minutes * 60, ev.sigma)
 
@@ -224,23 +225,44 @@ def _order(pods: dict[str, PodEvidence], topology: Topology, win: Windows, tools
     return out
 
 
-def _plain(spans: pd.DataFrame) -> pd.DataFrame:
-    """The walked spans with their text as plain Python strings (object columns), numbers
-    untouched: the walk, the tools and the roots read only these span columns, and cut the
-    few walked spans several times (per trace, per root), which costs per call and per column
-    far more for categorical and Arrow columns. The same strings, so the same steps; kept as
-    they are when a text value is missing (NaN matches differ between the dtypes)."""
-    columns: dict[str, pd.Series | np.ndarray] = {}
-    for name in spans.columns:
-        column = spans[name]
-        if pd.api.types.is_numeric_dtype(column.dtype):
-            columns[name] = column.to_numpy()
-            continue
-        text = column.to_numpy(dtype=object)
-        if pd.isna(text).any():
-            return spans
-        columns[name] = pd.Series(text, index=spans.index, dtype=object)
-    return pd.DataFrame(columns, index=spans.index)
+def _walked(window: pd.DataFrame, traces: list[str]) -> pd.DataFrame:
+    """The window's span columns (``COLUMNS``) of the traces to walk, their text as plain
+    Python strings (object columns), numbers untouched: the walk, the tools and the roots
+    read only these span columns, and cut the few walked spans several times (per trace, per
+    root), which costs per call and per column far more for categorical and Arrow columns.
+    Each column is cut alone (a categorical by its codes, Arrow text by an Arrow take), and
+    the frame is made from one block of text and one of numbers. The same strings, so the
+    same steps; when a text value is missing, the cut as it is (NaN matches differ between
+    the dtypes)."""
+    mask = window["trace_id"].isin(traces).to_numpy()
+    rows = np.flatnonzero(mask)
+    runs: list[tuple[bool, dict[str, np.ndarray]]] = []  # consecutive columns of one kind
+    for name in COLUMNS:
+        column = window[name]
+        is_text = not pd.api.types.is_numeric_dtype(column.dtype)
+        values = _plain_text(column, rows) if is_text else column.to_numpy()[rows]
+        if values is None:
+            return window.loc[mask, list(COLUMNS)]
+        if not runs or runs[-1][0] != is_text:
+            runs.append((is_text, {}))
+        runs[-1][1][name] = values
+    parts = [pd.DataFrame(np.column_stack(list(run.values())), columns=list(run), dtype=object)
+             if is_text else pd.DataFrame(run) for is_text, run in runs]
+    return pd.concat(parts, axis=1).set_axis(window.index[rows], axis=0)
+
+
+def _plain_text(column: pd.Series, rows: np.ndarray) -> np.ndarray | None:
+    """``column.iloc[rows]`` as an object array of its values; None when one is missing."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        codes = np.asarray(column.array.codes)[rows]
+        if (codes < 0).any():
+            return None
+        return np.asarray(column.cat.categories.to_numpy(dtype=object)[codes])
+    if isinstance(column.dtype, pd.StringDtype) and column.dtype.storage == "pyarrow":
+        taken = pa.array(column.array).take(rows)
+        return None if taken.null_count else np.asarray(taken.to_numpy(zero_copy_only=False))
+    values = column.iloc[rows].to_numpy(dtype=object)
+    return None if pd.isna(values).any() else np.asarray(values)
 
 
 def _fluctuation_strength(found: list[Fluctuation]) -> float:

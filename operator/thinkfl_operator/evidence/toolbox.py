@@ -56,6 +56,7 @@ class Toolbox:
         self.steps: list[Step] = []
         self._memo: dict[tuple[str, float], list[Fluctuation]] = {}
         self._by_pod: dict[tuple[str, float], list[Fluctuation]] = {}
+        self._by_service: dict[float, dict[str, list[Fluctuation]]] = {}
 
     # the tools ---------------------------------------------------------------------------
     @_traced
@@ -107,8 +108,11 @@ class Toolbox:
         return self._memo[key]
 
     def fluctuations_by_service(self, t_s: float) -> dict[str, list[Fluctuation]]:
-        """Every pod's fluctuations at once, grouped by service (most deviant first)."""
-        grouped: dict[str, list[Fluctuation]] = {}
+        """Every pod's fluctuations at once, grouped by service (most deviant first); made
+        once per time (then each pod's is known: ``fluctuations`` of any of them is a lookup)."""
+        if t_s in self._by_service:
+            return self._by_service[t_s]
+        grouped = self._by_service[t_s] = {}
         services: dict[str, str] = {}  # each pod's service, asked once
         for found in self._compute(self.store.metric_pods(), t_s):
             if found.pod not in services:

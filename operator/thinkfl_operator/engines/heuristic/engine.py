@@ -186,6 +186,8 @@ class HeuristicEngine:
 
     def _corroborate(self, tools: Toolbox, pods: dict[str, PodEvidence], t_s: float) -> None:
         leaders = sorted(pods.values(), key=lambda e: e.score, reverse=True)[:METRIC_CHECKS]
+        if leaders:  # every pod's at once (``_order`` reads them all): the leaders' are then known
+            tools.fluctuations_by_service(t_s)
         for ev in leaders:
             found = tools.fluctuations(ev.pod, t_s)
             if found:

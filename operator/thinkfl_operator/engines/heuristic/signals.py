@@ -37,7 +37,7 @@ from thinkfl_operator.engines.heuristic.groupstats import (
     sorted_rows,
     v_medians,
 )
-from thinkfl_operator.telemetry.spans import span_and_parent_keys
+from thinkfl_operator.telemetry.spans import codes_of, span_and_parent_keys
 
 #: Status values that mean success in the sources we read.
 OK_STATUS = frozenset({"", "0", "200", "ok", "unset", "status_code_ok", "status_code_unset", "false"})
@@ -85,6 +85,7 @@ class Measured:
     _sorted: dict[tuple[str, str], tuple[np.ndarray, np.ndarray, np.ndarray]] = field(
         default_factory=dict, repr=False, compare=False)
     _by_key: dict[str, dict[str, np.ndarray]] = field(default_factory=dict, repr=False, compare=False)
+    _op_codes: dict[tuple[str, str], int] = field(default_factory=dict, repr=False, compare=False)
 
     def labels_by_key(self, which: str) -> dict[str, np.ndarray]:
         """The label columns of ``ops`` or ``edges`` as arrays of str indexed by the key
@@ -100,6 +101,18 @@ class Measured:
                 by_key[keys] = labels[column].to_numpy(dtype=object)
                 found[column] = by_key
             self._by_key[which] = found
+        return found
+
+    def op_codes(self) -> dict[tuple[str, str], int]:
+        """(pod, operation) → op_key (of a pair listed twice, the last in ``ops``), made once
+        per frame."""
+        found = self._op_codes
+        if not found:
+            labels = self.labels_by_key("ops")
+            keys = self.ops.index.to_numpy(dtype="int64")
+            for key, pod, operation in zip(keys.tolist(), labels["pod"][keys].tolist(),
+                                           labels["operation"][keys].tolist(), strict=True):
+                found[(pod, operation)] = key
         return found
 
     def sort_medians(self) -> None:
@@ -366,52 +379,63 @@ def compute_shifts(base: pd.DataFrame | None, win: pd.DataFrame, measured: Measu
         shifts += _ratio_shifts(base, win, "is_error", ops, "error", rise=True, sorted_base=known)
     fanout = _ratio_shifts(base, win, "child_count", ops, "fanout", rise=False, sorted_base=known)
     shifts += fanout
-    shifts += _truncations(win, fanout, measured.ops)
+    shifts += _truncations(win, fanout, measured)
     return shifts
 
 
-def _truncations(win: pd.DataFrame, fanout: list[Shift], ops: pd.DataFrame) -> list[Shift]:
+def _truncations(win: pd.DataFrame, fanout: list[Shift], measured: Measured) -> list[Shift]:
     """Who was called last before a caller gave up early: votes for the callee of the last call.
 
     For every operation whose calls per span dropped, each of its window spans that made fewer
     calls than usual votes for the pod that served its last-ending call (the server span under
     the client span, when there is one). A pod that fails fast is where its callers stop.
+    Votes are counted by (pod, service) codes; most votes first, ties in order of appearance.
     """
     if not fanout:
         return []
-    usual = {_op_code(ops, f.pod, f.operation): f.baseline for f in fanout}
+    op_codes = measured.op_codes()
+    usual = {op_codes[(f.pod, f.operation)]: f.baseline for f in fanout}
     op_key = win["op_key"].to_numpy()
     by_code = np.full(max(int(op_key.max()), *usual) + 1, np.nan)
     by_code[list(usual)] = list(usual.values())
-    cut = win.index[win["child_count"].to_numpy() < by_code[op_key]]
+    labels = win.index.to_numpy()
+    cut = labels[win["child_count"].to_numpy() < by_code[op_key]]
     if len(cut) == 0:
         return []
     parent_row, end = win["parent_row"].to_numpy(), win["end_us"].to_numpy()
     # each cut span's last-ending call: its calls by end (sort_values' order), the last one kept
-    children = np.flatnonzero(np.isin(parent_row, cut.to_numpy()))
+    children = np.flatnonzero(np.isin(parent_row, cut))
     by_end = children[sorted_rows(end[children])]
     last_of_parent = np.unique(parent_row[by_end][::-1], return_index=True)[1]
     kept = np.zeros(len(by_end), dtype=bool)
     kept[len(by_end) - 1 - last_of_parent] = True
     last = by_end[kept]  # positions in win
-    last_label = win.index.to_numpy()[last]
+    last_label = labels[last]
     # the callee: the first window span under each last call (the server span of a client span)
-    parents, first = np.unique(parent_row, return_index=True)
+    under = np.flatnonzero(np.isin(parent_row, last_label))
+    parents, first = np.unique(parent_row[under], return_index=True)
     at = np.clip(parents.searchsorted(last_label), 0, max(len(parents) - 1, 0))
     has_callee = parents[at] == last_label if len(parents) else np.zeros(len(last), bool)
-    rows = first[at]
-    last_pod, last_service = (win[c].iloc[last].to_numpy(dtype=object) for c in ("pod", "service"))
-    callee_pod, callee_service = (win[c].iloc[rows].to_numpy(dtype=object) for c in ("pod", "service"))
-    other_pod = has_callee & (callee_pod != last_pod)
-    pods = np.where(other_pod, callee_pod, last_pod)
-    services = np.where(other_pod, callee_service, last_service)
-    votes = pd.Series(list(zip(pods, services, strict=True))).value_counts()
+    rows = under[first][at] if len(parents) else last
+    (pod, pods), (service, services) = (codes_of(win[c]) for c in ("pod", "service"))
+    other_pod = has_callee & (pod[rows] != pod[last])
+    voter_pod = np.where(other_pod, pod[rows], pod[last])
+    voter_service = np.where(other_pod, service[rows], service[last])
+    pair = voter_pod * (len(services) + 1) + voter_service
+    _, seen, counts = np.unique(pair, return_index=True, return_counts=True)
+    appearance = np.argsort(seen)  # the distinct votes in order of appearance
+    seen, counts = seen[appearance], counts[appearance]
+    order = _descending_stable(counts)  # most votes first, ties in that order (value_counts)
+    seen, counts = seen[order], counts[order]
     total = float(len(cut))
-    return [Shift("truncated", str(p), str(s), "last call before callers stopped", "", 0.0,
-                  n / total, 10.0 * n / total, int(n)) for (p, s), n in votes.items()]
+    return [Shift("truncated", str(pods[p]), str(services[v]), "last call before callers stopped", "",
+                  0.0, n / total, 10.0 * n / total, n)
+            for p, v, n in zip(voter_pod[seen].tolist(), voter_service[seen].tolist(), counts.tolist(),
+                               strict=True)]
 
 
-def _op_code(ops: pd.DataFrame, pod: str, operation: str) -> int:
-    """The op_key of (pod, operation) in ``ops`` (op_key → pod, service, operation)."""
-    rows = np.flatnonzero((ops["pod"].to_numpy() == pod) & (ops["operation"].to_numpy() == operation))
-    return int(ops.index[rows[-1]])
+def _descending_stable(values: np.ndarray) -> np.ndarray:
+    """The order ``Series.sort_values(ascending=False, kind="stable")`` gives (pandas'
+    ``nargsort``): largest first, equal values in their order."""
+    reverse = np.arange(len(values))[::-1]
+    return np.asarray(reverse[values[::-1].argsort(kind="stable")][::-1])

@@ -14,8 +14,8 @@ from thinkfl_operator.engines.heuristic.groupstats import (
 from thinkfl_operator.engines.heuristic.signals import (
     MIN_BASELINE,
     MIN_WINDOW,
-    Baseline,
     Measured,
+    Rows,
     _stats,
     _valid,
 )
@@ -35,7 +35,7 @@ def test_sorted_valid_is_valid_sorted_by_key_then_value() -> None:
     for _ in range(100):
         n = int(rng.integers(0, 400))
         measured = _random_measured(rng, n, int(rng.integers(1, 30)))
-        base = Baseline(measured, np.flatnonzero(rng.random(n) < 0.6))
+        base = Rows(measured, np.flatnonzero(rng.random(n) < 0.6))
         b_codes, b_values = base.valid("op_key", "self_us")
         s_codes, s_values = base.sorted_valid("op_key", "self_us")
         order = np.lexsort((b_values, b_codes))
@@ -46,7 +46,7 @@ def test_sorted_valid_is_valid_sorted_by_key_then_value() -> None:
             group_median(b_codes, b_values, groups).tobytes()
 
 
-def _old_stats(win: pd.DataFrame, base: Baseline, value: str, code: str) -> pd.DataFrame:
+def _old_stats(win: pd.DataFrame, base: Rows, value: str, code: str) -> pd.DataFrame:
     """``_stats`` before the sorted baseline (medians and MADs by group_median of the rows)."""
     w_codes, w_values = _valid(win, code, value)
     b_codes, b_values = base.valid(code, value)
@@ -76,15 +76,15 @@ def test_stats_of_the_sorted_baseline_are_the_old_ones() -> None:
         cut = int(rng.integers(0, n + 1))
         win = measured.frame.iloc[cut:cut + int(rng.integers(0, 120))]
         rows = np.flatnonzero((rng.random(n) < 0.8) & ((np.arange(n) < cut) | (np.arange(n) >= cut + len(win))))
-        base = Baseline(measured, rows)
+        base = Rows(measured, rows)
         expected = _old_stats(win, base, "self_us", "op_key")
-        got = _stats(None, win, "self_us", "op_key", base)
-        frame = _stats(measured.frame.iloc[rows], win, "self_us", "op_key")
+        sides = [(base, Rows(measured, win.index.to_numpy())), (base, win), (measured.frame.iloc[rows], win)]
+        found = [_stats(b, w, "self_us", "op_key") for b, w in sides]
         if expected.empty:
-            assert got is None and frame is None
+            assert all(stats is None for stats in found)
             continue
         compared += 1
-        for stats in (got, frame):
+        for stats in found:
             assert stats is not None
             assert stats.keys.tobytes() == expected.index.to_numpy().tobytes()
             for column in ("w_med", "w_n", "b_med", "b_mad"):

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -134,15 +134,15 @@ class Measured:
 
 
 @dataclass(frozen=True)
-class Baseline:
-    """The baseline spans of one incident as row positions in a ``Measured`` frame: their
-    per-key medians are read from the frame's sorted values, not sorted again."""
+class Rows:
+    """Spans of one incident (its baseline or its window) as row positions in a ``Measured``
+    frame: their per-key medians are read from the frame's sorted values, not sorted again."""
 
     measured: Measured
     rows: np.ndarray
 
     def valid(self, code: str, value: str) -> tuple[np.ndarray, np.ndarray]:
-        """The baseline's (key, value) pairs with a key and a value, in row order."""
+        """The rows' (key, value) pairs with a key and a value, in row order."""
         codes = self.measured.frame[code].to_numpy()[self.rows]
         values = self.measured.frame[value].to_numpy(dtype="float64")[self.rows]
         keep = (codes >= 0) & ~np.isnan(values)
@@ -253,15 +253,22 @@ class _Stats:
     b_mad: np.ndarray
 
 
-def _stats(base: pd.DataFrame | None, win: pd.DataFrame, value: str, code: str,
-           sorted_base: Baseline | None = None) -> _Stats | None:
+#: One side of a comparison: a frame of spans, or spans as rows of the measured frame.
+Side: TypeAlias = "pd.DataFrame | Rows"
+
+
+def _pairs(side: Side, code: str, value: str, in_order: bool = False) -> tuple[np.ndarray, np.ndarray, bool]:
+    """A side's (key, value) pairs with a key and a value, and whether they come sorted by
+    (key, value) (from rows, unless ``in_order`` asks for row order) or in row order."""
+    if isinstance(side, Rows):
+        return (*side.valid(code, value), False) if in_order else (*side.sorted_valid(code, value), True)
+    return (*_valid(side, code, value), False)
+
+
+def _stats(base: Side, win: Side, value: str, code: str) -> _Stats | None:
     """Per key seen in both: window median and count, baseline median and MAD (None: no key)."""
-    w_codes, w_values = _valid(win, code, value)
-    if sorted_base is not None:
-        b_codes, b_values = sorted_base.sorted_valid(code, value)
-    else:
-        assert base is not None, "a baseline frame or its rows"
-        b_codes, b_values = _valid(base, code, value)
+    w_codes, w_values, w_sorted = _pairs(win, code, value)
+    b_codes, b_values, b_sorted = _pairs(base, code, value)
     if len(w_codes) == 0 or len(b_codes) == 0:
         return None
     groups = int(max(w_codes.max(), b_codes.max())) + 1
@@ -269,10 +276,13 @@ def _stats(base: pd.DataFrame | None, win: pd.DataFrame, value: str, code: str,
     wanted = (w_n >= MIN_WINDOW) & (b_n >= MIN_BASELINE)
     if not wanted.any():
         return None
-    w_keep = wanted[w_codes]
-    w_med = group_median(w_codes[w_keep], w_values[w_keep], groups)
+    if w_sorted:  # every key's median: the wanted ones are the same
+        w_med = median_of_sorted(w_codes, w_values, groups)
+    else:
+        w_keep = wanted[w_codes]
+        w_med = group_median(w_codes[w_keep], w_values[w_keep], groups)
     index = np.flatnonzero(wanted)
-    if sorted_base is not None:
+    if b_sorted:
         b_med, b_mad = _sorted_median_mad(b_codes, b_values, b_n, index)
     else:
         b_keep = wanted[b_codes]
@@ -305,10 +315,10 @@ def _sorted_median_mad(codes: np.ndarray, values: np.ndarray, counts: np.ndarray
     return med, v_medians(deviations, starts, n, falls) / 2
 
 
-def _shifts(base: pd.DataFrame | None, win: pd.DataFrame, value: str, code: str,
-            labels: dict[str, np.ndarray], kind: str, sorted_base: Baseline | None = None) -> list[Shift]:
+def _shifts(base: Side, win: Side, value: str, code: str, labels: dict[str, np.ndarray],
+            kind: str) -> list[Shift]:
     """Robust z of the median shift per key: (window − baseline median) / scale."""
-    stats = _stats(base, win, value, code, sorted_base)
+    stats = _stats(base, win, value, code)
     if stats is None:
         return []
     scale = np.maximum.reduce([
@@ -333,18 +343,13 @@ def _make(kind: str, labels: dict[str, np.ndarray], keys: np.ndarray, baseline: 
     ]
 
 
-def _ratio_shifts(base: pd.DataFrame | None, win: pd.DataFrame, value: str,
-                  ops: dict[str, np.ndarray], kind: str, rise: bool, sorted_base: Baseline | None = None) -> list[Shift]:
+def _ratio_shifts(base: Side, win: Side, value: str, ops: dict[str, np.ndarray], kind: str,
+                  rise: bool) -> list[Shift]:
     """Relative shifts of a per-span value per (pod, operation), z = 10 × the change: a rise of
-    a share (errors: mean), or a fall to a fraction of the usual (calls, duration: median)."""
-    w_codes, w_values = _valid(win, "op_key", value)
-    if sorted_base is None:
-        assert base is not None, "a baseline frame or its rows"
-        b_codes, b_values = _valid(base, "op_key", value)
-    elif rise:  # means sum in row order
-        b_codes, b_values = sorted_base.valid("op_key", value)
-    else:
-        b_codes, b_values = sorted_base.sorted_valid("op_key", value)
+    a share (errors: mean, summed in row order), or a fall to a fraction of the usual (calls,
+    duration: median)."""
+    w_codes, w_values, w_sorted = _pairs(win, "op_key", value, in_order=rise)
+    b_codes, b_values, b_sorted = _pairs(base, "op_key", value, in_order=rise)
     if len(w_codes) == 0 or len(b_codes) == 0:
         return []
     groups = int(max(w_codes.max(), b_codes.max())) + 1
@@ -352,9 +357,8 @@ def _ratio_shifts(base: pd.DataFrame | None, win: pd.DataFrame, value: str,
     if rise:
         mw, mb = group_mean(w_codes, w_values, groups), group_mean(b_codes, b_values, groups)
     else:
-        mw = group_median(w_codes, w_values, groups)
-        mb = (group_median(b_codes, b_values, groups) if sorted_base is None
-              else median_of_sorted(b_codes, b_values, groups))
+        mw, mb = (median_of_sorted(c, v, groups) if is_sorted else group_median(c, v, groups)
+                  for c, v, is_sorted in ((w_codes, w_values, w_sorted), (b_codes, b_values, b_sorted)))
     with np.errstate(divide="ignore", invalid="ignore"):
         change = (mw - mb) if rise else (mb - mw) / np.maximum(mb, 1e-9)
     ok = (w_n >= MIN_WINDOW) & (b_n >= MIN_BASELINE) & (change > (0 if rise else MIN_DROP))
@@ -368,16 +372,23 @@ def compute_shifts(base: pd.DataFrame | None, win: pd.DataFrame, measured: Measu
                    base_rows: np.ndarray | None = None) -> list[Shift]:
     """Every key's shift between the measured baseline and window frames. ``base_rows``, when
     given, are the baseline's row positions in ``measured.frame``, read in place of ``base``
-    (which may then be None; its medians need no sort)."""
+    (which may then be None), and ``win``'s index holds its rows' positions there (slices of
+    ``measured.frame`` keep them): both sides' medians are then read from the frame's sorted
+    values, not sorted again."""
     ops, edges = measured.labels_by_key("ops"), measured.labels_by_key("edges")
-    known = None if base_rows is None else Baseline(measured, base_rows)
+    if base_rows is not None:
+        b_side: Side = Rows(measured, base_rows)
+        w_side: Side = Rows(measured, win.index.to_numpy())
+    else:
+        assert base is not None, "a baseline frame or its rows"
+        b_side, w_side = base, win
     shifts: list[Shift] = []
-    shifts += _shifts(base, win, "self_us", "op_key", ops, "self", known)
-    shifts += _shifts(base, win, "gap_us", "edge_key", edges, "net", known)
-    shifts += _ratio_shifts(base, win, "duration_us", ops, "short", rise=False, sorted_base=known)
+    shifts += _shifts(b_side, w_side, "self_us", "op_key", ops, "self")
+    shifts += _shifts(b_side, w_side, "gap_us", "edge_key", edges, "net")
+    shifts += _ratio_shifts(b_side, w_side, "duration_us", ops, "short", rise=False)
     if (win["is_error"].to_numpy() > 0).any():
-        shifts += _ratio_shifts(base, win, "is_error", ops, "error", rise=True, sorted_base=known)
-    fanout = _ratio_shifts(base, win, "child_count", ops, "fanout", rise=False, sorted_base=known)
+        shifts += _ratio_shifts(b_side, w_side, "is_error", ops, "error", rise=True)
+    fanout = _ratio_shifts(b_side, w_side, "child_count", ops, "fanout", rise=False)
     shifts += fanout
     shifts += _truncations(win, fanout, measured)
     return shifts

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -227,13 +227,23 @@ def _distinct_rows(columns: Mapping[str, pd.Series]) -> tuple[np.ndarray, pd.Dat
         codes, values = codes_of(series)
         key = key * max(len(values), 1) + codes
         uniques.append(values)
-    distinct, inverse = np.unique(key, return_inverse=True)
+    distinct, inverse = _unique(key)
     out: dict[str, np.ndarray] = {}
     rest = distinct
     for name, values in reversed(list(zip(columns, uniques, strict=True))):
         rest, code = np.divmod(rest, max(len(values), 1))
         out[name] = values[code]
     return inverse.reshape(-1), pd.DataFrame({name: out[name] for name in columns})
+
+
+def _unique(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(key, return_inverse=True)`` (integers) by hashing, then sorting only the
+    distinct values: the keys of a day's lines are a few thousand."""
+    codes, values = pd.factorize(key)
+    order = np.argsort(values)
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    return values[order], rank[codes]
 
 
 #: The columns a line is counted by, in the order ``_tally`` sorts them.
@@ -274,11 +284,23 @@ def line_keys(lines: pd.DataFrame) -> LineKeys:
     """``LineKeys`` of lines with ``KEY_COLUMNS`` (templated and levelled)."""
     if lines.empty:
         return LineKeys(np.zeros(0, dtype="int64"), pd.DataFrame({c: [] for c in KEY_COLUMNS}))
-    inverse, table = _distinct_rows({name: lines[name] for name in KEY_COLUMNS})
+    columns = {name: lines[name] for name in KEY_COLUMNS}
+    inverse, table = _distinct_rows(columns)
+    if _in_value_order(columns.values()):  # the distinct rows, in key order, are sorted already
+        return LineKeys(inverse, table)
     order = table.sort_values(list(KEY_COLUMNS), kind="stable").index.to_numpy()
     rank = np.empty(len(order), dtype="int64")
     rank[order] = np.arange(len(order))
     return LineKeys(rank[inverse], table.iloc[order].reset_index(drop=True))
+
+
+def _in_value_order(columns: Iterable[pd.Series]) -> bool:
+    """Whether ``_distinct_rows`` of ``columns`` come sorted by value: each column a
+    categorical with no missing value and strictly increasing categories, so its codes
+    (``codes_of``) rank its values, and the key order (by codes, column after column) is the
+    order of the value rows (all distinct)."""
+    return all(isinstance(c.dtype, pd.CategoricalDtype) and c.cat.categories.is_monotonic_increasing
+               and c.cat.categories.is_unique and not (c.cat.codes.to_numpy() < 0).any() for c in columns)
 
 
 def _period(t: np.ndarray, window: tuple[float, float], history: tuple[float, float]) -> np.ndarray:

@@ -26,16 +26,14 @@ def template_operations(spans: pd.DataFrame, lines: pd.DataFrame) -> pd.DataFram
     """(service, template) → the operation most of its lines' spans have (columns service,
     template, operation); empty when lines carry no span IDs or none matches a span.
 
-    A line joins the first span of its span ID (pyarrow's hash lookup, no frame merge); its
+    A line joins the first span of its span ID (``_first_spans``, no frame merge); its
     (service, template, operation) are counted on integer codes in the order a pandas
     ``groupby`` sorts them, and the largest count of each (service, template) wins, the first
     in that order among equals."""
     empty = pd.DataFrame({"service": [], "template": [], "operation": []})
     if spans.empty or lines.empty or "template" not in lines or not (lines["span_id"] != "").any():
         return empty
-    found = pc.index_in(_strings(lines["span_id"]), value_set=_strings(spans["span_id"]))
-    line_rows = np.flatnonzero(found.is_valid().to_numpy(zero_copy_only=False))
-    span_rows = found.drop_null().to_numpy(zero_copy_only=False).astype("int64")
+    line_rows, span_rows = _first_spans(_strings(lines["span_id"]), _strings(spans["span_id"]))
     service, services = _group_codes(lines["service"])
     template, templates = _group_codes(lines["template"])
     operation, operations = _group_codes(spans["operation"])
@@ -56,6 +54,25 @@ def template_operations(spans: pd.DataFrame, lines: pd.DataFrame) -> pd.DataFram
     pair, op = keys[first] // n_o, keys[first] % n_o
     return pd.DataFrame({"service": _values(services, pair // n_t), "template": _values(templates, pair % n_t),
                          "operation": _values(operations, op)})
+
+
+def _first_spans(line_ids: pa.Array | pa.ChunkedArray,
+                 span_ids: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """The lines whose ID some span has (ascending) and the first such span of each: what
+    ``pc.index_in(line_ids, value_set=span_ids)`` tells (the index of a value's first
+    occurrence in the set; nulls match nulls), looked up the other way: the spans (many) are
+    looked up among the lines' distinct IDs (a few thousand), a smaller table to build."""
+    lines = pc.dictionary_encode(line_ids, null_encoding="encode")
+    if isinstance(lines, pa.ChunkedArray):
+        lines = lines.combine_chunks()
+    found = pc.index_in(span_ids, value_set=lines.dictionary)
+    rows = np.flatnonzero(found.is_valid().to_numpy(zero_copy_only=False))
+    ids, first = np.unique(found.drop_null().to_numpy(zero_copy_only=False).astype("int64"), return_index=True)
+    span_of = np.full(len(lines.dictionary), -1, dtype="int64")
+    span_of[ids] = rows[first]
+    span_of_line = span_of[lines.indices.to_numpy(zero_copy_only=False)]
+    line_rows = np.flatnonzero(span_of_line >= 0)
+    return line_rows, span_of_line[line_rows]
 
 
 def _strings(column: pd.Series) -> pa.Array:

@@ -36,6 +36,7 @@ from thinkfl_operator.engines.heuristic import walk
 from thinkfl_operator.engines.heuristic.cache import MeasuredCache
 from thinkfl_operator.engines.heuristic.critical import trace_evidence
 from thinkfl_operator.engines.heuristic.fusion import CPU_OFFSET, fuse, log_lead
+from thinkfl_operator.engines.heuristic.groupstats import value_counts
 from thinkfl_operator.engines.heuristic.logevidence import (
     LogCache,
     log_period,
@@ -214,8 +215,7 @@ def _order(pods: dict[str, PodEvidence], topology: Topology, win: Windows, tools
     out = [Candidate(topology.nodes.get(e.pod, ""), e.service, e.pod, e.reason(), e.score + e.metric_bonus)
            for e in ranked]
     seen = {e.service for e in ranked}
-    counts = win.window["service"][(win.window["parent_id"] == "").to_numpy()].astype(str).value_counts()
-    for service in counts[counts > 0].index:
+    for service in _entry_services(win.window):
         if service not in seen:
             seen.add(service)
             out.append(Candidate(service=str(service), reason="entry service of the incident's traces"))
@@ -225,6 +225,19 @@ def _order(pods: dict[str, PodEvidence], topology: Topology, win: Windows, tools
     for service in sorted(rest, key=lambda s: strength[s], reverse=True):
         out.append(Candidate(service=service, reason="metrics fluctuate" if strength[service] else ""))
     return out
+
+
+def _entry_services(window: pd.DataFrame) -> list[str]:
+    """The services of the spans without a parent ID, most spans first, ties in order of
+    appearance (``value_counts`` of their names; a missing one left out): by the categorical's
+    codes, without making the names."""
+    roots = (window["parent_id"] == "").to_numpy()
+    service = window["service"]
+    if not isinstance(service.dtype, pd.CategoricalDtype):
+        return [str(s) for s in service[roots].astype(str).value_counts().index]
+    codes = np.asarray(service.array.codes)[roots]
+    distinct, _ = value_counts(codes[codes >= 0])
+    return [str(s) for s in service.cat.categories.to_numpy(dtype=object)[distinct]]
 
 
 def _walked(window: pd.DataFrame, traces: list[str]) -> pd.DataFrame:
@@ -277,14 +290,27 @@ def _metric_reason(found: list[Fluctuation]) -> str:
 
 
 def _topology(store: Store, win: Windows, logs: LogEvidence | None = None) -> Topology:
-    # each pod's first span, in row order (drop_duplicates("pod") by the pod column's codes)
-    rows = np.sort(np.unique(codes_of(win.window["pod"])[0], return_index=True)[1])
-    pod, service, node = (win.window[c].iloc[rows].to_numpy(dtype=object) for c in ("pod", "service", "node"))
-    pods = {str(p): str(s) for p, s in zip(pod, service, strict=True)}
-    nodes = {str(p): str(n) for p, n in zip(pod, node, strict=True)}
+    rows = _first_rows(win.window["pod"])
+    first_pod, first_service, first_node = (_text_at(win.window[c], rows) for c in ("pod", "service", "node"))
+    pods = {str(p): str(s) for p, s in zip(first_pod, first_service, strict=True)}
+    nodes = {str(p): str(n) for p, n in zip(first_pod, first_node, strict=True)}
     for pod, service in (logs.pods.items() if logs is not None else ()):
         pods.setdefault(pod, service)
     return observed(store, pods, nodes)
+
+
+def _first_rows(column: pd.Series) -> np.ndarray:
+    """Each value's first row, in row order (``drop_duplicates`` by the column's codes; a
+    categorical's own small codes, which sort by radix)."""
+    codes = (np.asarray(column.array.codes) if isinstance(column.dtype, pd.CategoricalDtype)
+             else codes_of(column)[0])
+    return np.sort(np.unique(codes, return_index=True)[1])
+
+
+def _text_at(column: pd.Series, rows: np.ndarray) -> np.ndarray:
+    """``column.iloc[rows].to_numpy(dtype=object)``, cut alone when no value is missing."""
+    values = _plain_text(column, rows)
+    return column.iloc[rows].to_numpy(dtype=object) if values is None else values
 
 
 class _Clock:

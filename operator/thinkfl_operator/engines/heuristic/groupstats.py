@@ -122,3 +122,14 @@ def _kth_of_v(values: np.ndarray, starts: np.ndarray, counts: np.ndarray, falls:
     from_a = np.where(lo > 0, values[np.clip(pivot - lo, 0, last)], -np.inf)
     from_b = np.where(j > 0, values[np.clip(pivot + j - 1, 0, last)], -np.inf)
     return np.asarray(np.maximum(from_a, from_b))
+
+
+def value_counts(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct codes and how often each occurs, in ``Series.value_counts``' order: most
+    frequent first, equal counts in order of first appearance (its stable sort)."""
+    distinct, seen, counts = np.unique(codes, return_index=True, return_counts=True)
+    appearance = np.argsort(seen)
+    distinct, counts = distinct[appearance], counts[appearance]
+    reverse = np.arange(len(counts))[::-1]  # pandas' nargsort, descending and stable
+    order = reverse[counts[::-1].argsort(kind="stable")][::-1]
+    return distinct[order], counts[order]

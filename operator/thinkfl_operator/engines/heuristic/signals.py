@@ -36,6 +36,7 @@ from thinkfl_operator.engines.heuristic.groupstats import (
     segment_medians,
     sorted_rows,
     v_medians,
+    value_counts,
 )
 from thinkfl_operator.telemetry.spans import codes_of, span_and_parent_keys
 
@@ -400,7 +401,7 @@ def _truncations(win: pd.DataFrame, fanout: list[Shift], measured: Measured) -> 
     For every operation whose calls per span dropped, each of its window spans that made fewer
     calls than usual votes for the pod that served its last-ending call (the server span under
     the client span, when there is one). A pod that fails fast is where its callers stop.
-    Votes are counted by (pod, service) codes; most votes first, ties in order of appearance.
+    Votes are counted by (pod, service) codes, in ``value_counts``' order.
     """
     if not fanout:
         return []
@@ -432,21 +433,9 @@ def _truncations(win: pd.DataFrame, fanout: list[Shift], measured: Measured) -> 
     other_pod = has_callee & (pod[rows] != pod[last])
     voter_pod = np.where(other_pod, pod[rows], pod[last])
     voter_service = np.where(other_pod, service[rows], service[last])
-    pair = voter_pod * (len(services) + 1) + voter_service
-    _, seen, counts = np.unique(pair, return_index=True, return_counts=True)
-    appearance = np.argsort(seen)  # the distinct votes in order of appearance
-    seen, counts = seen[appearance], counts[appearance]
-    order = _descending_stable(counts)  # most votes first, ties in that order (value_counts)
-    seen, counts = seen[order], counts[order]
+    width = len(services) + 1
+    votes, counts = value_counts(voter_pod * width + voter_service)
     total = float(len(cut))
-    return [Shift("truncated", str(pods[p]), str(services[v]), "last call before callers stopped", "",
-                  0.0, n / total, 10.0 * n / total, n)
-            for p, v, n in zip(voter_pod[seen].tolist(), voter_service[seen].tolist(), counts.tolist(),
-                               strict=True)]
-
-
-def _descending_stable(values: np.ndarray) -> np.ndarray:
-    """The order ``Series.sort_values(ascending=False, kind="stable")`` gives (pandas'
-    ``nargsort``): largest first, equal values in their order."""
-    reverse = np.arange(len(values))[::-1]
-    return np.asarray(reverse[values[::-1].argsort(kind="stable")][::-1])
+    return [Shift("truncated", str(pods[v // width]), str(services[v % width]),
+                  "last call before callers stopped", "", 0.0, n / total, 10.0 * n / total, n)
+            for v, n in zip(votes.tolist(), counts.tolist(), strict=True)]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from thinkfl_operator.core.models import Span
 from thinkfl_operator.engines.heuristic.groupstats import sorted_rows
@@ -21,22 +23,22 @@ def pick_traces(window: pd.DataFrame, suspect: PodEvidence | None, limit: int) -
     errors come first (the suspect's errors, or any, when there is no suspect)."""
     if window.empty:
         return []
-    trace = window["trace_id"].to_numpy(dtype=object)
+    trace = window["trace_id"]
     rows = np.arange(len(window)) if suspect is None else np.flatnonzero(_equal(window, "pod", suspect.pod))
     if "is_error" in window:
         errors = rows[window["is_error"].to_numpy()[rows] > 0]
         if len(errors):
-            return _first(trace[errors], limit)
+            return _first(trace, errors, limit)
     if suspect is None:
-        return _first(trace, limit)
+        return _first(trace, rows, limit)
     best = suspect.best
     if best is not None and best.kind in ("self", "net", "short"):
         values = window[{"self": "self_us", "net": "gap_us", "short": "duration_us"}[best.kind]].to_numpy()
         same = rows[_equal(window, "operation", best.operation, rows)]
         same = same[~pd.isna(values[same])]
         if len(same):
-            return _first(trace[same[sorted_rows(values[same], ascending=best.kind == "short")]], limit)
-    return _first(trace[rows], limit)
+            return _first(trace, same[sorted_rows(values[same], ascending=best.kind == "short")], limit)
+    return _first(trace, rows, limit)
 
 
 def culprit_span(trace: pd.DataFrame, suspect: PodEvidence) -> str:
@@ -90,9 +92,15 @@ def _equal(frame: pd.DataFrame, column: str, value: str, rows: np.ndarray | None
     return np.isin(codes, matching)
 
 
-def _first(values: np.ndarray, limit: int) -> list[str]:
-    """The first ``limit`` distinct values, in order (``drop_duplicates()[:limit]``)."""
-    return list(dict.fromkeys(values))[:limit]
+def _first(column: pd.Series, rows: np.ndarray, limit: int) -> list[str]:
+    """The first ``limit`` distinct values of ``column`` at ``rows``, in that order
+    (``drop_duplicates()[:limit]``): for Arrow text without a missing value, Arrow's unique of
+    those rows (distinct values in order of first appearance), not each row as a Python object."""
+    if isinstance(column.dtype, pd.StringDtype) and column.dtype.storage == "pyarrow":
+        taken = pa.array(column.array).take(rows)
+        if not taken.null_count:
+            return list(pc.unique(taken).slice(0, limit).to_pylist())
+    return list(dict.fromkeys(column.to_numpy(dtype=object)[rows]))[:limit]
 
 
 def walk_trace(tools: Toolbox, trace: pd.DataFrame, target_span: str) -> None:

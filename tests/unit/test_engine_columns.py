@@ -1,0 +1,51 @@
+"""The engine's column helpers against the pandas expressions they replace (kept here)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from thinkfl_operator.engines.heuristic.engine import _entry_services, _first_rows, _text_at
+from thinkfl_operator.telemetry.spans import codes_of
+
+
+def _columns(rng: np.random.Generator, n: int, missing: bool) -> dict[str, list[str | None]]:
+    out: dict[str, list[str | None]] = {}
+    for name, k in (("service", 5), ("parent_id", 3)):
+        values: list[str | None] = [f"{name[0]}{i}" for i in rng.integers(0, k, n)]
+        values = [("" if name == "parent_id" and v == "p0" else v) for v in values]
+        if missing and n:
+            values[int(rng.integers(0, n))] = None
+        out[name] = values
+    return out
+
+
+def test_entry_services_are_the_value_counts_of_the_roots() -> None:
+    rng = np.random.default_rng(19)
+    for case in range(200):
+        n = int(rng.integers(0, 50))
+        data = _columns(rng, n, missing=case % 3 == 0)
+        for service in (pd.Categorical(data["service"], categories=[f"s{i}" for i in range(7)]),
+                        pd.array(data["service"], dtype="str")):
+            window = pd.DataFrame({"service": service, "parent_id": pd.array(data["parent_id"], dtype="str")})
+            roots = (window["parent_id"] == "").to_numpy(dtype=bool, na_value=False)
+            if window["parent_id"].isna().any():
+                continue  # the engine's windows have no missing parent ID
+            counts = window["service"][roots].astype(str).value_counts()
+            assert _entry_services(window) == [str(s) for s in counts[counts > 0].index]
+
+
+def test_first_rows_and_text_at_are_the_pandas_cuts() -> None:
+    rng = np.random.default_rng(23)
+    for case in range(200):
+        n = int(rng.integers(0, 50))
+        values = _columns(rng, n, missing=case % 3 == 0)["service"]
+        for column in (pd.Series(pd.Categorical(values)), pd.Series(pd.array(values, dtype="str")),
+                       pd.Series(values, dtype=object)):
+            expected = np.sort(np.unique(codes_of(column)[0], return_index=True)[1])
+            rows = _first_rows(column)
+            assert rows.tolist() == expected.tolist()
+            want = column.iloc[rows].to_numpy(dtype=object)
+            got = _text_at(column, rows)
+            assert len(got) == len(want)
+            assert all(a == b or (pd.isna(a) and pd.isna(b)) for a, b in zip(got, want, strict=True))

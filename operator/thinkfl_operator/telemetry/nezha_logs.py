@@ -83,6 +83,7 @@ class NezhaLogs:
         self._table: pa.Table | None = None
         self._lines = empty_lines()
         self._coverage: tuple[tuple[float, float], ...] = ()
+        self._services: dict[str, str] = {}
 
     def logs(self, start_s: float, end_s: float, services: Sequence[str] = ()) -> LogBatch:
         self._ensure_loaded(self._files_for(start_s, end_s))
@@ -163,7 +164,7 @@ class NezhaLogs:
         quality.add(f"characters past {MAX_LINE_CHARS} of long log lines (lines cut)", long)
         quality.add("log rows without a time", len(table) - len(rows))
         pods = pc.dictionary_encode(_text(table, "PodName"))
-        services = pa.array([service_of_pod(p) for p in pods.dictionary.to_pylist()], type=pa.string())
+        services = pa.array([self._service(p) for p in pods.dictionary.to_pylist()], type=pa.string())
         index = pa.array(order)
         codes = pods.indices.take(index)
         return pa.table({
@@ -174,6 +175,14 @@ class NezhaLogs:
             "trace_id": _text(table, "TraceID").take(index),
             "span_id": _text(table, "SpanID").take(index),
         })
+
+
+    def _service(self, pod: str) -> str:
+        """``service_of_pod``, worked out once per pod (each minute file names the same pods)."""
+        service = self._services.get(pod)
+        if service is None:
+            service = self._services[pod] = service_of_pod(pod)
+        return service
 
 
 def _one_chunk(table: pa.Table) -> pa.Table:
@@ -288,9 +297,8 @@ def _docker_lines(records: pa.Array, order: np.ndarray) -> tuple[pa.Array, int]:
     # a Docker line ends at its first unescaped quote, where the separator starts; it holds no
     # backslash before that quote but that of an escaped newline just before it
     found = np.flatnonzero(docker & (quote >= body))
-    near = data[np.minimum(quote[found, None] + np.arange(len(_SEPARATOR)), len(data) - 1)]
     sep = np.zeros(n, dtype=bool)
-    sep[found] = (near == _SEPARATOR).all(axis=1) & (quote[found] + len(_SEPARATOR) <= end[found])
+    sep[found] = _separated(data, quote[found]) & (quote[found] + len(_SEPARATOR) <= end[found])
     newline = ((slash >= body) & (slash == quote - 2)
                & (data[np.minimum(slash + 1, len(data) - 1)] == ord("n")))
     stop = np.where(newline, slash, quote)
@@ -306,6 +314,20 @@ def _docker_lines(records: pa.Array, order: np.ndarray) -> tuple[pa.Array, int]:
     if hole.any():
         lines = pc.replace_with_mask(lines, pa.array(hole), done.take(pa.array(np.searchsorted(slow, order[hole]))))
     return lines, long
+
+
+def _separated(data: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """Whether ``_DOCKER_SEPARATOR`` lies in ``data`` at each position (False where it would
+    run past the end), read as three 4-byte words (a view of ``data`` with a word at each
+    byte)."""
+    ok = at <= len(data) - len(_SEPARATOR)
+    if len(data) < len(_SEPARATOR):
+        return ok
+    words = np.ndarray((len(data) - 3,), dtype=np.uint32, buffer=data, strides=(1,))
+    at = np.where(ok, at, 0)
+    for j, word in enumerate(_SEPARATOR.view(np.uint32)):
+        ok &= words[at + 4 * j] == word
+    return ok
 
 
 def _slow_lines(records: pa.Array, rows: np.ndarray, docker: np.ndarray, sep: np.ndarray) -> tuple[pa.Array, int]:
@@ -407,13 +429,27 @@ def _finish(line: pa.Array) -> tuple[pa.Array, int]:
     were longer than that. A cut of lines that all fit (in bytes) is skipped."""
     if _longest(line) > _LINE_END - len(_DOCKER_PREFIX):
         line = pc.utf8_slice_codeunits(line, 0, _LINE_END - len(_DOCKER_PREFIX))
+    found = _escapes_in(line)
     for escaped, plain in _ESCAPES:
-        line = pc.replace_substring(line, escaped, plain)
+        if escaped in found:
+            line = pc.replace_substring(line, escaped, plain)
     line = pc.utf8_rtrim(line, characters="\r\n")
     if _longest(line) <= MAX_LINE_CHARS:
         return line, 0
     long = pc.sum(pc.cast(pc.greater(pc.utf8_length(line), MAX_LINE_CHARS), pa.int64())).as_py() or 0
     return pc.utf8_slice_codeunits(line, 0, MAX_LINE_CHARS), int(long)
+
+
+def _escapes_in(text: pa.Array) -> set[str]:
+    """The escapes of ``_ESCAPES`` that may occur in ``text``: those whose two bytes follow
+    each other somewhere in its data buffer (which holds every text's bytes). ``_finish``
+    skips the others' passes, which would change nothing: a pass replaces a backslash and the
+    character after it by one character that is no backslash and no later escape's second
+    character (``\\n`` by a newline, then ``\\t`` by a tab, ``\\"`` by ``"``, ``\\/`` by
+    ``/``), so it makes no occurrence of a later escape that was not in the text."""
+    data = np.frombuffer(text.buffers()[2] or b"", dtype=np.uint8)
+    follow = set(np.unique(data[np.flatnonzero(data[:-1] == ord("\\")) + 1]).tolist())
+    return {escaped for escaped, _ in _ESCAPES if ord(escaped[1]) in follow}
 
 
 def _longest(text: pa.Array | pa.ChunkedArray) -> int:

@@ -1,0 +1,81 @@
+"""Two cheaper steps of the Nezha log decoder give what their old form (kept here) gives:
+``_finish`` skipping the escape passes whose escape is nowhere in the texts, and
+``_separated`` reading the separator as three 4-byte words."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+
+from thinkfl_operator.telemetry.loglines import MAX_LINE_CHARS
+from thinkfl_operator.telemetry.nezha_logs import (
+    _DOCKER_PREFIX,
+    _DOCKER_SEPARATOR,
+    _ESCAPES,
+    _LINE_END,
+    _SEPARATOR,
+    _escapes_in,
+    _finish,
+    _separated,
+)
+
+
+def _old_finish(line: pa.Array) -> tuple[pa.Array, int]:
+    """``_finish`` before: every pass, always."""
+    if int(pc.max(pc.binary_length(line)).as_py() or 0) > _LINE_END - len(_DOCKER_PREFIX):
+        line = pc.utf8_slice_codeunits(line, 0, _LINE_END - len(_DOCKER_PREFIX))
+    for escaped, plain in _ESCAPES:
+        line = pc.replace_substring(line, escaped, plain)
+    line = pc.utf8_rtrim(line, characters="\r\n")
+    if int(pc.max(pc.binary_length(line)).as_py() or 0) <= MAX_LINE_CHARS:
+        return line, 0
+    long = pc.sum(pc.cast(pc.greater(pc.utf8_length(line), MAX_LINE_CHARS), pa.int64())).as_py() or 0
+    return pc.utf8_slice_codeunits(line, 0, MAX_LINE_CHARS), int(long)
+
+
+_PIECES = ("\\n", "\\t", '\\"', "\\/", "\\\\", "\\", "n", "t", '"', "/", "a", "é", "\r", "\n", "\\u003c", " ")
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_finish_skips_only_passes_that_change_nothing(seed: int) -> None:
+    rng = random.Random(seed)
+    for _ in range(60):
+        pieces = rng.sample(_PIECES, rng.randint(1, len(_PIECES)))  # some escapes absent
+        texts = ["".join(rng.choice(pieces) for _ in range(rng.choice((0, 1, 3, 20)))) for _ in range(rng.randint(1, 12))]
+        if rng.random() < 0.1:
+            texts.append(rng.choice(pieces) * 1100)  # past the cuts
+        array = pa.array(texts, pa.string())
+        if rng.random() < 0.3 and len(array) > 2:
+            array = array.slice(1)  # a buffer holding bytes of no text
+        got, want = _finish(array), _old_finish(array)
+        assert got[0].equals(want[0]) and got[1] == want[1]
+
+
+def test_escapes_in_are_the_escapes_in_the_bytes() -> None:
+    assert _escapes_in(pa.array(["a\\", "tb", "\\\\"])) == {"\\t", "\\\\"}  # a pair across two texts counts
+    assert _escapes_in(pa.array([], pa.string())) == set()
+    assert _escapes_in(pa.array(["\\u0041 \\"])) == set()
+
+
+def _old_separated(data: np.ndarray, quote: np.ndarray, end: np.ndarray) -> np.ndarray:
+    near = data[np.minimum(quote[:, None] + np.arange(len(_SEPARATOR)), len(data) - 1)]
+    return (near == _SEPARATOR).all(axis=1) & (quote + len(_SEPARATOR) <= end)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_separated_is_the_byte_comparison(seed: int) -> None:
+    rng = random.Random(seed)
+    text = "".join(rng.choice(('"', ",", "s", "x", _DOCKER_SEPARATOR, _DOCKER_SEPARATOR[:7], "é"))
+                   for _ in range(400)) + rng.choice(("", _DOCKER_SEPARATOR, _DOCKER_SEPARATOR[:-1]))
+    data = np.frombuffer(text.encode(), dtype=np.uint8)
+    at = np.arange(len(data), dtype=np.int64)
+    for end in (np.full(len(at), len(data)), np.minimum(at + rng.randint(0, 20), len(data))):
+        got = _separated(data, at) & (at + len(_SEPARATOR) <= end)
+        assert got.tolist() == _old_separated(data, at, end).tolist()
+    assert _separated(data, at).sum() >= text.count(_DOCKER_SEPARATOR) > 0
+    short = np.frombuffer(b'","', dtype=np.uint8)
+    assert _separated(short, np.array([0, 1, 2])).tolist() == [False, False, False]

@@ -1,4 +1,5 @@
-"""Truncation votes counted by codes against the old object-array and value_counts code."""
+"""Truncation votes counted by codes against the old object-array and value_counts code, and
+compute_shifts' min_z against filtering its whole answer."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from thinkfl_operator.engines.heuristic.signals import (
     Measured,
     Shift,
     _truncations,
+    compute_shifts,
     span_measurements,
 )
 
@@ -92,3 +94,16 @@ def test_truncation_votes_are_the_old_ones() -> None:
         assert _truncations(win, fanout, measured) == expected
         compared += bool(expected)
     assert compared > 30
+
+
+def test_min_z_leaves_out_only_the_shifts_below_it() -> None:
+    rng = np.random.default_rng(29)
+    for _ in range(60):
+        n = int(rng.integers(20, 200))
+        measured = span_measurements(_spans(rng, n))
+        cut = int(rng.integers(0, n))
+        win = measured.frame.iloc[cut:cut + int(rng.integers(5, n))]
+        rows = np.flatnonzero((np.arange(n) < cut) | (np.arange(n) >= cut + len(win)))
+        every = compute_shifts(None, win, measured, rows)
+        for min_z in (-1.0, 0.0, 3.0, 5.0):
+            assert compute_shifts(None, win, measured, rows, min_z) == [s for s in every if not s.z < min_z]

@@ -44,7 +44,7 @@ from thinkfl_operator.engines.heuristic.logevidence import (
     read_log_evidence,
 )
 from thinkfl_operator.engines.heuristic.resources import cpu_shifts
-from thinkfl_operator.engines.heuristic.scoring import PodEvidence, score_pods
+from thinkfl_operator.engines.heuristic.scoring import MIN_Z, PodEvidence, score_pods
 from thinkfl_operator.engines.heuristic.signals import compute_shifts, span_measurements
 from thinkfl_operator.engines.heuristic.window import Windows, split, time_window
 from thinkfl_operator.engines.ranking import rank
@@ -96,7 +96,7 @@ class HeuristicEngine:
         except NoEvidence as exc:
             return self._without_spans(store, incident, clock, exc)
         clock.lap("load")
-        pods = score_pods(compute_shifts(None, win.window, win.measured, win.baseline_rows))
+        pods = score_pods(compute_shifts(None, win.window, win.measured, win.baseline_rows, MIN_Z))
         if not pods and incident.trace_id:
             pods = trace_evidence(win.window[win.window["trace_id"] == incident.trace_id])
         clock.lap("score")

@@ -317,7 +317,7 @@ def _sorted_median_mad(codes: np.ndarray, values: np.ndarray, counts: np.ndarray
 
 
 def _shifts(base: Side, win: Side, value: str, code: str, labels: dict[str, np.ndarray],
-            kind: str) -> list[Shift]:
+            kind: str, min_z: float | None = None) -> list[Shift]:
     """Robust z of the median shift per key: (window − baseline median) / scale."""
     stats = _stats(base, win, value, code)
     if stats is None:
@@ -328,12 +328,16 @@ def _shifts(base: Side, win: Side, value: str, code: str, labels: dict[str, np.n
         np.full(len(stats.keys), SCALE_FLOOR_US),
     ])
     z = (stats.w_med - stats.b_med) / scale
-    return _make(kind, labels, stats.keys, stats.b_med, stats.w_med, z, stats.w_n)
+    return _make(kind, labels, stats.keys, stats.b_med, stats.w_med, z, stats.w_n, min_z)
 
 
 def _make(kind: str, labels: dict[str, np.ndarray], keys: np.ndarray, baseline: Any, window: Any,
-          z: Any, n: Any) -> list[Shift]:
-    """One Shift per key, labelled from ``Measured.labels_by_key``."""
+          z: Any, n: Any, min_z: float | None = None) -> list[Shift]:
+    """One Shift per key, labelled from ``Measured.labels_by_key``; none below ``min_z``
+    (NaN kept, as ``shift.z < min_z`` keeps it)."""
+    if min_z is not None:
+        keep = ~(np.asarray(z) < min_z)
+        keys, baseline, window, z, n = (np.asarray(a)[keep] for a in (keys, baseline, window, z, n))
     caller = labels["parent_service"][keys].tolist() if "parent_service" in labels else [""] * len(keys)
     return [
         Shift(kind=kind, pod=p, service=s, operation=o, caller=c, baseline=float(b), window=float(w),
@@ -345,7 +349,7 @@ def _make(kind: str, labels: dict[str, np.ndarray], keys: np.ndarray, baseline: 
 
 
 def _ratio_shifts(base: Side, win: Side, value: str, ops: dict[str, np.ndarray], kind: str,
-                  rise: bool) -> list[Shift]:
+                  rise: bool, min_z: float | None = None) -> list[Shift]:
     """Relative shifts of a per-span value per (pod, operation), z = 10 × the change: a rise of
     a share (errors: mean, summed in row order), or a fall to a fraction of the usual (calls,
     duration: median)."""
@@ -366,16 +370,17 @@ def _ratio_shifts(base: Side, win: Side, value: str, ops: dict[str, np.ndarray],
     index = np.flatnonzero(ok)
     if len(index) == 0:
         return []
-    return _make(kind, ops, index, mb[index], mw[index], 10.0 * change[index], w_n[index])
+    return _make(kind, ops, index, mb[index], mw[index], 10.0 * change[index], w_n[index], min_z)
 
 
 def compute_shifts(base: pd.DataFrame | None, win: pd.DataFrame, measured: Measured,
-                   base_rows: np.ndarray | None = None) -> list[Shift]:
+                   base_rows: np.ndarray | None = None, min_z: float | None = None) -> list[Shift]:
     """Every key's shift between the measured baseline and window frames. ``base_rows``, when
     given, are the baseline's row positions in ``measured.frame``, read in place of ``base``
     (which may then be None), and ``win``'s index holds its rows' positions there (slices of
     ``measured.frame`` keep them): both sides' medians are then read from the frame's sorted
-    values, not sorted again."""
+    values, not sorted again. ``min_z``: leave out the shifts below it (a scorer that ignores
+    them need not have them made)."""
     ops, edges = measured.labels_by_key("ops"), measured.labels_by_key("edges")
     if base_rows is not None:
         b_side: Side = Rows(measured, base_rows)
@@ -384,14 +389,14 @@ def compute_shifts(base: pd.DataFrame | None, win: pd.DataFrame, measured: Measu
         assert base is not None, "a baseline frame or its rows"
         b_side, w_side = base, win
     shifts: list[Shift] = []
-    shifts += _shifts(b_side, w_side, "self_us", "op_key", ops, "self")
-    shifts += _shifts(b_side, w_side, "gap_us", "edge_key", edges, "net")
-    shifts += _ratio_shifts(b_side, w_side, "duration_us", ops, "short", rise=False)
+    shifts += _shifts(b_side, w_side, "self_us", "op_key", ops, "self", min_z)
+    shifts += _shifts(b_side, w_side, "gap_us", "edge_key", edges, "net", min_z)
+    shifts += _ratio_shifts(b_side, w_side, "duration_us", ops, "short", False, min_z)
     if (win["is_error"].to_numpy() > 0).any():
-        shifts += _ratio_shifts(b_side, w_side, "is_error", ops, "error", rise=True)
+        shifts += _ratio_shifts(b_side, w_side, "is_error", ops, "error", True, min_z)
     fanout = _ratio_shifts(b_side, w_side, "child_count", ops, "fanout", rise=False)
-    shifts += fanout
-    shifts += _truncations(win, fanout, measured)
+    votes = fanout + _truncations(win, fanout, measured)  # the votes count every fanout shift
+    shifts += votes if min_z is None else [s for s in votes if not s.z < min_z]
     return shifts
 
 

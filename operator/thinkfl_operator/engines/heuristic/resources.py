@@ -47,12 +47,14 @@ def cpu_shifts(store: Store, start_s: float, end_s: float) -> dict[str, CpuShift
         return {}
     frames = store.metrics(pods, start_s - HISTORY_S, end_s)
     series: list[tuple[str, str, str, np.ndarray, np.ndarray]] = []
+    cpu_columns: dict[tuple[str, ...], list[int]] = {}  # per KPI list (pods share one)
     for pod, block in frames.items():
         service = store.service_of(pod)
-        for i, kpi in enumerate(block.kpis):
-            if "cpu" not in kpi.lower() or "node" in kpi.lower():
-                continue
-            series.append((pod, service, kpi, block.ts, block.values[:, i]))
+        if block.kpis not in cpu_columns:
+            cpu_columns[block.kpis] = [i for i, kpi in enumerate(block.kpis)
+                                       if "cpu" in kpi.lower() and "node" not in kpi.lower()]
+        for i in cpu_columns[block.kpis]:
+            series.append((pod, service, block.kpis[i], block.ts, block.values[:, i]))
     best: dict[str, CpuShift] = {}
     for shift in _shifts(series, start_s, end_s):
         if shift is not None and (shift.service not in best or shift.z > best[shift.service].z):
@@ -97,18 +99,14 @@ def _shifts(series: list[tuple[str, str, str, np.ndarray, np.ndarray]], start_s:
 
 
 def _medians(ordered: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """The median of each row's first ``counts`` values (rows sorted; NaN for an empty row)."""
+    """The median of each row's first ``counts`` values (rows sorted; NaN for an empty row),
+    as ``np.median`` computes it: the mean of the middle one or two, a sum that starts from
+    +0.0 (so -0.0 → 0.0)."""
     out = np.full(len(counts), np.nan)
-    for row in np.flatnonzero(counts > 0):
-        out[row] = _median_of_sorted(ordered[row, :counts[row]])
+    rows = np.flatnonzero(counts > 0)
+    middle = counts[rows] // 2
+    upper = ordered[rows, middle]
+    lower = ordered[rows, np.maximum(middle - 1, 0)]
+    with np.errstate(invalid="ignore", over="ignore"):
+        out[rows] = np.where(counts[rows] % 2 == 1, 0.0 + upper, (0.0 + lower + upper) / 2.0)
     return out
-
-
-def _median_of_sorted(ordered: np.ndarray) -> float:
-    """``np.median`` of sorted values without NaN (the middle one, or the mean of the middle
-    two, as numpy computes it), without its per-call overhead."""
-    middle = len(ordered) // 2
-    # numpy takes the mean of the middle one or two, a sum that starts from +0.0 (so -0.0 → 0.0)
-    if len(ordered) % 2:
-        return float(0.0 + ordered[middle])
-    return float((0.0 + ordered[middle - 1] + ordered[middle]) / 2.0)

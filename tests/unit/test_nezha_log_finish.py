@@ -1,12 +1,13 @@
-"""Two cheaper steps of the Nezha log decoder give what their old form (kept here) gives:
-``_finish`` skipping the escape passes whose escape is nowhere in the texts, and
-``_separated`` reading the separator as three 4-byte words."""
+"""Cheaper steps of the Nezha log reader give what their old form (kept here) gives:
+``_finish`` skipping the escape passes whose escape is nowhere in the texts, ``_separated``
+reading the separator as three 4-byte words, ``_repeated`` comparing texts by codes."""
 
 from __future__ import annotations
 
 import random
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
@@ -20,7 +21,9 @@ from thinkfl_operator.telemetry.nezha_logs import (
     _SEPARATOR,
     _escapes_in,
     _finish,
+    _repeated,
     _separated,
+    _taken,
 )
 
 
@@ -79,3 +82,33 @@ def test_separated_is_the_byte_comparison(seed: int) -> None:
     assert _separated(data, at).sum() >= text.count(_DOCKER_SEPARATOR) > 0
     short = np.frombuffer(b'","', dtype=np.uint8)
     assert _separated(short, np.array([0, 1, 2])).tolist() == [False, False, False]
+
+
+def _old_repeated(times: np.ndarray, lines: pa.Table) -> np.ndarray:
+    order = np.argsort(times, kind="stable")
+    same = times[order][1:] == times[order][:-1]
+    shared = np.zeros(len(times), dtype=bool)
+    shared[order] = np.r_[same, False] | np.r_[False, same]
+    rows = np.flatnonzero(shared)
+    repeated = np.zeros(len(times), dtype=bool)
+    if len(rows):
+        part = pd.DataFrame({"time_ns": times[rows],
+                             "pod": np.asarray(_taken(lines.column("pod"), rows).to_pylist(), dtype=object),
+                             "line": np.asarray(_taken(lines.column("line"), rows).to_pylist(), dtype=object)})
+        repeated[rows] = part.duplicated(keep="first").to_numpy()
+    return repeated
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_repeated_is_the_duplicated_rows(seed: int) -> None:
+    rng = random.Random(seed)
+    n = rng.choice((0, 1, 50, 800))
+    times = np.array([rng.randint(0, 30) for _ in range(n)], dtype=np.int64)
+    pods = [rng.choice(("a-1", "b-2", "", None, "é")) for _ in range(n)]
+    texts = [rng.choice(("x", "y", "", None, "日本", "x ")) for _ in range(n)]
+    cut = rng.randint(0, n)
+    table = pa.Table.from_batches([pa.record_batch({"pod": pa.array(p, pa.string()), "line": pa.array(t, pa.string())})
+                                   for p, t in ((pods[:cut], texts[:cut]), (pods[cut:], texts[cut:]))])
+    assert _repeated(times, table).tolist() == _old_repeated(times, table).tolist()
+    if n > 100:
+        assert _repeated(times, table).sum() > 0

@@ -202,9 +202,11 @@ def _repeated(times: np.ndarray, lines: pa.Table) -> np.ndarray:
     rows = np.flatnonzero(shared)
     repeated = np.zeros(len(times), dtype=bool)
     if len(rows):
-        part = pd.DataFrame({"time_ns": times[rows],
-                             "pod": np.asarray(_taken(lines.column("pod"), rows).to_pylist(), dtype=object),
-                             "line": np.asarray(_taken(lines.column("line"), rows).to_pylist(), dtype=object)})
+        # the texts as the codes of their distinct values (equal texts, equal codes; a null its own)
+        pods, texts = (pc.dictionary_encode(_taken(lines.column(c), rows), null_encoding="encode").indices
+                       for c in ("pod", "line"))
+        part = pd.DataFrame({"time_ns": times[rows], "pod": pods.to_numpy(zero_copy_only=False),
+                             "line": texts.to_numpy(zero_copy_only=False)})
         repeated[rows] = part.duplicated(keep="first").to_numpy()
     return repeated
 

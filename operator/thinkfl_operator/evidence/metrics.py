@@ -130,16 +130,23 @@ def _flagged_together(
     if not flags.any():
         return
     cur_mean, cur_std = _nan_mean_std_stacked(cur, cur_rows)
-    for p in np.flatnonzero(flags.any(axis=1)):
-        flagged = np.flatnonzero(flags[p])
-        pod = pods[p]
-        if len(flagged) == 1:  # a one-column block is summed pairwise, as the pod's own was
-            one_mean, one_std = _nan_mean_std(cur[p, :cur_rows[p]][:, flagged])
-            by_pod[pod] = [_fluctuation(pod, kpis[flagged[0]], nodes, mean[p, flagged[0]],
-                                        std[p, flagged[0]], one_mean[0], one_std[0])]
-            continue
-        by_pod[pod] = [_fluctuation(pod, kpis[j], nodes, mean[p, j], std[p, j],
-                                    cur_mean[p, j], cur_std[p, j]) for j in flagged]
+    which, column = np.nonzero(flags)  # pod by pod, each in its KPIs' order
+    base_mean, base_std = mean[which, column], std[which, column]
+    now_mean, now_std = cur_mean[which, column], cur_std[which, column]
+    first = np.searchsorted(which, np.arange(len(blocks)))
+    for p in np.flatnonzero(np.bincount(which, minlength=len(blocks)) == 1):
+        # a one-column block is summed pairwise, as the pod's own was
+        j = first[p]
+        one_mean, one_std = _nan_mean_std(cur[p, :cur_rows[p]][:, column[j:j + 1]])
+        now_mean[j], now_std[j] = one_mean[0], one_std[0]
+    found = zip(which.tolist(), column.tolist(), base_mean.tolist(), base_std.tolist(),
+                now_mean.tolist(), now_std.tolist(), strict=True)
+    last, listed = -1, list[Fluctuation]()
+    for p, j, b_mean, b_std, c_mean, c_std in found:
+        if p != last:
+            last, listed = p, []
+            by_pod[pods[p]] = listed
+        listed.append(_fluctuation(pods[p], kpis[j], nodes, b_mean, b_std, c_mean, c_std))
 
 
 def stack_rows(values: np.ndarray, owner: np.ndarray, count: int,

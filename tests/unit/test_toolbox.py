@@ -152,3 +152,11 @@ def test_tool_call_text_matches_the_seed_reply_format() -> None:
         '<tool_call>{"name": "search_traces", "arguments": '
         '"{\\"parent_span_id\\": \\"a260c8c867cf4b1c\\"}"}</tool_call>'
     )
+
+
+def test_trace_is_the_span_tables_trace_made_once(tools: Toolbox) -> None:
+    for trace_id in dict.fromkeys(tools.spans.frame["trace_id"]):
+        table = tools.trace(trace_id)
+        assert tools.trace(trace_id) is table
+        pd.testing.assert_frame_equal(table.frame, tools.spans.trace(trace_id).frame)
+        assert table.root() == tools.spans.trace(trace_id).root()

@@ -57,6 +57,7 @@ class Toolbox:
         self._memo: dict[tuple[str, float], list[Fluctuation]] = {}
         self._by_pod: dict[tuple[str, float], list[Fluctuation]] = {}
         self._by_service: dict[float, dict[str, list[Fluctuation]]] = {}
+        self._traces: dict[str, SpanTable] = {}
 
     # the tools ---------------------------------------------------------------------------
     @_traced
@@ -94,6 +95,13 @@ class Toolbox:
         return text
 
     # helpers -----------------------------------------------------------------------------
+    def trace(self, trace_id: str) -> SpanTable:
+        """The spans of one trace (``spans.trace``), made once: an engine walks it and then
+        reads its root."""
+        if trace_id not in self._traces:
+            self._traces[trace_id] = self.spans.trace(trace_id)
+        return self._traces[trace_id]
+
     def pods_of(self, service_or_pod: str) -> list[str]:
         pods = self.store.metric_pods()
         if service_or_pod in pods:

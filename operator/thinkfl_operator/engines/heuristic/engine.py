@@ -148,7 +148,7 @@ class HeuristicEngine:
         tools.print_results([Candidate(r.node, r.service, r.pod) for r in result])
         clock.lap("walk")
         usage = Usage(tool_calls=len(tools.steps), seconds=clock.laps)
-        roots = [r for t in traces if (r := tools.spans.trace(t).root()) is not None]
+        roots = [r for t in traces if (r := tools.trace(t).root()) is not None]
         return Diagnosis(root_causes=result, engine=self.name, steps=tools.steps, traces=traces,
                          usage=usage, notes=[*(notes or []), *log_notes(logs), *store.quality.notes()],
                          topology=topology, roots=roots, log_evidence=log_lines(logs),
@@ -198,9 +198,8 @@ class HeuristicEngine:
     def _walk(self, tools: Toolbox, win: Windows, ordered: list[Candidate],
               pods: dict[str, PodEvidence], traces: list[str]) -> None:
         suspect = pods.get(ordered[0].pod) if ordered else None
-        spans = tools.spans.frame  # the window's spans of these traces only (``_toolbox``)
-        for trace_id in traces:
-            trace = spans[spans["trace_id"] == trace_id]
+        for trace_id in traces:  # the window's spans of the trace (``_toolbox``)
+            trace = tools.trace(trace_id).frame
             target = walk.culprit_span(trace, suspect) if suspect else walk.critical_leaf(trace)
             if target:
                 walk.walk_trace(tools, trace, target)

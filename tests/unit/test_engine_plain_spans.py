@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from thinkfl_operator.engines.heuristic.engine import _walked
-from thinkfl_operator.telemetry.spans import COLUMNS
+from thinkfl_operator.telemetry.spans import COLUMNS, SpanTable
 
 
 def _old_plain(spans: pd.DataFrame) -> pd.DataFrame:
@@ -61,3 +61,11 @@ def test_walked_spans_are_the_old_plain_cut() -> None:
         assert got.dtypes.tolist() == expected.dtypes.tolist()
         for name in COLUMNS:
             assert got[name].tolist() == expected[name].tolist()
+        if expected.isna().any().any():
+            continue
+        old, new = SpanTable(expected), SpanTable(got)  # as the walk and the roots read them
+        for trace_id in traces:
+            assert new.trace(trace_id).root() == old.trace(trace_id).root()
+            assert new.trace(trace_id).frame.equals(old.trace(trace_id).frame)
+        for span_id in expected["span_id"]:
+            assert new.children(span_id) == old.children(span_id)

@@ -21,6 +21,7 @@ import time
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+from pandas.api.internals import create_dataframe_from_blocks
 
 from thinkfl_operator.config.settings import Settings
 from thinkfl_operator.core.errors import NoEvidence
@@ -245,24 +246,34 @@ def _walked(window: pd.DataFrame, traces: list[str]) -> pd.DataFrame:
     read only these span columns, and cut the few walked spans several times (per trace, per
     root), which costs per call and per column far more for categorical and Arrow columns.
     Each column is cut alone (a categorical by its codes, Arrow text by an Arrow take), and
-    the frame is made from one block of text and one of numbers. The same strings, so the
+    the frame is made from its blocks as they are (one of text, one per number column; the
+    constructor would infer the text's dtype again). The same strings, so the
     same steps; when a text value is missing, the cut as it is (NaN matches differ between
     the dtypes)."""
     mask = window["trace_id"].isin(traces).to_numpy()
     rows = np.flatnonzero(mask)
-    runs: list[tuple[bool, dict[str, np.ndarray]]] = []  # consecutive columns of one kind
-    for name in COLUMNS:
+    text: list[np.ndarray] = []
+    text_places: list[int] = []
+    blocks: list[tuple[np.ndarray, np.ndarray]] = []  # (columns × rows, their places)
+    for place, name in enumerate(COLUMNS):
         column = window[name]
-        is_text = not pd.api.types.is_numeric_dtype(column.dtype)
-        values = _plain_text(column, rows) if is_text else column.to_numpy()[rows]
+        if pd.api.types.is_numeric_dtype(column.dtype):
+            blocks.append((column.to_numpy()[rows][None, :], np.array([place])))
+            continue
+        values = _plain_text(column, rows)
         if values is None:
             return window.loc[mask, list(COLUMNS)]
-        if not runs or runs[-1][0] != is_text:
-            runs.append((is_text, {}))
-        runs[-1][1][name] = values
-    parts = [pd.DataFrame(np.column_stack(list(run.values())), columns=list(run), dtype=object)
-             if is_text else pd.DataFrame(run) for is_text, run in runs]
-    return pd.concat(parts, axis=1).set_axis(window.index[rows], axis=0)
+        text.append(values)
+        text_places.append(place)
+    text_block = np.empty((len(text), len(rows)), dtype=object)
+    for i, values in enumerate(text):
+        text_block[i] = values
+    blocks.append((text_block, np.array(text_places)))
+    return create_dataframe_from_blocks(blocks, index=window.index[rows], columns=_COLUMN_INDEX)
+
+
+#: The walked table's column labels (made once).
+_COLUMN_INDEX = pd.Index(list(COLUMNS))
 
 
 def _plain_text(column: pd.Series, rows: np.ndarray) -> np.ndarray | None:

@@ -11,6 +11,8 @@ import json
 from collections.abc import Callable
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
+import numpy as np
+
 from thinkfl_operator.core.models import Candidate, Fluctuation, Span, Step
 from thinkfl_operator.evidence import metrics as metric_tool
 from thinkfl_operator.evidence import traces as trace_tool
@@ -58,6 +60,7 @@ class Toolbox:
         self._by_pod: dict[tuple[str, float], list[Fluctuation]] = {}
         self._by_service: dict[float, dict[str, list[Fluctuation]]] = {}
         self._traces: dict[str, SpanTable] = {}
+        self._trace_ids: np.ndarray | None = None
 
     # the tools ---------------------------------------------------------------------------
     @_traced
@@ -96,10 +99,13 @@ class Toolbox:
 
     # helpers -----------------------------------------------------------------------------
     def trace(self, trace_id: str) -> SpanTable:
-        """The spans of one trace (``spans.trace``), made once: an engine walks it and then
-        reads its root."""
+        """The spans of one trace (the rows ``spans.trace`` keeps, by position from the trace
+        IDs read once), made once: an engine walks it and then reads its root."""
         if trace_id not in self._traces:
-            self._traces[trace_id] = self.spans.trace(trace_id)
+            if self._trace_ids is None:
+                self._trace_ids = self.spans.frame["trace_id"].to_numpy()
+            rows = np.flatnonzero(self._trace_ids == trace_id)
+            self._traces[trace_id] = SpanTable(self.spans.frame.iloc[rows])
         return self._traces[trace_id]
 
     def pods_of(self, service_or_pod: str) -> list[str]:

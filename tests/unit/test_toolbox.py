@@ -160,3 +160,13 @@ def test_trace_is_the_span_tables_trace_made_once(tools: Toolbox) -> None:
         assert tools.trace(trace_id) is table
         pd.testing.assert_frame_equal(table.frame, tools.spans.trace(trace_id).frame)
         assert table.root() == tools.spans.trace(trace_id).root()
+
+
+def test_pods_of_are_the_pods_whose_service_it_is(tools: Toolbox) -> None:
+    pods = tools.store.metric_pods()
+    names = {*pods, *(tools.store.service_of(p) for p in pods), "unknown", ""}
+    for name in sorted(names):
+        expected = [name] if name in pods else [p for p in pods if tools.store.service_of(p) == name]
+        assert tools.pods_of(name) == expected
+        tools.pods_of(name).append("changed")  # a copy each time
+        assert tools.pods_of(name) == expected

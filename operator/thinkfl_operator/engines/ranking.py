@@ -12,16 +12,25 @@ from collections.abc import Iterable
 
 from thinkfl_operator.core.models import Candidate, RootCause, Topology
 
+#: A topology's service names and node names.
+_Known = tuple[set[str], set[str]]
 
-def normalize(candidate: Candidate, topology: Topology) -> Candidate | None:
-    """Fill service and node from the pod; None when nothing names a known pod, service or node."""
+
+def _known(topology: Topology) -> _Known:
+    return topology.services, set(topology.nodes.values())
+
+
+def normalize(candidate: Candidate, topology: Topology, known: _Known | None = None) -> Candidate | None:
+    """Fill service and node from the pod; None when nothing names a known pod, service or node.
+    ``known``: the topology's service and node names, when already gathered."""
+    services, nodes = known if known is not None else _known(topology)
     pod, service, node = candidate.pod.strip(), candidate.service.strip(), candidate.node.strip()
     if pod and pod not in topology.pods:
         # A model may put a service in the pod field, or a pod in the service field.
-        if pod in topology.services and not service:
+        if pod in services and not service:
             service = pod
         pod = ""
-    if service and service not in topology.services:
+    if service and service not in services:
         if service in topology.pods:
             pod, service = service, ""
         else:
@@ -29,7 +38,7 @@ def normalize(candidate: Candidate, topology: Topology) -> Candidate | None:
     if pod:
         service = topology.pods[pod]
         node = topology.nodes.get(pod, node)
-    if node and node not in set(topology.nodes.values()):
+    if node and node not in nodes:
         node = ""
     if not (pod or service or node):
         return None
@@ -46,10 +55,11 @@ def rank(
     merged: dict[str, Candidate] = {}
     order: list[str] = []
     padded: set[str] = set()  # keys added from ``fallback``
+    known = _known(topology)  # gathered once, not per candidate
     for source in (candidates, fallback):
         padding = source is fallback
         for raw in source:
-            cand = normalize(raw, topology)
+            cand = normalize(raw, topology, known)
             if cand is None:
                 continue
             key = cand.service or f"node:{cand.node}"

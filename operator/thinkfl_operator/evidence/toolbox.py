@@ -61,6 +61,7 @@ class Toolbox:
         self._by_service: dict[float, dict[str, list[Fluctuation]]] = {}
         self._traces: dict[str, SpanTable] = {}
         self._trace_ids: np.ndarray | None = None
+        self._pods_by_service: tuple[tuple[str, ...], dict[str, list[str]]] | None = None
 
     # the tools ---------------------------------------------------------------------------
     @_traced
@@ -112,7 +113,13 @@ class Toolbox:
         pods = self.store.metric_pods()
         if service_or_pod in pods:
             return [service_or_pod]
-        return [p for p in pods if self.store.service_of(p) == service_or_pod]
+        listed = tuple(pods)
+        if self._pods_by_service is None or self._pods_by_service[0] != listed:
+            by_service: dict[str, list[str]] = {}  # each pod's service asked once per pod list
+            for pod in pods:
+                by_service.setdefault(self.store.service_of(pod), []).append(pod)
+            self._pods_by_service = (listed, by_service)
+        return list(self._pods_by_service[1].get(service_or_pod, []))
 
     def fluctuations(self, service_or_pod: str, t_s: float) -> list[Fluctuation]:
         """The metric tool's answer without recording a step (engines use it to score)."""

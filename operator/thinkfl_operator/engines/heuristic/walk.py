@@ -85,11 +85,13 @@ def _equal(frame: pd.DataFrame, column: str, value: str, rows: np.ndarray | None
     if not isinstance(series.dtype, pd.CategoricalDtype):
         text = _text(frame, column)
         return np.asarray((text if rows is None else text[rows]) == value)
-    codes = series.cat.codes.to_numpy()
+    codes = np.asarray(series.array.codes)
     if rows is not None:
         codes = codes[rows]
-    matching = np.flatnonzero(series.cat.categories.to_numpy(dtype=object) == value)
-    return np.isin(codes, matching)
+    categories = series.cat.categories.to_numpy(dtype=object)
+    # a table over the codes, its last entry for code −1 (missing: never equal)
+    table = np.append(categories == value, False)
+    return np.asarray(table[codes])
 
 
 def _first(column: pd.Series, rows: np.ndarray, limit: int) -> list[str]:

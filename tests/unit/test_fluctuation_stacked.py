@@ -29,8 +29,8 @@ def _random_block(rng: np.random.Generator, kpis: tuple[str, ...], t_s: float) -
     return KpiBlock(ts, values, kpis)
 
 
-def _alone(frames: dict[str, KpiBlock], t_s: float, base_s: float, cur_s: float) -> list[str]:
-    nodes = {p: "n" for p in frames}
+def _alone(frames: dict[str, KpiBlock], t_s: float, base_s: float, cur_s: float,
+           nodes: dict[str, str]) -> list[str]:
     return [repr(f) for p, b in frames.items()
             for f in metrics._flagged_one(p, b, t_s, nodes, base_s, cur_s, 3.0)]
 
@@ -42,12 +42,12 @@ def test_stacked_pods_give_each_pods_own_bits() -> None:
     # the second windows: the current samples outside the baseline (a series at -0 now)
     for base_s, cur_s in [(1200.0, 600.0)] * 150 + [(300.0, 1200.0)] * 150:
         k = int(rng.integers(1, 8))
-        kpis = tuple(f"k{j}" for j in range(k))
+        kpis = tuple(f"k{j}" if j or rng.random() < 0.9 else "" for j in range(k))  # a nameless KPI too
         frames = {f"pod{i}": _random_block(rng, kpis if rng.random() < 0.8 else kpis[:1], t_s)
                   for i in range(int(rng.integers(1, 12)))}
-        nodes = {p: "n" for p in frames}
+        nodes = {p: str(rng.choice(["n", "", "node-1"])) for p in frames if rng.random() < 0.8}
         together = metrics._flagged(frames, t_s, nodes, base_s, cur_s, 3.0)
-        alone = _alone(frames, t_s, base_s, cur_s)
+        alone = _alone(frames, t_s, base_s, cur_s, nodes)
         assert [repr(f) for each in together.values() for f in each] == alone
         found += len(alone)
         by_pod = metrics.fluctuations_by_pod(frames, t_s, nodes, base_s, cur_s)

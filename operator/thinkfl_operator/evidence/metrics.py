@@ -141,12 +141,15 @@ def _flagged_together(
         now_mean[j], now_std[j] = one_mean[0], one_std[0]
     found = zip(which.tolist(), column.tolist(), base_mean.tolist(), base_std.tolist(),
                 now_mean.tolist(), now_std.tolist(), strict=True)
-    last, listed = -1, list[Fluctuation]()
+    last, listed, pod, prefix = -1, list[Fluctuation](), "", ""
     for p, j, b_mean, b_std, c_mean, c_std in found:
-        if p != last:
-            last, listed = p, []
-            by_pod[pods[p]] = listed
-        listed.append(_fluctuation(pods[p], kpis[j], nodes, b_mean, b_std, c_mean, c_std))
+        if p != last:  # a pod's first: its list, and its key's node and pod part
+            last, listed, pod = p, [], pods[p]
+            prefix = metric_key(nodes.get(pod, ""), pod, "")
+            by_pod[pod] = listed
+        kpi = kpis[j]
+        key = f"{prefix}.{kpi}" if prefix and kpi else prefix or kpi  # metric_key(node, pod, kpi)
+        listed.append(Fluctuation(key, pod, kpi, b_mean, b_std, c_mean, c_std))
 
 
 def stack_rows(values: np.ndarray, owner: np.ndarray, count: int,

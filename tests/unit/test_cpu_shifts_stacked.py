@@ -43,6 +43,8 @@ def test_stacked_shifts_are_each_series_own() -> None:
                 values[rng.random(n) < 0.5] = -0.0
             if rng.random() < 0.2:
                 values = np.round(values)
+            if rng.random() < 0.1:  # infinities: NaN medians or spreads, scaled as Python's max does
+                values[rng.random(n) < 0.3] = rng.choice([np.inf, -np.inf])
             series.append((f"pod{i}", f"svc{i % 4}", "cpu", ts, values))
         together = resources._shifts(series, start, end)
         alone = [_shift(*s, start, end) for s in series]

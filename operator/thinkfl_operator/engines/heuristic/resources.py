@@ -89,12 +89,19 @@ def _shifts(series: list[tuple[str, str, str, np.ndarray, np.ndarray]], start_s:
     for length in np.unique(n_window[usable]):
         rows = np.flatnonzero(usable & (n_window == length))
         during[rows] = np.mean(window[rows, :length], axis=1)
-    for row in np.flatnonzero(usable):
-        pod, service, kpi = series[row][:3]
-        med = float(median[row])
-        scale = max(1.4826 * float(mad[row]), REL_FLOOR * abs(med), ABS_FLOOR)
-        mean = float(during[row])
-        out[row] = CpuShift(pod, service, kpi, med, mean, (mean - med) / scale)
+    rows = np.flatnonzero(usable)
+    spread_part, level_part = 1.4826 * mad[rows], REL_FLOOR * np.abs(median[rows])
+    # the scale as Python's max takes it: the same number when no part is NaN (a positive
+    # one: the absolute floor); a row with a NaN part is scaled on its own
+    scale = np.maximum(np.maximum(spread_part, level_part), ABS_FLOOR)
+    plain = ~(np.isnan(spread_part) | np.isnan(level_part))
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        z = (during[rows] - median[rows]) / scale
+    for row, med, mean, zz, ok in zip(rows.tolist(), median[rows].tolist(), during[rows].tolist(),
+                                      z.tolist(), plain.tolist(), strict=True):
+        if not ok:
+            zz = (mean - med) / max(1.4826 * float(mad[row]), REL_FLOOR * abs(med), ABS_FLOOR)
+        out[row] = CpuShift(*series[row][:3], med, mean, zz)
     return out
 
 

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
-from thinkfl_operator.engines.heuristic.engine import _entry_services, _first_rows, _text_at
+from thinkfl_operator.engines.heuristic.engine import (
+    _entry_services,
+    _first_rows,
+    _numeric,
+    _text_at,
+)
 from thinkfl_operator.telemetry.spans import codes_of
 
 
@@ -49,3 +55,13 @@ def test_first_rows_and_text_at_are_the_pandas_cuts() -> None:
             got = _text_at(column, rows)
             assert len(got) == len(want)
             assert all(a == b or (pd.isna(a) and pd.isna(b)) for a, b in zip(got, want, strict=True))
+
+
+def test_numeric_is_pandas_is_numeric_dtype() -> None:
+    dtypes = [np.dtype(t) for t in ("int8", "int64", "uint16", "float32", "float64", "complex128", "bool",
+                                    "object", "U3", "datetime64[ns]", "timedelta64[ns]")]
+    dtypes += [pd.CategoricalDtype(["a"]), pd.CategoricalDtype([1, 2]), pd.StringDtype("pyarrow"),
+               pd.StringDtype("python"), pd.Int64Dtype(), pd.BooleanDtype(), pd.ArrowDtype(pa.int64()),
+               pd.ArrowDtype(pa.string()), pd.DatetimeTZDtype(tz="UTC")]
+    for dtype in dtypes:
+        assert _numeric(dtype) == pd.api.types.is_numeric_dtype(dtype), dtype

@@ -237,7 +237,7 @@ def _entry_services(window: pd.DataFrame) -> list[str]:
         return [str(s) for s in service[roots].astype(str).value_counts().index]
     codes = np.asarray(service.array.codes)[roots]
     distinct, _ = value_counts(codes[codes >= 0])
-    return [str(s) for s in service.cat.categories.to_numpy(dtype=object)[distinct]]
+    return [str(s) for s in service.array.categories.to_numpy(dtype=object)[distinct]]
 
 
 def _walked(window: pd.DataFrame, traces: list[str]) -> pd.DataFrame:
@@ -257,7 +257,7 @@ def _walked(window: pd.DataFrame, traces: list[str]) -> pd.DataFrame:
     blocks: list[tuple[np.ndarray, np.ndarray]] = []  # (columns × rows, their places)
     for place, name in enumerate(COLUMNS):
         column = window[name]
-        if pd.api.types.is_numeric_dtype(column.dtype):
+        if _numeric(column.dtype):
             blocks.append((column.to_numpy()[rows][None, :], np.array([place])))
             continue
         values = _plain_text(column, rows)
@@ -276,13 +276,23 @@ def _walked(window: pd.DataFrame, traces: list[str]) -> pd.DataFrame:
 _COLUMN_INDEX = pd.Index(list(COLUMNS))
 
 
+def _numeric(dtype: object) -> bool:
+    """``pd.api.types.is_numeric_dtype``, answered at once for numpy, categorical and text
+    dtypes (which it answers the same: a numeric kind; never)."""
+    if isinstance(dtype, np.dtype):
+        return dtype.kind in "iufcb"
+    if isinstance(dtype, (pd.CategoricalDtype, pd.StringDtype)):
+        return False
+    return bool(pd.api.types.is_numeric_dtype(dtype))
+
+
 def _plain_text(column: pd.Series, rows: np.ndarray) -> np.ndarray | None:
     """``column.iloc[rows]`` as an object array of its values; None when one is missing."""
     if isinstance(column.dtype, pd.CategoricalDtype):
         codes = np.asarray(column.array.codes)[rows]
         if (codes < 0).any():
             return None
-        return np.asarray(column.cat.categories.to_numpy(dtype=object)[codes])
+        return np.asarray(column.array.categories.to_numpy(dtype=object)[codes])
     if isinstance(column.dtype, pd.StringDtype) and column.dtype.storage == "pyarrow":
         taken = pa.array(column.array).take(rows)
         return None if taken.null_count else np.asarray(taken.to_numpy(zero_copy_only=False))

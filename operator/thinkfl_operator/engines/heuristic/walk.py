@@ -88,7 +88,7 @@ def _equal(frame: pd.DataFrame, column: str, value: str, rows: np.ndarray | None
     codes = np.asarray(series.array.codes)
     if rows is not None:
         codes = codes[rows]
-    categories = series.cat.categories.to_numpy(dtype=object)
+    categories = series.array.categories.to_numpy(dtype=object)
     # a table over the codes, its last entry for code −1 (missing: never equal)
     table = np.append(categories == value, False)
     return np.asarray(table[codes])

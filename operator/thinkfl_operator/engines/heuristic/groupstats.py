@@ -113,15 +113,21 @@ def _kth_of_v(values: np.ndarray, starts: np.ndarray, counts: np.ndarray, falls:
         mid = (lo + hi) // 2
         j = k - mid
         enough = (mid >= a) | (j < 0)
-        a_mid = values[np.clip(pivot - 1 - mid, 0, last)]
-        b_j = values[np.clip(pivot + j, 0, last)]
+        a_mid = values[_within(pivot - 1 - mid, last)]
+        b_j = values[_within(pivot + j, last)]
         enough |= a_mid >= b_j
         hi = np.where(open_ & enough, mid, hi)
         lo = np.where(open_ & ~enough, mid + 1, lo)
     j = k + 1 - lo
-    from_a = np.where(lo > 0, values[np.clip(pivot - lo, 0, last)], -np.inf)
-    from_b = np.where(j > 0, values[np.clip(pivot + j - 1, 0, last)], -np.inf)
+    from_a = np.where(lo > 0, values[_within(pivot - lo, last)], -np.inf)
+    from_b = np.where(j > 0, values[_within(pivot + j - 1, last)], -np.inf)
     return np.asarray(np.maximum(from_a, from_b))
+
+
+def _within(positions: np.ndarray, last: int) -> np.ndarray:
+    """``np.clip(positions, 0, last)`` by its two ufuncs (np.clip's checks cost more than
+    the clipping of a few hundred positions)."""
+    return np.asarray(np.minimum(np.maximum(positions, 0), last))
 
 
 def value_counts(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -9,6 +9,7 @@ import pyarrow as pa
 from thinkfl_operator.engines.heuristic.engine import (
     _entry_services,
     _first_rows,
+    _is_empty,
     _numeric,
     _text_at,
 )
@@ -65,3 +66,16 @@ def test_numeric_is_pandas_is_numeric_dtype() -> None:
                pd.ArrowDtype(pa.string()), pd.DatetimeTZDtype(tz="UTC")]
     for dtype in dtypes:
         assert _numeric(dtype) == pd.api.types.is_numeric_dtype(dtype), dtype
+
+
+def test_is_empty_is_the_pandas_comparison() -> None:
+    rng = np.random.default_rng(31)
+    for case in range(100):
+        values: list[str | None] = [str(rng.choice(["", "a", "bc"])) for _ in range(int(rng.integers(0, 30)))]
+        if case % 4 == 0 and values:
+            values[0] = None
+        for column in (pd.Series(pd.array(values, dtype="str")), pd.Series(pd.Categorical(values))):
+            if column.isna().any():
+                continue  # the engine's parent IDs are never missing
+            assert _is_empty(column).tolist() == (column == "").to_numpy().tolist()
+            assert _is_empty(column).dtype == np.dtype(bool)

@@ -21,6 +21,7 @@ import time
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 from pandas.api.internals import create_dataframe_from_blocks
 
 from thinkfl_operator.config.settings import Settings
@@ -231,13 +232,23 @@ def _entry_services(window: pd.DataFrame) -> list[str]:
     """The services of the spans without a parent ID, most spans first, ties in order of
     appearance (``value_counts`` of their names; a missing one left out): by the categorical's
     codes, without making the names."""
-    roots = (window["parent_id"] == "").to_numpy()
+    roots = _is_empty(window["parent_id"])
     service = window["service"]
     if not isinstance(service.dtype, pd.CategoricalDtype):
         return [str(s) for s in service[roots].astype(str).value_counts().index]
     codes = np.asarray(service.array.codes)[roots]
     distinct, _ = value_counts(codes[codes >= 0])
     return [str(s) for s in service.array.categories.to_numpy(dtype=object)[distinct]]
+
+
+def _is_empty(column: pd.Series) -> np.ndarray:
+    """``(column == "").to_numpy()``: for Arrow text without a missing value, Arrow's own
+    comparison (pandas' costs several times more on a window)."""
+    if isinstance(column.dtype, pd.StringDtype) and column.dtype.storage == "pyarrow":
+        text = pa.array(column.array)
+        if not text.null_count:
+            return np.asarray(pc.equal(text, "").to_numpy(zero_copy_only=False))
+    return np.asarray((column == "").to_numpy())
 
 
 def _walked(window: pd.DataFrame, traces: list[str]) -> pd.DataFrame:

@@ -39,20 +39,22 @@ def test_forked_workers_give_the_serial_answers_in_label_order() -> None:
 
 
 class _DiesInAWorker:
-    """Answers every fault, but a worker process that takes the third one dies on it."""
+    """Answers every fault with the process that diagnosed it, but a worker process that takes
+    the second one dies on it."""
 
     name = "dies"
     forkable = True
 
     def __init__(self) -> None:
         self.parent = os.getpid()
+        self.dies_on: float | None = _faults(3)[1].time_s
         self.pids: set[int] = set()
 
     def diagnose(self, store: Store, incident: Incident) -> Diagnosis:
-        if os.getpid() != self.parent and incident.time_s == _faults(3)[2].time_s:
+        if os.getpid() != self.parent and incident.time_s == self.dies_on:
             os._exit(3)  # killed: no exception, no result
         self.pids.add(os.getpid())
-        return Diagnosis(root_causes=[Candidate(service="s", score=1.0)], engine=self.name)
+        return Diagnosis(root_causes=[Candidate(service="s", score=1.0)], engine=str(os.getpid()))
 
 
 def test_a_worker_that_dies_costs_no_fault() -> None:
@@ -60,7 +62,16 @@ def test_a_worker_that_dies_costs_no_fault() -> None:
     results = runner.run(INCIDENT.store(), _faults(4), engine, jobs=2)
     assert [r.fault.time_text for r in results] == ["t0", "t1", "t2", "t3"]
     assert all(r.diagnosis is not None and not r.error for r in results)
-    assert os.getpid() in engine.pids  # what the dead worker left was diagnosed here
+    # what the dead worker left (the fault it died on, and its next) was diagnosed here
+    assert [r.diagnosis.engine for r in results if r.diagnosis] == [str(os.getpid())] * 4
+
+
+def test_this_process_takes_every_jobs_th_fault_and_workers_the_rest() -> None:
+    engine = _DiesInAWorker()
+    engine.dies_on = None
+    results = runner.run(INCIDENT.store(), _faults(6), engine, jobs=3)
+    here = [r.diagnosis.engine == str(os.getpid()) for r in results if r.diagnosis]
+    assert here == [True, False, False, True, False, False]
 
 
 def test_an_engine_that_is_not_forkable_runs_in_this_process() -> None:

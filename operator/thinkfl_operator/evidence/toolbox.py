@@ -101,12 +101,13 @@ class Toolbox:
     # helpers -----------------------------------------------------------------------------
     def trace(self, trace_id: str) -> SpanTable:
         """The spans of one trace (the rows ``spans.trace`` keeps, by position from the trace
-        IDs read once), made once: an engine walks it and then reads its root."""
+        IDs read once), made once: an engine walks it and then reads its root. Its columns
+        are cut from the walked table's (``SpanTable.take``)."""
         if trace_id not in self._traces:
             if self._trace_ids is None:
-                self._trace_ids = self.spans.frame["trace_id"].to_numpy()
+                self._trace_ids = self.spans.columns()["trace_id"]
             rows = np.flatnonzero(self._trace_ids == trace_id)
-            self._traces[trace_id] = SpanTable(self.spans.frame.iloc[rows])
+            self._traces[trace_id] = self.spans.take(rows)
         return self._traces[trace_id]
 
     def pods_of(self, service_or_pod: str) -> list[str]:

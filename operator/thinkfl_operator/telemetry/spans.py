@@ -246,11 +246,35 @@ def text_column(column: pd.Series) -> pd.Series:
 class SpanTable:
     """An immutable, indexed set of spans."""
 
+    #: What a ``take`` cuts its frame from when asked: the frame and the rows.
+    _source: tuple[pd.DataFrame, np.ndarray]
+
     def __init__(self, frame: pd.DataFrame) -> None:
         self.frame = frame.reset_index(drop=True)
 
+    @cached_property
+    def frame(self) -> pd.DataFrame:
+        """The spans as a frame (a table made by ``take`` makes it on first use)."""
+        source, rows = self._source
+        return source.iloc[rows].reset_index(drop=True)
+
     def __len__(self) -> int:
-        return len(self.frame)
+        columns = self.__dict__.get("_columns")
+        return len(self.frame) if columns is None else len(columns["span_id"])
+
+    def columns(self) -> dict[str, np.ndarray]:
+        """The span columns as numpy arrays (text as Python objects, numbers as int64), made
+        once: readers of a few small tables column by column pay no pandas call per read."""
+        return self._columns
+
+    def take(self, rows: np.ndarray) -> SpanTable:
+        """The spans at positions ``rows``, as ``SpanTable(self.frame.iloc[rows])``: their
+        columns (``_as_columns``) cut from this table's instead of converted again, the frame
+        made only when asked (a trace that is walked and searched by columns never makes it)."""
+        table = SpanTable.__new__(SpanTable)
+        table._source = (self.frame, rows)
+        table.__dict__["_columns"] = {c: values[rows] for c, values in self._columns.items()}
+        return table
 
     @cached_property
     def _columns(self) -> dict[str, np.ndarray]:
@@ -287,14 +311,21 @@ class SpanTable:
 
     def root(self) -> Span | None:
         """The earliest span whose parent is absent from the table (the trace's root)."""
-        if self.frame.empty:
+        if len(self) == 0:
             return None
-        # columnar: an engine asks for the root of each trace it walks, and the text columns
-        # as Python objects (``_columns``) cost more than the whole search
-        orphan = ~self.frame["parent_id"].isin(self.frame["span_id"]).to_numpy()
+        # by the converted columns when made (their IDs all text: a set finds the orphans),
+        # else by the frame's columns: an engine asks for the root of each trace it walks, and
+        # the text columns as Python objects (``_columns``) cost more than the whole search
+        columns: dict[str, np.ndarray] | None = self.__dict__.get("_columns")
+        orphan = None if columns is None else _orphans(columns["parent_id"], columns["span_id"])
+        if columns is not None and orphan is not None:
+            start_all, duration_all = columns["start_us"], columns["duration_us"]
+        else:
+            orphan = ~self.frame["parent_id"].isin(self.frame["span_id"]).to_numpy()
+            start_all = self.frame["start_us"].to_numpy(dtype="int64")
+            duration_all = self.frame["duration_us"].to_numpy(dtype="int64")
         rows = np.flatnonzero(orphan) if orphan.any() else np.arange(len(self))
-        start = self.frame["start_us"].to_numpy(dtype="int64")[rows]
-        duration = self.frame["duration_us"].to_numpy(dtype="int64")[rows]
+        start, duration = start_all[rows], duration_all[rows]
         first = int(rows[np.lexsort((-duration, start))[0]])  # stable: the first of equals, as min()
         return self._span(first) if "_columns" in self.__dict__ else self._row_span(first)
 
@@ -312,6 +343,17 @@ class SpanTable:
 
     def _span(self, row: int) -> Span:
         return _span_at(self._columns, row)
+
+
+def _orphans(parents: np.ndarray, spans: np.ndarray) -> np.ndarray | None:
+    """``~Series(parents).isin(spans)`` of converted columns (``_as_columns``) whose IDs are
+    all ``str`` (equal exactly when their hashes match and they compare equal, as pandas'
+    hash table matches them), by a set; None for any other value (pandas' rules then)."""
+    parent_ids, span_ids = parents.tolist(), spans.tolist()
+    if not all(type(v) is str for v in parent_ids) or not all(type(v) is str for v in span_ids):
+        return None
+    known = set(span_ids)
+    return np.array([p not in known for p in parent_ids], dtype=bool)
 
 
 def _as_columns(frame: pd.DataFrame) -> dict[str, np.ndarray]:

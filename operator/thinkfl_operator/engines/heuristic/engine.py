@@ -200,8 +200,8 @@ class HeuristicEngine:
     def _walk(self, tools: Toolbox, win: Windows, ordered: list[Candidate],
               pods: dict[str, PodEvidence], traces: list[str]) -> None:
         suspect = pods.get(ordered[0].pod) if ordered else None
-        for trace_id in traces:  # the window's spans of the trace (``_toolbox``)
-            trace = tools.trace(trace_id).frame
+        for trace_id in traces:  # the window's spans of the trace (``_toolbox``), as columns
+            trace = tools.trace(trace_id).columns()
             target = walk.culprit_span(trace, suspect) if suspect else walk.critical_leaf(trace)
             if target:
                 walk.walk_trace(tools, trace, target)

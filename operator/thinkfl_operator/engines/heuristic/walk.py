@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import TypeAlias
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -16,6 +19,10 @@ from thinkfl_operator.evidence.toolbox import Toolbox
 MAX_DEPTH = 12
 #: Levels explored below the suspect's span.
 EXTRA_DEPTH = 1
+
+#: One trace's spans: a frame, or its columns as arrays (``SpanTable.columns``: text as
+#: Python objects, numbers as int64), read alike.
+Trace: TypeAlias = "pd.DataFrame | Mapping[str, np.ndarray]"
 
 
 def pick_traces(window: pd.DataFrame, suspect: PodEvidence | None, limit: int) -> list[str]:
@@ -41,7 +48,7 @@ def pick_traces(window: pd.DataFrame, suspect: PodEvidence | None, limit: int) -
     return _first(trace, rows, limit)
 
 
-def culprit_span(trace: pd.DataFrame, suspect: PodEvidence) -> str:
+def culprit_span(trace: Trace, suspect: PodEvidence) -> str:
     """The span of the suspect pod in this trace that best matches its strongest anomaly."""
     rows = np.flatnonzero(_text(trace, "pod") == suspect.pod)
     best = suspect.best
@@ -51,16 +58,16 @@ def culprit_span(trace: pd.DataFrame, suspect: PodEvidence) -> str:
             rows = same
     if not len(rows):
         return ""
-    longest = rows[sorted_rows(trace["duration_us"].to_numpy()[rows], ascending=False)[0]]
-    return str(trace["span_id"].to_numpy(dtype=object)[longest])
+    longest = rows[sorted_rows(_numbers(trace, "duration_us")[rows], ascending=False)[0]]
+    return str(_text(trace, "span_id")[longest])
 
 
-def critical_leaf(trace: pd.DataFrame) -> str:
+def critical_leaf(trace: Trace) -> str:
     """The deepest span reached from the root by always following the longest child."""
-    if trace.empty:
+    if len(trace["span_id"]) == 0:
         return ""
     span, parent = _text(trace, "span_id"), _text(trace, "parent_id")
-    duration = trace["duration_us"].to_numpy()
+    duration = _numbers(trace, "duration_us")
     ids = set(span)
     roots = np.flatnonzero([p not in ids for p in parent])
     current = str(span[roots[sorted_rows(duration[roots], ascending=False)[0]]])
@@ -74,8 +81,14 @@ def critical_leaf(trace: pd.DataFrame) -> str:
     return current
 
 
-def _text(frame: pd.DataFrame, column: str) -> np.ndarray:
-    return np.asarray(frame[column].to_numpy(dtype=object))
+def _text(frame: Trace, column: str) -> np.ndarray:
+    values = frame[column]
+    return values if isinstance(values, np.ndarray) else np.asarray(values.to_numpy(dtype=object))
+
+
+def _numbers(frame: Trace, column: str) -> np.ndarray:
+    values = frame[column]
+    return values if isinstance(values, np.ndarray) else np.asarray(values.to_numpy())
 
 
 def _equal(frame: pd.DataFrame, column: str, value: str, rows: np.ndarray | None = None) -> np.ndarray:
@@ -105,7 +118,7 @@ def _first(column: pd.Series, rows: np.ndarray, limit: int) -> list[str]:
     return list(dict.fromkeys(column.to_numpy(dtype=object)[rows]))[:limit]
 
 
-def walk_trace(tools: Toolbox, trace: pd.DataFrame, target_span: str) -> None:
+def walk_trace(tools: Toolbox, trace: Trace, target_span: str) -> None:
     """search_traces from the root down the ancestors of ``target_span`` (and the target itself)."""
     parents = dict(zip(trace["span_id"], trace["parent_id"], strict=False))
     chain = [target_span]

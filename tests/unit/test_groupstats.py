@@ -10,6 +10,7 @@ from thinkfl_operator.engines.heuristic.groupstats import (
     group_mean,
     group_median,
     group_order,
+    stable_order,
 )
 
 
@@ -52,3 +53,22 @@ def test_group_order_is_the_lexsort_of_code_then_value(integral: bool) -> None:
         values += rng.random(5000).round(1)
     assert np.array_equal(group_order(codes, values), np.lexsort((values, codes)))
     assert len(group_order(codes[:0], values[:0])) == 0
+
+
+@pytest.mark.parametrize("bits", [0, 1, 15, 16, 17, 31, 32, 33, 48, 62])
+def test_stable_order_is_the_stable_argsort(bits: int) -> None:
+    rng = np.random.default_rng(bits)
+    for n in (0, 1, 7, 3000):
+        keys = rng.integers(0, 2**bits, n, dtype=np.int64) if bits else np.zeros(n, dtype=np.int64)
+        keys[: n // 3] = keys[n // 2: n // 2 + n // 3]  # ties: equal keys keep their order
+        assert np.array_equal(stable_order(keys), np.argsort(keys, kind="stable"))
+
+
+def test_group_order_of_wide_values_and_negative_codes() -> None:
+    rng = np.random.default_rng(4)
+    codes = rng.integers(0, 300, 4000)
+    values = rng.integers(0, 2**30, 4000).astype("float64")
+    values[::7] = values[3]  # ties
+    assert np.array_equal(group_order(codes, values), np.lexsort((values, codes)))
+    codes[::5] = -1
+    assert np.array_equal(group_order(codes, values), np.lexsort((values, codes)))

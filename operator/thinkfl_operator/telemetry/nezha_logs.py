@@ -11,9 +11,11 @@ the rest does not make the file "cover" those hours), so rates are computed over
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -102,13 +104,20 @@ class NezhaLogs:
         new = [p for p in paths if p not in self._loaded]
         if not new:
             return
-        with ThreadPoolExecutor(max_workers=THREADS) as pool:
-            read = list(pool.map(self._read, new))
+        # two runs of files a thread (one that ends early leaves less of the rest to the other)
+        groups = _groups(new, 2 * THREADS if THREADS > 1 else 1)
+        if len(groups) == 1:
+            read = [self._read_group(groups[0])]
+        else:
+            with ThreadPoolExecutor(max_workers=min(THREADS, len(groups))) as pool:
+                read = list(pool.map(self._read_group, groups))
         tables, runs = [] if self._table is None else [self._table], list(self._coverage)
-        for table, quality in read:
+        for table, sizes, quality in read:
             self.quality.merge(quality)
             if table is not None:
-                runs += _runs(table.column("time_ns").to_numpy())
+                times = table.column("time_ns").to_numpy()
+                for lo, hi in itertools.pairwise(np.cumsum([0, *sizes])):
+                    runs += _runs(times[lo:hi])
                 tables.append(table)
         del read
         self._loaded.update(new)
@@ -135,47 +144,49 @@ class NezhaLogs:
         del tables
         self._lines = self._table.to_pandas()
 
-    def _read(self, path: Path) -> tuple[pa.Table | None, DataQuality]:
-        """One file's lines, and what was skipped in it (a tally of its own: files are read
-        in parallel)."""
-        quality = DataQuality()
-        return self._lines_of(path, quality), quality
+    def _read_group(self, paths: list[Path]) -> tuple[pa.Table | None, list[int], DataQuality]:
+        """The lines of some files, each file's in time order (a stable sort: lines of the
+        same time stay in file order), one file's after the other's, as one table of
+        ``LINE_COLUMNS``; how many lines each file read gave (a file left out: none, and no
+        entry); and what was skipped (a tally of the group's own: groups are read in
+        parallel). None when every file is left out.
 
-    def _lines_of(self, path: Path, quality: DataQuality) -> pa.Table | None:
-        """The file's lines as a table of ``LINE_COLUMNS`` in time order (a stable sort: lines
-        of the same time stay in file order); None when the file is left out."""
-        table = _read_csv(path, quality, self.max_file_lines)
-        if table is None:
-            return None
-        times = _int_column(table.column("TimeUnixNano"))
-        log = table.column("Log")
-        records = log.chunk(0) if log.num_chunks == 1 else log.combine_chunks()
-        keep = np.asarray(pc.and_(pc.is_valid(times), pc.is_valid(records)).to_numpy(zero_copy_only=False))
-        if times.null_count:
-            # As the reader always did (through a float64 numpy column): a file with a row
-            # without a time has its times rounded to float64 (up to 128 ns off), so its lines
-            # never match the same lines of an overlapping file as repeats. Kept so that
-            # answers stay the same; exact times change 2023-01-30's ranking (121 more repeats).
-            times = pc.cast(pc.cast(times, pa.float64(), safe=False), pa.int64())
-        stamps = pc.fill_null(times, 0).to_numpy()
-        rows = np.flatnonzero(keep)
-        order = rows[np.argsort(stamps[rows], kind="stable")]
+        Each file is parsed and its lines chosen and ordered alone; their records are decoded
+        together (``_docker_lines`` once, not once a file: its cost is mostly per call). That
+        is what decoding each file gives: a record's line depends on that record alone (the
+        scans and cuts stop at its end, and a pass skipped for all the records changes none of
+        them), so the lines of the joined records are the files' lines, joined."""
+        quality = DataQuality()
+        parts: list[_FileRows] = []
+        for path in paths:
+            table = _read_csv(path, quality, self.max_file_lines)
+            if table is not None:
+                parts.append(_file_rows(table, quality))
+        if not parts:
+            return None, [], quality
+        tables = [self._lines_of(batch, quality) for batch in _batches(parts)]
+        return (tables[0] if len(tables) == 1 else pa.concat_tables(tables)), [len(p.order) for p in parts], quality
+
+    def _lines_of(self, parts: list[_FileRows], quality: DataQuality) -> pa.Table:
+        """The lines of ``parts`` (files' chosen rows, in their order), one file's after the
+        other's: each column joined over the files, then taken at the chosen rows."""
+        records = _joined([p.records for p in parts])
+        starts = np.cumsum([0, *(len(p.records) for p in parts)])
+        order = np.concatenate([p.order + start for p, start in zip(parts, starts, strict=False)])
         line, long = _docker_lines(records, order)
         quality.add(f"characters past {MAX_LINE_CHARS} of long log lines (lines cut)", long)
-        quality.add("log rows without a time", len(table) - len(rows))
-        pods = pc.dictionary_encode(_text(table, "PodName"))
+        pods = pc.dictionary_encode(_joined([_text(p.table, "PodName") for p in parts]))
         services = pa.array([self._service(p) for p in pods.dictionary.to_pylist()], type=pa.string())
         index = pa.array(order)
         codes = pods.indices.take(index)
         return pa.table({
-            "time_ns": pa.array(stamps[order]),
+            "time_ns": pa.array(np.concatenate([p.stamps[p.order] for p in parts])),
             "pod": pods.dictionary.take(codes),
             "service": services.take(codes),
             "line": line,
-            "trace_id": _text(table, "TraceID").take(index),
-            "span_id": _text(table, "SpanID").take(index),
+            "trace_id": _joined([_text(p.table, "TraceID") for p in parts]).take(index),
+            "span_id": _joined([_text(p.table, "SpanID") for p in parts]).take(index),
         })
-
 
     def _service(self, pod: str) -> str:
         """``service_of_pod``, worked out once per pod (each minute file names the same pods)."""
@@ -183,6 +194,77 @@ class NezhaLogs:
         if service is None:
             service = self._services[pod] = service_of_pod(pod)
         return service
+
+
+@dataclass(frozen=True)
+class _FileRows:
+    """One file's parsed columns and which of its rows are lines, in what order."""
+
+    table: pa.Table
+    records: pa.Array  # the Log column in one chunk
+    stamps: np.ndarray  # each row's time (0 where it has none)
+    order: np.ndarray  # the rows kept (a time and a record), by time, stably
+
+
+def _file_rows(table: pa.Table, quality: DataQuality) -> _FileRows:
+    """Which rows of a parsed file are lines (a time and a record) and their time order (a
+    stable sort: lines of the same time stay in file order)."""
+    times = _int_column(table.column("TimeUnixNano"))
+    log = table.column("Log")
+    records = log.chunk(0) if log.num_chunks == 1 else log.combine_chunks()
+    keep = np.asarray(pc.and_(pc.is_valid(times), pc.is_valid(records)).to_numpy(zero_copy_only=False))
+    if times.null_count:
+        # As the reader always did (through a float64 numpy column): a file with a row
+        # without a time has its times rounded to float64 (up to 128 ns off), so its lines
+        # never match the same lines of an overlapping file as repeats. Kept so that
+        # answers stay the same; exact times change 2023-01-30's ranking (121 more repeats).
+        times = pc.cast(pc.cast(times, pa.float64(), safe=False), pa.int64())
+    stamps = pc.fill_null(times, 0).to_numpy()
+    rows = np.flatnonzero(keep)
+    quality.add("log rows without a time", len(table) - len(rows))
+    return _FileRows(table, records, stamps, rows[np.argsort(stamps[rows], kind="stable")])
+
+
+def _groups(paths: list[Path], n: int) -> list[list[Path]]:
+    """``paths`` cut into at most ``n`` runs of about the same bytes (files in order)."""
+    if n <= 1 or len(paths) <= 1:
+        return [paths]
+    sizes = np.cumsum([_size(p) for p in paths])
+    cuts = np.searchsorted(sizes, sizes[-1] * np.arange(1, n) / n, side="right")
+    bounds = sorted({0, *cuts.tolist(), len(paths)})
+    return [paths[lo:hi] for lo, hi in itertools.pairwise(bounds) if hi > lo]
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+#: Most bytes of records decoded at once (a joined text column's offsets are 32-bit).
+_BATCH_BYTES = 1 << 30
+
+
+def _batches(parts: list[_FileRows]) -> list[list[_FileRows]]:
+    """``parts`` in runs (in order) whose records, and texts, fit one text column each."""
+    out: list[list[_FileRows]] = []
+    total = 0
+    for part in parts:
+        size = part.table.nbytes  # the records' bytes and more
+        if not out or total + size > _BATCH_BYTES:
+            out.append([])
+            total = 0
+        out[-1].append(part)
+        total += size
+    return out
+
+
+def _joined(arrays: list[pa.Array]) -> pa.Array:
+    """The arrays one after the other (the one itself when alone: no copy)."""
+    return arrays[0] if len(arrays) == 1 else pa.concat_arrays(arrays)
+
+
 
 
 def _one_chunk(table: pa.Table) -> pa.Table:

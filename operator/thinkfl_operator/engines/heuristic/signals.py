@@ -193,7 +193,7 @@ def span_measurements(frame: pd.DataFrame) -> Measured:
         keys, parent_keys = frame["span_key"].to_numpy(), frame["parent_key"].to_numpy()
     else:
         keys, parent_keys = span_and_parent_keys(frame)
-    prow = pd.Index(keys).get_indexer(parent_keys)
+    prow = _parent_rows(keys, parent_keys)
     has_parent = prow >= 0
     safe = np.clip(prow, 0, None)
     text = {c: _Coded(frame[c]) for c in ("pod", "service", "node", "operation", "status", "kind")}
@@ -220,7 +220,10 @@ def span_measurements(frame: pd.DataFrame) -> Measured:
     edge_key = np.where(np.isnan(gap_us), -1, pd.factorize(edge)[0])
     errors = np.array([str(u).lower() not in OK_STATUS for u in text["status"].names] + [False])
 
-    out = frame.assign(
+    # ``frame.assign`` of these columns, made at once from the columns' arrays (as assign,
+    # the frame's columns in place, the new ones after them in this order, its metadata kept)
+    columns: dict[str, Any] = {c: frame[c].array for c in frame.columns}
+    columns.update(
         **{c: coded.categorical() for c, coded in text.items()},
         parent_service=text["service"].categorical(parent_service),
         parent_row=prow,
@@ -232,9 +235,42 @@ def span_measurements(frame: pd.DataFrame) -> Measured:
         op_key=op_key,
         edge_key=edge_key,
     )
-    op_labels = _labels(out, "op_key", ["pod", "service", "operation"])
-    edge_labels = _labels(out[edge_key >= 0], "edge_key", ["pod", "service", "parent_service", "operation"])
+    out = pd.DataFrame(columns, index=frame.index, copy=False).__finalize__(frame)
+    op_labels = _labels(out, _first_of_codes(op_key), "op_key", ["pod", "service", "operation"])
+    with_gap = np.flatnonzero(edge_key >= 0)
+    edge_rows = with_gap[np.sort(np.unique(edge_key[with_gap], return_index=True)[1])]
+    edge_labels = _labels(out, edge_rows, "edge_key", ["pod", "service", "parent_service", "operation"])
     return Measured(out, op_labels, edge_labels)
+
+
+#: The low 32 bits of a span key (the ID's code in ``span_and_parent_keys``).
+_LOW = np.int64(0xFFFFFFFF)
+
+
+def _parent_rows(keys: np.ndarray, parent_keys: np.ndarray) -> np.ndarray:
+    """``pd.Index(keys).get_indexer(parent_keys)`` (each parent key's row, −1: none; keys
+    unique, else its error) without hashing every key: a key is found through a table over
+    the low 32 bits of the keys (the span ID's code, distinct per span but for the same ID
+    in two traces) and checked whole; parents whose low bits several keys share are looked
+    up among those keys alone. Keys whose low bits are not a dense code: the hash lookup."""
+    n = len(keys)
+    if n == 0 or len(parent_keys) == 0 or keys.dtype != np.int64 or parent_keys.dtype != np.int64:
+        return np.asarray(pd.Index(keys).get_indexer(parent_keys))
+    low, parent_low = keys & _LOW, parent_keys & _LOW
+    size = int(max(low.max(), parent_low.max())) + 1
+    if size > 4 * (n + len(parent_keys)) + 1024:
+        return np.asarray(pd.Index(keys).get_indexer(parent_keys))
+    counts = np.bincount(low, minlength=size)
+    at = np.full(size, -1, dtype=np.intp)
+    at[low] = np.arange(n)
+    found = at[parent_low]
+    found = np.where((found >= 0) & (keys[np.maximum(found, 0)] == parent_keys), found, -1)
+    shared = counts[parent_low] > 1
+    if shared.any():
+        many = np.flatnonzero(counts[low] > 1)
+        got = pd.Index(keys[many]).get_indexer(parent_keys[shared])
+        found[shared] = np.where(got >= 0, many[np.maximum(got, 0)], -1)
+    return np.asarray(found)
 
 
 class _Coded:
@@ -249,12 +285,25 @@ class _Coded:
         """As a categorical; code −1 (none) becomes the empty string."""
         codes = self.codes if codes is None else codes
         names = self.names if "" in self.names else [*self.names, ""]
-        return pd.Categorical.from_codes(np.where(codes < 0, names.index(""), codes), categories=names)
+        return pd.Categorical.from_codes(np.where(codes < 0, names.index(""), codes), categories=names,
+                                         validate=False)  # every code in range, by construction
 
 
-def _labels(frame: pd.DataFrame, code: str, columns: list[str]) -> pd.DataFrame:
-    first = frame.drop_duplicates(code)
-    return first.set_index(code)[columns].astype(str)
+def _first_of_codes(codes: np.ndarray) -> np.ndarray:
+    """Each code's first row, in row order, of codes numbered in order of first appearance
+    from 0 (``pd.factorize``'s): the rows where the running maximum rises."""
+    if len(codes) == 0:
+        return np.zeros(0, dtype=np.intp)
+    top = np.maximum.accumulate(codes)
+    return np.flatnonzero(np.diff(top, prepend=-1) > 0)
+
+
+def _labels(frame: pd.DataFrame, first_rows: np.ndarray, code: str, columns: list[str]) -> pd.DataFrame:
+    """``frame``'s ``columns`` at each ``code``'s first row (``first_rows``, in row order: the
+    rows ``drop_duplicates(code)`` keeps) as text, indexed by the code: what
+    ``frame.iloc[first_rows].set_index(code)[columns].astype(str)`` makes, column by column."""
+    index = pd.Index(frame[code].to_numpy()[first_rows], name=code)
+    return pd.DataFrame({c: frame[c].array.take(first_rows).astype(str) for c in columns}, index=index)
 
 
 def _valid(frame: pd.DataFrame, code: str, value: str) -> tuple[np.ndarray, np.ndarray]:

@@ -85,3 +85,19 @@ def test_walk_reads_columns_as_the_frame() -> None:
         best = Shift("self", "p1", "v1", f"o{case % 4}", "", 1.0, 2.0, 3.0, 3)
         suspect = PodEvidence(pod=f"p{case % 4}", service="v1", shifts=[best] if case % 3 else [])
         assert walk.culprit_span(columns, suspect) == walk.culprit_span(frame, suspect)
+
+
+def test_codes_of_a_categorical_are_its_accessors() -> None:
+    from thinkfl_operator.telemetry.spans import codes_of
+
+    for values, categories in ((["b", "a", None, "b"], ["a", "b", "c"]), (["x"], None), ([], ["q"]),
+                               ([1, 2, None], [2, 1])):
+        column = pd.Series(pd.Categorical(values, categories=categories))
+        codes, names = codes_of(column)
+        old_codes = column.cat.codes.to_numpy().astype("int64")
+        old_names = column.cat.categories.to_numpy().astype(str).astype(object)
+        if (old_codes < 0).any():
+            old_codes = np.where(old_codes < 0, len(old_names), old_codes)
+            old_names = np.append(old_names, "")
+        assert codes.dtype == old_codes.dtype and np.array_equal(codes, old_codes)
+        assert names.dtype == old_names.dtype and names.tolist() == old_names.tolist()

@@ -34,6 +34,7 @@ class MemoryStore:
         self._metrics: MetricFrames = as_blocks(metrics)
         self._nodes = dict(nodes or {})
         self._service_of = service_of
+        self._services: dict[str, str] = {}  # pod → service, asked once per pod
         self._trace_cache: dict[str, SpanTable] = {}
 
     # spans -------------------------------------------------------------------------------
@@ -78,7 +79,12 @@ class MemoryStore:
         return self._nodes.get(pod, "")
 
     def service_of(self, pod: str) -> str:
-        return self._service_of(pod)
+        """The pod's service, by ``service_of`` (a function of the name: asked once per pod;
+        an engine asks for every pod's several times per incident)."""
+        found = self._services.get(pod)
+        if found is None:
+            found = self._services[pod] = self._service_of(pod)
+        return found
 
 
 class MemoryLogs:

@@ -59,9 +59,10 @@ def categorical(values: pd.Series) -> pd.Series:
 def codes_of(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """Integer codes of a text column and the values they stand for (``str``; a missing value is
     ""): a categorical's own codes, free, else a factorization."""
-    if isinstance(column.dtype, pd.CategoricalDtype):
-        codes = column.cat.codes.to_numpy().astype("int64")
-        values = column.cat.categories.to_numpy().astype(str).astype(object)
+    if isinstance(column.dtype, pd.CategoricalDtype):  # read from the array (no accessor, no Series)
+        array = column.array
+        codes = np.asarray(array.codes).astype("int64")
+        values = array.categories.to_numpy().astype(str).astype(object)
         if (codes < 0).any():  # a missing value: its own code past the categories
             codes = np.where(codes < 0, len(values), codes)
             values = np.append(values, "")

@@ -15,8 +15,8 @@ import pandas as pd
 from thinkfl_operator.config.settings import LogsSettings
 from thinkfl_operator.engines.heuristic.traffic import (
     OperationCalls,
+    TemplateTraffic,
     template_operations,
-    template_traffic,
 )
 from thinkfl_operator.evidence.logshift import LineKeys, LogEvidence, line_keys, log_shifts
 from thinkfl_operator.evidence.templates import categorized
@@ -32,15 +32,23 @@ class LogCache:
         self._source: LogSource | None = None
         self._range = (0.0, 0.0)
         self._batch = LogBatch()
-        self._owners: tuple[pd.DataFrame, pd.DataFrame, OperationCalls] | None = None
+        self._owners: tuple[pd.DataFrame, pd.DataFrame, OperationCalls, TemplateTraffic] | None = None
         self._keys: LineKeys | None = None
 
     def owners(self, spans: pd.DataFrame) -> tuple[pd.DataFrame, OperationCalls]:
         """Each cached template's operation, and the calls of every operation, from ``spans``
         (joined and coded once per span frame)."""
+        return self._joined(spans)[1:3]
+
+    def traffic(self, spans: pd.DataFrame) -> TemplateTraffic:
+        """``template_traffic`` of ``owners(spans)``, for any window and history."""
+        return self._joined(spans)[3]
+
+    def _joined(self, spans: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, OperationCalls, TemplateTraffic]:
         if self._owners is None or self._owners[0] is not spans:
-            self._owners = (spans, template_operations(spans, self._batch.lines), OperationCalls(spans))
-        return self._owners[1], self._owners[2]
+            owners, calls = template_operations(spans, self._batch.lines), OperationCalls(spans)
+            self._owners = (spans, owners, calls, TemplateTraffic(calls, owners))
+        return self._owners
 
     def batch(self, source: LogSource, start_s: float, end_s: float) -> LogBatch:
         """The source's lines in [start_s, end_s) with ``template`` and ``level`` columns."""
@@ -112,8 +120,7 @@ def read_log_evidence(store: Store, start_s: float, end_s: float, cfg: LogsSetti
     batch = cache.batch(source, history[0], window[1])
     traffic: dict[tuple[str, str], float] = {}
     if spans is not None and not spans.empty:
-        owners, calls = cache.owners(spans)
-        traffic = template_traffic(calls, owners, window, history)
+        traffic = cache.traffic(spans).between(window, history)
     evidence = log_shifts(batch, window, history, source.name, traffic, cache.keys(history[0], window[1]))
     if batch.empty:
         evidence.notes.append(f"no log lines from {source.name} between the history and the window")

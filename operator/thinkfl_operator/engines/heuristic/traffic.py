@@ -98,7 +98,10 @@ def _values(index: pd.Index, codes: np.ndarray) -> pd.Series:
 
 class OperationCalls:
     """The spans of one frame as (service, operation) codes and start times, coded once so each
-    incident counts calls with ``bincount`` (an evaluation reuses one frame for a whole day)."""
+    incident counts calls with ``bincount`` (an evaluation reuses one frame for a whole day).
+    The times are kept sorted (with their codes), so the calls of a period are one slice: the
+    same calls as comparing every time with its bounds (a missing time sorts last and lies in
+    no period), counted alike."""
 
     def __init__(self, spans: pd.DataFrame) -> None:
         self.t = spans["start_us"].to_numpy() / 1e6
@@ -109,32 +112,80 @@ class OperationCalls:
         self.codes = np.asarray(codes, dtype="int64")
         self.keys = [(str(service_names[p // max(len(operation_names), 1)]),
                       str(operation_names[p % max(len(operation_names), 1)])) for p in distinct]
+        self._first = float(self.t.min()) if len(self.t) else 0.0
+        if len(self.t) and not bool(np.all(self.t[1:] >= self.t[:-1])):
+            order = np.argsort(self.t, kind="stable")
+            self._sorted, self._sorted_codes = self.t[order], self.codes[order]
+        else:
+            self._sorted, self._sorted_codes = self.t, self.codes
 
     def ratios(self, window: tuple[float, float], history: tuple[float, float]) -> dict[tuple[str, str], float]:
         """(service, operation) → calls per second in ``window`` over calls per second in the
         part of ``history`` the spans cover (one added to each count)."""
-        first = float(self.t.min()) if len(self.t) else history[0]
+        seen, rates = self.rates(window, history)
+        return {self.keys[int(i)]: float(r) for i, r in zip(seen, rates, strict=True)}
+
+    def rates(self, window: tuple[float, float], history: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+        """``ratios`` as arrays: the key numbers (ascending) with a call in either period, and
+        their ratios (none when a period is empty)."""
+        first = self._first if len(self.t) else history[0]
         h_lo = max(history[0], first)
         w_sec, h_sec = window[1] - window[0], history[1] - h_lo
         if w_sec <= 0 or h_sec <= 0:
-            return {}
-        in_w = (self.t >= window[0]) & (self.t < window[1])
-        in_h = (self.t >= h_lo) & (self.t < history[1])
-        groups = len(self.keys)
-        w = np.bincount(self.codes[in_w], minlength=groups).astype("float64")
-        h = np.bincount(self.codes[in_h], minlength=groups).astype("float64")
+            return np.zeros(0, dtype="int64"), np.zeros(0)
+        w = self._calls(window[0], window[1])
+        h = self._calls(h_lo, history[1])
         seen = np.flatnonzero((w > 0) | (h > 0))
-        rates = ((w[seen] + 1.0) / w_sec) / ((h[seen] + 1.0) / h_sec)
-        return {self.keys[int(i)]: float(r) for i, r in zip(seen, rates, strict=True)}
+        return seen, ((w[seen] + 1.0) / w_sec) / ((h[seen] + 1.0) / h_sec)
+
+    def _calls(self, lo: float, hi: float) -> np.ndarray:
+        """Calls per key started in [lo, hi), as float64."""
+        a, b = np.searchsorted(self._sorted, [lo, hi], side="left")
+        return np.bincount(self._sorted_codes[a:b], minlength=len(self.keys)).astype("float64")
+
+
+class TemplateTraffic:
+    """``template_traffic`` of one span frame's calls and templates' owners, with the owners'
+    names and their operations' key numbers found once (each incident then reads its ratios
+    by number)."""
+
+    def __init__(self, calls: OperationCalls, owners: pd.DataFrame) -> None:
+        self.calls = calls
+        self._pairs = [(str(s), str(t)) for s, t in zip(owners["service"], owners["template"], strict=True)]
+        number = {key: i for i, key in enumerate(calls.keys)}
+        self._numbers = np.array([number.get((str(s), str(o)), -1)
+                                  for s, o in zip(owners["service"], owners["operation"], strict=True)], dtype="int64")
+        # two keys of the same names: ``ratios``' dict keeps the last one seen, read it so
+        self._by_name = len(number) < len(calls.keys)
+        self._owners = owners
+
+    def between(self, window: tuple[float, float], history: tuple[float, float]) -> dict[tuple[str, str], float]:
+        """(service, template) → its operation's ratio of calls, ``window`` over ``history``,
+        kept within ``MIN_WEIGHT`` and ``MAX_WEIGHT``; in the owners' order. The bounds are
+        applied by ``np.maximum``/``np.minimum``, the same float as ``min(max(r, MIN), MAX)``
+        per ratio (each returns one of its arguments; a NaN ratio stays NaN in both)."""
+        if len(self.calls.t) == 0 or not self._pairs:
+            return {}
+        if self._by_name:
+            return _traffic(self.calls.ratios(window, history), self._owners)
+        seen, rates = self.calls.rates(window, history)
+        ratio = np.zeros(len(self.calls.keys) + 1)
+        has = np.zeros(len(self.calls.keys) + 1, dtype=bool)
+        ratio[seen], has[seen] = rates, True  # number -1 (no key) reads the last, never set
+        rows = np.flatnonzero(has[self._numbers])
+        values = np.minimum(np.maximum(ratio[self._numbers[rows]], MIN_WEIGHT), MAX_WEIGHT)
+        return dict(zip([self._pairs[i] for i in rows], values.tolist(), strict=True))
 
 
 def template_traffic(calls: OperationCalls, owners: pd.DataFrame, window: tuple[float, float],
                      history: tuple[float, float]) -> dict[tuple[str, str], float]:
     """(service, template) → calls of its operation (``owners``: ``template_operations``) per
     second in ``window`` over ``history`` (the part of it the spans cover)."""
-    if len(calls.t) == 0 or owners.empty:
-        return {}
-    ratio = calls.ratios(window, history)
+    return TemplateTraffic(calls, owners).between(window, history)
+
+
+def _traffic(ratio: dict[tuple[str, str], float], owners: pd.DataFrame) -> dict[tuple[str, str], float]:
+    """``template_traffic`` from the ratios by name, owner by owner."""
     out: dict[tuple[str, str], float] = {}
     for service, template, operation in zip(owners["service"], owners["template"], owners["operation"],
                                             strict=True):
@@ -142,4 +193,3 @@ def template_traffic(calls: OperationCalls, owners: pd.DataFrame, window: tuple[
         if value is not None:
             out[(str(service), str(template))] = min(max(value, MIN_WEIGHT), MAX_WEIGHT)  # np.clip, per scalar
     return out
-

@@ -69,3 +69,20 @@ def test_walked_spans_are_the_old_plain_cut() -> None:
             assert new.trace(trace_id).frame.equals(old.trace(trace_id).frame)
         for span_id in expected["span_id"]:
             assert new.children(span_id) == old.children(span_id)
+
+
+def test_isin_is_pandas_isin() -> None:
+    from thinkfl_operator.engines.heuristic.engine import _isin
+
+    rng = np.random.default_rng(6)
+    for case in range(80):
+        n = int(rng.integers(0, 30))
+        values: list[str | None] = [f"t{i}" for i in rng.integers(0, 6, n)]
+        if case % 3 == 0 and n:
+            values[int(rng.integers(0, n))] = None
+        wanted = [f"t{i}" for i in rng.integers(0, 8, int(rng.integers(0, 4)))]
+        for dtype in ("str", "string[pyarrow]", object, "category"):
+            column = pd.Series(values, dtype=dtype)
+            expected = column.isin(wanted).to_numpy()
+            got = _isin(column, wanted)
+            assert got.dtype == expected.dtype and np.array_equal(got, expected)

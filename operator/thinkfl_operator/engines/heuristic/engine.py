@@ -261,7 +261,7 @@ def _walked(window: pd.DataFrame, traces: list[str]) -> pd.DataFrame:
     constructor would infer the text's dtype again). The same strings, so the
     same steps; when a text value is missing, the cut as it is (NaN matches differ between
     the dtypes)."""
-    mask = window["trace_id"].isin(traces).to_numpy()
+    mask = _isin(window["trace_id"], traces)
     rows = np.flatnonzero(mask)
     text: list[np.ndarray] = []
     text_places: list[int] = []
@@ -281,6 +281,16 @@ def _walked(window: pd.DataFrame, traces: list[str]) -> pd.DataFrame:
         text_block[i] = values
     blocks.append((text_block, np.array(text_places)))
     return create_dataframe_from_blocks(blocks, index=window.index[rows], columns=_COLUMN_INDEX)
+
+
+def _isin(column: pd.Series, values: list[str]) -> np.ndarray:
+    """``column.isin(values).to_numpy()``: for Arrow text and text values, Arrow's is_in as
+    pandas runs it, without the Series and the per-value scalar conversions around it."""
+    if isinstance(column.dtype, pd.StringDtype) and column.dtype.storage == "pyarrow" \
+            and values and all(type(v) is str for v in values):
+        text = pa.array(column.array)
+        return np.array(pc.is_in(text, value_set=pa.array(values, type=text.type)), dtype=np.bool_)
+    return np.asarray(column.isin(values).to_numpy())
 
 
 #: The walked table's column labels (made once).

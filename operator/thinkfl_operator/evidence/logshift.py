@@ -132,12 +132,13 @@ def log_shifts(batch: LogBatch, window: tuple[float, float], history: tuple[floa
     w_all = np.add.reduceat(counts["window"], starts).astype("float64")
     row_bounds = dict(_runs(row_services))
     row_window, row_history, row_pods = (counts[c] for c in ("window", "history", "pod"))
-    for service, (lo, hi) in _runs(services):
-        weights = None
-        if traffic:
-            weights = np.array([traffic.get((service, str(t)), 1.0) for t in templates_[lo:hi]])
-        found = _service_shift(service, templates_[lo:hi], levels_[lo:hi], w_all[lo:hi], h_all[lo:hi],
-                               w_min, h_min, weights)
+    runs = _runs(services)
+    weights = None
+    if traffic:
+        weights = np.array([traffic.get((service, str(t)), 1.0) for service, (lo, hi) in runs
+                            for t in templates_[lo:hi]])
+    for found in _service_shifts(runs, templates_, levels_, w_all, h_all, w_min, h_min, weights):
+        service = found.service
         if found.shifts:
             rows = slice(*row_bounds[service])
             found.pod = _moved_pod(row_templates[rows], row_window[rows], row_history[rows], row_pods[rows],
@@ -153,11 +154,22 @@ def _runs(values: np.ndarray) -> list[tuple[str, tuple[int, int]]]:
 
 
 def _pods(lines: pd.DataFrame) -> dict[str, str]:
-    """pod → service of the lines read."""
+    """pod → service of the lines read (the service of each pod's first line, pods in code
+    order)."""
     codes, uniques = codes_of(lines["pod"])
-    first = np.unique(codes, return_index=True)[1]
+    present, first = _first_rows(codes, len(uniques))
     services = lines["service"].iloc[first].to_numpy()
-    return {str(uniques[c]): str(s) for c, s in zip(codes[first], services, strict=True) if uniques[c]}
+    return {str(uniques[c]): str(s) for c, s in zip(present, services, strict=True) if uniques[c]}
+
+
+def _first_rows(codes: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The codes present (ascending) and the row of each one's first occurrence: what
+    ``np.unique(codes, return_index=True)`` gives for codes in [0, ``size``), by the least row
+    of each code (``np.minimum.at``) instead of a sort of every row."""
+    first = np.full(size, len(codes), dtype="int64")
+    np.minimum.at(first, codes, np.arange(len(codes), dtype="int64"))
+    present = np.flatnonzero(first < len(codes))
+    return present, first[present]
 
 
 def _moved_pod(templates_: np.ndarray, window: np.ndarray, history: np.ndarray, pods: np.ndarray,
@@ -309,30 +321,58 @@ def _period(t: np.ndarray, window: tuple[float, float], history: tuple[float, fl
     return np.where(in_window, 1, np.where((t >= history[0]) & (t < history[1]), 0, -1))
 
 
-def _service_shift(service: str, templates_: np.ndarray, levels_: np.ndarray, w: np.ndarray, h: np.ndarray,
-                   w_min: float, h_min: float, weights: np.ndarray | None = None) -> ServiceLogs:
-    n_w, n_h = float(w.sum()), float(h.sum())
-    result = ServiceLogs(service, 0.0, int(n_w), int(n_h))
-    if n_h == 0:
-        return result  # nothing to compare with: a service new to the window is no evidence alone
-    if n_w == 0:
-        silent_expected = n_h / h_min * w_min
-        if silent_expected >= SILENT_MIN_EXPECTED:
-            result.score, result.silent = silent_expected / math.sqrt(silent_expected + 1.0), True
-        return result
-    share = (h + 0.5) / (n_h + 0.5 * len(h))
-    if weights is not None:  # the share each template would have if only traffic moved it
-        share = share * weights / float(np.sum(share * weights))
-    expected = n_w * share
+def _service_shifts(runs: list[tuple[str, tuple[int, int]]], templates_: np.ndarray, levels_: np.ndarray,
+                    w: np.ndarray, h: np.ndarray, w_min: float, h_min: float,
+                    weights: np.ndarray | None = None) -> list[ServiceLogs]:
+    """Each service's shift (``runs``: its rows of the per-template columns): every number is
+    made as the service alone would make it, for all the rows at once.
+
+    The counts are whole numbers in float64, so a service's sums (``np.add.reduceat``) are
+    exact in any order. Each row's share, expected count and ``z`` are elementwise operations
+    on the same operands (the service's sums repeated per row). The weighted shares' sum is
+    ``np.sum``'s per service (numpy sums pairwise, ``reduceat`` in order: they may differ in
+    the last bit). The score is the largest ``|z|`` (``np.maximum.reduceat``, exact); only a
+    service whose score reaches ``MIN_SHOWN_Z`` (or holds a NaN) sorts its rows, by the same
+    ``np.argsort(-|z|)``, so ties keep the same order."""
+    starts = np.array([lo for _, (lo, _) in runs], dtype="int64")
+    sizes = np.array([hi - lo for _, (lo, hi) in runs], dtype="int64")
+    n_w, n_h = np.add.reduceat(w, starts), np.add.reduceat(h, starts)
+    share = (h + 0.5) / np.repeat(n_h + 0.5 * sizes, sizes)
+    active = (n_w > 0) & (n_h > 0)
+    if weights is not None:  # only for the services it is read for (the others' shares stay <= 1)
+        share = share * np.where(np.repeat(active, sizes), weights, 1.0)
+        total = np.ones(len(runs))
+        for k in np.flatnonzero(active).tolist():
+            lo, hi = runs[k][1]
+            total[k] = share[lo:hi].sum()  # np.sum's reduction (np.add.reduce), without its wrapper
+        share = share / np.repeat(total, sizes)
+    expected = np.repeat(n_w, sizes) * share
     z = (w - expected) / np.sqrt(expected * (1.0 - share) + 1.0)
-    order = np.argsort(-np.abs(z))
-    result.score = float(abs(z[order[0]]))
-    for i in order[:KEPT_TEMPLATES]:
-        if abs(z[i]) < MIN_SHOWN_Z:
-            break
-        result.shifts.append(TemplateShift(service, str(templates_[i]), str(levels_[i]),
-                                           h[i] / h_min, w[i] / w_min, float(z[i])))
-    return result
+    top = np.maximum.reduceat(np.abs(z), starts)
+    out = []
+    for k, (service, (lo, hi)) in enumerate(runs):
+        found_w, found_h = float(n_w[k]), float(n_h[k])
+        result = ServiceLogs(service, 0.0, int(found_w), int(found_h))
+        out.append(result)
+        if found_h == 0:
+            continue  # nothing to compare with: a service new to the window is no evidence alone
+        if found_w == 0:
+            silent_expected = found_h / h_min * w_min
+            if silent_expected >= SILENT_MIN_EXPECTED:
+                result.score, result.silent = silent_expected / math.sqrt(silent_expected + 1.0), True
+            continue
+        if top[k] < MIN_SHOWN_Z:  # no template shown: the score alone
+            result.score = float(top[k])
+            continue
+        mine = z[lo:hi]
+        order = np.argsort(-np.abs(mine))
+        result.score = float(abs(mine[order[0]]))
+        for i in order[:KEPT_TEMPLATES]:
+            if abs(mine[i]) < MIN_SHOWN_Z:
+                break
+            result.shifts.append(TemplateShift(service, str(templates_[lo + i]), str(levels_[lo + i]),
+                                               h[lo + i] / h_min, w[lo + i] / w_min, float(mine[i])))
+    return out
 
 
 def _covered(batch: LogBatch, start_s: float, end_s: float) -> float:

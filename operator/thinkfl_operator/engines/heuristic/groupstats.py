@@ -128,17 +128,17 @@ def _kth_of_v(values: np.ndarray, starts: np.ndarray, counts: np.ndarray, falls:
     pivot = starts + falls  # A[i] = values[pivot - 1 - i], B[j] = values[pivot + j]
     lo, hi = np.maximum(0, k + 1 - b), np.minimum(a, k + 1)
     last = max(len(values) - 1, 0)
+    # An open search (lo < hi, hi never above its start min(a, k + 1)) probes mid < a and
+    # j = k - mid >= 0, both inside its segment; a closed one (lo == hi == mid) reads any
+    # two values (a position of -1 reads the last) and keeps lo and hi whatever they hold.
+    a_at, b_at = pivot - 1, pivot + k  # A[mid] = values[a_at - mid], B[k - mid] = values[b_at - mid]
     while True:
         open_ = lo < hi
         if not open_.any():
             break
         mid = (lo + hi) // 2
-        j = k - mid
-        enough = (mid >= a) | (j < 0)
-        a_mid = values[_within(pivot - 1 - mid, last)]
-        b_j = values[_within(pivot + j, last)]
-        enough |= a_mid >= b_j
-        hi = np.where(open_ & enough, mid, hi)
+        enough = values[a_at - mid] >= values[b_at - mid]
+        hi = np.where(enough, mid, hi)
         lo = np.where(open_ & ~enough, mid + 1, lo)
     j = k + 1 - lo
     from_a = np.where(lo > 0, values[_within(pivot - lo, last)], -np.inf)

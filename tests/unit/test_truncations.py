@@ -10,6 +10,7 @@ from thinkfl_operator.engines.heuristic.groupstats import sorted_rows
 from thinkfl_operator.engines.heuristic.signals import (
     Measured,
     Shift,
+    WindowColumns,
     _truncations,
     compute_shifts,
     span_measurements,
@@ -92,6 +93,8 @@ def test_truncation_votes_are_the_old_ones() -> None:
                         float(rng.integers(1, 4)), 0.0, 5.0, 3) for r in chosen.itertuples()]
         expected = _old_truncations(win, fanout, ops)
         assert _truncations(win, fanout, measured) == expected
+        # the window read from the measured frame's columns at its rows
+        assert _truncations(WindowColumns(win.index.to_numpy(), measured=measured), fanout, measured) == expected
         compared += bool(expected)
     assert compared > 30
 

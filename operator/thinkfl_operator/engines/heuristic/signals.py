@@ -90,6 +90,23 @@ class Measured:
     _by_key: dict[str, dict[str, np.ndarray]] = field(default_factory=dict, repr=False, compare=False)
     _op_codes: dict[tuple[str, str], int] = field(default_factory=dict, repr=False, compare=False)
     _places: dict[tuple[str, str], np.ndarray] = field(default_factory=dict, repr=False, compare=False)
+    _arrays: dict[tuple[str, str | None], np.ndarray] = field(default_factory=dict, repr=False, compare=False)
+    _codes: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False, compare=False)
+
+    def column(self, name: str, dtype: str | None = None) -> np.ndarray:
+        """``frame[name].to_numpy(dtype)``, made once per frame: each incident reads the same
+        columns (through pandas' per-call costs, an integer column as float64 converted)."""
+        found = self._arrays.get((name, dtype))
+        if found is None:
+            found = self._arrays[(name, dtype)] = self.frame[name].to_numpy(dtype=dtype)
+        return found
+
+    def text_codes(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """``codes_of`` a text column of the frame, made once per frame."""
+        found = self._codes.get(name)
+        if found is None:
+            found = self._codes[name] = codes_of(self.frame[name])
+        return found
 
     def labels_by_key(self, which: str) -> dict[str, np.ndarray]:
         """The label columns of ``ops`` or ``edges`` as arrays of str indexed by the key
@@ -140,7 +157,7 @@ class Measured:
         stays sorted)."""
         found = self._sorted.get((code, value))
         if found is None:
-            codes, values = self.frame[code].to_numpy(), self.frame[value].to_numpy(dtype="float64")
+            codes, values = self.column(code), self.column(value, "float64")
             rows = np.flatnonzero((codes >= 0) & ~np.isnan(values))
             rows = rows[group_order(codes[rows], values[rows])]
             found = self._sorted[(code, value)] = (rows, codes[rows], values[rows])
@@ -157,8 +174,8 @@ class Rows:
 
     def valid(self, code: str, value: str) -> tuple[np.ndarray, np.ndarray]:
         """The rows' (key, value) pairs with a key and a value, in row order."""
-        codes = self.measured.frame[code].to_numpy()[self.rows]
-        values = self.measured.frame[value].to_numpy(dtype="float64")[self.rows]
+        codes = self.measured.column(code)[self.rows]
+        values = self.measured.column(value, "float64")[self.rows]
         keep = (codes >= 0) & ~np.isnan(values)
         return codes[keep], values[keep]
 
@@ -453,24 +470,54 @@ def compute_shifts(base: pd.DataFrame | None, win: pd.DataFrame, measured: Measu
     them need not have them made)."""
     ops, edges = measured.labels_by_key("ops"), measured.labels_by_key("edges")
     if base_rows is not None:
+        w_rows = win.index.to_numpy()
         b_side: Side = Rows(measured, base_rows)
-        w_side: Side = Rows(measured, win.index.to_numpy())
+        w_side: Side = Rows(measured, w_rows)
+        window = WindowColumns(w_rows, measured=measured)
     else:
         assert base is not None, "a baseline frame or its rows"
         b_side, w_side = base, win
+        window = WindowColumns(win.index.to_numpy(), frame=win)
     shifts: list[Shift] = []
     shifts += _shifts(b_side, w_side, "self_us", "op_key", ops, "self", min_z)
     shifts += _shifts(b_side, w_side, "gap_us", "edge_key", edges, "net", min_z)
     shifts += _ratio_shifts(b_side, w_side, "duration_us", ops, "short", False, min_z)
-    if (win["is_error"].to_numpy() > 0).any():
+    if (window.column("is_error") > 0).any():
         shifts += _ratio_shifts(b_side, w_side, "is_error", ops, "error", True, min_z)
     fanout = _ratio_shifts(b_side, w_side, "child_count", ops, "fanout", rise=False)
-    votes = fanout + _truncations(win, fanout, measured)  # the votes count every fanout shift
+    votes = fanout + _truncations(window, fanout, measured)  # the votes count every fanout shift
     shifts += votes if min_z is None else [s for s in votes if not s.z < min_z]
     return shifts
 
 
-def _truncations(win: pd.DataFrame, fanout: list[Shift], measured: Measured) -> list[Shift]:
+class WindowColumns:
+    """The window's columns as arrays: read from the measured frame's (``Measured.column``,
+    made once per frame) at the window's rows, or from a frame of its own."""
+
+    def __init__(self, labels: np.ndarray, measured: Measured | None = None,
+                 frame: pd.DataFrame | None = None) -> None:
+        self.labels = labels  # the rows' labels: positions in the measured frame
+        self._measured, self._frame = measured, frame
+
+    def column(self, name: str) -> np.ndarray:
+        """``frame[name].to_numpy()``."""
+        if self._frame is not None:
+            return np.asarray(self._frame[name].to_numpy())
+        assert self._measured is not None
+        return np.asarray(self._measured.column(name)[self.labels])
+
+    def text_codes(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """``codes_of(frame[name])``; from the measured frame, its codes at the rows (the
+        window's categories are the frame's: the same codes; a missing value's code and ""
+        may be there when the frame has one elsewhere, which names and counts alike)."""
+        if self._frame is not None:
+            return codes_of(self._frame[name])
+        assert self._measured is not None
+        codes, names = self._measured.text_codes(name)
+        return codes[self.labels], names
+
+
+def _truncations(win: pd.DataFrame | WindowColumns, fanout: list[Shift], measured: Measured) -> list[Shift]:
     """Who was called last before a caller gave up early: votes for the callee of the last call.
 
     For every operation whose calls per span dropped, each of its window spans that made fewer
@@ -480,16 +527,18 @@ def _truncations(win: pd.DataFrame, fanout: list[Shift], measured: Measured) -> 
     """
     if not fanout:
         return []
+    if isinstance(win, pd.DataFrame):
+        win = WindowColumns(win.index.to_numpy(), frame=win)
     op_codes = measured.op_codes()
     usual = {op_codes[(f.pod, f.operation)]: f.baseline for f in fanout}
-    op_key = win["op_key"].to_numpy()
+    op_key = win.column("op_key")
     by_code = np.full(max(int(op_key.max()), *usual) + 1, np.nan)
     by_code[list(usual)] = list(usual.values())
-    labels = win.index.to_numpy()
-    cut = labels[win["child_count"].to_numpy() < by_code[op_key]]
+    labels = win.labels
+    cut = labels[win.column("child_count") < by_code[op_key]]
     if len(cut) == 0:
         return []
-    parent_row, end = win["parent_row"].to_numpy(), win["end_us"].to_numpy()
+    parent_row, end = win.column("parent_row"), win.column("end_us")
     # each cut span's last-ending call: its calls by end (sort_values' order), the last one kept
     children = np.flatnonzero(np.isin(parent_row, cut))
     by_end = children[sorted_rows(end[children])]
@@ -504,7 +553,7 @@ def _truncations(win: pd.DataFrame, fanout: list[Shift], measured: Measured) -> 
     at = np.clip(parents.searchsorted(last_label), 0, max(len(parents) - 1, 0))
     has_callee = parents[at] == last_label if len(parents) else np.zeros(len(last), bool)
     rows = under[first][at] if len(parents) else last
-    (pod, pods), (service, services) = (codes_of(win[c]) for c in ("pod", "service"))
+    (pod, pods), (service, services) = (win.text_codes(c) for c in ("pod", "service"))
     other_pod = has_callee & (pod[rows] != pod[last])
     voter_pod = np.where(other_pod, pod[rows], pod[last])
     voter_service = np.where(other_pod, service[rows], service[last])

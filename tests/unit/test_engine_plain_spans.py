@@ -86,3 +86,24 @@ def test_isin_is_pandas_isin() -> None:
             expected = column.isin(wanted).to_numpy()
             got = _isin(column, wanted)
             assert got.dtype == expected.dtype and np.array_equal(got, expected)
+
+
+def test_walked_from_the_frames_columns_is_the_walked_cut() -> None:
+    from thinkfl_operator.engines.heuristic.engine import PlainColumns
+
+    rng = np.random.default_rng(7)
+    for case in range(80):
+        n = int(rng.integers(0, 50))
+        frame = _window(rng, n, missing=case % 4 == 0).reset_index(drop=True)  # positions as index
+        if case % 5 == 0:  # a column of plain objects
+            frame["kind"] = frame["kind"].astype(object)
+        plain = PlainColumns(frame)
+        lo = int(rng.integers(0, n + 1))
+        window = frame.iloc[lo:lo + int(rng.integers(0, n + 1))]
+        traces = [f"t{i}" for i in rng.integers(0, 8, int(rng.integers(0, 4)))]
+        expected = _walked(window, traces)
+        got = _walked(window, traces, plain)
+        pd.testing.assert_frame_equal(got, expected, check_exact=True)
+        assert [type(v) for v in got["trace_id"]] == [type(v) for v in expected["trace_id"]]
+        moved = window.set_axis(window.index + 1000)  # not positions in the frame: cut as before
+        pd.testing.assert_frame_equal(_walked(moved, traces, plain), _walked(moved, traces), check_exact=True)

@@ -183,7 +183,7 @@ class HeuristicEngine:
     def _toolbox(self, store: Store, win: Windows, traces: list[str]) -> Toolbox:
         """Tools over the traces to walk (the index is built for those spans only)."""
         ev = self.settings.evidence
-        walked = SpanTable(_walked(win.window, traces))
+        walked = SpanTable(_walked(win.window, traces, win.measured.memo("plain columns", PlainColumns)))
         return Toolbox(store, walked, ev.max_tool_chars, ev.baseline_minutes * 60,
                        ev.current_minutes * 60, ev.sigma)
 
@@ -251,7 +251,7 @@ def _is_empty(column: pd.Series) -> np.ndarray:
     return np.asarray((column == "").to_numpy())
 
 
-def _walked(window: pd.DataFrame, traces: list[str]) -> pd.DataFrame:
+def _walked(window: pd.DataFrame, traces: list[str], plain: PlainColumns | None = None) -> pd.DataFrame:
     """The window's span columns (``COLUMNS``) of the traces to walk, their text as plain
     Python strings (object columns), numbers untouched: the walk, the tools and the roots
     read only these span columns, and cut the few walked spans several times (per trace, per
@@ -260,7 +260,16 @@ def _walked(window: pd.DataFrame, traces: list[str]) -> pd.DataFrame:
     the frame is made from its blocks as they are (one of text, one per number column; the
     constructor would infer the text's dtype again). The same strings, so the
     same steps; when a text value is missing, the cut as it is (NaN matches differ between
-    the dtypes)."""
+    the dtypes). ``plain``: the columns of the frame the window is a slice of (positions
+    as its index), read from there."""
+    start = _start_in(window, plain)
+    if plain is not None and start is not None:
+        found = plain.trace_rows(start, len(window), traces)
+        if found is not None:
+            cut = plain.blocks(found + start)
+            if cut is not None:
+                return create_dataframe_from_blocks(cut, index=window.index[found], columns=_COLUMN_INDEX)
+            return window.loc[_isin(window["trace_id"], traces), list(COLUMNS)]
     mask = _isin(window["trace_id"], traces)
     rows = np.flatnonzero(mask)
     text: list[np.ndarray] = []
@@ -291,6 +300,75 @@ def _isin(column: pd.Series, values: list[str]) -> np.ndarray:
         text = pa.array(column.array)
         return np.array(pc.is_in(text, value_set=pa.array(values, type=text.type)), dtype=np.bool_)
     return np.asarray(column.isin(values).to_numpy())
+
+
+def _start_in(window: pd.DataFrame, plain: PlainColumns | None) -> int | None:
+    """Where the window starts in the frame of ``plain`` (its index a range of positions
+    there), or None."""
+    index = window.index
+    if plain is None or not isinstance(index, pd.RangeIndex) or index.step != 1 \
+            or index.start < 0 or index.stop > plain.size:
+        return None
+    return int(index.start)
+
+
+class PlainColumns:
+    """A frame's span columns (``COLUMNS``) read once, to cut the walked spans of any slice
+    of it as ``_walked`` cuts them (the same values: a categorical's categories as Python
+    objects, Arrow text as an Arrow array, numbers as numpy), without pandas per column and
+    per window."""
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        self.size = len(frame)
+        self._numbers: list[tuple[int, np.ndarray]] = []
+        self._text: list[tuple[int, pd.Series | tuple[np.ndarray, np.ndarray] | pa.Array | pa.ChunkedArray]] = []
+        self._trace_ids: pa.Array | pa.ChunkedArray | None = None
+        for place, name in enumerate(COLUMNS):
+            column = frame[name]
+            if _numeric(column.dtype):
+                self._numbers.append((place, column.to_numpy()))
+            elif isinstance(column.dtype, pd.CategoricalDtype):
+                array = column.array
+                self._text.append((place, (np.asarray(array.codes), array.categories.to_numpy(dtype=object))))
+            elif isinstance(column.dtype, pd.StringDtype) and column.dtype.storage == "pyarrow":
+                self._text.append((place, pa.array(column.array)))
+                if name == "trace_id":
+                    self._trace_ids = pa.array(column.array)
+            else:
+                self._text.append((place, column))
+
+    def trace_rows(self, start: int, length: int, traces: list[str]) -> np.ndarray | None:
+        """The rows of [start, start + length) whose trace is one of ``traces``, counted from
+        ``start`` (``_isin`` of those rows); None when Arrow does not answer it."""
+        if self._trace_ids is None or not traces or not all(type(v) is str for v in traces):
+            return None
+        text = self._trace_ids.slice(start, length)
+        found = pc.is_in(text, value_set=pa.array(traces, type=text.type))
+        return np.flatnonzero(np.array(found, dtype=np.bool_))
+
+    def blocks(self, positions: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]] | None:
+        """``_walked``'s blocks of the rows at ``positions``; None when a text value is
+        missing there."""
+        blocks = [(values[positions][None, :], np.array([place])) for place, values in self._numbers]
+        text_block = np.empty((len(self._text), len(positions)), dtype=object)
+        for i, (_, source) in enumerate(self._text):
+            if isinstance(source, tuple):
+                codes = source[0][positions]
+                if (codes < 0).any():
+                    return None
+                text_block[i] = source[1][codes]
+            elif isinstance(source, pd.Series):
+                values = _plain_text(source, positions)
+                if values is None:
+                    return None
+                text_block[i] = values
+            else:
+                taken = source.take(positions)
+                if taken.null_count:
+                    return None
+                text_block[i] = taken.to_numpy(zero_copy_only=False)
+        blocks.append((text_block, np.array([place for place, _ in self._text])))
+        return blocks
 
 
 #: The walked table's column labels (made once).

@@ -20,6 +20,7 @@ For every key (kind, pod, operation context) the baseline median and a robust sc
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, TypeAlias
@@ -92,6 +93,13 @@ class Measured:
     _places: dict[tuple[str, str], np.ndarray] = field(default_factory=dict, repr=False, compare=False)
     _arrays: dict[tuple[str, str | None], np.ndarray] = field(default_factory=dict, repr=False, compare=False)
     _codes: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False, compare=False)
+    _memo: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def memo(self, key: str, make: Callable[[pd.DataFrame], Any]) -> Any:
+        """``make(frame)``, made once per frame (what a reader of its columns keeps)."""
+        if key not in self._memo:
+            self._memo[key] = make(self.frame)
+        return self._memo[key]
 
     def column(self, name: str, dtype: str | None = None) -> np.ndarray:
         """``frame[name].to_numpy(dtype)``, made once per frame: each incident reads the same

@@ -1,6 +1,7 @@
 """Nezha log files read in groups (parsed one by one, their records decoded together) give
 what reading each file alone gave: the reader's per-file decoding (``_old_lines_of``, kept
-here) on files with the cases that matter (rows without a time, missing ID columns, empty
+here, and the plain merge of its text tables, ``_old_frame``: pods and services are the
+categoricals of that text) on files with the cases that matter (rows without a time, missing ID columns, empty
 and header-only files, a flood left out, broken rows, long and escaped records, repeats of
 an overlapping file, files out of time order), however the files are grouped and batched."""
 
@@ -11,6 +12,7 @@ import random
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
@@ -62,12 +64,24 @@ def _old_lines_of(source: NezhaLogs, path: Path, quality: DataQuality) -> pa.Tab
 
 
 def _old_group(source: NezhaLogs, paths: list[Path]) -> tuple[pa.Table | None, list[int], DataQuality]:
-    """Each file decoded alone, the tables joined: what the group reader must give."""
+    """Each file decoded alone, the tables joined: what the group reader must give (its pods
+    as a dictionary column, their services made when the lines are merged)."""
     quality = DataQuality()
     tables = [t for t in (_old_lines_of(source, p, quality) for p in paths) if t is not None]
     if not tables:
         return None, [], quality
-    return pa.concat_tables(tables), [len(t) for t in tables], quality
+    joined = pa.concat_tables(tables).combine_chunks()
+    joined = joined.set_column(1, "pod", pc.dictionary_encode(joined.column("pod"))).drop_columns(["service"])
+    return joined, [len(t) for t in tables], quality
+
+
+def _old_frame(source: NezhaLogs, paths: list[Path]) -> pd.DataFrame:
+    """The files' lines as text, merged the plain way: each file decoded alone, joined in
+    reading order, repeats of (time, pod, line) dropped, a stable sort by time."""
+    tables = [t for t in (_old_lines_of(source, p, DataQuality()) for p in paths) if t is not None]
+    frame = pa.concat_tables(tables).to_pandas()
+    frame = frame[~frame.duplicated(["time_ns", "pod", "line"], keep="first")]
+    return frame.sort_values("time_ns", kind="stable").reset_index(drop=True)
 
 
 def _record(rng: random.Random) -> str:
@@ -145,6 +159,12 @@ def test_groups_give_what_each_file_alone_gave(tmp_path: Path, monkeypatch: pyte
         assert new._coverage == old._coverage
         assert all(hi < T0 / 1e9 + 7000 for _, hi in new._coverage)
         assert new.quality.skipped == old.quality.skipped
+        plain = _old_frame(new, files[split:] + files[:split])
+        got = new._lines
+        for column in ("pod", "service"):
+            assert got[column].dtype == plain[column].astype("category").dtype
+            assert (got[column].cat.codes.to_numpy() == plain[column].astype("category").cat.codes.to_numpy()).all()
+        assert got.astype({"pod": "str", "service": "str"}).equals(plain)
         assert new.quality.skipped["log rows without a time"] >= 1
         assert any("left out" in reason for reason in new.quality.skipped)
 
@@ -161,3 +181,23 @@ def test_groups_are_runs_of_the_files_in_order(tmp_path: Path) -> None:
         assert 1 <= len(groups) <= n and all(groups)
     assert _groups([], 4) == [[]] and _groups(paths[:1], 4) == [paths[:1]]
     assert _groups([tmp_path / "missing.csv", *paths], 2)[0][0] == tmp_path / "missing.csv"
+
+
+def test_the_cache_makes_the_categoricals_of_the_text(tmp_path: Path) -> None:
+    """LogCache's pods and services of a period (the reader's categoricals, cut to the pods of
+    the period) are what ``astype("category")`` made of their text."""
+    from thinkfl_operator.engines.heuristic.logevidence import _categories
+
+    folder = tmp_path / "day" / "log"
+    _day(folder, 5)
+    source = NezhaLogs(folder, max_file_lines=40)
+    source._ensure_loaded(sorted(folder.glob("*.csv")))
+    lines = source._lines
+    assert isinstance(lines["pod"].dtype, pd.CategoricalDtype)
+    for lo, hi in ((0, len(lines)), (0, 7), (len(lines) // 3, len(lines) // 2), (5, 5)):
+        for column in ("pod", "service"):
+            part = lines[column].iloc[lo:hi]
+            got, old = _categories(part), part.astype("str").astype("category")
+            assert got.dtype == old.dtype and (got.cat.codes.to_numpy() == old.cat.codes.to_numpy()).all()
+    text = pd.Series(["b", "a", "b"])
+    assert _categories(text).dtype == text.astype("category").dtype

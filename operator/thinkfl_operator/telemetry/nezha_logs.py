@@ -111,7 +111,8 @@ class NezhaLogs:
         else:
             with ThreadPoolExecutor(max_workers=min(THREADS, len(groups))) as pool:
                 read = list(pool.map(self._read_group, groups))
-        tables, runs = [] if self._table is None else [self._table], list(self._coverage)
+        tables = [] if self._table is None else [self._table.drop_columns(["service"])]
+        runs = list(self._coverage)
         for table, sizes, quality in read:
             self.quality.merge(quality)
             if table is not None:
@@ -124,6 +125,7 @@ class NezhaLogs:
         self._coverage = merge_coverage(runs)
         if not tables:
             return
+        tables = _same_pods(tables)
         merged = pa.concat_tables(tables)
         times = merged.column("time_ns").to_numpy()
         repeated = _repeated(times, merged)
@@ -138,11 +140,34 @@ class NezhaLogs:
                 parts.append(table if keep.all() else table.filter(pa.array(keep)))
                 start += len(table)
             tables = parts
-            self._table = _one_chunk(pa.concat_tables(tables))
+            table = _one_chunk(pa.concat_tables(tables))
         else:
-            self._table = pa.concat_tables(tables).take(pa.array(order))
+            table = _one_chunk(pa.concat_tables(tables).take(pa.array(order)))
         del tables
+        self._table = self._with_services(table)
         self._lines = self._table.to_pandas()
+
+    def _with_services(self, table: pa.Table) -> pa.Table:
+        """The lines (one chunk a column) with their pods' dictionary cut to the pods they
+        name and each line's service (``service_of_pod``) beside its pod: both dictionary
+        columns whose values are the distinct ones, sorted, so pandas makes each the
+        categorical ``astype("category")`` makes of its text (same categories, same codes)."""
+        pod = table.column("pod").chunk(0)
+        codes = pod.indices.to_numpy(zero_copy_only=False)
+        used = np.flatnonzero(np.bincount(codes, minlength=len(pod.dictionary)))
+        rank = np.zeros(len(pod.dictionary), dtype=np.int32)
+        rank[used] = np.arange(len(used), dtype=np.int32)
+        names = pod.dictionary.take(pa.array(used, type=pa.int64()))
+        services = [self._service(name) for name in names.to_pylist()]
+        distinct = sorted(set(services))
+        number = {service: i for i, service in enumerate(distinct)}
+        pod_codes = rank[codes]
+        service_codes = np.array([number[s] for s in services], dtype=np.int32)[pod_codes]
+        columns = {name: table.column(name) for name in table.column_names}
+        columns["pod"] = pa.chunked_array([pa.DictionaryArray.from_arrays(pa.array(pod_codes), names)])
+        columns["service"] = pa.chunked_array([pa.DictionaryArray.from_arrays(
+            pa.array(service_codes), pa.array(distinct, type=pa.string()))])
+        return pa.table({name: columns[name] for name in ("time_ns", "pod", "service", "line", "trace_id", "span_id")})
 
     def _read_group(self, paths: list[Path]) -> tuple[pa.Table | None, list[int], DataQuality]:
         """The lines of some files, each file's in time order (a stable sort: lines of the
@@ -176,13 +201,10 @@ class NezhaLogs:
         line, long = _docker_lines(records, order)
         quality.add(f"characters past {MAX_LINE_CHARS} of long log lines (lines cut)", long)
         pods = pc.dictionary_encode(_joined([_text(p.table, "PodName") for p in parts]))
-        services = pa.array([self._service(p) for p in pods.dictionary.to_pylist()], type=pa.string())
         index = pa.array(order)
-        codes = pods.indices.take(index)
         return pa.table({
             "time_ns": pa.array(np.concatenate([p.stamps[p.order] for p in parts])),
-            "pod": pods.dictionary.take(codes),
-            "service": services.take(codes),
+            "pod": pa.DictionaryArray.from_arrays(pods.indices.take(index), pods.dictionary),
             "line": line,
             "trace_id": _joined([_text(p.table, "TraceID") for p in parts]).take(index),
             "span_id": _joined([_text(p.table, "SpanID") for p in parts]).take(index),
@@ -265,6 +287,23 @@ def _joined(arrays: list[pa.Array]) -> pa.Array:
     return arrays[0] if len(arrays) == 1 else pa.concat_arrays(arrays)
 
 
+
+
+def _same_pods(tables: list[pa.Table]) -> list[pa.Table]:
+    """The tables with their pod columns over one dictionary (every pod any of them names,
+    sorted): the codes of equal pods are equal, in every chunk."""
+    chunks = [chunk for table in tables for chunk in table.column("pod").chunks]
+    names = sorted({name for chunk in chunks for name in chunk.dictionary.to_pylist()})
+    dictionary = pa.array(names, type=pa.string())
+    number = {name: i for i, name in enumerate(names)}
+    out = []
+    for table in tables:
+        column = pa.chunked_array([pa.DictionaryArray.from_arrays(
+            pa.array(np.array([number[v] for v in chunk.dictionary.to_pylist()], dtype=np.int32)[
+                chunk.indices.to_numpy(zero_copy_only=False)]), dictionary) for chunk in table.column("pod").chunks],
+            type=pa.dictionary(pa.int32(), pa.string()))
+        out.append(table.set_column(table.column_names.index("pod"), "pod", column))
+    return out
 
 
 def _one_chunk(table: pa.Table) -> pa.Table:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import numpy as np
 import pandas as pd
 
 from thinkfl_operator.config.settings import LogsSettings
@@ -89,11 +90,28 @@ class LogCache:
             lines = lines.sort_values("time_ns", kind="stable")
         template, level = categorized(lines["line"])
         # categories: every incident counts by integer codes, not by strings
-        lines = lines.assign(template=template, level=level).astype({c: "category" for c in ("service", "pod")})
+        lines = lines.assign(template=template, level=level, service=_categories(lines["service"]),
+                             pod=_categories(lines["pod"]))
         self._source, self._range = source, (start_s, end_s)
         self._batch = replace(batch, lines=lines)
         self._owners = None
         self._keys = None
+
+
+def _categories(column: pd.Series) -> pd.Series:
+    """``column.astype("category")`` of its text: a categorical with sorted categories (the
+    Nezha reader's) only loses those no row of it holds (the same categories, in the same
+    order, and the same codes)."""
+    if not (isinstance(column.dtype, pd.CategoricalDtype) and column.cat.categories.is_monotonic_increasing
+            and column.cat.categories.is_unique and not column.hasnans):
+        return column.astype("category")
+    codes, categories = column.cat.codes.to_numpy(), column.cat.categories
+    used = np.flatnonzero(np.bincount(codes, minlength=len(categories)))
+    if len(used) == len(categories):
+        return column
+    rank = np.zeros(len(categories), dtype=codes.dtype)
+    rank[used] = np.arange(len(used))
+    return pd.Series(pd.Categorical.from_codes(rank[codes], categories=categories[used]), index=column.index)
 
 
 def log_period(start_s: float, end_s: float, cfg: LogsSettings) -> tuple[tuple[float, float], tuple[float, float]]:

@@ -79,3 +79,40 @@ def test_is_empty_is_the_pandas_comparison() -> None:
                 continue  # the engine's parent IDs are never missing
             assert _is_empty(column).tolist() == (column == "").to_numpy().tolist()
             assert _is_empty(column).dtype == np.dtype(bool)
+
+
+def _spans(rng: np.random.Generator, n: int) -> pd.DataFrame:
+    """Span columns as the measured frame holds them (categorical text but the IDs)."""
+    def pick(prefix: str, k: int) -> list[str]:
+        return [f"{prefix}{i}" for i in rng.integers(0, k, n)]
+
+    parent = [("" if v == "s0" else v) for v in pick("s", 4)]
+    return pd.DataFrame({
+        "trace_id": pd.array(pick("t", 5), dtype="str"), "span_id": pd.array(pick("x", 50), dtype="str"),
+        "parent_id": pd.array(parent, dtype="str"),
+        "pod": pd.Categorical(pick("p", 6)), "service": pd.Categorical(pick("v", 4), categories=[f"v{i}" for i in range(6)]),
+        "node": pd.Categorical(pick("n", 2)), "operation": pd.Categorical(pick("o", 3)),
+        "start_us": np.arange(n, dtype="int64"), "duration_us": rng.integers(0, 9, n),
+        "status": pd.Categorical(["0"] * n), "kind": pd.Categorical(["server"] * n),
+    })
+
+
+def test_entry_services_and_topology_from_the_frames_columns() -> None:
+    from thinkfl_operator.engines.heuristic.engine import PlainColumns, _topology
+    from thinkfl_operator.engines.heuristic.signals import span_measurements
+    from thinkfl_operator.engines.heuristic.window import Windows
+    from thinkfl_operator.telemetry.memory import MemoryStore
+
+    rng = np.random.default_rng(37)
+    store = MemoryStore()
+    for _ in range(100):
+        n = int(rng.integers(1, 60))
+        measured = span_measurements(_spans(rng, n))
+        plain = PlainColumns(measured.frame)
+        lo = int(rng.integers(0, n))
+        window = measured.frame.iloc[lo:lo + int(rng.integers(1, n + 1))]
+        moved = window.set_axis(window.index + 10 * n)  # not positions: read as before
+        assert _entry_services(window, plain) == _entry_services(window) == _entry_services(moved, plain)
+        win = Windows(0.0, 1.0, 0.5, window, np.zeros(0, dtype=np.int64), measured)
+        old = Windows(0.0, 1.0, 0.5, moved, np.zeros(0, dtype=np.int64), measured)
+        assert _topology(store, win) == _topology(store, old)

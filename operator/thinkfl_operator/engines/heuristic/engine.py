@@ -216,7 +216,7 @@ def _order(pods: dict[str, PodEvidence], topology: Topology, win: Windows, tools
     out = [Candidate(topology.nodes.get(e.pod, ""), e.service, e.pod, e.reason(), e.score + e.metric_bonus)
            for e in ranked]
     seen = {e.service for e in ranked}
-    for service in _entry_services(win.window):
+    for service in _entry_services(win.window, win.measured.memo("plain columns", PlainColumns)):
         if service not in seen:
             seen.add(service)
             out.append(Candidate(service=str(service), reason="entry service of the incident's traces"))
@@ -228,10 +228,19 @@ def _order(pods: dict[str, PodEvidence], topology: Topology, win: Windows, tools
     return out
 
 
-def _entry_services(window: pd.DataFrame) -> list[str]:
+def _entry_services(window: pd.DataFrame, plain: PlainColumns | None = None) -> list[str]:
     """The services of the spans without a parent ID, most spans first, ties in order of
     appearance (``value_counts`` of their names; a missing one left out): by the categorical's
-    codes, without making the names."""
+    codes, without making the names. ``plain``: the columns of the frame the window is a
+    slice of, read from there."""
+    start = _start_in(window, plain)
+    if plain is not None and start is not None:
+        empty, service = plain.empty("parent_id"), plain.categorical("service")
+        if empty is not None and service is not None:
+            stop = start + len(window)
+            codes = service[0][start:stop][empty[start:stop]]
+            distinct, _ = value_counts(codes[codes >= 0])
+            return [str(s) for s in service[1][distinct]]
     roots = _is_empty(window["parent_id"])
     service = window["service"]
     if not isinstance(service.dtype, pd.CategoricalDtype):
@@ -313,61 +322,78 @@ def _start_in(window: pd.DataFrame, plain: PlainColumns | None) -> int | None:
 
 
 class PlainColumns:
-    """A frame's span columns (``COLUMNS``) read once, to cut the walked spans of any slice
-    of it as ``_walked`` cuts them (the same values: a categorical's categories as Python
+    """A frame's span columns (``COLUMNS``) read once, to read any slice of it as the window
+    readers read their own columns (the same values: a categorical's categories as Python
     objects, Arrow text as an Arrow array, numbers as numpy), without pandas per column and
-    per window."""
+    per window: ``_walked``'s cut, the entry services, the topology's first rows."""
 
     def __init__(self, frame: pd.DataFrame) -> None:
         self.size = len(frame)
         self._numbers: list[tuple[int, np.ndarray]] = []
-        self._text: list[tuple[int, pd.Series | tuple[np.ndarray, np.ndarray] | pa.Array | pa.ChunkedArray]] = []
-        self._trace_ids: pa.Array | pa.ChunkedArray | None = None
+        self._text: dict[str, tuple[int, pd.Series | tuple[np.ndarray, np.ndarray] | pa.Array | pa.ChunkedArray]] = {}
+        self._empty: dict[str, np.ndarray | None] = {}
         for place, name in enumerate(COLUMNS):
             column = frame[name]
             if _numeric(column.dtype):
                 self._numbers.append((place, column.to_numpy()))
             elif isinstance(column.dtype, pd.CategoricalDtype):
                 array = column.array
-                self._text.append((place, (np.asarray(array.codes), array.categories.to_numpy(dtype=object))))
+                self._text[name] = (place, (np.asarray(array.codes), array.categories.to_numpy(dtype=object)))
             elif isinstance(column.dtype, pd.StringDtype) and column.dtype.storage == "pyarrow":
-                self._text.append((place, pa.array(column.array)))
-                if name == "trace_id":
-                    self._trace_ids = pa.array(column.array)
+                self._text[name] = (place, pa.array(column.array))
             else:
-                self._text.append((place, column))
+                self._text[name] = (place, column)
+
+    def categorical(self, name: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """A categorical text column's codes and categories (as Python objects); None for
+        another kind of column."""
+        source = self._text[name][1]
+        return source if isinstance(source, tuple) else None
 
     def trace_rows(self, start: int, length: int, traces: list[str]) -> np.ndarray | None:
         """The rows of [start, start + length) whose trace is one of ``traces``, counted from
         ``start`` (``_isin`` of those rows); None when Arrow does not answer it."""
-        if self._trace_ids is None or not traces or not all(type(v) is str for v in traces):
+        source = self._text["trace_id"][1]
+        if not isinstance(source, (pa.Array, pa.ChunkedArray)) or not traces \
+                or not all(type(v) is str for v in traces):
             return None
-        text = self._trace_ids.slice(start, length)
+        text = source.slice(start, length)
         found = pc.is_in(text, value_set=pa.array(traces, type=text.type))
         return np.flatnonzero(np.array(found, dtype=np.bool_))
+
+    def empty(self, name: str) -> np.ndarray | None:
+        """``_is_empty`` of an Arrow text column without a missing value, over the whole
+        frame (made once); None for another column."""
+        if name not in self._empty:
+            source = self._text[name][1]
+            found = None
+            if isinstance(source, (pa.Array, pa.ChunkedArray)) and not source.null_count:
+                found = np.asarray(pc.equal(source, "").to_numpy(zero_copy_only=False))
+            self._empty[name] = found
+        return self._empty[name]
+
+    def text(self, name: str, positions: np.ndarray) -> np.ndarray | None:
+        """``_plain_text`` of the column at ``positions``."""
+        source = self._text[name][1]
+        if isinstance(source, tuple):
+            codes = source[0][positions]
+            return None if (codes < 0).any() else np.asarray(source[1][codes])
+        if isinstance(source, pd.Series):
+            return _plain_text(source, positions)
+        taken = source.take(positions)
+        return None if taken.null_count else np.asarray(taken.to_numpy(zero_copy_only=False))
 
     def blocks(self, positions: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]] | None:
         """``_walked``'s blocks of the rows at ``positions``; None when a text value is
         missing there."""
         blocks = [(values[positions][None, :], np.array([place])) for place, values in self._numbers]
         text_block = np.empty((len(self._text), len(positions)), dtype=object)
-        for i, (_, source) in enumerate(self._text):
-            if isinstance(source, tuple):
-                codes = source[0][positions]
-                if (codes < 0).any():
-                    return None
-                text_block[i] = source[1][codes]
-            elif isinstance(source, pd.Series):
-                values = _plain_text(source, positions)
-                if values is None:
-                    return None
-                text_block[i] = values
-            else:
-                taken = source.take(positions)
-                if taken.null_count:
-                    return None
-                text_block[i] = taken.to_numpy(zero_copy_only=False)
-        blocks.append((text_block, np.array([place for place, _ in self._text])))
+        for i, name in enumerate(self._text):
+            values = self.text(name, positions)
+            if values is None:
+                return None
+            text_block[i] = values
+        blocks.append((text_block, np.array([place for place, _ in self._text.values()])))
         return blocks
 
 
@@ -409,8 +435,17 @@ def _metric_reason(found: list[Fluctuation]) -> str:
 
 
 def _topology(store: Store, win: Windows, logs: LogEvidence | None = None) -> Topology:
-    rows = _first_rows(win.window["pod"])
-    first_pod, first_service, first_node = (_text_at(win.window[c], rows) for c in ("pod", "service", "node"))
+    plain = win.measured.memo("plain columns", PlainColumns)
+    start = _start_in(win.window, plain)
+    pod = plain.categorical("pod") if start is not None else None
+    if start is not None and pod is not None:  # read from the measured frame's columns
+        rows = np.sort(np.unique(pod[0][start:start + len(win.window)], return_index=True)[1])
+        first_pod, first_service, first_node = (
+            found if (found := plain.text(c, rows + start)) is not None
+            else win.window[c].iloc[rows].to_numpy(dtype=object) for c in ("pod", "service", "node"))
+    else:
+        rows = _first_rows(win.window["pod"])
+        first_pod, first_service, first_node = (_text_at(win.window[c], rows) for c in ("pod", "service", "node"))
     pods = {str(p): str(s) for p, s in zip(first_pod, first_service, strict=True)}
     nodes = {str(p): str(n) for p, n in zip(first_pod, first_node, strict=True)}
     for pod, service in (logs.pods.items() if logs is not None else ()):

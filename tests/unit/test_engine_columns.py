@@ -10,8 +10,10 @@ from thinkfl_operator.engines.heuristic.engine import (
     _entry_services,
     _first_rows,
     _is_empty,
-    _numeric,
     _text_at,
+)
+from thinkfl_operator.engines.heuristic.engine import (
+    numeric as _numeric,
 )
 from thinkfl_operator.telemetry.spans import codes_of
 
@@ -116,3 +118,28 @@ def test_entry_services_and_topology_from_the_frames_columns() -> None:
         win = Windows(0.0, 1.0, 0.5, window, np.zeros(0, dtype=np.int64), measured)
         old = Windows(0.0, 1.0, 0.5, moved, np.zeros(0, dtype=np.int64), measured)
         assert _topology(store, win) == _topology(store, old)
+
+
+def test_pick_traces_from_the_frames_columns() -> None:
+    from thinkfl_operator.engines.heuristic.engine import PlainColumns
+    from thinkfl_operator.engines.heuristic.scoring import PodEvidence
+    from thinkfl_operator.engines.heuristic.signals import Shift, span_measurements
+    from thinkfl_operator.engines.heuristic.walk import pick_traces
+
+    rng = np.random.default_rng(41)
+    for case in range(200):
+        n = int(rng.integers(1, 60))
+        spans = _spans(rng, n)
+        spans["status"] = pd.Categorical(rng.choice(["0", "500"], n, p=[0.9, 0.1]))
+        measured = span_measurements(spans)
+        plain = PlainColumns(measured.frame)
+        lo = int(rng.integers(0, n))
+        window = measured.frame.iloc[lo:lo + int(rng.integers(1, n + 1))]
+        kind = ["self", "net", "short", "fanout", "truncated"][case % 5]
+        best = Shift(kind, f"p{case % 7}", "v1", f"o{case % 4}", "", 1.0, 2.0, 3.0, 3)
+        for suspect in (None, PodEvidence(f"p{case % 7}", "v1", 3.0, [best]), PodEvidence("p1", "v1")):
+            for limit in (1, 3):
+                expected = pick_traces(window, suspect, limit)
+                assert pick_traces(window, suspect, limit, plain) == expected
+                moved = window.set_axis(window.index + 10 * n)  # not positions: read as before
+                assert pick_traces(moved, suspect, limit, plain) == expected

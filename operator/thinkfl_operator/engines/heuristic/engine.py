@@ -48,6 +48,7 @@ from thinkfl_operator.engines.heuristic.logevidence import (
 from thinkfl_operator.engines.heuristic.resources import cpu_shifts
 from thinkfl_operator.engines.heuristic.scoring import MIN_Z, PodEvidence, score_pods
 from thinkfl_operator.engines.heuristic.signals import compute_shifts, span_measurements
+from thinkfl_operator.engines.heuristic.walk import PlainColumns, numeric, plain_text, start_in
 from thinkfl_operator.engines.heuristic.window import Windows, split, time_window
 from thinkfl_operator.engines.ranking import rank
 from thinkfl_operator.evidence.logshift import LogEvidence, log_lines, log_notes, log_step
@@ -105,7 +106,8 @@ class HeuristicEngine:
         leader = max(pods.values(), key=lambda e: e.score, default=None)
         traces = ([incident.trace_id] if incident.trace_id else
                   walk.pick_traces(win.window, leader,
-                                  incident.max_traces or self.settings.heuristic.max_traces))
+                                  incident.max_traces or self.settings.heuristic.max_traces,
+                                  win.measured.memo("plain columns", PlainColumns)))
         spans = self._traffic_spans(store, win) if logs_on(store, self.settings.logs) else None
         logs = read_log_evidence(store, win.start_s, win.end_s, self.settings.logs, self._logs, spans)
         clock.lap("logs")
@@ -233,7 +235,7 @@ def _entry_services(window: pd.DataFrame, plain: PlainColumns | None = None) -> 
     appearance (``value_counts`` of their names; a missing one left out): by the categorical's
     codes, without making the names. ``plain``: the columns of the frame the window is a
     slice of, read from there."""
-    start = _start_in(window, plain)
+    start = start_in(window, plain)
     if plain is not None and start is not None:
         empty, service = plain.empty("parent_id"), plain.categorical("service")
         if empty is not None and service is not None:
@@ -271,7 +273,7 @@ def _walked(window: pd.DataFrame, traces: list[str], plain: PlainColumns | None 
     same steps; when a text value is missing, the cut as it is (NaN matches differ between
     the dtypes). ``plain``: the columns of the frame the window is a slice of (positions
     as its index), read from there."""
-    start = _start_in(window, plain)
+    start = start_in(window, plain)
     if plain is not None and start is not None:
         found = plain.trace_rows(start, len(window), traces)
         if found is not None:
@@ -286,10 +288,10 @@ def _walked(window: pd.DataFrame, traces: list[str], plain: PlainColumns | None 
     blocks: list[tuple[np.ndarray, np.ndarray]] = []  # (columns × rows, their places)
     for place, name in enumerate(COLUMNS):
         column = window[name]
-        if _numeric(column.dtype):
+        if numeric(column.dtype):
             blocks.append((column.to_numpy()[rows][None, :], np.array([place])))
             continue
-        values = _plain_text(column, rows)
+        values = plain_text(column, rows)
         if values is None:
             return window.loc[mask, list(COLUMNS)]
         text.append(values)
@@ -311,118 +313,8 @@ def _isin(column: pd.Series, values: list[str]) -> np.ndarray:
     return np.asarray(column.isin(values).to_numpy())
 
 
-def _start_in(window: pd.DataFrame, plain: PlainColumns | None) -> int | None:
-    """Where the window starts in the frame of ``plain`` (its index a range of positions
-    there), or None."""
-    index = window.index
-    if plain is None or not isinstance(index, pd.RangeIndex) or index.step != 1 \
-            or index.start < 0 or index.stop > plain.size:
-        return None
-    return int(index.start)
-
-
-class PlainColumns:
-    """A frame's span columns (``COLUMNS``) read once, to read any slice of it as the window
-    readers read their own columns (the same values: a categorical's categories as Python
-    objects, Arrow text as an Arrow array, numbers as numpy), without pandas per column and
-    per window: ``_walked``'s cut, the entry services, the topology's first rows."""
-
-    def __init__(self, frame: pd.DataFrame) -> None:
-        self.size = len(frame)
-        self._numbers: list[tuple[int, np.ndarray]] = []
-        self._text: dict[str, tuple[int, pd.Series | tuple[np.ndarray, np.ndarray] | pa.Array | pa.ChunkedArray]] = {}
-        self._empty: dict[str, np.ndarray | None] = {}
-        for place, name in enumerate(COLUMNS):
-            column = frame[name]
-            if _numeric(column.dtype):
-                self._numbers.append((place, column.to_numpy()))
-            elif isinstance(column.dtype, pd.CategoricalDtype):
-                array = column.array
-                self._text[name] = (place, (np.asarray(array.codes), array.categories.to_numpy(dtype=object)))
-            elif isinstance(column.dtype, pd.StringDtype) and column.dtype.storage == "pyarrow":
-                self._text[name] = (place, pa.array(column.array))
-            else:
-                self._text[name] = (place, column)
-
-    def categorical(self, name: str) -> tuple[np.ndarray, np.ndarray] | None:
-        """A categorical text column's codes and categories (as Python objects); None for
-        another kind of column."""
-        source = self._text[name][1]
-        return source if isinstance(source, tuple) else None
-
-    def trace_rows(self, start: int, length: int, traces: list[str]) -> np.ndarray | None:
-        """The rows of [start, start + length) whose trace is one of ``traces``, counted from
-        ``start`` (``_isin`` of those rows); None when Arrow does not answer it."""
-        source = self._text["trace_id"][1]
-        if not isinstance(source, (pa.Array, pa.ChunkedArray)) or not traces \
-                or not all(type(v) is str for v in traces):
-            return None
-        text = source.slice(start, length)
-        found = pc.is_in(text, value_set=pa.array(traces, type=text.type))
-        return np.flatnonzero(np.array(found, dtype=np.bool_))
-
-    def empty(self, name: str) -> np.ndarray | None:
-        """``_is_empty`` of an Arrow text column without a missing value, over the whole
-        frame (made once); None for another column."""
-        if name not in self._empty:
-            source = self._text[name][1]
-            found = None
-            if isinstance(source, (pa.Array, pa.ChunkedArray)) and not source.null_count:
-                found = np.asarray(pc.equal(source, "").to_numpy(zero_copy_only=False))
-            self._empty[name] = found
-        return self._empty[name]
-
-    def text(self, name: str, positions: np.ndarray) -> np.ndarray | None:
-        """``_plain_text`` of the column at ``positions``."""
-        source = self._text[name][1]
-        if isinstance(source, tuple):
-            codes = source[0][positions]
-            return None if (codes < 0).any() else np.asarray(source[1][codes])
-        if isinstance(source, pd.Series):
-            return _plain_text(source, positions)
-        taken = source.take(positions)
-        return None if taken.null_count else np.asarray(taken.to_numpy(zero_copy_only=False))
-
-    def blocks(self, positions: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]] | None:
-        """``_walked``'s blocks of the rows at ``positions``; None when a text value is
-        missing there."""
-        blocks = [(values[positions][None, :], np.array([place])) for place, values in self._numbers]
-        text_block = np.empty((len(self._text), len(positions)), dtype=object)
-        for i, name in enumerate(self._text):
-            values = self.text(name, positions)
-            if values is None:
-                return None
-            text_block[i] = values
-        blocks.append((text_block, np.array([place for place, _ in self._text.values()])))
-        return blocks
-
-
 #: The walked table's column labels (made once).
 _COLUMN_INDEX = pd.Index(list(COLUMNS))
-
-
-def _numeric(dtype: object) -> bool:
-    """``pd.api.types.is_numeric_dtype``, answered at once for numpy, categorical and text
-    dtypes (which it answers the same: a numeric kind; never)."""
-    if isinstance(dtype, np.dtype):
-        return dtype.kind in "iufcb"
-    if isinstance(dtype, (pd.CategoricalDtype, pd.StringDtype)):
-        return False
-    return bool(pd.api.types.is_numeric_dtype(dtype))
-
-
-def _plain_text(column: pd.Series, rows: np.ndarray) -> np.ndarray | None:
-    """``column.iloc[rows]`` as an object array of its values; None when one is missing."""
-    if isinstance(column.dtype, pd.CategoricalDtype):
-        codes = np.asarray(column.array.codes)[rows]
-        if (codes < 0).any():
-            return None
-        return np.asarray(column.array.categories.to_numpy(dtype=object)[codes])
-    if isinstance(column.dtype, pd.StringDtype) and column.dtype.storage == "pyarrow":
-        taken = pa.array(column.array).take(rows)
-        return None if taken.null_count else np.asarray(taken.to_numpy(zero_copy_only=False))
-    values = column.iloc[rows].to_numpy(dtype=object)
-    return None if pd.isna(values).any() else np.asarray(values)
 
 
 def _fluctuation_strength(found: list[Fluctuation]) -> float:
@@ -436,7 +328,7 @@ def _metric_reason(found: list[Fluctuation]) -> str:
 
 def _topology(store: Store, win: Windows, logs: LogEvidence | None = None) -> Topology:
     plain = win.measured.memo("plain columns", PlainColumns)
-    start = _start_in(win.window, plain)
+    start = start_in(win.window, plain)
     pod = plain.categorical("pod") if start is not None else None
     if start is not None and pod is not None:  # read from the measured frame's columns
         rows = np.sort(np.unique(pod[0][start:start + len(win.window)], return_index=True)[1])
@@ -463,7 +355,7 @@ def _first_rows(column: pd.Series) -> np.ndarray:
 
 def _text_at(column: pd.Series, rows: np.ndarray) -> np.ndarray:
     """``column.iloc[rows].to_numpy(dtype=object)``, cut alone when no value is missing."""
-    values = _plain_text(column, rows)
+    values = plain_text(column, rows)
     return column.iloc[rows].to_numpy(dtype=object) if values is None else values
 
 

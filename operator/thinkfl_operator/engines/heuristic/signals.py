@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
+from itertools import pairwise
 from typing import Any, TypeAlias
 
 import numpy as np
@@ -57,6 +58,13 @@ MEDIANS = (("op_key", "self_us"), ("edge_key", "gap_us"), ("op_key", "duration_u
 MIN_BASELINE = 5
 #: Rows fewer than 1/FEW_ROWS of a frame's sorted rows find their places (``Rows.sorted_valid``).
 FEW_ROWS = 4
+#: The values whose falls (``_ratio_shifts``) compare medians: counted in histograms when small
+#: whole numbers (``Measured.histogram_width``).
+FALLS = ("duration_us", "child_count")
+#: Most histogram cells per frame row for the medians of small whole numbers (``_histogram_medians``).
+HISTOGRAM_CELLS = 4
+#: Most runs of consecutive rows a side is read by (``Rows.runs``): a window, a baseline's two.
+MAX_RUNS = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +102,22 @@ class Measured:
     _arrays: dict[tuple[str, str | None], np.ndarray] = field(default_factory=dict, repr=False, compare=False)
     _codes: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False, compare=False)
     _memo: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    _widths: dict[tuple[str, str], int | None] = field(default_factory=dict, repr=False, compare=False)
+
+    def histogram_width(self, code: str, value: str) -> int | None:
+        """How many bins a key's histogram of ``value`` takes (its largest value + 1), when
+        every value is a small whole number: not NaN, not negative (nor -0.0), and the keys'
+        histograms together no larger than a few times the frame; else None (made once)."""
+        if (code, value) not in self._widths:
+            codes, values = self.column(code), self.column(value, "float64")
+            width = None
+            if len(values) and np.isfinite(values).all() and not np.signbit(values).any() \
+                    and np.array_equal(values, np.floor(values)):
+                width = int(values.max()) + 1
+                if (int(codes.max()) + 1) * width > HISTOGRAM_CELLS * len(values):
+                    width = None
+            self._widths[(code, value)] = width
+        return self._widths[(code, value)]
 
     def memo(self, key: str, make: Callable[[pd.DataFrame], Any]) -> Any:
         """``make(frame)``, made once per frame (what a reader of its columns keeps)."""
@@ -146,8 +170,11 @@ class Measured:
 
     def sort_medians(self) -> None:
         """``by_key`` and ``sorted_places`` of every (key, value) pair ``compute_shifts`` takes
-        medians of."""
+        medians of from sorted values (the falls' pairs of small whole numbers are counted in
+        histograms instead: ``histogram_width``)."""
         for code, value in MEDIANS:
+            if value in FALLS and self.histogram_width(code, value) is not None:
+                continue
             self.sorted_places(code, value)
 
     def sorted_places(self, code: str, value: str) -> np.ndarray:
@@ -186,6 +213,37 @@ class Rows:
         values = self.measured.column(value, "float64")[self.rows]
         keep = (codes >= 0) & ~np.isnan(values)
         return codes[keep], values[keep]
+
+    @cached_property
+    def runs(self) -> list[tuple[int, int]] | None:
+        """The rows as runs of consecutive positions [start, stop), in order and apart (the
+        same rows, each once), when there are at most ``MAX_RUNS``; else None."""
+        rows = self.rows
+        if len(rows) == 0:
+            return []
+        breaks = np.flatnonzero(rows[1:] != rows[:-1] + 1)
+        if len(breaks) >= MAX_RUNS:
+            return None
+        firsts, lasts = [0, *(breaks + 1).tolist()], [*breaks.tolist(), len(rows) - 1]
+        runs = [(int(rows[f]), int(rows[last]) + 1) for f, last in zip(firsts, lasts, strict=True)]
+        if any(start < stop for (_, stop), (start, _) in pairwise(runs)):
+            return None  # overlapping or out of order
+        return runs
+
+    def histogram(self, code: str, value: str, width: int, keys: int) -> np.ndarray | None:
+        """How many of the rows hold each (key, value) pair with a key: ``keys`` × ``width``
+        counts, read from the runs' slices of the frame's columns; None without runs."""
+        runs = self.runs
+        if runs is None:
+            return None
+        codes, values = self.measured.column(code), self.measured.column(value, "float64")
+        cells = keys * width
+        counts = np.zeros(cells + 1, dtype=np.int64)
+        for start, stop in runs:
+            c = codes[start:stop]
+            cell = np.where(c >= 0, c.astype(np.int64) * width + values[start:stop].astype(np.int64), cells)
+            counts += np.bincount(cell, minlength=cells + 1)
+        return counts[:cells].reshape(keys, width)
 
     @cached_property
     def _member(self) -> np.ndarray:
@@ -448,17 +506,23 @@ def _ratio_shifts(base: Side, win: Side, value: str, ops: dict[str, np.ndarray],
     """Relative shifts of a per-span value per (pod, operation), z = 10 × the change: a rise of
     a share (errors: mean, summed in row order), or a fall to a fraction of the usual (calls,
     duration: median)."""
-    w_codes, w_values, w_sorted = _pairs(win, "op_key", value, in_order=rise)
-    b_codes, b_values, b_sorted = _pairs(base, "op_key", value, in_order=rise)
-    if len(w_codes) == 0 or len(b_codes) == 0:
-        return []
-    groups = int(max(w_codes.max(), b_codes.max())) + 1
-    w_n, b_n = group_counts(w_codes, groups), group_counts(b_codes, groups)
-    if rise:
-        mw, mb = group_mean(w_codes, w_values, groups), group_mean(b_codes, b_values, groups)
+    counted = None if rise else _histogram_medians(base, win, "op_key", value)
+    if counted is not None:
+        w_n, b_n, mw, mb = counted
+        if not w_n.any() or not b_n.any():
+            return []
     else:
-        mw, mb = (median_of_sorted(c, v, groups) if is_sorted else group_median(c, v, groups)
-                  for c, v, is_sorted in ((w_codes, w_values, w_sorted), (b_codes, b_values, b_sorted)))
+        w_codes, w_values, w_sorted = _pairs(win, "op_key", value, in_order=rise)
+        b_codes, b_values, b_sorted = _pairs(base, "op_key", value, in_order=rise)
+        if len(w_codes) == 0 or len(b_codes) == 0:
+            return []
+        groups = int(max(w_codes.max(), b_codes.max())) + 1
+        w_n, b_n = group_counts(w_codes, groups), group_counts(b_codes, groups)
+        if rise:
+            mw, mb = group_mean(w_codes, w_values, groups), group_mean(b_codes, b_values, groups)
+        else:
+            mw, mb = (median_of_sorted(c, v, groups) if is_sorted else group_median(c, v, groups)
+                      for c, v, is_sorted in ((w_codes, w_values, w_sorted), (b_codes, b_values, b_sorted)))
     with np.errstate(divide="ignore", invalid="ignore"):
         change = (mw - mb) if rise else (mb - mw) / np.maximum(mb, 1e-9)
     ok = (w_n >= MIN_WINDOW) & (b_n >= MIN_BASELINE) & (change > (0 if rise else MIN_DROP))
@@ -466,6 +530,35 @@ def _ratio_shifts(base: Side, win: Side, value: str, ops: dict[str, np.ndarray],
     if len(index) == 0:
         return []
     return _make(kind, ops, index, mb[index], mw[index], 10.0 * change[index], w_n[index], min_z)
+
+
+def _histogram_medians(base: Side, win: Side, code: str, value: str) -> tuple[np.ndarray, ...] | None:
+    """Each key's window and baseline counts and medians (``group_counts`` and
+    ``median_of_sorted`` of the sorted pairs, per key of the whole frame: the keys neither
+    side holds count 0, their medians NaN) from histograms of small whole-number values
+    (``Measured.histogram_width``) over runs of rows: the middle one or two values of a key
+    are the bins where its running count passes the middle ranks, the same numbers. None
+    when the sides are not such rows."""
+    if not isinstance(base, Rows) or not isinstance(win, Rows) or base.measured is not win.measured:
+        return None
+    measured = base.measured
+    width = measured.histogram_width(code, value)
+    if width is None:
+        return None
+    keys = int(measured.column(code).max()) + 1
+    out: list[np.ndarray] = []
+    for side in (win, base):
+        counts = side.histogram(code, value, width, keys)
+        if counts is None:
+            return None
+        n = counts.sum(axis=1)
+        running = np.cumsum(counts, axis=1)
+        lower = np.argmax(running > ((n - 1) // 2)[:, None], axis=1)
+        upper = np.argmax(running > (n // 2)[:, None], axis=1)
+        medians = np.where(n > 0, (lower.astype("float64") + upper.astype("float64")) / 2.0, np.nan)
+        out += [n, medians]
+    w_n, w_med, b_n, b_med = out
+    return w_n, b_n, w_med, b_med
 
 
 def compute_shifts(base: pd.DataFrame | None, win: pd.DataFrame, measured: Measured,

@@ -1,7 +1,10 @@
 """The traffic weights read by key number, and the calls of a period counted from sorted
 times, give what the per-owner code by name and the comparison of every time gave (kept here
 as the references) on generated spans: unsorted and missing times, owners whose operation has
-no calls, a missing service named like an empty one, empty and reversed periods."""
+no calls, a missing service named like an empty one, empty and reversed periods. The
+templates' owners found with services compared by number and keys counted by hashing give
+what string comparison and ``np.unique`` gave (missing services, text and categorical
+columns, ties of counts)."""
 
 from __future__ import annotations
 
@@ -14,6 +17,11 @@ from thinkfl_operator.engines.heuristic.traffic import (
     MIN_WEIGHT,
     OperationCalls,
     TemplateTraffic,
+    _first_spans,
+    _group_codes,
+    _strings,
+    _values,
+    template_operations,
 )
 
 
@@ -77,3 +85,53 @@ def test_traffic_by_key_number_is_by_name(seed: int) -> None:
         new, old = traffic.between(window, history), _old_traffic(calls, owners, window, history)
         assert list(new.items()) == list(old.items())
         assert all(type(v) is float for v in new.values())
+
+
+def _old_template_operations(spans: pd.DataFrame, lines: pd.DataFrame) -> pd.DataFrame:
+    """``template_operations`` as it was: services compared as Python strings, keys counted
+    by ``np.unique``."""
+    empty = pd.DataFrame({"service": [], "template": [], "operation": []})
+    if spans.empty or lines.empty or "template" not in lines or not (lines["span_id"] != "").any():
+        return empty
+    line_rows, span_rows = _first_spans(_strings(lines["span_id"]), _strings(spans["span_id"]))
+    service, services = _group_codes(lines["service"])
+    template, templates = _group_codes(lines["template"])
+    operation, operations = _group_codes(spans["operation"])
+    span_service, span_services = _group_codes(spans["service"])
+    service, template = service[line_rows], template[line_rows]
+    operation, span_service = operation[span_rows], span_service[span_rows]
+    same = (np.asarray(services.astype(str), dtype=object)[service]
+            == np.asarray(span_services.astype(str), dtype=object)[span_service])
+    same &= (service >= 0) & (template >= 0) & (operation >= 0)
+    if not same.any():
+        return empty
+    service, template, operation = service[same], template[same], operation[same]
+    n_t, n_o = len(templates) + 1, len(operations) + 1
+    keys, n = np.unique((service * n_t + template) * n_o + operation, return_counts=True)
+    order = np.argsort(-n, kind="stable")
+    pair = keys[order] // n_o
+    first = order[np.sort(np.unique(pair, return_index=True)[1])]
+    pair, op = keys[first] // n_o, keys[first] % n_o
+    return pd.DataFrame({"service": _values(services, pair // n_t), "template": _values(templates, pair % n_t),
+                         "operation": _values(operations, op)})
+
+
+@pytest.mark.parametrize("seed", range(16))
+def test_owners_by_numbers_are_by_names(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n_spans, n_lines = int(rng.choice([1, 40, 2000])), int(rng.choice([1, 50, 3000]))
+    ids = [f"{i:016x}" for i in range(max(n_spans // 2, 1))]
+    spans = pd.DataFrame({"span_id": rng.choice(ids, size=n_spans),
+                          "service": rng.choice(["a", "b", "c", "z"], size=n_spans),
+                          "operation": rng.choice(["get", "put", "list"], size=n_spans)})
+    lines = pd.DataFrame({"span_id": rng.choice([*ids[:20], "", "nope"], size=n_lines),
+                          "service": rng.choice(["a", "b", "c", "d"], size=n_lines),
+                          "template": rng.choice(["t1", "t2", "t3", "t4"], size=n_lines)})
+    if seed % 2:  # categoricals, some missing (code -1)
+        spans["service"] = pd.Categorical(np.where(rng.random(n_spans) < 0.1, None, spans["service"]))
+        lines["service"] = pd.Categorical(np.where(rng.random(n_lines) < 0.1, None, lines["service"]))
+        lines["template"] = pd.Categorical(lines["template"])
+    if seed % 3 == 0:
+        spans["operation"] = pd.Categorical(np.where(rng.random(n_spans) < 0.1, None, spans["operation"]))
+    new, old = template_operations(spans, lines), _old_template_operations(spans, lines)
+    pd.testing.assert_frame_equal(new, old)

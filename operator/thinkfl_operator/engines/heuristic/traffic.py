@@ -40,20 +40,39 @@ def template_operations(spans: pd.DataFrame, lines: pd.DataFrame) -> pd.DataFram
     span_service, span_services = _group_codes(spans["service"])
     service, template = service[line_rows], template[line_rows]
     operation, span_service = operation[span_rows], span_service[span_rows]
-    same = (np.asarray(services.astype(str), dtype=object)[service]
-            == np.asarray(span_services.astype(str), dtype=object)[span_service])
+    same = _same_names(services, service, span_services, span_service)
     same &= (service >= 0) & (template >= 0) & (operation >= 0)  # groupby leaves out missing keys
     if not same.any():
         return empty
     service, template, operation = service[same], template[same], operation[same]
     n_t, n_o = len(templates) + 1, len(operations) + 1
-    keys, n = np.unique((service * n_t + template) * n_o + operation, return_counts=True)
+    keys, n = _counted((service * n_t + template) * n_o + operation)
     order = np.argsort(-n, kind="stable")
     pair = keys[order] // n_o
     first = order[np.sort(np.unique(pair, return_index=True)[1])]
     pair, op = keys[first] // n_o, keys[first] % n_o
     return pd.DataFrame({"service": _values(services, pair // n_t), "template": _values(templates, pair % n_t),
                          "operation": _values(operations, op)})
+
+
+def _same_names(names: pd.Index, codes: np.ndarray, other: pd.Index, other_codes: np.ndarray) -> np.ndarray:
+    """Whether ``names[codes]`` and ``other[other_codes]`` are the same text, row by row (a
+    code of -1 reads the last name, as indexing the names does), told by numbering the
+    distinct texts of both (a few dozen) instead of comparing a Python string per row."""
+    number: dict[str, int] = {}
+    ids = np.array([number.setdefault(name, len(number)) for name in names.astype(str).tolist()], dtype=np.int64)
+    other_ids = np.array([number.setdefault(name, len(number)) for name in other.astype(str).tolist()],
+                         dtype=np.int64)
+    same: np.ndarray = ids[codes] == other_ids[other_codes]
+    return same
+
+
+def _counted(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(keys, return_counts=True)`` (integers) by hashing, then sorting only the
+    distinct keys (a few hundred of ~60k)."""
+    codes, values = pd.factorize(keys)
+    order = np.argsort(values)
+    return values[order], np.bincount(codes, minlength=len(values))[order]
 
 
 def _first_spans(line_ids: pa.Array | pa.ChunkedArray,

@@ -611,7 +611,9 @@ def _text(table: pa.Table, name: str) -> pa.Array:
     """A text column, "" where missing (and for every row when the file has no such column)."""
     if name not in table.column_names:
         return pa.array([""] * len(table), type=pa.string())
-    column = pc.fill_null(table.column(name), "")
+    column = table.column(name)
+    if column.null_count:
+        column = pc.fill_null(column, "")
     return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
 
 

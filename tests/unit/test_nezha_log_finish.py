@@ -19,6 +19,7 @@ from thinkfl_operator.telemetry.nezha_logs import (
     _ESCAPES,
     _LINE_END,
     _SEPARATOR,
+    _cut,
     _escapes_in,
     _finish,
     _repeated,
@@ -56,6 +57,32 @@ def test_finish_skips_only_passes_that_change_nothing(seed: int) -> None:
             array = array.slice(1)  # a buffer holding bytes of no text
         got, want = _finish(array), _old_finish(array)
         assert got[0].equals(want[0]) and got[1] == want[1]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_cut_is_the_slice_and_the_count_of_characters(seed: int) -> None:
+    """``_cut`` (by bytes where the bytes tell) against ``utf8_slice_codeunits`` and the
+    count by ``utf8_length``: lines around ``MAX_LINE_CHARS`` characters and bytes, with
+    characters of 2, 3 and 4 bytes before, at and after the cut, empty lines, sliced arrays."""
+    rng = random.Random(seed)
+    fills = ("a", "é", "中", "😀", " ", "\\n")
+    texts = []
+    for _ in range(300):
+        size = rng.choice([0, 1, MAX_LINE_CHARS - 1, MAX_LINE_CHARS, MAX_LINE_CHARS + 1,
+                           rng.randint(MAX_LINE_CHARS - 10, MAX_LINE_CHARS + 10), rng.randint(0, 3 * MAX_LINE_CHARS)])
+        text = ["a"] * size
+        for _ in range(rng.choice([0, 0, 1, 3])):
+            if size:
+                text[rng.randrange(size)] = rng.choice(fills)
+        if size and rng.random() < 0.3:
+            at = min(size - 1, MAX_LINE_CHARS - rng.randint(-2, 2))
+            text[at] = rng.choice(fills)
+        texts.append("".join(text))
+    array = pa.array(texts, pa.string())
+    for part in (array, array.slice(7), array.slice(0, 1), array.slice(3, 0)):
+        lines, long = _cut(part)
+        assert lines.equals(pc.utf8_slice_codeunits(part, 0, MAX_LINE_CHARS))
+        assert long == int(pc.sum(pc.cast(pc.greater(pc.utf8_length(part), MAX_LINE_CHARS), pa.int64())).as_py() or 0)
 
 
 def test_escapes_in_are_the_escapes_in_the_bytes() -> None:

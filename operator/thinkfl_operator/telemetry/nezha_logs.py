@@ -559,8 +559,32 @@ def _finish(line: pa.Array) -> tuple[pa.Array, int]:
     line = pc.utf8_rtrim(line, characters="\r\n")
     if _longest(line) <= MAX_LINE_CHARS:
         return line, 0
-    long = pc.sum(pc.cast(pc.greater(pc.utf8_length(line), MAX_LINE_CHARS), pa.int64())).as_py() or 0
-    return pc.utf8_slice_codeunits(line, 0, MAX_LINE_CHARS), int(long)
+    if line.null_count:
+        long = pc.sum(pc.cast(pc.greater(pc.utf8_length(line), MAX_LINE_CHARS), pa.int64())).as_py() or 0
+        return pc.utf8_slice_codeunits(line, 0, MAX_LINE_CHARS), int(long)
+    return _cut(line)
+
+
+def _cut(line: pa.Array) -> tuple[pa.Array, int]:
+    """``utf8_slice_codeunits(line, 0, MAX_LINE_CHARS)`` of lines without a null, and how many
+    have more characters than that, mostly from byte lengths: a line of at most
+    ``MAX_LINE_CHARS`` bytes is whole (so many bytes are at most so many characters); a longer
+    one whose first ``MAX_LINE_CHARS`` bytes are ASCII is those bytes (a character each) and
+    is long (a character follows them). The others (a character of several bytes in their
+    first ``MAX_LINE_CHARS`` bytes) are sliced and counted as characters."""
+    offsets = _offsets(line)
+    begin, end = offsets[:-1], offsets[1:]
+    cut = _ranges(line.buffers()[2], begin, np.minimum(end, begin + MAX_LINE_CHARS))
+    over = end - begin > MAX_LINE_CHARS
+    wide = np.flatnonzero(over & ~np.asarray(pc.string_is_ascii(cut).to_numpy(zero_copy_only=False)))
+    long = int(over.sum()) - len(wide)
+    if len(wide):
+        some = line.take(pa.array(wide))
+        long += int(pc.sum(pc.cast(pc.greater(pc.utf8_length(some), MAX_LINE_CHARS), pa.int64())).as_py() or 0)
+        mask = np.zeros(len(line), dtype=bool)
+        mask[wide] = True
+        cut = pc.replace_with_mask(cut, pa.array(mask), pc.utf8_slice_codeunits(some, 0, MAX_LINE_CHARS))
+    return cut, long
 
 
 def _escapes_in(text: pa.Array) -> set[str]:

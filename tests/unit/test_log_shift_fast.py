@@ -9,6 +9,7 @@ import math
 import random
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from thinkfl_operator.engines.heuristic.traffic import MAX_WEIGHT, MIN_WEIGHT
@@ -19,8 +20,10 @@ from thinkfl_operator.evidence.logshift import (
     ServiceLogs,
     TemplateShift,
     _first_rows,
+    _pods,
     _service_shifts,
 )
+from thinkfl_operator.telemetry.spans import codes_of
 
 
 def _old_service_shift(service: str, templates_: np.ndarray, levels_: np.ndarray, w: np.ndarray, h: np.ndarray,
@@ -99,3 +102,28 @@ def test_first_rows_are_numpys_unique() -> None:
             present, first = _first_rows(codes, size)
             values, index = np.unique(codes, return_index=True)
             assert present.tolist() == values.tolist() and first.tolist() == index.tolist()
+
+
+def _old_pods(lines: pd.DataFrame) -> dict[str, str]:
+    """``_pods`` as it was: a sort of every line's pod code, the services taken by pandas."""
+    codes, uniques = codes_of(lines["pod"])
+    first = np.unique(codes, return_index=True)[1]
+    services = lines["service"].iloc[first].to_numpy()
+    return {str(uniques[c]): str(s) for c, s in zip(codes[first], services, strict=True) if uniques[c]}
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_pods_are_the_first_lines_services(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = int(rng.choice([1, 5, 300, 5000]))
+    pods = rng.choice(["p-a-1", "p-b-2", "", "p-c-3", "p-a-2"], size=n)
+    services = np.array([p.split("-")[1] if p else "?" for p in pods], dtype=object)
+    services[rng.random(n) < 0.05] = "other"  # a pod's lines need not share a service
+    lines = pd.DataFrame({"pod": pods, "service": services})
+    if seed % 2:
+        lines = lines.astype("category")
+    if seed % 3 == 0:  # missing values
+        lines.loc[rng.random(n) < 0.1, "service"] = None
+        lines.loc[rng.random(n) < 0.1, "pod"] = None
+    lines = lines.iloc[int(rng.integers(0, max(n // 3, 1))):]  # a period of the cached lines
+    assert list(_pods(lines).items()) == list(_old_pods(lines).items())

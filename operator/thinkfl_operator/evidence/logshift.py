@@ -158,8 +158,21 @@ def _pods(lines: pd.DataFrame) -> dict[str, str]:
     order)."""
     codes, uniques = codes_of(lines["pod"])
     present, first = _first_rows(codes, len(uniques))
-    services = lines["service"].iloc[first].to_numpy()
-    return {str(uniques[c]): str(s) for c, s in zip(present, services, strict=True) if uniques[c]}
+    return {str(uniques[c]): str(s) for c, s in zip(present, _values_at(lines["service"], first), strict=True)
+            if uniques[c]}
+
+
+def _values_at(column: pd.Series, rows: np.ndarray) -> np.ndarray:
+    """``column.iloc[rows].to_numpy()``; a categorical without a missing value there read from
+    its categories by its codes (the same objects, without pandas' take)."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        array = column.array
+        codes = np.asarray(array.codes)[rows]
+        if not (codes < 0).any():
+            values: np.ndarray = np.asarray(array.categories, dtype=object)[codes]
+            return values
+    taken: np.ndarray = column.iloc[rows].to_numpy()
+    return taken
 
 
 def _first_rows(codes: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:

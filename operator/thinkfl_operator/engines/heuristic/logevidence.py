@@ -33,6 +33,7 @@ class LogCache:
         self._source: LogSource | None = None
         self._range = (0.0, 0.0)
         self._batch = LogBatch()
+        self._times = self._batch.lines["time_ns"].to_numpy()  # the lines' times, read once per load
         self._owners: tuple[pd.DataFrame, pd.DataFrame, OperationCalls, TemplateTraffic] | None = None
         self._keys: LineKeys | None = None
 
@@ -80,7 +81,7 @@ class LogCache:
         return self._keys[a:b]
 
     def _rows(self, start_s: float, end_s: float) -> tuple[int, int]:
-        times = self._batch.lines["time_ns"].to_numpy()
+        times = self._times
         return int(times.searchsorted(int(start_s * 1e9))), int(times.searchsorted(int(end_s * 1e9)))
 
     def load(self, source: LogSource, start_s: float, end_s: float) -> None:
@@ -94,6 +95,7 @@ class LogCache:
                              pod=_categories(lines["pod"]))
         self._source, self._range = source, (start_s, end_s)
         self._batch = replace(batch, lines=lines)
+        self._times = lines["time_ns"].to_numpy()
         self._owners = None
         self._keys = None
 

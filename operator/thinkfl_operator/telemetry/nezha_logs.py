@@ -172,7 +172,8 @@ class NezhaLogs:
     def _read_group(self, paths: list[Path]) -> tuple[pa.Table | None, list[int], DataQuality]:
         """The lines of some files, each file's in time order (a stable sort: lines of the
         same time stay in file order), one file's after the other's, as one table of
-        ``LINE_COLUMNS``; how many lines each file read gave (a file left out: none, and no
+        ``LINE_COLUMNS`` but ``service`` (added when the lines are merged), the pods a
+        dictionary column; how many lines each file read gave (a file left out: none, and no
         entry); and what was skipped (a tally of the group's own: groups are read in
         parallel). None when every file is left out.
 
@@ -285,8 +286,6 @@ def _batches(parts: list[_FileRows]) -> list[list[_FileRows]]:
 def _joined(arrays: list[pa.Array]) -> pa.Array:
     """The arrays one after the other (the one itself when alone: no copy)."""
     return arrays[0] if len(arrays) == 1 else pa.concat_arrays(arrays)
-
-
 
 
 def _same_pods(tables: list[pa.Table]) -> list[pa.Table]:

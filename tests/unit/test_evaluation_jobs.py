@@ -3,7 +3,10 @@ dies costs no fault."""
 
 from __future__ import annotations
 
+import gc
 import os
+
+import pytest
 
 from thinkfl_operator.config.settings import Settings
 from thinkfl_operator.core.models import Candidate, Diagnosis, Incident
@@ -87,3 +90,33 @@ def test_auto_without_a_model_forks_like_the_deterministic_engine() -> None:
 
     assert getattr(make_engine("auto", Settings()), "forkable", False)
     assert getattr(make_engine("heuristic", Settings()), "forkable", False)
+
+
+class _Thresholds:
+    """Records the collector's thresholds each time it diagnoses; raises on ``fails_on``."""
+
+    name = "thresholds"
+    forkable = False
+
+    def __init__(self, fails_on: float | None = None) -> None:
+        self.seen: list[tuple[int, int, int]] = []
+        self.fails_on = fails_on
+
+    def diagnose(self, store: Store, incident: Incident) -> Diagnosis:
+        self.seen.append(gc.get_threshold())
+        if incident.time_s == self.fails_on:
+            raise RuntimeError("engine bug")
+        return Diagnosis(root_causes=[Candidate(service="s", score=1.0)], engine="t")
+
+
+def test_a_run_collects_young_objects_less_often_and_puts_the_thresholds_back() -> None:
+    before = gc.get_threshold()
+    engine = _Thresholds()
+    runner.run(INCIDENT.store(), _faults(2), engine)
+    assert [t[0] for t in engine.seen] == [max(before[0], runner.GC_BATCH)] * 2
+    assert [t[1:] for t in engine.seen] == [before[1:]] * 2
+    assert gc.get_threshold() == before
+    failing = _Thresholds(fails_on=_faults(2)[1].time_s)
+    with pytest.raises(RuntimeError, match="engine bug"):
+        runner.run(INCIDENT.store(), _faults(2), failing)
+    assert gc.get_threshold() == before  # also when the run ends in an exception

@@ -8,12 +8,14 @@ fault's index goes in and its result comes back. Results arrive in label order e
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from thinkfl_operator.core.errors import BackendError, NoEvidence
@@ -68,17 +70,38 @@ def run(store: Store, faults: list[Fault], engine: Engine,
         on_result: Callable[[FaultResult], None] | None = None, jobs: int = 1) -> list[FaultResult]:
     """One incident per fault: its time only, no trace ID and no service, as an alert gives.
     ``jobs`` > 1: in that many forked processes, when the engine is ``forkable``."""
-    preload = getattr(engine, "preload", None)
-    if preload is not None and faults:
-        preload(store, min(f.time_s for f in faults), max(f.time_s for f in faults))
-    forked = jobs > 1 and len(faults) > 1 and getattr(engine, "forkable", False) \
-        and "fork" in multiprocessing.get_all_start_methods()
-    results = []
-    for result in (_forked(store, faults, engine, jobs) if forked else _each(store, faults, engine)):
-        results.append(result)
-        if on_result:
-            on_result(result)
-    return results
+    with _few_collections():
+        preload = getattr(engine, "preload", None)
+        if preload is not None and faults:
+            preload(store, min(f.time_s for f in faults), max(f.time_s for f in faults))
+        forked = jobs > 1 and len(faults) > 1 and getattr(engine, "forkable", False) \
+            and "fork" in multiprocessing.get_all_start_methods()
+        results = []
+        for result in (_forked(store, faults, engine, jobs) if forked else _each(store, faults, engine)):
+            results.append(result)
+            if on_result:
+                on_result(result)
+        return results
+
+
+#: Container objects allocated (net) between two young-generation collections during a run.
+GC_BATCH = 50_000
+
+
+@contextmanager
+def _few_collections() -> Iterator[None]:
+    """The cyclic collector's first threshold raised to ``GC_BATCH`` for a run (then put back).
+    A run allocates its day's frames and caches once and keeps them; at the default (700) each
+    young collection walks those survivors again and some end in a full one over every object
+    of the process: measured ~63 collections a run of 2023-01-29, ~36 ms, against one or two.
+    Nothing is left uncollected: the collector still runs, and objects die by reference count
+    as before."""
+    old = gc.get_threshold()
+    gc.set_threshold(max(old[0], GC_BATCH), *old[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*old)
 
 
 #: What forked workers read (set before the pool forks them; never pickled).

@@ -26,8 +26,9 @@ class MeasuredCache:
         self._range = (0.0, 0.0)
         self._measured: Measured | None = None
 
-    def between(self, store: Store, start_s: float, end_s: float) -> tuple[pd.DataFrame, Measured]:
-        """Measured spans of ``store`` starting in [start_s, end_s), and the whole measurement."""
+    def measured(self, store: Store, start_s: float, end_s: float) -> Measured:
+        """The whole measurement, holding every span of ``store`` starting in [start_s, end_s)
+        (loaded and measured when the kept range does not cover it)."""
         lo, hi = self._range
         if self._measured is None or self._store is None or self._store() is not store \
                 or start_s < lo or end_s > hi:
@@ -35,7 +36,17 @@ class MeasuredCache:
             raw = store.spans_between(int(lo * 1e6), int(hi * 1e6)).frame
             self._measured = self._measure(raw)
             self._store, self._range = weakref.ref(store), (lo, hi)
-        frame = self._measured.frame
-        t = frame["start_us"].to_numpy()  # stores return spans sorted by start
-        lo, hi = t.searchsorted(int(start_s * 1e6)), t.searchsorted(int(end_s * 1e6))
-        return frame.iloc[lo:hi], self._measured
+        return self._measured
+
+    def between(self, store: Store, start_s: float, end_s: float) -> tuple[pd.DataFrame, Measured]:
+        """Measured spans of ``store`` starting in [start_s, end_s), and the whole measurement."""
+        measured = self.measured(store, start_s, end_s)
+        lo, hi = positions(measured, start_s, end_s)
+        return measured.frame.iloc[lo:hi], measured
+
+
+def positions(measured: Measured, start_s: float, end_s: float) -> tuple[int, int]:
+    """The rows [lo, hi) of ``measured.frame`` whose spans start in [start_s, end_s) (stores
+    return spans sorted by start; the column read once per frame)."""
+    t = measured.column("start_us")
+    return int(t.searchsorted(int(start_s * 1e6))), int(t.searchsorted(int(end_s * 1e6)))

@@ -82,9 +82,9 @@ class HeuristicEngine:
         last = end_s + self.settings.heuristic.window_seconds + horizon
         _, (first_log, _) = log_period(start_s, start_s, self.settings.logs)
         if store.logs is None or not logs_on(store, self.settings.logs):
-            _, measured = self._cache.between(store, start_s - horizon, last)
+            measured = self._cache.measured(store, start_s - horizon, last)
         else:
-            _, measured = self._cache.between(store, min(start_s - horizon, first_log), last)
+            measured = self._cache.measured(store, min(start_s - horizon, first_log), last)
             self._logs.load(store.logs, first_log, end_s + self.settings.heuristic.window_seconds)
             self._logs.warm(measured.frame)
         # what each incident would compute on first use, once here (before an evaluation forks)
@@ -169,8 +169,8 @@ class HeuristicEngine:
             return
         start, end = time_window(incident.time_s, incident, cfg)
         _, (first, _) = log_period(start, end, self.settings.logs)
-        self._cache.between(store, min(first, start - cfg.baseline_minutes * 60),
-                            end + cfg.baseline_minutes * 60)
+        self._cache.measured(store, min(first, start - cfg.baseline_minutes * 60),
+                             end + cfg.baseline_minutes * 60)
 
     def _traffic_spans(self, store: Store, win: Windows) -> pd.DataFrame:
         """The spans the log shifts weigh traffic with: every span measured around the log
@@ -179,8 +179,7 @@ class HeuristicEngine:
         if store.remote:
             return win.measured.frame
         (_, end), (first, _) = log_period(win.start_s, win.end_s, self.settings.logs)
-        _, measured = self._cache.between(store, first, end)
-        return measured.frame
+        return self._cache.measured(store, first, end).frame
 
     def _toolbox(self, store: Store, win: Windows, traces: list[str]) -> Toolbox:
         """Tools over the traces to walk (the index is built for those spans only)."""

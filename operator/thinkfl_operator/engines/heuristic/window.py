@@ -12,7 +12,7 @@ from thinkfl_operator.config.settings import HeuristicSettings
 from thinkfl_operator.core.errors import InvalidIncident, NoEvidence
 from thinkfl_operator.core.models import Incident
 from thinkfl_operator.core.rfc3339 import human_utc
-from thinkfl_operator.engines.heuristic.cache import MeasuredCache
+from thinkfl_operator.engines.heuristic.cache import MeasuredCache, positions
 from thinkfl_operator.engines.heuristic.signals import STAT_COLUMNS, Measured
 from thinkfl_operator.telemetry.store import Store
 
@@ -60,15 +60,15 @@ def time_window(time_s: float, incident: Incident, cfg: HeuristicSettings) -> tu
 def split(store: Store, incident: Incident, cfg: HeuristicSettings, cache: MeasuredCache) -> Windows:
     start, end, anchor = incident_window(store, incident, cfg)
     horizon = cfg.baseline_minutes * 60
-    frame, measured = cache.between(store, start - horizon, end + horizon)
-    t = frame["start_us"].to_numpy()  # sorted by start
-    lo, hi = t.searchsorted(int(start * 1e6)), t.searchsorted(int(end * 1e6))
-    window = frame.iloc[lo:hi]
+    measured = cache.measured(store, start - horizon, end + horizon)
+    first, stop = positions(measured, start - horizon, end + horizon)
+    lo, hi = (min(max(p, first), stop) for p in positions(measured, start, end))
+    window = measured.frame.iloc[lo:hi]  # its index: the rows' positions in measured.frame
     if window.empty:
         raise NoEvidence(
             f"no spans between {human_utc(start)} and {human_utc(end)} in the {store.name} data"
         )
     guard = cfg.guard_seconds
-    before, after = t.searchsorted(int((start - guard) * 1e6)), t.searchsorted(int((end + guard) * 1e6))
-    rows = frame.index.to_numpy()  # positions in measured.frame (the cache gives slices of it)
-    return Windows(start, end, anchor, window, np.concatenate([rows[:before], rows[after:]]), measured)
+    before, after = (min(max(p, first), stop) for p in positions(measured, start - guard, end + guard))
+    return Windows(start, end, anchor, window,
+                   np.concatenate([np.arange(first, before), np.arange(after, stop)]), measured)

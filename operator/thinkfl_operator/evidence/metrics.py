@@ -133,12 +133,9 @@ def _flagged_together(
     which, column = np.nonzero(flags)  # pod by pod, each in its KPIs' order
     base_mean, base_std = mean[which, column], std[which, column]
     now_mean, now_std = cur_mean[which, column], cur_std[which, column]
-    first = np.searchsorted(which, np.arange(len(blocks)))
-    for p in np.flatnonzero(np.bincount(which, minlength=len(blocks)) == 1):
-        # a one-column block is summed pairwise, as the pod's own was
-        j = first[p]
-        one_mean, one_std = _nan_mean_std(cur[p, :cur_rows[p]][:, column[j:j + 1]])
-        now_mean[j], now_std[j] = one_mean[0], one_std[0]
+    singles = np.flatnonzero(np.bincount(which, minlength=len(blocks)) == 1)
+    if len(singles):
+        _single_columns(cur, cur_rows, singles, np.searchsorted(which, singles), column, now_mean, now_std)
     found = zip(which.tolist(), column.tolist(), base_mean.tolist(), base_std.tolist(),
                 now_mean.tolist(), now_std.tolist(), strict=True)
     last, listed, pod, prefix = -1, list[Fluctuation](), "", ""
@@ -150,6 +147,21 @@ def _flagged_together(
         kpi = kpis[j]
         key = f"{prefix}.{kpi}" if prefix and kpi else prefix or kpi  # metric_key(node, pod, kpi)
         listed.append(Fluctuation(key, pod, kpi, b_mean, b_std, c_mean, c_std))
+
+
+def _single_columns(cur: np.ndarray, cur_rows: np.ndarray, pods: np.ndarray, at: np.ndarray,
+                    column: np.ndarray, now_mean: np.ndarray, now_std: np.ndarray) -> None:
+    """The current mean and std (into ``now_mean``, ``now_std`` at ``at``) of the pods with
+    one flagged column (``pods``; their entries ``at``): a one-column block is summed
+    pairwise, as the pod's own was. The pods with as many current rows at once, each pod's
+    column a contiguous row of a (pods, rows) array reduced along it: the same pairwise sums
+    as ``_nan_mean_std`` of the one column, one numpy call each for them all."""
+    rows = cur_rows[pods]
+    for n in np.unique(rows).tolist():
+        same = rows == n
+        j = at[same]
+        series = cur[pods[same][:, None], np.arange(n)[None, :], column[j][:, None]]
+        now_mean[j], now_std[j] = _nan_mean_std_rows(series)
 
 
 def stack_rows(values: np.ndarray, owner: np.ndarray, count: int,
@@ -225,6 +237,25 @@ def _nan_mean_std(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         var = np.divide(np.sum(arr, axis=0), dof)
     var[dof <= 0] = np.nan
     return mean[0], np.sqrt(var)
+
+
+def _nan_mean_std_rows(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``_nan_mean_std`` of each row of a C-ordered (series, samples) array: the operations
+    ``_nan_mean_std`` runs on one column of samples, along each row (a contiguous run, summed
+    pairwise as that column is)."""
+    mask = np.isnan(values)
+    arr = values.copy()
+    np.copyto(arr, 0.0, where=mask)
+    count = np.asarray(np.sum(~mask, axis=1, dtype=np.intp, keepdims=True))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.divide(np.sum(arr, axis=1, keepdims=True), count)
+        np.subtract(arr, mean, out=arr)
+        np.copyto(arr, 0.0, where=mask)
+        np.multiply(arr, arr, out=arr)
+        dof = count[:, 0]
+        var = np.divide(np.sum(arr, axis=1), dof)
+    var[dof <= 0] = np.nan
+    return mean[:, 0], np.sqrt(var)
 
 
 def render(found: list[Fluctuation], max_chars: int) -> str:

@@ -155,7 +155,7 @@ def _split(lines: pa.Array) -> pa.StructArray:
     """Each line's head cut before its first ``_CUT`` (see there): ``before`` the part before
     it with clocks and trace fields removed, ``after`` the part after it (null when the head
     has none); ``level`` the head's first level word (null when none)."""
-    head = pc.utf8_slice_codeunits(lines, 0, HEAD_CHARS)
+    head = _head(lines, HEAD_CHARS)
     pieces = pc.split_pattern(head, _CUT, max_splits=1)
     offsets = pieces.offsets.to_numpy()
     first, cut = offsets[:-1], np.diff(offsets) == 2
@@ -163,6 +163,40 @@ def _split(lines: pa.Array) -> pa.StructArray:
     after = pieces.values.take(pa.array(first + 1, mask=~cut))
     removed, level = _removed_and_level(before, head)
     return pa.StructArray.from_arrays([removed, after, level], names=["before", "after", "level"])
+
+
+def _head(text: pa.Array, n: int) -> pa.Array:
+    """``utf8_slice_codeunits(text, 0, n)`` of texts without a null, mostly from byte lengths: a
+    text of at most ``n`` bytes is whole (so many bytes are at most so many characters; when
+    every text is, ``text`` itself), a longer one whose first ``n`` bytes are ASCII is those
+    bytes (a character each); only the others (a character of several bytes among their first
+    ``n`` bytes) are sliced by characters. One copy of byte ranges instead of a walk over
+    every character."""
+    offsets = _offsets(text)
+    begin, end = offsets[:-1], offsets[1:]
+    over = np.flatnonzero(end - begin > n)
+    if not len(over):
+        return text
+    data = text.buffers()[2]
+    stop = np.minimum(end, begin + n)
+    ascii_ = np.asarray(pc.string_is_ascii(_ranges(data, begin[over], stop[over])).to_numpy(zero_copy_only=False))
+    head = _ranges(data, begin, stop)
+    wide = over[~ascii_]
+    if not len(wide):
+        return head
+    mask = np.zeros(len(text), dtype=bool)
+    mask[wide] = True
+    return pc.replace_with_mask(head, pa.array(mask), pc.utf8_slice_codeunits(text.take(pa.array(wide)), 0, n))
+
+
+def _ranges(data: pa.Buffer, starts: np.ndarray, stops: np.ndarray) -> pa.Array:
+    """The byte ranges [start, stop) of ``data`` (each after the one before) as strings, one
+    copy: every other element of a view of ``data`` (the ranges and what lies between)."""
+    bounds = np.empty(2 * len(starts) + 1, dtype=np.int32)
+    bounds[0:-1:2], bounds[1::2] = starts, stops
+    bounds[-1] = bounds[-2] if len(starts) else 0
+    both = pa.Array.from_buffers(pa.string(), 2 * len(starts), [None, pa.py_buffer(bounds), data])
+    return both.take(pa.array(2 * np.arange(len(starts))))
 
 
 #: The usual part of a line before its first ``_CUT`` (Java logback with trace fields):
@@ -292,14 +326,9 @@ def _offsets(text: pa.Array) -> np.ndarray:
 
 def _byte_slices(text: pa.Array, rows: np.ndarray, lead: int, trail: int) -> pa.Array:
     """Bytes ``[lead, len - trail)`` of the texts at ``rows`` (ascending; each at least
-    ``lead + trail`` bytes long, cut at character starts), one copy: every other element of a
-    view of ``text``'s data (the slices and what lies between)."""
+    ``lead + trail`` bytes long, cut at character starts), one copy (``_ranges``)."""
     offsets = _offsets(text)
-    bounds = np.empty(2 * len(rows) + 1, dtype=np.int32)
-    bounds[0:-1:2], bounds[1::2] = offsets[rows] + lead, offsets[rows + 1] - trail
-    bounds[-1] = bounds[-2] if len(rows) else 0
-    both = pa.Array.from_buffers(pa.string(), 2 * len(rows), [None, pa.py_buffer(bounds), text.buffers()[2]])
-    return both.take(pa.array(2 * np.arange(len(rows))))
+    return _ranges(text.buffers()[2], offsets[rows] + lead, offsets[rows + 1] - trail)
 
 
 def _removed(text: pa.Array) -> pa.Array:

@@ -214,12 +214,28 @@ def _read_typed(paths: list[Path]) -> pa.Table | None:
 def _read_trace_file(path: Path, options: pacsv.ReadOptions) -> pa.Table | None:
     names = header_names(path, TRACE_COLUMNS)
     wanted = [c for c in _TRACE_TYPES if c in names]
+    # UTF-8 checked once per column below, not cell by cell while parsing (~15% of the parse)
     convert = pacsv.ConvertOptions(column_types={c: _TRACE_TYPES[c] for c in wanted},
-                                   include_columns=wanted, strings_can_be_null=True)
+                                   include_columns=wanted, strings_can_be_null=True, check_utf8=False)
     try:
-        return pacsv.read_csv(path, read_options=options, convert_options=convert)
+        table = pacsv.read_csv(path, read_options=options, convert_options=convert)
     except (pa.ArrowInvalid, pa.ArrowTypeError, KeyError):
         return None
+    return table if all(_valid_utf8(table.column(c)) for c in _TRACE_TEXT if c in wanted) else None
+
+
+def _valid_utf8(column: pa.ChunkedArray) -> bool:
+    """Whether a text column read without the parser's UTF-8 check is valid UTF-8 (as that
+    check would have found): ASCII bytes are, else Arrow's full validation says."""
+    for chunk in column.chunks:
+        data = chunk.buffers()[2]
+        if data is None or not data.size or int(np.frombuffer(data, dtype=np.uint8).max()) < 0x80:
+            continue
+        try:
+            chunk.validate(full=True)
+        except pa.ArrowInvalid:
+            return False
+    return True
 
 
 def _clean_batch(table: pa.Table, quality: DataQuality) -> pd.DataFrame | None:

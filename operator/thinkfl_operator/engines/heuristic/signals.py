@@ -103,6 +103,7 @@ class Measured:
     _codes: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False, compare=False)
     _memo: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     _widths: dict[tuple[str, str], int | None] = field(default_factory=dict, repr=False, compare=False)
+    _bounds: dict[tuple[str, str], np.ndarray] = field(default_factory=dict, repr=False, compare=False)
 
     def histogram_width(self, code: str, value: str) -> int | None:
         """How many bins a key's histogram of ``value`` takes (its largest value + 1), when
@@ -186,6 +187,16 @@ class Measured:
             found[rows] = np.arange(len(rows))
         return found
 
+    def key_bounds(self, code: str, value: str) -> np.ndarray:
+        """Where each key's rows begin among ``by_key``'s sorted rows (keys 0 to the largest),
+        and where the last one's end, made once."""
+        found = self._bounds.get((code, value))
+        if found is None:
+            codes = self.by_key(code, value)[1]
+            keys = int(codes[-1]) + 1 if len(codes) else 0
+            found = self._bounds[(code, value)] = np.searchsorted(codes, np.arange(keys + 1))
+        return found
+
     def by_key(self, code: str, value: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The rows with a key and a value sorted by (key, value), and their keys and values:
         sorted once per frame, so a baseline's medians need no sort (any subset of these rows
@@ -248,23 +259,40 @@ class Rows:
     @cached_property
     def _member(self) -> np.ndarray:
         member = np.zeros(len(self.measured.frame), dtype=bool)
-        member[self.rows] = True
+        runs = self.runs
+        if runs is None:
+            member[self.rows] = True
+        for start, stop in runs or ():
+            member[start:stop] = True
         return member
 
     def sorted_valid(self, code: str, value: str) -> tuple[np.ndarray, np.ndarray]:
         """The pairs ``valid`` gives, sorted by (key, value): read from the frame's sorted
-        rows (the day's rows taken by position; a boolean mask over them costs more). A few
-        rows (a window) mark their own places among the sorted rows; many (a baseline) are
-        looked up from every sorted row, which costs less than gathering their places."""
-        rows, codes, values = self.measured.by_key(code, value)
+        rows (the day's rows taken by position; a boolean mask over them costs more)."""
+        chosen = self._chosen(code, value)
+        _, codes, values = self.measured.by_key(code, value)
+        return codes[chosen], values[chosen]
+
+    def sorted_counts(self, code: str, value: str) -> tuple[np.ndarray, np.ndarray]:
+        """How many of the pairs ``sorted_valid`` gives hold each key (0 to the frame's
+        largest), and their values in that order: the counts found from where each key's
+        sorted rows begin (``Measured.key_bounds``), the keys themselves not taken."""
+        chosen = self._chosen(code, value)
+        counts = np.diff(chosen.searchsorted(self.measured.key_bounds(code, value)))
+        return counts, self.measured.by_key(code, value)[2][chosen]
+
+    def _chosen(self, code: str, value: str) -> np.ndarray:
+        """The rows' places among ``by_key``'s sorted rows, in order. A few rows (a window)
+        mark their own places among the sorted rows; many (a baseline) are looked up from
+        every sorted row, which costs less than gathering their places."""
+        rows = self.measured.by_key(code, value)[0]
         if len(self.rows) * FEW_ROWS < len(rows):
             places = self.measured.sorted_places(code, value)[self.rows]
             marked = np.zeros(len(rows), dtype=bool)
             marked[places[places >= 0]] = True
         else:
             marked = self._member[rows]
-        chosen = np.flatnonzero(marked)
-        return codes[chosen], values[chosen]
+        return np.flatnonzero(marked)
 
 
 def span_measurements(frame: pd.DataFrame) -> Measured:
@@ -419,8 +447,16 @@ def _pairs(side: Side, code: str, value: str, in_order: bool = False) -> tuple[n
     return (*_valid(side, code, value), False)
 
 
+def _same_rows(base: Side, win: Side) -> bool:
+    """Both sides rows of one measured frame."""
+    return isinstance(base, Rows) and isinstance(win, Rows) and base.measured is win.measured
+
+
 def _stats(base: Side, win: Side, value: str, code: str) -> _Stats | None:
     """Per key seen in both: window median and count, baseline median and MAD (None: no key)."""
+    if _same_rows(base, win):
+        assert isinstance(base, Rows) and isinstance(win, Rows)
+        return _counted_stats(base, win, value, code)
     w_codes, w_values, w_sorted = _pairs(win, code, value)
     b_codes, b_values, b_sorted = _pairs(base, code, value)
     if len(w_codes) == 0 or len(b_codes) == 0:
@@ -445,6 +481,50 @@ def _stats(base: Side, win: Side, value: str, code: str) -> _Stats | None:
         b_mad = _mad(b_codes, b_values, b_med_all[b_codes], groups)[index]
         b_med = b_med_all[index]
     return _Stats(index, w_med[index], w_n[index], b_med, b_mad)
+
+
+def _counted_stats(base: Rows, win: Rows, value: str, code: str) -> _Stats | None:
+    """``_stats`` of two sides of rows, from each side's count per key and values sorted by
+    (key, value) (``Rows.sorted_counts``): the same medians and MADs, read from each key's
+    segment of the sorted values, the keys neither side holds counted 0 (left out as before)."""
+    w_n, w_values = win.sorted_counts(code, value)
+    b_n, b_values = base.sorted_counts(code, value)
+    if len(w_values) == 0 or len(b_values) == 0:
+        return None
+    wanted = (w_n >= MIN_WINDOW) & (b_n >= MIN_BASELINE)
+    if not wanted.any():
+        return None
+    index = np.flatnonzero(wanted)
+    w_med = segment_medians(w_values, (np.cumsum(w_n) - w_n)[index], w_n[index])
+    b_med, b_mad = _counted_median_mad(b_values, b_n, index)
+    return _Stats(index, w_med, w_n[index], b_med, b_mad)
+
+
+def _counted_median_mad(values: np.ndarray, counts: np.ndarray,
+                        keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``_sorted_median_mad`` of values sorted by (key, value), each key's ``counts`` of
+    them in key order, without their keys: each value's centre repeated from its key's, the
+    values below it found among each key's segment by position."""
+    ends = np.cumsum(counts)
+    starts = (ends - counts)[keys]
+    n = counts[keys]
+    med = segment_medians(values, starts, n)
+    centre = np.full(len(counts), np.nan)
+    centre[keys] = med
+    per_value = np.repeat(centre, counts)
+    deviations = np.abs(2 * values - 2 * per_value)
+    below = np.flatnonzero(values < per_value)
+    falls = below.searchsorted(starts + n) - below.searchsorted(starts)
+    return med, v_medians(deviations, starts, n, falls) / 2
+
+
+def _counted_medians(values: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """``median_of_sorted`` of values sorted by (key, value), each key's ``counts`` of them
+    in key order (NaN: a key without one)."""
+    out = np.full(len(counts), np.nan)
+    present = np.flatnonzero(counts > 0)
+    out[present] = segment_medians(values, (np.cumsum(counts) - counts)[present], counts[present])
+    return out
 
 
 def _mad(codes: np.ndarray, values: np.ndarray, centres: np.ndarray, groups: int) -> np.ndarray:
@@ -511,6 +591,13 @@ def _ratio_shifts(base: Side, win: Side, value: str, ops: dict[str, np.ndarray],
         w_n, b_n, mw, mb = counted
         if not w_n.any() or not b_n.any():
             return []
+    elif not rise and _same_rows(base, win):
+        assert isinstance(base, Rows) and isinstance(win, Rows)
+        w_n, w_values = win.sorted_counts("op_key", value)
+        b_n, b_values = base.sorted_counts("op_key", value)
+        if len(w_values) == 0 or len(b_values) == 0:
+            return []
+        mw, mb = _counted_medians(w_values, w_n), _counted_medians(b_values, b_n)
     else:
         w_codes, w_values, w_sorted = _pairs(win, "op_key", value, in_order=rise)
         b_codes, b_values, b_sorted = _pairs(base, "op_key", value, in_order=rise)

@@ -1,9 +1,11 @@
 """``templates._head`` (a line's head cut from byte lengths) is ``utf8_slice_codeunits(text, 0,
 n)``: lines shorter, as long as and longer than the cut, in bytes and in characters, with
-characters of 2, 3 and 4 bytes before, at and after the cut, empty lines, sliced arrays."""
+characters of 2, 3 and 4 bytes before, at and after the cut, empty lines, sliced arrays. The
+parts of slices joined (``_joined_parts``) are the parts of the whole."""
 
 from __future__ import annotations
 
+import itertools
 import random
 
 import pyarrow as pa
@@ -51,4 +53,20 @@ def test_split_keeps_its_parts_on_real_shapes() -> None:
         want = t._split(lines)
     finally:
         t._head = old
-    assert parts.to_pylist() == want.to_pylist()
+    assert _lists(parts) == _lists(want)
+
+
+def _lists(parts: t._Parts) -> tuple[list[str | None], ...]:
+    return (parts.before.take(pa.array(parts.before_codes)).to_pylist(), parts.after.to_pylist(),
+            parts.level.take(pa.array(parts.level_codes)).to_pylist())
+
+
+def test_joined_parts_are_the_parts_of_the_whole() -> None:
+    rng = random.Random(3)
+    lines = pa.array([("12:00:01.123 INFO  a.B#1 TraceID: " + "a" * 32 + " SpanID: " + "b" * 16 + " [x]"
+                       if rng.random() < 0.7 else "") + "".join(rng.choice(_PIECES) for _ in range(rng.randint(0, 40)))
+                      for _ in range(500)])
+    whole = _lists(t._split(lines))
+    for cuts in ([0, 500], [0, 1, 500], [0, 250, 251, 500], [0, 100, 200, 300, 400, 500]):
+        chunks = [t._split(lines.slice(a, b - a)) for a, b in itertools.pairwise(cuts)]
+        assert _lists(t._joined_parts(chunks)) == whole

@@ -15,8 +15,8 @@ template per logging statement on every system we read (Java logback, Go, Python
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -114,22 +114,21 @@ def categorized_arrow(lines: pa.Array | pa.ChunkedArray,
     if len(text) == 0:
         return (pd.Series([], index=index, dtype="category"),
                 pd.Series([], index=index, dtype="category"))
-    parts = _parallel(_split, text)
-    before = pc.dictionary_encode(parts.field("before"))  # removed already
-    after = pc.dictionary_encode(parts.field("after"))  # null: no cut
+    parts = _parallel(text)
+    after = pc.dictionary_encode(parts.after)  # null: no cut
     n_after = len(after.dictionary)
     after_removed = pa.concat_arrays([_removed(pc.binary_join_element_wise(_CUT, after.dictionary, "")),
                                       pa.array([""])])  # the last one: no cut
-    key = (before.indices.to_numpy(zero_copy_only=False).astype(np.int64) * (n_after + 1)
-           + pc.fill_null(after.indices, n_after).to_numpy(zero_copy_only=False))
-    pair_codes, pairs = pd.factorize(key)  # the distinct (before, after) of the lines
-    joined = pc.binary_join_element_wise(before.dictionary.take(pa.array(pairs // (n_after + 1))),
+    # the parts before by their codes (equal codes, equal texts; equal texts may have
+    # different codes: the heads are made distinct by value below)
+    key = parts.before_codes * (n_after + 1) + pc.fill_null(after.indices, n_after).to_numpy(zero_copy_only=False)
+    pair_codes, pairs = pd.factorize(key)  # the distinct (before, after) codes of the lines
+    joined = pc.binary_join_element_wise(parts.before.take(pa.array(pairs // (n_after + 1))),
                                          after_removed.take(pa.array(pairs % (n_after + 1))), "")
     heads = pc.dictionary_encode(pc.utf8_slice_codeunits(pc.utf8_trim_whitespace(joined), 0, MASKED_CHARS))
     codes = heads.indices.to_numpy(zero_copy_only=False)[pair_codes]
-    found = pc.dictionary_encode(parts.field("level"), null_encoding="encode")
     return (_categorical(_masked(heads.dictionary), pa.array(codes), index),
-            _categorical(_normalized(found.dictionary), found.indices, index))
+            _categorical(_normalized(parts.level), pa.array(parts.level_codes), index))
 
 
 def _categorical(values: pa.Array, indices: pa.Array, index: pd.Index) -> pd.Series:
@@ -140,29 +139,51 @@ def _categorical(values: pa.Array, indices: pa.Array, index: pd.Index) -> pd.Ser
     return pd.Series(pd.Categorical.from_codes(codes, dtype=distinct.dtype), index=index)
 
 
-def _parallel(function: Callable[[pa.Array], pa.Array], text: pa.Array) -> pa.Array:
-    """``function`` over ``text`` in one part per core (parts of at least ``_PART_LINES``)."""
+class _Parts(NamedTuple):
+    """Each line's head cut before its first ``_CUT`` (see there): the part before it with
+    clocks and trace fields removed (``before[before_codes]``), the part after it (``after``,
+    null when the head has none), the head's first level word (``level[level_codes]``, null
+    when none). ``before`` and ``level`` may repeat values."""
+
+    before_codes: np.ndarray
+    before: pa.Array
+    after: pa.Array
+    level_codes: np.ndarray
+    level: pa.Array
+
+
+def _parallel(text: pa.Array) -> _Parts:
+    """``_split`` of ``text`` in one part per core (parts of at least ``_PART_LINES``), joined."""
     parts = max(1, min(THREADS, len(text) // _PART_LINES))
     if parts == 1:
-        return function(text)
+        return _split(text)
     size = -(-len(text) // parts)
     with ThreadPoolExecutor(max_workers=parts) as pool:
-        chunks = list(pool.map(function, [text.slice(i, size) for i in range(0, len(text), size)]))
-    return pa.chunked_array(chunks).combine_chunks()
+        chunks = list(pool.map(_split, [text.slice(i, size) for i in range(0, len(text), size)]))
+    return _joined_parts(chunks)
 
 
-def _split(lines: pa.Array) -> pa.StructArray:
-    """Each line's head cut before its first ``_CUT`` (see there): ``before`` the part before
-    it with clocks and trace fields removed, ``after`` the part after it (null when the head
-    has none); ``level`` the head's first level word (null when none)."""
+def _joined_parts(chunks: list[_Parts]) -> _Parts:
+    """The parts of consecutive slices as those of the whole (each slice's codes past the values
+    of the slices before it)."""
+    before_at = np.cumsum([0, *(len(c.before) for c in chunks)])
+    level_at = np.cumsum([0, *(len(c.level) for c in chunks)])
+    return _Parts(np.concatenate([c.before_codes + at for c, at in zip(chunks, before_at, strict=False)]),
+                  pa.concat_arrays([c.before for c in chunks]), pa.concat_arrays([c.after for c in chunks]),
+                  np.concatenate([c.level_codes + at for c, at in zip(chunks, level_at, strict=False)]),
+                  pa.concat_arrays([c.level for c in chunks]))
+
+
+def _split(lines: pa.Array) -> _Parts:
+    """Each line's head cut before its first ``_CUT`` (see ``_Parts``)."""
     head = _head(lines, HEAD_CHARS)
     pieces = pc.split_pattern(head, _CUT, max_splits=1)
     offsets = pieces.offsets.to_numpy()
     first, cut = offsets[:-1], np.diff(offsets) == 2
     before = pieces.values.take(pa.array(first))
     after = pieces.values.take(pa.array(first + 1, mask=~cut))
-    removed, level = _removed_and_level(before, head)
-    return pa.StructArray.from_arrays([removed, after, level], names=["before", "after", "level"])
+    before_codes, removed, level_codes, level = _removed_and_level_codes(before, head)
+    return _Parts(before_codes, removed, after, level_codes, level)
 
 
 def _head(text: pa.Array, n: int) -> pa.Array:
@@ -248,6 +269,14 @@ def _removed_and_level(before: pa.Array, head: pa.Array) -> tuple[pa.Array, pa.A
     end or none: in ``T`` every word after a space or ``:`` is ``TraceID`` (``TRACE`` followed
     by a letter), ``SpanID``, or hex digits (every level word holds a letter that is no hex
     digit). Those lines' heads are read again whole, as the texts of other shapes are."""
+    removed_codes, removed, level_codes, level = _removed_and_level_codes(before, head)
+    return removed.take(pa.array(removed_codes)), level.take(pa.array(level_codes))
+
+
+def _removed_and_level_codes(before: pa.Array,
+                             head: pa.Array) -> tuple[np.ndarray, pa.Array, np.ndarray, pa.Array]:
+    """``_removed_and_level`` as codes into values (``removed[removed_codes]``,
+    ``level[level_codes]``; values may repeat), not taken per line."""
     fast = np.flatnonzero(_shaped(before))
     keys = pc.dictionary_encode(_byte_slices(before, fast, len(_CLOCK), len(_TAIL) - 1))
     dashed = pc.or_(_holds(keys.dictionary, "-"), _holds(keys.dictionary, "/"))
@@ -255,19 +284,24 @@ def _removed_and_level(before: pa.Array, head: pa.Array) -> tuple[pa.Array, pa.A
     keep = ~np.asarray(dashed.to_numpy(zero_copy_only=False))[key_codes]
     fast, key_codes = fast[keep], key_codes[keep]
     if not len(fast):
-        return _removed(before), _level_words(head)
+        removed = pc.dictionary_encode(_removed(before))
+        return (removed.indices.to_numpy(zero_copy_only=False).astype(np.int64), removed.dictionary,
+                np.arange(len(before), dtype=np.int64), _level_words(head))
     rest = np.setdiff1d(np.arange(len(before)), fast, assume_unique=True)
     removed_keys = pc.binary_join_element_wise(_removed(keys.dictionary), _TAIL_LEFT, "")
+    removed_rest = pc.dictionary_encode(_removed(before.take(pa.array(rest))))
     codes = np.empty(len(before), dtype=np.int64)
     codes[fast] = key_codes
-    codes[rest] = len(removed_keys) + np.arange(len(rest))
-    removed = pa.concat_arrays([removed_keys, _removed(before.take(pa.array(rest)))]).take(pa.array(codes))
+    codes[rest] = len(removed_keys) + removed_rest.indices.to_numpy(zero_copy_only=False)
+    removed = pa.concat_arrays([removed_keys, removed_rest.dictionary])
     level_keys = _level_words(keys.dictionary)
     unread = np.asarray(level_keys.is_null().to_numpy(zero_copy_only=False))[key_codes]
     ask = np.sort(np.concatenate([rest, fast[unread]]))
-    codes[ask] = len(level_keys) + np.arange(len(ask))
-    level = pa.concat_arrays([level_keys, _level_words(head.take(pa.array(ask)))]).take(pa.array(codes))
-    return removed, level
+    level_codes = np.empty(len(before), dtype=np.int64)
+    level_codes[fast] = key_codes
+    level_codes[ask] = len(level_keys) + np.arange(len(ask))
+    level = pa.concat_arrays([level_keys, _level_words(head.take(pa.array(ask)))])
+    return codes, removed, level_codes, level
 
 
 def _shaped(text: pa.Array) -> np.ndarray:

@@ -155,9 +155,10 @@ class NezhaStore(MemoryStore):
 
     def metrics(self, pods: list[str], start_s: float, end_s: float) -> MetricFrames:
         missing = [p for p in pods if p not in self._metric_cache and p in self._metric_files]
-        if len(missing) > 1:
+        if len(missing) > 1:  # parsed at once (without the GIL), the rest done for all at once
             with ThreadPoolExecutor(max_workers=THREADS) as pool:
-                list(pool.map(self._pod_frame, missing))
+                read = list(pool.map(_try_read_metric_file, [self._metric_files[p] for p in missing]))
+            self._read_blocks(missing, read)
         return super().metrics(pods, start_s, end_s)
 
     def _pod_frame(self, pod: str) -> KpiBlock | None:
@@ -166,28 +167,45 @@ class NezhaStore(MemoryStore):
         path = self._metric_files.get(pod)
         if path is None:
             return None
-        table = _read_metric_file(path)
-        if table is not None:
-            kpis, values = _kpi_values(table)
-            if _negative_zero(values) or _negative_zero(_floats(table.column("TimeStamp"))):
-                table = None  # a -0 where the types inferred may have read an integer, +0
-        if table is None:  # types inferred, as ever
-            table = read_table(path, ("TimeStamp",), ("Time", "PodName"))
-            kpis, values = _kpi_values(table)
-        block = self._metric_block(table, kpis, values)
-        self._metric_cache[pod] = block
-        return block
+        self._read_blocks([pod], [_read_metric_file(path)])
+        return self._metric_cache[pod]
 
-    def _metric_block(self, table: pa.Table, kpis: tuple[str, ...], values: np.ndarray) -> KpiBlock:
+    def _read_blocks(self, pods: list[str], read: list[pa.Table | None | Exception]) -> None:
+        """The KPI blocks of these pods' metric files, cached, from what ``_read_metric_file``
+        made of each (None: the file is read with the types inferred, as ever; an error is
+        raised in the pods' order): the text times of all the files parsed at once."""
+        tables: list[tuple[pa.Table, tuple[str, ...], np.ndarray]] = []
+        for pod, table in zip(pods, read, strict=True):
+            if isinstance(table, Exception):
+                raise table
+            if table is not None:
+                kpis, values = _kpi_values(table)
+                if _negative_zero(values) or _negative_zero(_floats(table.column("TimeStamp"))):
+                    table = None  # a -0 where the types inferred may have read an integer, +0
+            if table is None:  # types inferred, as ever
+                table = read_table(self._metric_files[pod], ("TimeStamp",), ("Time", "PodName"))
+                kpis, values = _kpi_values(table)
+            tables.append((table, kpis, values))
+        text_times = _text_seconds_of([t for t, _, _ in tables])
+        for pod, (table, kpis, values), text_s in zip(pods, tables, text_times, strict=True):
+            self._metric_cache[pod] = self._metric_block(table, kpis, values, text_s)
+
+    def _metric_block(self, table: pa.Table, kpis: tuple[str, ...], values: np.ndarray,
+                      text_s: np.ndarray | None = None) -> KpiBlock:
         """KPI samples (``_kpi_values`` of ``table``) by their own time; rows without a time
-        dropped, repeated times once."""
-        times = _sample_times(table, self.quality)
+        dropped, repeated times once (``text_s``: the text times, when parsed already). Rows
+        taken only where some are dropped or out of order."""
+        times = _sample_times(table, self.quality, text_s)
         keep = ~np.isnan(times)
-        times, values = times[keep], values[keep]
-        order = np.argsort(times, kind="stable")
-        times, values = times[order], values[order]
+        if not keep.all():
+            times, values = times[keep], values[keep]
+        if len(times) > 1 and (np.diff(times) < 0).any():
+            order = np.argsort(times, kind="stable")
+            times, values = times[order], values[order]
         first = np.concatenate(([True], np.diff(times) > 0)) if len(times) else np.ones(0, bool)
-        return KpiBlock(times[first], values[first], kpis)
+        if not first.all():
+            times, values = times[first], values[first]
+        return KpiBlock(times, values, kpis)
 
 
 def _read_typed(paths: list[Path]) -> pa.Table | None:
@@ -286,7 +304,13 @@ def _services(pod_codes: np.ndarray, pods: list[str]) -> tuple[np.ndarray, list[
 
 def _kpi_values(table: pa.Table) -> tuple[tuple[str, ...], np.ndarray]:
     """The KPI columns of a metric table and their values as float64 (rows × KPIs)."""
-    kpis = tuple(c for c in table.column_names if c not in _NON_KPI)
+    names = table.column_names
+    kpis = tuple(c for c in names if c not in _NON_KPI)
+    columns = [i for i, c in enumerate(names) if c not in _NON_KPI]
+    if kpis and table.num_rows and all(table.schema.field(i).type == pa.float64() for i in columns):
+        batches = table.select(columns).to_batches()
+        if len(batches) == 1:  # float columns, one copy (their nulls are NaN)
+            return kpis, np.asarray(batches[0].to_tensor(null_to_nan=True, row_major=True))
     values = np.empty((table.num_rows, len(kpis)), dtype="float64")
     for i, kpi in enumerate(kpis):
         column = table.column(kpi)
@@ -320,6 +344,14 @@ def _read_metric_file(path: Path) -> pa.Table | None:
     return table
 
 
+def _try_read_metric_file(path: Path) -> pa.Table | None | Exception:
+    """``_read_metric_file``, an error returned (to be raised in the files' order)."""
+    try:
+        return _read_metric_file(path)
+    except Exception as exc:  # noqa: BLE001 (raised by ``_read_blocks``)
+        return exc
+
+
 def _concat(tables: list[pa.Table]) -> pd.DataFrame:
     """One frame from several files' tables; files whose columns were typed differently (a
     corrupt value turns a number column into text) are joined through pandas."""
@@ -337,17 +369,40 @@ def _floats(column: pa.ChunkedArray) -> np.ndarray:
     return floats
 
 
-def _sample_times(table: pa.Table, quality: DataQuality) -> np.ndarray:
-    """Sample time in epoch seconds: the text ``Time`` when it parses, else ``TimeStamp``."""
+def _sample_times(table: pa.Table, quality: DataQuality, text_s: np.ndarray | None = None) -> np.ndarray:
+    """Sample time in epoch seconds: the text ``Time`` when it parses (``text_s``: parsed
+    already), else ``TimeStamp``."""
     epoch = _floats(table.column("TimeStamp"))
     if "Time" not in table.column_names:
         return epoch
-    text_s = _text_seconds(table.column("Time").combine_chunks())
+    if text_s is None:
+        text_s = _text_seconds(table.column("Time").combine_chunks())
     disagree = ~np.isnan(text_s) & (np.isnan(epoch) | (np.abs(text_s - epoch) > _EPOCH_TOLERANCE_S))
     if disagree.any():
         quality.add("metric rows whose epoch disagreed with their text time (text used)", int(disagree.sum()))
     chosen: np.ndarray = np.where(np.isnan(text_s), epoch, text_s)
     return chosen
+
+
+def _text_seconds_of(tables: list[pa.Table]) -> list[np.ndarray | None]:
+    """``_text_seconds`` of each table's text ``Time`` column, all parsed at once (None: a
+    table without one)."""
+    texts = [t.column("Time") if "Time" in t.column_names and t.schema.field("Time").type == pa.string()
+             else None for t in tables]
+    chunks = [chunk for text in texts if text is not None for chunk in text.chunks]
+    try:
+        seconds = _text_seconds(pa.concat_arrays(chunks) if chunks else pa.array([], pa.string()))
+    except (pa.ArrowInvalid, pa.ArrowCapacityError):  # too much text for one array: apart
+        return [None if text is None else _text_seconds(text.combine_chunks()) for text in texts]
+    out: list[np.ndarray | None] = []
+    at = 0
+    for text in texts:
+        if text is None:
+            out.append(None)
+        else:
+            out.append(seconds[at:at + len(text)])
+            at += len(text)
+    return out
 
 
 def _text_seconds(text: pa.Array) -> np.ndarray:
@@ -359,8 +414,9 @@ def _text_seconds(text: pa.Array) -> np.ndarray:
     offsets: np.ndarray | float = 0.0
     if pc.any(pc.match_substring_regex(text, _ZONE_NOT_UTC)).as_py():  # (no capture: cheaper)
         zone = pc.extract_regex(text, r"^\S+ \S+ (?P<zone>[+-]\d{4})").field("zone")
-        zone = pc.fill_null(zone, "+0000").to_numpy(zero_copy_only=False)
-        offsets = np.array([_offset_seconds(z) for z in zone])
+        zones = pc.dictionary_encode(pc.fill_null(zone, "+0000"))  # each zone's offset once
+        of_zone = np.array([_offset_seconds(z) for z in zones.dictionary.to_pylist()], dtype="float64")
+        offsets = of_zone[zones.indices.to_numpy(zero_copy_only=False)]
     result: np.ndarray = seconds - offsets
     return result
 

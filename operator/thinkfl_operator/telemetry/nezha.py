@@ -285,10 +285,10 @@ def _clean_batch(table: pa.Table, quality: DataQuality) -> pd.DataFrame | None:
         start_ns // 1000, duration, quality)
 
 
-def _filled(column: pa.ChunkedArray) -> pa.Array:
-    """A text column as one array, "" where missing (``text_column``)."""
-    array = column.combine_chunks()
-    return pc.fill_null(array, "") if array.null_count else array
+def _filled(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """A text column, "" where missing (``text_column``); its chunks (a file's each) kept:
+    the rows are taken once, at the end (no copy of the whole text before)."""
+    return pc.fill_null(column, "") if column.null_count else column
 
 
 def _services(pod_codes: np.ndarray, pods: list[str]) -> tuple[np.ndarray, list[str]]:

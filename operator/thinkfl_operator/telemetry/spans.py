@@ -112,10 +112,10 @@ def clean_spans(frame: pd.DataFrame, quality: DataQuality) -> pd.DataFrame:
     return unique_sorted(out, quality, keep)
 
 
-def clean_columns(ids: dict[str, pa.Array], categories: dict[str, tuple[np.ndarray, list[str]]],
+def clean_columns(ids: dict[str, pa.Array | pa.ChunkedArray], categories: dict[str, tuple[np.ndarray, list[str]]],
                   start_us: np.ndarray, duration_us: np.ndarray, quality: DataQuality) -> pd.DataFrame:
     """``clean_spans`` of columns given apart, without pandas until the end: ``trace_id``,
-    ``span_id`` and ``parent_id`` as Arrow text without missing values; text columns with few
+    ``span_id`` and ``parent_id`` as Arrow text (arrays or chunked) without missing values; text columns with few
     values as (codes, values) (``arrow_codes``; a column left out is "", ``status`` "0");
     ``start_us`` and ``duration_us`` as int64. The rows kept are taken once and the frame is
     built once: the frame ``clean_spans`` returns for these columns, dtypes, categories (in
@@ -157,25 +157,36 @@ def _usable(start: np.ndarray, duration: np.ndarray, bad: np.ndarray, quality: D
     return keep
 
 
-def arrow_codes(values: pa.Array) -> tuple[np.ndarray, list[str]]:
-    """Codes and values of Arrow text without missing values, in order of first appearance:
-    what ``categorical`` makes of the same column."""
-    encoded = pc.dictionary_encode(values)
+def arrow_codes(values: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, list[str]]:
+    """Codes and values of Arrow text (an array or chunked: one encoding over all chunks)
+    without missing values, in order of first appearance: what ``categorical`` makes of the
+    same column."""
+    encoded = _encoded(values)
     return encoded.indices.to_numpy(), [str(v) for v in encoded.dictionary.to_pylist()]
 
 
-def _is_empty(values: pa.Array) -> np.ndarray:
+def _encoded(values: pa.Array | pa.ChunkedArray) -> pa.DictionaryArray:
+    encoded = pc.dictionary_encode(values)
+    return encoded.combine_chunks() if isinstance(encoded, pa.ChunkedArray) else encoded
+
+
+def _chunks(values: pa.Array | pa.ChunkedArray) -> list[pa.Array]:
+    return values.chunks if isinstance(values, pa.ChunkedArray) else [values]
+
+
+def _is_empty(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
     empty: np.ndarray = pc.equal(values, "").to_numpy(zero_copy_only=False)
     return empty
 
 
-def _keys(trace: pa.Array, span: pa.Array, parent: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+def _keys(trace: pa.Array | pa.ChunkedArray, span: pa.Array | pa.ChunkedArray,
+          parent: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
     """``span_and_parent_keys`` of Arrow columns, the same codes: ``pd.factorize`` of text is
     in order of first appearance, as this dictionary encoding (pandas' own for Arrow text)."""
     n = len(span)
-    ids = pc.dictionary_encode(pa.chunked_array([span, parent])).combine_chunks().indices
+    ids = _encoded(pa.chunked_array(_chunks(span) + _chunks(parent), type=span.type)).indices
     codes = ids.to_numpy().astype("int64")
-    traces = pc.dictionary_encode(trace).indices.to_numpy().astype("int64") << 32
+    traces = _encoded(trace).indices.to_numpy().astype("int64") << 32
     return traces | codes[:n], traces | codes[n:]
 
 

@@ -116,9 +116,7 @@ class NezhaLogs:
         for table, sizes, quality in read:
             self.quality.merge(quality)
             if table is not None:
-                times = table.column("time_ns").to_numpy()
-                for lo, hi in itertools.pairwise(np.cumsum([0, *sizes])):
-                    runs += _runs(times[lo:hi])
+                runs += _file_runs(table.column("time_ns").to_numpy(), sizes)
                 tables.append(table)
         del read
         self._loaded.update(new)
@@ -638,6 +636,26 @@ def _text(table: pa.Table, name: str) -> pa.Array:
     if column.null_count:
         column = pc.fill_null(column, "")
     return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+
+
+def _file_runs(times_ns: np.ndarray, sizes: list[int]) -> list[tuple[float, float]]:
+    """``_runs`` of each file's lines (``sizes``: how many lines each file has, one file's after
+    the other's), one file's runs after the other's, at once when each file's times are in
+    order (the reader's are: then sorting changes nothing); else file by file."""
+    bounds = np.cumsum([0, *sizes])
+    t = times_ns.astype("float64") / 1e9
+    step = np.diff(t)
+    inside = np.ones(len(step), dtype=bool)
+    inside[bounds[1:-1][(bounds[1:-1] > 0) & (bounds[1:-1] < len(t))] - 1] = False  # steps across files
+    if (step[inside] < 0).any():
+        return [run for lo, hi in itertools.pairwise(bounds) for run in _runs(times_ns[lo:hi])]
+    # a run starts at each file's start and after each gap; it ends where the next one starts
+    starts = np.union1d(bounds[:-1], np.flatnonzero(inside & (step > _RUN_GAP_S)) + 1)
+    ends = np.union1d(starts, bounds)[1:]
+    starts = starts[starts < len(t)]
+    ends = ends[np.searchsorted(ends, starts, side="right")]
+    keep = ends - starts >= _MIN_RUN_LINES
+    return list(zip(t[starts[keep]].tolist(), t[ends[keep] - 1].tolist(), strict=True))
 
 
 def _runs(times_ns: np.ndarray) -> list[tuple[float, float]]:

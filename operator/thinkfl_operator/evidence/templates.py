@@ -335,11 +335,13 @@ def _fits(data: np.ndarray, starts: np.ndarray, template: str) -> np.ndarray:
         word = block[:, j]
         if literal[j]:
             ok &= (word & literal[j]) == value[j]
-        if digit[j] or hexa[j]:
-            low, ascii_ = word & _every(0x7F), ~word & _every(0x80)
-            digits = _within(low, ord("0"), ord("9")) & ascii_
-            ok &= (digits & digit[j]) == digit[j]
-            ok &= ((digits | (_within(low, ord("a"), ord("f")) & ascii_)) & hexa[j]) == hexa[j]
+        need = digit[j] | hexa[j]  # the top bit of each byte of a class
+        if need:
+            low = word & _every(0x7F)
+            good = _within(low, ord("0"), ord("9"))
+            if hexa[j]:  # a class byte is good as a digit, or as a-f where a hex digit is asked
+                good = (good & need) | (_within(low, ord("a"), ord("f")) & hexa[j])
+            ok &= (good & ~word & need) == need  # and below 128 (its own top bit clear)
     return ok
 
 

@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -67,7 +68,7 @@ MAX_CANDIDATES = 10
 
 class HeuristicEngine:
     name = "heuristic"
-    #: Computes alone (no sockets, no threads of its own): an evaluation may fork it.
+    #: Computes alone (no sockets; preload's threads end before it returns): an evaluation may fork it.
     forkable = True
 
     def __init__(self, settings: Settings) -> None:
@@ -77,19 +78,29 @@ class HeuristicEngine:
 
     def preload(self, store: Store, start_s: float, end_s: float) -> None:
         """Load and measure the spans (and template the log lines) of a whole period at once
-        (evaluation of many incidents): the span baselines, the log histories and the windows."""
+        (evaluation of many incidents): the span baselines, the log histories and the windows.
+
+        The three kinds are read side by side: the log lines and the KPI files in threads
+        while this one measures the spans (each reader keeps its own cache; their tallies
+        share the store's ``DataQuality``, which locks). Their errors come in the order the
+        reads had one after the other: spans, logs, KPIs. The threads end here, before an
+        evaluation forks."""
         horizon = self.settings.heuristic.baseline_minutes * 60
         last = end_s + self.settings.heuristic.window_seconds + horizon
         _, (first_log, _) = log_period(start_s, start_s, self.settings.logs)
-        if store.logs is None or not logs_on(store, self.settings.logs):
-            measured = self._cache.measured(store, start_s - horizon, last)
-        else:
-            measured = self._cache.measured(store, min(start_s - horizon, first_log), last)
-            self._logs.load(store.logs, first_log, end_s + self.settings.heuristic.window_seconds)
-            self._logs.warm(measured.frame)
-        # what each incident would compute on first use, once here (before an evaluation forks)
-        measured.sort_medians()
-        store.metrics(store.metric_pods(), start_s, start_s)
+        source = store.logs if logs_on(store, self.settings.logs) else None
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            kpis = pool.submit(store.metrics, store.metric_pods(), start_s, start_s)
+            logs = None if source is None else pool.submit(
+                self._logs.load, source, first_log, end_s + self.settings.heuristic.window_seconds)
+            first = start_s - horizon if source is None else min(start_s - horizon, first_log)
+            measured = self._cache.measured(store, first, last)
+            if logs is not None:
+                logs.result()
+                self._logs.warm(measured.frame)
+            # what each incident would compute on first use, once here (before an evaluation forks)
+            measured.sort_medians()
+            kpis.result()
 
     def diagnose(self, store: Store, incident: Incident) -> Diagnosis:
         clock = _Clock()

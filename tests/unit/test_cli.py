@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -356,3 +357,14 @@ def test_cpu_seconds_counts_forked_workers() -> None:
     worker.start()
     worker.join()
     assert cpu_seconds() - before >= 0.25
+
+
+@pytest.mark.parametrize(("given", "kept"), [(None, "5000"), ("10", "10")])
+def test_the_allocator_keeps_freed_pages_unless_the_user_says(given: str | None, kept: str, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    if given is None:
+        monkeypatch.delenv("MIMALLOC_PURGE_DELAY", raising=False)
+    else:
+        monkeypatch.setenv("MIMALLOC_PURGE_DELAY", given)
+    assert main(["evaluate", str(tmp_path / "missing")]) == 2
+    assert os.environ["MIMALLOC_PURGE_DELAY"] == kept

@@ -23,6 +23,12 @@ __all__ = ["EXIT_USER_ERROR", "build_parser", "check_arguments", "main"]
 #: Exit code after Ctrl-C (128 + SIGINT).
 EXIT_INTERRUPTED = 130
 
+#: Milliseconds pyarrow's allocator (mimalloc) keeps freed pages before giving them back to
+#: the OS (its default: 10). Loading a day frees and allocates hundreds of MiB within a second;
+#: given back at once, every page is faulted in again: 2023-01-29's evaluation faulted ~45k
+#: pages, ~16k fewer with this (sys CPU ~60 ms less a run, peak RSS ~50 MiB more).
+ALLOCATOR_PURGE_MS = 5000
+
 _TRACE_ID = re.compile(HEX_ID_PATTERN)
 
 
@@ -54,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
+    # read by mimalloc when pyarrow loads, so before the imports; the user's own setting wins
+    os.environ.setdefault("MIMALLOC_PURGE_DELAY", str(ALLOCATOR_PURGE_MS))
     from thinkfl_operator.cli import commands  # the heavy imports, once the arguments are read
     from thinkfl_operator.config.logs import configure_logging
     from thinkfl_operator.config.settings import get_settings

@@ -336,7 +336,7 @@ def test_bench_prints_the_floor_the_evaluation_and_their_cpu(
     assert main(["bench", str(day), "--jobs", "2"]) == 0
     out = capsys.readouterr().out
     assert re.search(r"^parse CSVs \(pyarrow\): +\d+\.\d\d s for 1 files$", out, re.MULTILINE), out
-    assert re.search(r"^evaluate \(cold\): +\d+\.\d\d s \(median of 3: .*; 2 processes\)$", out, re.MULTILINE), out
+    assert re.search(r"^evaluate \(cold\): +\d+\.\d\d s \(median of 3 after a warm-up: .*; 2 processes\)$", out, re.MULTILINE), out
     assert re.search(r"^CPU, all processes: +evaluate \d+\.\d\d s, parse \d+\.\d\d s$", out, re.MULTILINE), out
 
 

@@ -30,7 +30,7 @@ def test_rows_give_each_columns_bits() -> None:
     rng = np.random.default_rng(11)
     for n in [*range(1, 40), 63, 64, 65, 127, 128, 129, 200, 257, 300]:
         values = _series(rng, (5, n))
-        mean, std = metrics._nan_mean_std_rows(values)
+        mean, std = metrics._nan_mean_std(values, axis=1)
         for i in range(5):
             one_mean, one_std = metrics._nan_mean_std(values[i][:, None].copy())
             assert np.array_equal(one_mean[:1], mean[i:i + 1], equal_nan=True)

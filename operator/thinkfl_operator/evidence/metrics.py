@@ -161,7 +161,7 @@ def _single_columns(cur: np.ndarray, cur_rows: np.ndarray, pods: np.ndarray, at:
         same = rows == n
         j = at[same]
         series = cur[pods[same][:, None], np.arange(n)[None, :], column[j][:, None]]
-        now_mean[j], now_std[j] = _nan_mean_std_rows(series)
+        now_mean[j], now_std[j] = _nan_mean_std(series, axis=1)
 
 
 def stack_rows(values: np.ndarray, owner: np.ndarray, count: int,
@@ -219,43 +219,25 @@ def _nan_mean_std_stacked(values: np.ndarray, rows: np.ndarray) -> tuple[np.ndar
     return mean[:, 0], np.sqrt(var)
 
 
-def _nan_mean_std(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``np.nanmean`` and ``np.nanstd`` (ddof 0) of each column, NaN for a column without a
-    number: the same operations numpy's nan-functions run (so the same bits), done once for
-    both and without their per-call checks, which cost more than the arithmetic on a pod's
-    few dozen samples."""
+def _nan_mean_std(values: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``np.nanmean`` and ``np.nanstd`` (ddof 0) of each column (``axis`` 1: of each row of a
+    C-ordered (series, samples) array, a contiguous run summed pairwise as a column is), NaN
+    for one without a number: the same operations numpy's nan-functions run (so the same bits),
+    done once for both and without their per-call checks, which cost more than the arithmetic
+    on a pod's few dozen samples."""
     mask = np.isnan(values)
     arr = values.copy()
     np.copyto(arr, 0.0, where=mask)
-    count = np.asarray(np.sum(~mask, axis=0, dtype=np.intp, keepdims=True))
+    count = np.asarray(np.sum(~mask, axis=axis, dtype=np.intp, keepdims=True))
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.divide(np.sum(arr, axis=0, keepdims=True), count)
+        mean = np.divide(np.sum(arr, axis=axis, keepdims=True), count)
         np.subtract(arr, mean, out=arr)
         np.copyto(arr, 0.0, where=mask)
         np.multiply(arr, arr, out=arr)
-        dof = count[0]
-        var = np.divide(np.sum(arr, axis=0), dof)
+        dof = count.squeeze(axis)
+        var = np.divide(np.sum(arr, axis=axis), dof)
     var[dof <= 0] = np.nan
-    return mean[0], np.sqrt(var)
-
-
-def _nan_mean_std_rows(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``_nan_mean_std`` of each row of a C-ordered (series, samples) array: the operations
-    ``_nan_mean_std`` runs on one column of samples, along each row (a contiguous run, summed
-    pairwise as that column is)."""
-    mask = np.isnan(values)
-    arr = values.copy()
-    np.copyto(arr, 0.0, where=mask)
-    count = np.asarray(np.sum(~mask, axis=1, dtype=np.intp, keepdims=True))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.divide(np.sum(arr, axis=1, keepdims=True), count)
-        np.subtract(arr, mean, out=arr)
-        np.copyto(arr, 0.0, where=mask)
-        np.multiply(arr, arr, out=arr)
-        dof = count[:, 0]
-        var = np.divide(np.sum(arr, axis=1), dof)
-    var[dof <= 0] = np.nan
-    return mean[:, 0], np.sqrt(var)
+    return mean.squeeze(axis), np.sqrt(var)
 
 
 def render(found: list[Fluctuation], max_chars: int) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 
 import pytest
 
@@ -43,3 +44,16 @@ def _kind_unavailable(config: pytest.Config) -> str:
     except (subprocess.SubprocessError, OSError) as exc:
         return f"kind end-to-end test: no reachable Docker daemon (docker info: {exc})"
     return ""
+
+
+@pytest.fixture(autouse=True)
+def _allocator_setting_put_back() -> Iterator[None]:
+    """``thinkfl``'s one-shot commands set MIMALLOC_PURGE_DELAY (``cli.main``); tests call
+    ``main`` in this process, so the variable is put back after each test (subprocesses that
+    later tests start would inherit it)."""
+    before = os.environ.get("MIMALLOC_PURGE_DELAY")
+    yield
+    if before is None:
+        os.environ.pop("MIMALLOC_PURGE_DELAY", None)
+    else:
+        os.environ["MIMALLOC_PURGE_DELAY"] = before

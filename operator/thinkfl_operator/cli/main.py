@@ -26,8 +26,11 @@ EXIT_INTERRUPTED = 130
 #: Milliseconds pyarrow's allocator (mimalloc) keeps freed pages before giving them back to
 #: the OS (its default: 10). Loading a day frees and allocates hundreds of MiB within a second;
 #: given back at once, every page is faulted in again: 2023-01-29's evaluation faulted ~45k
-#: pages, ~16k fewer with this (sys CPU ~60 ms less a run, peak RSS ~50 MiB more).
+#: pages, ~16k fewer with this (sys CPU ~60 ms less a run, peak RSS ~100-250 MiB more). Only
+#: for the commands that run once and end (``DELAYED_PURGE``): the operator (``run``) and its
+#: workers live on and give memory back as mimalloc does by default.
 ALLOCATOR_PURGE_MS = 5000
+DELAYED_PURGE = frozenset({"demo", "diagnose", "evaluate", "bench"})
 
 _TRACE_ID = re.compile(HEX_ID_PATTERN)
 
@@ -60,8 +63,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
-    # read by mimalloc when pyarrow loads, so before the imports; the user's own setting wins
-    os.environ.setdefault("MIMALLOC_PURGE_DELAY", str(ALLOCATOR_PURGE_MS))
+    if args.command in DELAYED_PURGE:  # read by mimalloc when pyarrow loads: before the imports
+        os.environ.setdefault("MIMALLOC_PURGE_DELAY", str(ALLOCATOR_PURGE_MS))  # the user's wins
     from thinkfl_operator.cli import commands  # the heavy imports, once the arguments are read
     from thinkfl_operator.config.logs import configure_logging
     from thinkfl_operator.config.settings import get_settings

@@ -62,9 +62,9 @@ def bench_dataset(root: Path, settings: Settings, repeats: int = 3, jobs: int = 
     parses: list[tuple[float, float]] = []
     seconds, cpu, run = [], [], None
     for _ in range(repeats):  # alternated: both sides see the machine alike
-        parses.append(parse_pass(files))
-        run = None  # one store alive at a time: the peak RSS is one evaluation's
+        run = None  # one store alive at a time, none during a parse: the peak RSS is one evaluation's
         gc.collect()
+        parses.append(parse_pass(files))
         run = _evaluate_cold(root, faults, settings, jobs)
         seconds.append(run.seconds)
         cpu.append(run.cpu)

@@ -24,7 +24,7 @@ __all__ = ["EXIT_USER_ERROR", "build_parser", "check_arguments", "main"]
 EXIT_INTERRUPTED = 130
 
 #: Milliseconds pyarrow's allocator (mimalloc) keeps freed pages before giving them back to
-#: the OS (its default: 10). Loading a day frees and allocates hundreds of MiB within a second;
+#: the OS (by default far sooner). Loading a day frees and allocates hundreds of MiB in a second;
 #: given back at once, every page is faulted in again: 2023-01-29's evaluation faulted ~45k
 #: pages, ~16k fewer with this (sys CPU ~60 ms less a run, peak RSS ~100-250 MiB more). Only
 #: for the commands that run once and end (``DELAYED_PURGE``): the operator (``run``) and its

@@ -14,7 +14,7 @@ class DataQuality:
     skipped: Counter[str] = field(default_factory=Counter)
     # readers of one store may tally from several threads (an evaluation reads the kinds side
     # by side): an update is a read and a write
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
 
     def add(self, reason: str, count: int = 1) -> None:
         if count > 0:

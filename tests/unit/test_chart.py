@@ -14,7 +14,6 @@ operator's own spec parser (which mirrors the CEL rules).
 from __future__ import annotations
 
 import base64
-import importlib.util
 import json
 import os
 import posixpath
@@ -34,6 +33,7 @@ import yaml
 from kubernetes_validate.utils import all_versions
 from packaging.version import Version
 
+from tests.modules import from_file
 from thinkfl_operator.config.settings import Settings
 from thinkfl_operator.incident.spec import parse_spec
 
@@ -175,11 +175,7 @@ _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9
 
 def _script(name: str) -> ModuleType:
     """A module of scripts/ (not a package), imported from its file."""
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return from_file(ROOT / "scripts" / f"{name}.py")
 
 
 @cache

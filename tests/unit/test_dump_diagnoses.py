@@ -3,30 +3,21 @@ check that a cheaper engine changed no answer rests on it)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
+from tests.modules import from_file
 from tests.shared import shared_path
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "dump_diagnoses.py"
 
 
-def _script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("dump_diagnoses", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_a_day_dumps_the_same_bytes_twice_with_logs_on_and_off(tmp_path: Path,
                                                                capsys: pytest.CaptureFixture[str]) -> None:
     day = shared_path("datasets", "nezha", "rca_data", "2022-08-23")
-    script = _script()
+    script = from_file(SCRIPT)
     first, second = tmp_path / "a.json", tmp_path / "b.json"
     assert script.main([str(first), str(day)]) == 0
     assert script.main([str(second), str(day)]) == 0
@@ -39,5 +30,5 @@ def test_a_day_dumps_the_same_bytes_twice_with_logs_on_and_off(tmp_path: Path,
 
 
 def test_no_arguments_is_a_usage_line(capsys: pytest.CaptureFixture[str]) -> None:
-    assert _script().main([]) == 2
+    assert from_file(SCRIPT).main([]) == 2
     assert capsys.readouterr().err.startswith("usage: python scripts/dump_diagnoses.py OUT.json")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.modules import from_file
 from thinkfl_operator.cli.main import main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,12 +43,7 @@ def test_readme_configuration_reference_is_generated_from_the_settings() -> None
 
 
 def test_readme_helm_values_reference_is_generated_from_the_chart() -> None:
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("values_doc", ROOT / "scripts" / "values_doc.py")
-    assert spec is not None and spec.loader is not None
-    values_doc = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(values_doc)
+    values_doc = from_file(ROOT / "scripts" / "values_doc.py")
     block = README.split("<!-- values:begin", 1)[1].split("<!-- values:end -->", 1)[0]
     assert block.split("\n", 1)[1].strip() == values_doc.markdown().strip()
     keys = [key for key, _, _ in values_doc.rows(values_doc.VALUES.read_text("utf-8"))]

@@ -3,7 +3,6 @@ completion's last answer graded against an exported row's label by the multi-fac
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 from types import ModuleType
@@ -11,6 +10,7 @@ from types import ModuleType
 import pytest
 
 from tests.fakes.thinkfl_policy import call
+from tests.modules import from_file
 from tests.unit.export_cases import confirmed_rows
 from thinkfl_operator.engines.thinkfl import prompt
 from thinkfl_operator.feedback.reward import answer_of, completion_of, reward
@@ -25,11 +25,7 @@ def answer(*causes: dict[str, str]) -> str:
 
 def example() -> ModuleType:
     """The example loaded as OpenRLHF loads it: from its path."""
-    spec = importlib.util.spec_from_file_location("reward_func", EXAMPLE)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return from_file(EXAMPLE, "reward_func")
 
 
 @pytest.mark.parametrize(("completion", "expected"), [

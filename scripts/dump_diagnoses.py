@@ -11,12 +11,14 @@ compare the two files byte for byte (``cmp``).
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
+from thinkfl_operator.cli.commands import with_overrides
 from thinkfl_operator.config.settings import Settings
 from thinkfl_operator.engines.diagnose import make_engine
 from thinkfl_operator.evaluation import runner
@@ -29,8 +31,7 @@ SHARED_DAYS = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "nez
 def dump(days: list[Path]) -> dict[str, list[dict[str, Any]]]:
     out: dict[str, list[dict[str, Any]]] = {}
     for logs in (True, False):
-        settings = Settings()
-        settings = settings.model_copy(update={"logs": settings.logs.model_copy(update={"enabled": logs})})
+        settings = with_overrides(Settings(), argparse.Namespace(no_logs=not logs))  # as --no-logs
         for day in days:
             results = runner.run(open_dataset(day), read_faults(day), make_engine("heuristic", settings))
             out[f"{day.name} logs={logs}"] = [_entry(r) for r in results]

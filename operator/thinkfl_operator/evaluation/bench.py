@@ -45,10 +45,6 @@ def parse_pass(files: list[Path]) -> tuple[float, float]:
     return time.perf_counter() - started, cpu_seconds() - used
 
 
-def _csv_files(root: Path) -> list[Path]:
-    return sorted(root.rglob("*.csv"))
-
-
 def cpu_seconds() -> float:
     """CPU seconds used so far by this process (all its threads) and its reaped children."""
     own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -57,7 +53,7 @@ def cpu_seconds() -> float:
 
 def bench_dataset(root: Path, settings: Settings, repeats: int = 3, jobs: int = 1) -> str:
     faults = read_faults(root)
-    files = _csv_files(root)
+    files = sorted(root.rglob("*.csv"))
     _evaluate_cold(root, faults, settings, jobs)  # the warm-up: not counted
     parses: list[tuple[float, float]] = []
     seconds, cpu, run = [], [], None
